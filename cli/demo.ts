@@ -1,0 +1,99 @@
+import {
+  ApiGatewayV2Client, CreateIntegrationCommand, DeleteApiCommand, DeleteIntegrationCommand, UpdateIntegrationCommand,
+} from '@aws-sdk/client-apigatewayv2';
+import { queryRows } from '../services/shared/clickhouse.js';
+import { loadConfig, stackPorts } from '../services/shared/config.js';
+import { createKafka } from '../services/shared/kafka.js';
+import type { Logger } from '../services/shared/logger.js';
+import { createMetrics } from '../services/shared/metrics.js';
+import { stackUp } from '../stack/index.js';
+import { motoPart } from '../stack/parts.js';
+import { resetEmulator, seedSampleInventory } from '../stack/sample-inventory.js';
+import { printTable } from './output.js';
+import { openPipeline } from './pipeline.js';
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+
+/**
+ * The whole pipeline end to end on the embedded defaults: local stack, seeded emulator, snapshot through Kafka
+ * into ClickHouse, a round of changes, a second snapshot, and the history of what changed.
+ */
+export async function runDemo(logger: Logger): Promise<void> {
+  say('== 1. local stack (Kafka, schema registry, AWS emulator)');
+  await stackUp((line) => say(`   ${line}`));
+  const motoEndpoint = motoPart(stackPorts().moto).endpoint;
+  const runId = Date.now().toString(36);
+  const env = {
+    ...process.env,
+    AWS_ENDPOINT_URL: motoEndpoint,
+    AWS_REGIONS: 'us-east-1',
+    AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? 'demo',
+    AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? 'demo',
+    APIGW_TOPIC: 'apigw-demo.integrations',
+    APIGW_SINK_GROUP_ID: `apigw-demo-sink-${runId}`,
+    CLICKHOUSE_DATABASE: process.env.CLICKHOUSE_DATABASE ?? 'apigw_demo',
+  };
+  Object.assign(process.env, env);
+  const config = loadConfig(env);
+
+  say(`\n== 2. sample inventory in the emulator at ${motoEndpoint}`);
+  await resetEmulator(motoEndpoint);
+  const aws = new ApiGatewayV2Client({ region: 'us-east-1', endpoint: motoEndpoint });
+  const apis = await seedSampleInventory(aws, { httpApis: 6, websocketApis: 4, prefix: 'demo' });
+  say(`   ${apis.length} APIs, ${apis.reduce((n, a) => n + a.integrationIds.length, 0)} integrations`);
+
+  // A fresh topic and database per demo, so a second run shows the same story.
+  const admin = createKafka({ brokers: config.kafkaBrokers, clientId: 'apigw-demo', logger }).admin();
+  await admin.connect();
+  if ((await admin.listTopics()).includes(config.topic)) await admin.deleteTopics({ topics: [config.topic, `${config.topic}.dlq`] });
+  await admin.disconnect();
+
+  const pipeline = await openPipeline({ config, logger, metrics: createMetrics(), snapshot: true, sink: true, interactive: false, freshDatabase: true });
+  const db = config.clickhouseDatabase;
+  try {
+    say(`\n== 3. snapshot -> Kafka topic ${config.topic} -> sink -> ClickHouse (${config.clickhouse.kind === 'chdb' ? `embedded chDB at ${config.clickhouse.path}` : config.clickhouse.url})`);
+    await pipeline.snapshotter!.runOnce();
+    await pipeline.sink!.waitForCatchUp();
+    const current = await queryRows<Record<string, unknown>>(pipeline.clickhouse!,
+      `SELECT i.aws_api_id, a.name AS api_name, i.integration_id, i.integration_type, i.integration_subtype, i.connection_type,
+              i.payload_format_version, i.timeout_in_millis, i.description, i.integration_uri
+         FROM ${db}.aws_apigatewayv2_api_integrations_live AS i
+         LEFT JOIN (SELECT * FROM ${db}.aws_apigatewayv2_apis FINAL) AS a ON a.api_id = i.api_id
+        ORDER BY api_name, integration_id`);
+    say(`   current state: ${current.length} integrations in ${db}.aws_apigatewayv2_api_integrations`);
+    printTable(current, ['api_name', 'integration_id', 'integration_type', 'integration_subtype', 'connection_type', 'payload_format_version', 'timeout_in_millis', 'description', 'integration_uri'], 40);
+
+    say('\n== 4. changes in the emulator');
+    const first = apis[0]!;
+    const updated = first.integrationIds[0]!;
+    await aws.send(new UpdateIntegrationCommand({ ApiId: first.apiId, IntegrationId: updated, TimeoutInMillis: 2500, Description: 'tightened timeout' }));
+    say(`   updated integration ${updated} of ${first.name} (timeout 2500 ms, new description)`);
+    const withMany = apis.find((api) => api.integrationIds.length > 1 && api !== first)!;
+    await aws.send(new DeleteIntegrationCommand({ ApiId: withMany.apiId, IntegrationId: withMany.integrationIds[1]! }));
+    say(`   deleted integration ${withMany.integrationIds[1]} of ${withMany.name}`);
+    const doomed = apis[apis.length - 1]!;
+    await aws.send(new DeleteApiCommand({ ApiId: doomed.apiId }));
+    say(`   deleted API ${doomed.name} with its ${doomed.integrationIds.length} integration(s)`);
+    const added = await aws.send(new CreateIntegrationCommand({
+      ApiId: first.apiId, IntegrationType: 'HTTP_PROXY', IntegrationMethod: 'GET', IntegrationUri: 'https://status.example.com/health', PayloadFormatVersion: '1.0',
+    }));
+    say(`   added integration ${added.IntegrationId} to ${first.name}`);
+
+    say('\n== 5. second snapshot, and the history of what changed');
+    const started = new Date(Date.now() - 1).toISOString();
+    await pipeline.snapshotter!.runOnce();
+    await pipeline.sink!.waitForCatchUp();
+    const history = await queryRows<Record<string, unknown>>(pipeline.clickhouse!,
+      `SELECT formatDateTime(event_time, '%H:%i:%S') AS time, operation, aws_api_id, integration_id, version, source_type, changed_fields
+         FROM ${db}.aws_apigatewayv2_api_integrations_history
+        WHERE event_time >= parseDateTime64BestEffort({started:String}, 3)
+        ORDER BY event_time, arn`, { started });
+    printTable(history, ['time', 'operation', 'aws_api_id', 'integration_id', 'version', 'source_type', 'changed_fields'], 80);
+    const [{ live }] = await queryRows<{ live: string }>(pipeline.clickhouse!, `SELECT count() AS live FROM ${db}.aws_apigatewayv2_api_integrations_live`) as [{ live: string }];
+    say(`   ${live} live integrations now; every version is in ${db}.aws_apigatewayv2_api_integrations_history`);
+  } finally {
+    await pipeline.close();
+    aws.destroy();
+  }
+  say('\nDone. The stack is still running for you to explore: `npx apigw-stream stack status`; `npx apigw-stream stack down` stops it.');
+}

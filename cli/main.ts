@@ -1,0 +1,113 @@
+import { Command, Option } from 'commander';
+import { loadConfig, type Config } from '../services/shared/config.js';
+import { ApigwError, ConfigError, DependencyError, describeError } from '../services/shared/errors.js';
+import { createLogger, type Logger } from '../services/shared/logger.js';
+import { createMetrics, serveMetrics } from '../services/shared/metrics.js';
+import { stackDown, stackStatus, stackUp } from '../stack/index.js';
+import { runDemo } from './demo.js';
+import { printTable } from './output.js';
+import { openPipeline } from './pipeline.js';
+
+const ENVIRONMENT_HELP = `
+Configuration (environment variables):
+  KAFKA_BROKERS                  comma-separated host:port           default 127.0.0.1:9092 (the local stack)
+  SCHEMA_REGISTRY_URL            Confluent-compatible registry URL   default the local stack's Apicurio
+  CLICKHOUSE_URL                 http(s)://server or chdb://PATH     default chdb://./data/clickhouse
+  CLICKHOUSE_DATABASE            database of the tables              default apigw
+  CLICKHOUSE_CLUSTER             run DDL ON CLUSTER, Replicated*     default none
+  AWS_REGIONS                    regions to watch (comma-separated)  default AWS_REGION
+  AWS_ENDPOINT_URL               AWS endpoint override               default real AWS
+  AWS_ACCOUNT_ID                 account id to report                default from STS
+  APIGW_TOPIC                    change topic                        default aws.apigatewayv2.integrations
+  APIGW_TOPIC_PARTITIONS         partitions when creating the topic  default 6
+  APIGW_SNAPSHOT_INTERVAL_SECONDS  seconds between snapshots         default 300
+  APIGW_SNAPSHOT_CONCURRENCY     GetIntegrations calls per region    default 8
+  APIGW_SINK_GROUP_ID            sink consumer group                 default apigw-stream-sink
+  APIGW_METRICS_PORT             serve Prometheus /metrics here      default off
+  LOG_LEVEL                      fatal|error|warn|info|debug|trace   default info
+  APIGW_STACK_{KAFKA,KAFKA_CONTROLLER,REGISTRY,MOTO}_PORT   local stack ports (9092, 9093, 8081, 5000)
+`;
+
+/** Runs services until SIGINT/SIGTERM, then shuts them down in order. */
+async function runServices(options: { snapshot: boolean; sink: boolean; once: boolean }): Promise<void> {
+  const config: Config = loadConfig();
+  const logger = createLogger(config.logLevel);
+  const metrics = createMetrics();
+  const pipeline = await openPipeline({ config, logger, metrics, snapshot: options.snapshot, sink: options.sink, interactive: process.stderr.isTTY === true });
+  const server = config.metricsPort ? await serveMetrics(metrics, config.metricsPort) : undefined;
+  if (server) logger.info({ port: config.metricsPort }, 'metrics served at /metrics');
+  const stop = new AbortController();
+  const shutdown = (signal: string) => {
+    if (stop.signal.aborted) return;
+    logger.info({ signal }, 'shutting down');
+    stop.abort();
+  };
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  try {
+    if (options.snapshot && options.once) {
+      const result = await pipeline.snapshotter!.runOnce();
+      const failed = result.regions.filter((region) => !region.completed);
+      if (failed.length > 0) throw new ApigwError(`snapshot incomplete in ${failed.map((r) => `${r.region} (${r.error})`).join(', ')}`);
+    } else {
+      const loops: Promise<void>[] = [];
+      if (options.snapshot) loops.push(pipeline.snapshotter!.runForever(config.snapshotIntervalSeconds, stop.signal));
+      loops.push(new Promise((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true })));
+      await Promise.all(loops);
+    }
+  } finally {
+    await pipeline.close();
+    server?.close();
+  }
+}
+
+function fail(error: unknown, logger?: Logger): never {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`apigw-stream: configuration error: ${error.message}\n`);
+    process.exit(2);
+  }
+  if (error instanceof DependencyError) {
+    process.stderr.write(`apigw-stream: ${error.message}\n`);
+    process.exit(3);
+  }
+  logger?.error({ err: error }, 'failed');
+  process.stderr.write(`apigw-stream: ${describeError(error)}\n`);
+  process.exit(1);
+}
+
+const program = new Command('apigw-stream')
+  .description('Change-data-capture for AWS API Gateway v2 integrations: AWS -> Avro change events on Kafka -> ClickHouse current state and history.')
+  .addHelpText('after', ENVIRONMENT_HELP)
+  .showHelpAfterError();
+
+program.command('snapshot')
+  .description('Read every API and integration of every configured region and emit one change event per integration, then a completion marker per region')
+  .option('--once', 'take one snapshot and exit (exit code 1 if a region could not be read completely)')
+  .action((opts: { once?: boolean }) => runServices({ snapshot: true, sink: false, once: opts.once === true }));
+
+program.command('sink')
+  .description('Consume the topic and materialize current state, APIs and history in ClickHouse; commits offsets only after ClickHouse has the rows')
+  .action(() => runServices({ snapshot: false, sink: true, once: false }));
+
+program.command('run')
+  .description('Run the snapshotter (on its interval) and the sink together in one process')
+  .action(() => runServices({ snapshot: true, sink: true, once: false }));
+
+program.command('demo')
+  .description('Start the local stack, seed the AWS emulator, and run the whole pipeline end to end on the embedded defaults')
+  .action(() => runDemo(createLogger(process.env.LOG_LEVEL ?? 'warn')));
+
+const stack = program.command('stack').description('The local real stack: Kafka (KRaft), Apicurio Registry, moto; installed once under .stack/');
+stack.command('up').description('install (once) and start every part that is not answering yet, and wait until each answers')
+  .action(async () => { await stackUp((line) => process.stdout.write(`${line}\n`)); });
+stack.command('down').description('stop the parts this checkout started')
+  .addOption(new Option('--only <parts...>', 'stop only these parts').choices(['kafka', 'schema-registry', 'moto']))
+  .action(async (opts: { only?: string[] }) => { await stackDown((line) => process.stdout.write(`${line}\n`), opts.only); });
+stack.command('status').description('show each part, its port and whether it answers (exit code 1 if one does not)')
+  .action(async () => {
+    const parts = await stackStatus();
+    printTable(parts.map((p) => ({ ...p, answers: p.answers ? 'yes' : 'no', started_here: p.pid ? `yes (pid ${p.pid})` : 'no' })), ['name', 'port', 'endpoint', 'answers', 'started_here'], 60);
+    if (parts.some((p) => !p.answers)) process.exitCode = 1;
+  });
+
+program.parseAsync(process.argv).catch((error) => fail(error));

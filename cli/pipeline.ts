@@ -1,0 +1,104 @@
+import { ApiGatewayV2Client } from '@aws-sdk/client-apigatewayv2';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import type { Kafka, Producer } from 'kafkajs';
+import { createChangeEmitter, type ChangeEmitter } from '../services/shared/change-emitter.js';
+import { applySchema, createClickHouse, type ClickHouseClient } from '../services/shared/clickhouse.js';
+import { createChangeCodec } from '../services/shared/codec.js';
+import { requireRegions, type Config } from '../services/shared/config.js';
+import { DependencyError, describeError } from '../services/shared/errors.js';
+import { createKafka, ensureTopics } from '../services/shared/kafka.js';
+import type { Logger } from '../services/shared/logger.js';
+import type { Metrics } from '../services/shared/metrics.js';
+import { createSink, type Sink } from '../services/sink/index.js';
+import { createStateStore } from '../services/sink/state-store.js';
+import { createSnapshotter, type Snapshotter } from '../services/snapshotter/index.js';
+import { createSnapshotProgress } from '../services/snapshotter/progress.js';
+import { checkClickHouse, checkKafka, checkRegistry } from './preflight.js';
+
+/** Wires the services from configuration. Every dependency is checked before the first write. */
+export interface Pipeline {
+  snapshotter?: Snapshotter;
+  sink?: Sink;
+  clickhouse?: ClickHouseClient;
+  close(): Promise<void>;
+}
+
+function awsClientOptions(config: Config, region: string) {
+  return { region, endpoint: config.awsEndpointUrl, retryMode: 'adaptive' as const, maxAttempts: 10 };
+}
+
+async function resolveAccountId(config: Config): Promise<string> {
+  if (config.awsAccountId) return config.awsAccountId;
+  const sts = new STSClient(awsClientOptions(config, config.regions[0]!));
+  try {
+    const identity = await sts.send(new GetCallerIdentityCommand({}));
+    return identity.Account!;
+  } catch (error) {
+    throw new DependencyError('AWS', `cannot read the account id from STS GetCallerIdentity (${describeError(error)}); set AWS_ACCOUNT_ID or fix the credentials`, error);
+  } finally {
+    sts.destroy();
+  }
+}
+
+export async function openPipeline(options: { config: Config; logger: Logger; metrics: Metrics; snapshot: boolean; sink: boolean; interactive: boolean; freshDatabase?: boolean }): Promise<Pipeline> {
+  const { config, logger, metrics } = options;
+  if (options.snapshot) requireRegions(config);
+  await checkKafka(config.kafkaBrokers);
+  await checkRegistry(config.schemaRegistryUrl);
+  let clickhouse: ClickHouseClient | undefined;
+  if (options.sink) {
+    clickhouse = createClickHouse(config.clickhouse);
+    await checkClickHouse(clickhouse, config.clickhouse.kind === 'http' ? config.clickhouse.url : config.clickhouse.path);
+  }
+  const accountId = options.snapshot ? await resolveAccountId(config) : undefined;
+
+  const kafka: Kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'apigw-stream', logger });
+  const codec = createChangeCodec({ registryUrl: config.schemaRegistryUrl, topic: config.topic });
+  const admin = kafka.admin();
+  await admin.connect();
+  const partitionCount = await ensureTopics(admin, config.topic, config.topicPartitions);
+  await admin.disconnect();
+  await codec.register();
+
+  const closers: (() => Promise<void>)[] = [];
+  const pipeline: Pipeline = {
+    clickhouse,
+    async close() {
+      for (const close of closers.reverse()) await close().catch((error) => logger.warn({ err: describeError(error) }, 'error while closing'));
+    },
+  };
+  if (clickhouse) closers.push(() => clickhouse!.close());
+
+  if (options.snapshot) {
+    const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    closers.push(() => producer.disconnect());
+    const emitter: ChangeEmitter = createChangeEmitter({ producer, codec, topic: config.topic, partitionCount, logger, metrics });
+    const clients = new Map<string, ApiGatewayV2Client>();
+    pipeline.snapshotter = createSnapshotter({
+      regions: config.regions,
+      accountId: accountId!,
+      clientFor: (region) => {
+        if (!clients.has(region)) clients.set(region, new ApiGatewayV2Client(awsClientOptions(config, region)));
+        return clients.get(region)!;
+      },
+      emitter,
+      concurrency: config.snapshotConcurrency,
+      logger,
+      metrics,
+      progress: () => createSnapshotProgress({ logger, interactive: options.interactive }),
+    });
+    closers.push(async () => clients.forEach((client) => client.destroy()));
+  }
+
+  if (options.sink) {
+    if (options.freshDatabase) await clickhouse!.command({ query: `DROP DATABASE IF EXISTS ${config.clickhouseDatabase}` });
+    await applySchema(clickhouse!, config.clickhouseDatabase, config.clickhouseCluster);
+    const store = createStateStore({ client: clickhouse!, database: config.clickhouseDatabase });
+    const sink = createSink({ kafka, codec, store, topic: config.topic, groupId: config.sinkGroupId, logger, metrics });
+    await sink.start();
+    pipeline.sink = sink;
+    closers.push(() => sink.stop());
+  }
+  return pipeline;
+}

@@ -1,0 +1,32 @@
+import { Kafka, logLevel } from 'kafkajs';
+import type { ClickHouseClient } from '../services/shared/clickhouse.js';
+import { DependencyError, describeError } from '../services/shared/errors.js';
+
+/** Start-up checks: each dependency answers before anything is written anywhere. */
+export async function checkKafka(brokers: string[]): Promise<void> {
+  const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING, connectionTimeout: 3000, retry: { retries: 2, initialRetryTime: 300 } }).admin();
+  try {
+    await admin.connect();
+    await admin.describeCluster();
+  } catch (error) {
+    throw new DependencyError('KAFKA_BROKERS', `no Kafka broker answers at ${brokers.join(',')} (${describeError(error)})`, error);
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
+
+export async function checkRegistry(url: string): Promise<void> {
+  let response: Response;
+  try {
+    response = await fetch(`${url}/subjects`, { signal: AbortSignal.timeout(5000) });
+  } catch (error) {
+    const cause = (error as Error & { cause?: Error }).cause;
+    throw new DependencyError('SCHEMA_REGISTRY_URL', `no schema registry answers at ${url} (${describeError(cause ?? error)})`, error);
+  }
+  if (!response.ok) throw new DependencyError('SCHEMA_REGISTRY_URL', `${url}/subjects answered HTTP ${response.status}; expected a Confluent-compatible registry`);
+}
+
+export async function checkClickHouse(client: ClickHouseClient, where: string): Promise<void> {
+  const result = await client.ping();
+  if (!result.success) throw new DependencyError('CLICKHOUSE_URL', `ClickHouse does not answer at ${where} (${describeError(result.error)})`, result.error);
+}

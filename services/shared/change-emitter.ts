@@ -1,0 +1,95 @@
+import { CompressionTypes, type Producer } from 'kafkajs';
+import type { ChangeCodec } from './codec.js';
+import {
+  apiArn, eventId, integrationArn,
+  type ApiInfo, type ChangeOp, type ChangeSource, type IntegrationChange, type IntegrationState, type SnapshotCompletion,
+} from './integration-model.js';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+
+/** One state of one integration as a source saw it; `position` is the source's own position (snapshot id, CloudTrail event id). */
+export interface Observation {
+  account_id: string;
+  region: string;
+  api_id: string;
+  integration_id: string;
+  op: Exclude<ChangeOp, 'SNAPSHOT_COMPLETE'>;
+  event_time: number;
+  observed_at: number;
+  source: ChangeSource;
+  position: string;
+  api: ApiInfo | null;
+  after: IntegrationState | null;
+}
+
+const BATCH = 500;
+
+/**
+ * The one way change events reach Kafka, shared by the snapshotter and the CloudTrail listener: builds the
+ * IntegrationChange, attaches its source position, encodes it through the registry and waits for acks=all.
+ */
+export function createChangeEmitter(deps: { producer: Producer; codec: ChangeCodec; topic: string; partitionCount: number; logger: Logger; metrics: Metrics }) {
+  const { producer, codec, topic, metrics } = deps;
+  const log = deps.logger.child({ component: 'emitter' });
+
+  function toChange(observation: Observation): IntegrationChange {
+    const { position, ...rest } = observation;
+    const arn = integrationArn(rest.region, rest.api_id, rest.integration_id);
+    return { ...rest, event_id: eventId(position, arn), arn, snapshot: null };
+  }
+
+  async function send(changes: IntegrationChange[], partition?: (change: IntegrationChange, index: number) => number): Promise<void> {
+    for (let start = 0; start < changes.length; start += BATCH) {
+      const chunk = changes.slice(start, start + BATCH);
+      const messages = await Promise.all(chunk.map(async (change, index) => {
+        const { key, value } = await deps.codec.encode(
+          { account_id: change.account_id, region: change.region, api_id: change.api_id, integration_id: change.integration_id },
+          change,
+        );
+        return {
+          key,
+          value,
+          partition: partition?.(change, start + index),
+          headers: { 'apigw.event_id': change.event_id, 'apigw.op': change.op, 'apigw.source': change.source.type },
+        };
+      }));
+      await producer.send({ topic, acks: -1, compression: CompressionTypes.None, messages });
+      for (const change of chunk) metrics.eventsProduced.inc({ source: change.source.type, op: change.op });
+    }
+  }
+
+  return {
+    codec,
+    async emit(observations: Observation[]): Promise<void> {
+      await send(observations.map(toChange));
+    },
+
+    /**
+     * Marks a snapshot of (account, region) complete on every partition, after all its events were acked, so
+     * that each partition's consumer can delete the keys it holds that the snapshot did not see.
+     */
+    async completeSnapshot(scope: { account_id: string; region: string; observed_at: number; source: ChangeSource; snapshot: SnapshotCompletion }): Promise<void> {
+      const arn = apiArn(scope.region, '*');
+      const marker: IntegrationChange = {
+        event_id: eventId(`snapshot-complete:${scope.snapshot.snapshot_id}`, arn),
+        op: 'SNAPSHOT_COMPLETE',
+        event_time: scope.observed_at,
+        observed_at: scope.observed_at,
+        source: scope.source,
+        account_id: scope.account_id,
+        region: scope.region,
+        api_id: '',
+        integration_id: '',
+        arn,
+        api: null,
+        after: null,
+        snapshot: scope.snapshot,
+      };
+      const markers = Array.from({ length: deps.partitionCount }, () => marker);
+      await send(markers, (_change, index) => index);
+      log.info({ region: scope.region, snapshotId: scope.snapshot.snapshot_id, partitions: deps.partitionCount }, 'snapshot completion marked on every partition');
+    },
+  };
+}
+
+export type ChangeEmitter = ReturnType<typeof createChangeEmitter>;

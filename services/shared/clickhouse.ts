@@ -1,0 +1,58 @@
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { createChdbConnection } from 'chdb/connection';
+import type { ClickHouseTarget } from './config.js';
+import { DependencyError } from './errors.js';
+
+export type { ClickHouseClient };
+type ClientConnection = NonNullable<Parameters<typeof createClient>[0]>['connection'];
+
+const DDL_DIR = new URL('../../schemas/clickhouse/', import.meta.url);
+
+/** One client for both modes: a ClickHouse server over HTTP, or the embedded chDB engine plugged in as its connection. */
+export function createClickHouse(target: ClickHouseTarget): ClickHouseClient {
+  const settings = { date_time_input_format: 'best_effort' as const };
+  if (target.kind === 'http') {
+    return createClient({ url: target.url, username: target.username, password: target.password, clickhouse_settings: settings, request_timeout: 120_000 });
+  }
+  const path = resolve(target.path);
+  mkdirSync(path, { recursive: true });
+  try {
+    // chdb types its connection against @clickhouse/client-common, which @clickhouse/client now bundles under
+    // its own names; the shapes are the same (chdb's parity suite runs against this client).
+    const connection = createChdbConnection({ path }) as unknown as ClientConnection;
+    return createClient({ connection, clickhouse_settings: settings });
+  } catch (error) {
+    throw new DependencyError('ClickHouse', `cannot open the embedded engine at ${path}: ${(error as Error).message}`, error);
+  }
+}
+
+/** The DDL statements of schemas/clickhouse, in file order, for this database and (optionally) cluster. */
+export function schemaStatements(database: string, cluster?: string): string[] {
+  const files = readdirSync(DDL_DIR).filter((name) => name.endsWith('.sql')).sort();
+  return files.map((name) => {
+    let sql = readFileSync(new URL(name, DDL_DIR), 'utf8')
+      .split('\n')
+      .filter((line) => !line.startsWith('--'))
+      .join('\n')
+      .trim()
+      .replace(/;$/, '')
+      .replaceAll('{db}', database)
+      .replaceAll('{on_cluster}', cluster ? `ON CLUSTER ${cluster}` : '');
+    // Cluster mode is configuration: the same tables with replicated engines (the server's default replica path).
+    if (cluster) sql = sql.replace(/ENGINE = (\w*MergeTree)/, 'ENGINE = Replicated$1');
+    return sql;
+  });
+}
+
+/** Creates the database, tables and views when missing. */
+export async function applySchema(client: ClickHouseClient, database: string, cluster?: string): Promise<void> {
+  await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${database} ${cluster ? `ON CLUSTER ${cluster}` : ''}` });
+  for (const statement of schemaStatements(database, cluster)) await client.command({ query: statement });
+}
+
+export async function queryRows<T>(client: ClickHouseClient, query: string, params: Record<string, unknown> = {}): Promise<T[]> {
+  const result = await client.query({ query, query_params: params, format: 'JSONEachRow' });
+  return result.json<T>();
+}

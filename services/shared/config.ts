@@ -1,0 +1,163 @@
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+
+export type ClickHouseTarget =
+  | { kind: 'chdb'; path: string }
+  | { kind: 'http'; url: string; username?: string; password?: string };
+
+const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/;
+const AWS_REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/;
+
+/** Defaults of the local real stack (`apigw-stream stack up`); each port can be moved with its variable. */
+export function stackPorts(env: NodeJS.ProcessEnv = process.env) {
+  const port = (name: string, fallback: number) => parsePort(name, env[name], fallback);
+  return {
+    kafka: port('APIGW_STACK_KAFKA_PORT', 9092),
+    kafkaController: port('APIGW_STACK_KAFKA_CONTROLLER_PORT', 9093),
+    registry: port('APIGW_STACK_REGISTRY_PORT', 8081),
+    moto: port('APIGW_STACK_MOTO_PORT', 5000),
+  };
+}
+
+function parsePort(variable: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1 || value > 65535) throw new ConfigError(variable, `expected a TCP port (1-65535), got "${raw}"`);
+  return value;
+}
+
+const csv = (raw: string) => raw.split(',').map((part) => part.trim()).filter(Boolean);
+
+/** Every setting with its variable, unit and default. Parsed once at start; a bad value stops the program. */
+const schema = z.object({
+  /** Kafka bootstrap brokers, comma-separated host:port. @default 127.0.0.1:<stack kafka port> */
+  KAFKA_BROKERS: z.string().transform(csv).pipe(
+    z.array(z.string().regex(HOST_PORT, 'expected comma-separated host:port (e.g. 127.0.0.1:9092)')).min(1, 'expected at least one host:port'),
+  ),
+  /** Confluent-compatible schema registry base URL. @default the local stack's Apicurio ccompat API */
+  SCHEMA_REGISTRY_URL: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL of a Confluent-compatible registry' }),
+  /** ClickHouse: an http(s) server URL, or chdb://PATH for the embedded engine. @default chdb://./data/clickhouse */
+  CLICKHOUSE_URL: z.string(),
+  /** ClickHouse database of the tables. @default apigw */
+  CLICKHOUSE_DATABASE: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an identifier (letters, digits, _)'),
+  /** Cluster name: DDL runs ON CLUSTER with Replicated engines. @default none */
+  CLICKHOUSE_CLUSTER: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected a cluster name').optional(),
+  /** Regions to watch, comma-separated. @default AWS_REGION */
+  AWS_REGIONS: z.string().transform(csv).pipe(z.array(z.string().regex(AWS_REGION, 'expected AWS region names such as us-east-1'))),
+  /** AWS endpoint override (the SDK's own variable). @default none: real AWS */
+  AWS_ENDPOINT_URL: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).optional(),
+  /** Account id to report; read from STS GetCallerIdentity when unset. */
+  AWS_ACCOUNT_ID: z.string().regex(/^\d{12}$/, 'expected a 12-digit AWS account id').optional(),
+  /** Topic of the change events. @default aws.apigatewayv2.integrations */
+  APIGW_TOPIC: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/, 'expected a Kafka topic name ([A-Za-z0-9._-])'),
+  /** Partitions when apigw-stream creates the topic. @default 6 */
+  APIGW_TOPIC_PARTITIONS: z.coerce.number({ error: 'expected an integer' }).int('expected an integer').min(1).max(1000),
+  /** Seconds between two snapshots when `snapshot` runs without --once. @default 300 */
+  APIGW_SNAPSHOT_INTERVAL_SECONDS: z.coerce.number({ error: 'expected a number of seconds' }).int().min(1),
+  /** Concurrent GetIntegrations calls per region. @default 8 */
+  APIGW_SNAPSHOT_CONCURRENCY: z.coerce.number({ error: 'expected an integer' }).int().min(1).max(64),
+  /** Consumer group of the sink. @default apigw-stream-sink */
+  APIGW_SINK_GROUP_ID: z.string().min(1),
+  /** Port of the Prometheus /metrics endpoint; 0 or unset turns it off. */
+  APIGW_METRICS_PORT: z.coerce.number({ error: 'expected a TCP port' }).int().min(0).max(65535).optional(),
+  /** pino log level. @default info */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+});
+
+export interface Config {
+  kafkaBrokers: string[];
+  schemaRegistryUrl: string;
+  clickhouse: ClickHouseTarget;
+  clickhouseDatabase: string;
+  clickhouseCluster?: string;
+  regions: string[];
+  awsEndpointUrl?: string;
+  awsAccountId?: string;
+  topic: string;
+  topicPartitions: number;
+  snapshotIntervalSeconds: number;
+  snapshotConcurrency: number;
+  sinkGroupId: string;
+  metricsPort?: number;
+  logLevel: string;
+}
+
+export function parseClickHouseUrl(raw: string): ClickHouseTarget {
+  if (raw.startsWith('chdb://')) {
+    const path = raw.slice('chdb://'.length);
+    if (!path) throw new ConfigError('CLICKHOUSE_URL', 'chdb:// needs a data directory, e.g. chdb://./data/clickhouse');
+    return { kind: 'chdb', path };
+  }
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError('CLICKHOUSE_URL', `expected an http(s) URL or chdb://PATH, got "${raw}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError('CLICKHOUSE_URL', `expected an http(s) URL or chdb://PATH, got scheme "${url.protocol}"`);
+  }
+  if (!url.hostname) throw new ConfigError('CLICKHOUSE_URL', `expected a host in "${raw}"`);
+  const username = decodeURIComponent(url.username) || undefined;
+  const password = decodeURIComponent(url.password) || undefined;
+  url.username = '';
+  url.password = '';
+  return { kind: 'http', url: url.toString().replace(/\/$/, ''), username, password };
+}
+
+/** Parses and checks the environment; throws a ConfigError naming the first bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const ports = stackPorts(env);
+  const pick = (name: string, fallback?: string) => {
+    const value = env[name];
+    return value === undefined || value === '' ? fallback : value;
+  };
+  const raw = {
+    KAFKA_BROKERS: pick('KAFKA_BROKERS', `127.0.0.1:${ports.kafka}`),
+    SCHEMA_REGISTRY_URL: pick('SCHEMA_REGISTRY_URL', `http://127.0.0.1:${ports.registry}/apis/ccompat/v7`),
+    CLICKHOUSE_URL: pick('CLICKHOUSE_URL', 'chdb://./data/clickhouse'),
+    CLICKHOUSE_DATABASE: pick('CLICKHOUSE_DATABASE', 'apigw'),
+    CLICKHOUSE_CLUSTER: pick('CLICKHOUSE_CLUSTER'),
+    AWS_REGIONS: pick('AWS_REGIONS', pick('AWS_REGION', pick('AWS_DEFAULT_REGION', ''))),
+    AWS_ENDPOINT_URL: pick('AWS_ENDPOINT_URL'),
+    AWS_ACCOUNT_ID: pick('AWS_ACCOUNT_ID'),
+    APIGW_TOPIC: pick('APIGW_TOPIC', 'aws.apigatewayv2.integrations'),
+    APIGW_TOPIC_PARTITIONS: pick('APIGW_TOPIC_PARTITIONS', '6'),
+    APIGW_SNAPSHOT_INTERVAL_SECONDS: pick('APIGW_SNAPSHOT_INTERVAL_SECONDS', '300'),
+    APIGW_SNAPSHOT_CONCURRENCY: pick('APIGW_SNAPSHOT_CONCURRENCY', '8'),
+    APIGW_SINK_GROUP_ID: pick('APIGW_SINK_GROUP_ID', 'apigw-stream-sink'),
+    APIGW_METRICS_PORT: pick('APIGW_METRICS_PORT'),
+    LOG_LEVEL: pick('LOG_LEVEL', 'info'),
+  };
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const variable = String(issue.path[0]);
+    const shown = raw[variable as keyof typeof raw];
+    throw new ConfigError(variable, `${issue.message}, got "${shown ?? ''}"`);
+  }
+  const v = parsed.data;
+  return {
+    kafkaBrokers: v.KAFKA_BROKERS,
+    schemaRegistryUrl: v.SCHEMA_REGISTRY_URL.replace(/\/$/, ''),
+    clickhouse: parseClickHouseUrl(v.CLICKHOUSE_URL),
+    clickhouseDatabase: v.CLICKHOUSE_DATABASE,
+    clickhouseCluster: v.CLICKHOUSE_CLUSTER,
+    regions: v.AWS_REGIONS,
+    awsEndpointUrl: v.AWS_ENDPOINT_URL,
+    awsAccountId: v.AWS_ACCOUNT_ID,
+    topic: v.APIGW_TOPIC,
+    topicPartitions: v.APIGW_TOPIC_PARTITIONS,
+    snapshotIntervalSeconds: v.APIGW_SNAPSHOT_INTERVAL_SECONDS,
+    snapshotConcurrency: v.APIGW_SNAPSHOT_CONCURRENCY,
+    sinkGroupId: v.APIGW_SINK_GROUP_ID,
+    metricsPort: v.APIGW_METRICS_PORT || undefined,
+    logLevel: v.LOG_LEVEL,
+  };
+}
+
+/** The AWS side needs at least one region; checked only by the commands that read AWS. */
+export function requireRegions(config: Config): string[] {
+  if (config.regions.length === 0) throw new ConfigError('AWS_REGIONS', 'no region configured: set AWS_REGIONS (or AWS_REGION)');
+  return config.regions;
+}

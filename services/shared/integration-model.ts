@@ -1,0 +1,161 @@
+import { createHash } from 'node:crypto';
+import { v5 as uuidv5 } from 'uuid';
+import type { Integration as AwsIntegration } from '@aws-sdk/client-apigatewayv2';
+
+/** The 21 columns of aws_apigatewayv2_api_integrations, as the Avro `Integration` record carries them. */
+export interface IntegrationState {
+  api_id: string;
+  api_gateway_managed: boolean;
+  connection_id: string | null;
+  connection_type: string | null;
+  content_handling_strategy: string | null;
+  credentials_arn: string | null;
+  description: string | null;
+  integration_id: string | null;
+  integration_method: string | null;
+  integration_response_selection_expression: string | null;
+  integration_subtype: string | null;
+  integration_type: string | null;
+  integration_uri: string | null;
+  passthrough_behavior: string | null;
+  payload_format_version: string | null;
+  request_parameters: Record<string, string> | null;
+  request_templates: Record<string, string> | null;
+  response_parameters: Record<string, Record<string, string>> | null;
+  template_selection_expression: string | null;
+  timeout_in_millis: number | null;
+  tls_config_server_name_to_verify: string | null;
+}
+
+export const INTEGRATION_COLUMNS = [
+  'api_id', 'api_gateway_managed', 'connection_id', 'connection_type', 'content_handling_strategy', 'credentials_arn',
+  'description', 'integration_id', 'integration_method', 'integration_response_selection_expression',
+  'integration_subtype', 'integration_type', 'integration_uri', 'passthrough_behavior', 'payload_format_version',
+  'request_parameters', 'request_templates', 'response_parameters', 'template_selection_expression',
+  'timeout_in_millis', 'tls_config_server_name_to_verify',
+] as const satisfies readonly (keyof IntegrationState)[];
+
+export const JSON_COLUMNS = new Set<keyof IntegrationState>(['request_parameters', 'request_templates', 'response_parameters']);
+
+export interface ApiInfo {
+  name: string | null;
+  protocol_type: string | null;
+  api_endpoint: string | null;
+}
+
+export interface IntegrationKey {
+  account_id: string;
+  region: string;
+  api_id: string;
+  integration_id: string;
+}
+
+export type ChangeOp = 'SNAPSHOT' | 'CREATE' | 'UPDATE' | 'DELETE' | 'SNAPSHOT_COMPLETE';
+
+export interface ChangeSource {
+  type: 'SNAPSHOT' | 'CLOUDTRAIL';
+  snapshot_id: string | null;
+  cloudtrail_event_id: string | null;
+  cloudtrail_event_name: string | null;
+  principal_arn: string | null;
+  source_ip: string | null;
+  user_agent: string | null;
+}
+
+export interface SnapshotCompletion {
+  snapshot_id: string;
+  started_at: number;
+  api_ids: string[];
+  integration_count: number;
+}
+
+/** The Avro `IntegrationChange` value, field for field. Times are epoch milliseconds. */
+export interface IntegrationChange extends IntegrationKey {
+  event_id: string;
+  op: ChangeOp;
+  event_time: number;
+  observed_at: number;
+  source: ChangeSource;
+  arn: string;
+  api: ApiInfo | null;
+  after: IntegrationState | null;
+  snapshot: SnapshotCompletion | null;
+}
+
+// A fixed namespace so that the same API ARN gives the same UUID in every process and every release.
+const API_UUID_NAMESPACE = '5b1e3b8e-4f36-5a8e-9d0c-2b7c8a61f0a4';
+
+export function apiArn(region: string, apiId: string): string {
+  return `arn:aws:apigateway:${region}::/apis/${apiId}`;
+}
+
+export function integrationArn(region: string, apiId: string, integrationId: string): string {
+  return `${apiArn(region, apiId)}/integrations/${integrationId}`;
+}
+
+export function apiUuid(region: string, apiId: string): string {
+  return uuidv5(apiArn(region, apiId), API_UUID_NAMESPACE);
+}
+
+const orNull = <T>(value: T | undefined): T | null => (value === undefined ? null : value);
+
+function copyMap<V>(map: Record<string, V> | undefined, copyValue: (value: V) => V): Record<string, V> | null {
+  if (map === undefined || map === null) return null;
+  return Object.fromEntries(Object.entries(map).map(([key, value]) => [key, copyValue(value)]));
+}
+
+/** Maps GetIntegration's answer to the table's columns; an absent field stays null, an empty one stays empty. */
+export function mapIntegration(region: string, apiId: string, aws: AwsIntegration): IntegrationState {
+  return {
+    api_id: apiUuid(region, apiId),
+    api_gateway_managed: aws.ApiGatewayManaged ?? false,
+    connection_id: orNull(aws.ConnectionId),
+    connection_type: orNull(aws.ConnectionType),
+    content_handling_strategy: orNull(aws.ContentHandlingStrategy),
+    credentials_arn: orNull(aws.CredentialsArn),
+    description: orNull(aws.Description),
+    integration_id: orNull(aws.IntegrationId),
+    integration_method: orNull(aws.IntegrationMethod),
+    integration_response_selection_expression: orNull(aws.IntegrationResponseSelectionExpression),
+    integration_subtype: orNull(aws.IntegrationSubtype),
+    integration_type: orNull(aws.IntegrationType),
+    integration_uri: orNull(aws.IntegrationUri),
+    passthrough_behavior: orNull(aws.PassthroughBehavior),
+    payload_format_version: orNull(aws.PayloadFormatVersion),
+    request_parameters: copyMap(aws.RequestParameters, (v) => v),
+    request_templates: copyMap(aws.RequestTemplates, (v) => v),
+    response_parameters: copyMap(aws.ResponseParameters, (inner) => ({ ...inner })),
+    template_selection_expression: orNull(aws.TemplateSelectionExpression),
+    timeout_in_millis: orNull(aws.TimeoutInMillis),
+    tls_config_server_name_to_verify: orNull(aws.TlsConfig?.ServerNameToVerify),
+  };
+}
+
+/** JSON with object keys sorted at every depth, so equal content gives equal text. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    }
+    return v;
+  });
+}
+
+export function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** Columns whose values differ between two states; with no previous state, every non-null column. */
+export function changedColumns(before: IntegrationState | null, after: IntegrationState): string[] {
+  return INTEGRATION_COLUMNS.filter((column) => {
+    if (!before) return after[column] !== null;
+    const a = before[column];
+    const b = after[column];
+    return JSON_COLUMNS.has(column) ? canonicalJson(a) !== canonicalJson(b) : a !== b;
+  });
+}
+
+/** A deterministic event id: the same source position and the same resource always give the same id. */
+export function eventId(position: string, arn: string): string {
+  return sha256(`${position}\n${arn}`).slice(0, 32);
+}

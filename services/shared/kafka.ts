@@ -1,0 +1,46 @@
+import { Kafka, logLevel, type Admin, type LogEntry } from 'kafkajs';
+import type { Logger } from './logger.js';
+
+const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
+  [logLevel.ERROR]: 'error',
+  [logLevel.WARN]: 'warn',
+  [logLevel.INFO]: 'info',
+  [logLevel.DEBUG]: 'debug',
+};
+
+// kafkajs logs every retried request at ERROR; those it recovers from are noise at our level, so they go to debug.
+const RECOVERABLE = /coordinator is (loading|not available)|There is no leader|Leadership election|not the correct coordinator|Response (Heartbeat|OffsetCommit)/;
+
+export function createKafka(options: { brokers: string[]; clientId: string; logger: Logger }): Kafka {
+  const log = options.logger.child({ component: 'kafkajs' });
+  return new Kafka({
+    clientId: options.clientId,
+    brokers: options.brokers,
+    connectionTimeout: 5000,
+    retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 10_000 },
+    logLevel: logLevel.WARN,
+    logCreator: () => ({ namespace, level, log: entry }: LogEntry) => {
+      const { message, ...rest } = entry;
+      const target = RECOVERABLE.test(`${message} ${String(rest.error ?? '')}`) ? 'debug' : (LEVELS[level] ?? 'info');
+      log[target]({ namespace, ...rest }, message);
+    },
+  });
+}
+
+export function dlqTopic(topic: string): string {
+  return `${topic}.dlq`;
+}
+
+/** Creates the topic and its dead-letter topic when missing; returns the topic's partition count. */
+export async function ensureTopics(admin: Admin, topic: string, partitions: number): Promise<number> {
+  const existing = new Set(await admin.listTopics());
+  const missing = [topic, dlqTopic(topic)].filter((name) => !existing.has(name));
+  if (missing.length > 0) {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: missing.map((name) => ({ topic: name, numPartitions: name === topic ? partitions : 1, replicationFactor: -1 })),
+    });
+  }
+  const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+  return metadata.topics[0]!.partitions.length;
+}

@@ -1,0 +1,38 @@
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Every metric apigw-stream exports, in one registry. */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'apigw_stream_' });
+  return {
+    registry,
+    eventsProduced: new Counter({ name: 'apigw_stream_events_produced_total', help: 'Change events acknowledged by Kafka', labelNames: ['source', 'op'], registers: [registry] }),
+    awsCalls: new Counter({ name: 'apigw_stream_aws_calls_total', help: 'AWS API calls made', labelNames: ['region', 'operation'], registers: [registry] }),
+    awsErrors: new Counter({ name: 'apigw_stream_aws_errors_total', help: 'AWS calls that failed after the SDK retries', labelNames: ['region', 'operation'], registers: [registry] }),
+    snapshotsCompleted: new Counter({ name: 'apigw_stream_snapshots_completed_total', help: 'Snapshots of one account and region completed', labelNames: ['region'], registers: [registry] }),
+    sinkMessages: new Counter({ name: 'apigw_stream_sink_messages_total', help: 'Messages consumed by the sink, by outcome', labelNames: ['outcome'], registers: [registry] }),
+    historyRows: new Counter({ name: 'apigw_stream_history_rows_total', help: 'Rows written to the history table', labelNames: ['operation'], registers: [registry] }),
+    deadLettered: new Counter({ name: 'apigw_stream_dead_lettered_total', help: 'Messages sent to the dead-letter topic', labelNames: ['reason'], registers: [registry] }),
+    sinkLag: new Gauge({ name: 'apigw_stream_sink_last_offset', help: 'Last offset the sink applied', labelNames: ['partition'], registers: [registry] }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export function serveMetrics(metrics: Metrics, port: number): Promise<Server> {
+  const server = createServer((request, response) => {
+    if (request.url !== '/metrics') {
+      response.writeHead(404).end();
+      return;
+    }
+    metrics.registry.metrics().then(
+      (body) => response.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(body),
+      (error: Error) => response.writeHead(500).end(error.message),
+    );
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
+}

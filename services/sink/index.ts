@@ -1,0 +1,233 @@
+import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import type { ChangeCodec } from '../shared/codec.js';
+import { PoisonMessageError, describeError, isRetriable } from '../shared/errors.js';
+import { apiArn, apiUuid, sha256, canonicalJson, type IntegrationChange } from '../shared/integration-model.js';
+import { dlqTopic } from '../shared/kafka.js';
+import type { Logger } from '../shared/logger.js';
+import type { Metrics } from '../shared/metrics.js';
+import { createRetry, sleep } from '../shared/retry.js';
+import { applyChange, chTime, type AppliedState, type CurrentRow, type HistoryRow } from './change-applier.js';
+import type { ApiRow, StateStore } from './state-store.js';
+
+export interface SinkDeps {
+  kafka: Kafka;
+  codec: ChangeCodec;
+  store: StateStore;
+  topic: string;
+  groupId: string;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+interface PendingWrites {
+  history: HistoryRow[];
+  current: CurrentRow[];
+  apis: ApiRow[];
+}
+
+/**
+ * Consumes change events in batches and materializes them in ClickHouse. Offsets are committed only after
+ * ClickHouse has the rows; a message that cannot be decoded or applied goes to the dead-letter topic.
+ */
+export function createSink(deps: SinkDeps) {
+  const { kafka, codec, store, topic, metrics } = deps;
+  const log = deps.logger.child({ component: 'sink' });
+  // What was applied per integration ARN, for the partitions this instance owns; cleared on every rebalance.
+  const applied = new Map<string, AppliedState>();
+  const apiHashes = new Map<string, string>();
+  const writeRetry = createRetry({
+    retries: 12,
+    maxDelayMs: 15_000,
+    onRetry: (error, attempt, delayMs) => log.warn({ attempt, delayMs, err: describeError(error) }, 'ClickHouse write failed; retrying'),
+  });
+  let consumer: Consumer | undefined;
+  let dlqProducer: Producer | undefined;
+  let admin: Admin | undefined;
+
+  async function deadLetter(message: KafkaMessage, partition: number, error: PoisonMessageError): Promise<void> {
+    await dlqProducer!.send({
+      topic: dlqTopic(topic),
+      acks: -1,
+      messages: [{
+        key: message.key,
+        value: message.value,
+        headers: {
+          ...message.headers,
+          'dlq.reason': error.reason,
+          'dlq.error': error.message.slice(0, 1000),
+          'dlq.topic': topic,
+          'dlq.partition': String(partition),
+          'dlq.offset': message.offset,
+        },
+      }],
+    });
+    metrics.deadLettered.inc({ reason: error.reason });
+    log.warn({ partition, offset: message.offset, reason: error.reason, err: error.message }, 'message sent to the dead-letter topic');
+  }
+
+  async function ensureLoaded(arns: string[], pending: PendingWrites): Promise<void> {
+    const missing = [...new Set(arns)].filter((arn) => !applied.has(arn));
+    if (missing.length === 0) return;
+    const { states, repairs } = await store.load(missing);
+    for (const state of states) applied.set(state.arn, state);
+    if (repairs.length > 0) log.warn({ count: repairs.length }, 'current state behind history after an interrupted write; repairing');
+    pending.current.push(...repairs);
+  }
+
+  function apply(change: IntegrationChange, partition: number, offset: number, pending: PendingWrites): void {
+    const result = applyChange(applied.get(change.arn), change, { partition, offset });
+    if (!result) {
+      metrics.sinkMessages.inc({ outcome: 'unchanged' });
+      return;
+    }
+    applied.set(change.arn, result.state);
+    pending.current.push(result.current);
+    if (result.history) {
+      pending.history.push(result.history);
+      metrics.historyRows.inc({ operation: String(result.history.operation) });
+    }
+    metrics.sinkMessages.inc({ outcome: result.history ? 'changed' : 'reread' });
+    if (change.api) {
+      const uuid = apiUuid(change.region, change.api_id);
+      const hash = sha256(canonicalJson(change.api));
+      if (apiHashes.get(uuid) !== hash) {
+        apiHashes.set(uuid, hash);
+        pending.apis.push({
+          api_id: uuid, account_id: change.account_id, region: change.region, aws_api_id: change.api_id,
+          arn: apiArn(change.region, change.api_id), ...change.api, version: change.observed_at, is_deleted: 0,
+          observed_at: chTime(change.observed_at),
+        });
+      }
+    }
+  }
+
+  async function flush(pending: PendingWrites, touched: string[]): Promise<void> {
+    if (pending.history.length + pending.current.length + pending.apis.length === 0) return;
+    try {
+      await writeRetry(() => store.write(pending));
+    } catch (error) {
+      // What this process believed applied may not be in ClickHouse: forget it and reload on redelivery.
+      for (const arn of touched) applied.delete(arn);
+      throw error;
+    }
+    pending.history = [];
+    pending.current = [];
+    pending.apis = [];
+  }
+
+  /** A snapshot of (account, region) completed: delete what this partition holds of that scope and the snapshot did not see. */
+  async function completeSnapshot(change: IntegrationChange, partition: number, offset: number, pending: PendingWrites, touched: string[]): Promise<void> {
+    const snapshot = change.snapshot!;
+    await flush(pending, touched);
+    const unseen = await store.unseenBySnapshot({
+      account_id: change.account_id, region: change.region, partition, snapshot_id: snapshot.snapshot_id, started_at: snapshot.started_at,
+    });
+    await ensureLoaded(unseen, pending);
+    for (const arn of unseen) {
+      const state = applied.get(arn)!;
+      apply({
+        ...change, op: 'DELETE', arn, api_id: state.aws_api_id, integration_id: state.integration_id, after: null, snapshot: null,
+      }, partition, offset, pending);
+      touched.push(arn);
+    }
+    // The API table is global, not per partition: one partition's marker is enough to retire vanished APIs.
+    if (partition === 0) {
+      for (const api of await store.liveApisNotIn({ account_id: change.account_id, region: change.region, api_ids: snapshot.api_ids })) {
+        apiHashes.delete(api.api_id);
+        pending.apis.push({ ...api, version: change.observed_at, is_deleted: 1, observed_at: chTime(change.observed_at) });
+      }
+    }
+    if (unseen.length > 0) log.info({ region: change.region, partition, snapshotId: snapshot.snapshot_id, deleted: unseen.length }, 'deleted integrations the snapshot no longer saw');
+  }
+
+  async function handleBatch({ batch, heartbeat, resolveOffset, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    const pending: PendingWrites = { history: [], current: [], apis: [] };
+    const decoded: { message: KafkaMessage; change: IntegrationChange }[] = [];
+    for (const message of batch.messages) {
+      try {
+        const { value } = await codec.decode(message.key, message.value);
+        if (value.op !== 'SNAPSHOT_COMPLETE' && value.op !== 'DELETE' && !value.after) {
+          throw new PoisonMessageError('invalid', `${value.op} event ${value.event_id} has no after-image`);
+        }
+        if (value.op === 'SNAPSHOT_COMPLETE' && !value.snapshot) throw new PoisonMessageError('invalid', `marker ${value.event_id} has no snapshot scope`);
+        decoded.push({ message, change: value });
+      } catch (error) {
+        if (!(error instanceof PoisonMessageError)) throw error;
+        await deadLetter(message, batch.partition, error);
+        metrics.sinkMessages.inc({ outcome: 'dead-lettered' });
+      }
+    }
+    const touched = decoded.map(({ change }) => change.arn);
+    await ensureLoaded(decoded.filter(({ change }) => change.op !== 'SNAPSHOT_COMPLETE').map(({ change }) => change.arn), pending);
+    for (const { message, change } of decoded) {
+      if (!isRunning() || isStale()) break;
+      const offset = Number(message.offset);
+      if (change.op === 'SNAPSHOT_COMPLETE') await completeSnapshot(change, batch.partition, offset, pending, touched);
+      else apply(change, batch.partition, offset, pending);
+    }
+    if (!isRunning() || isStale()) return;
+    await flush(pending, touched);
+    const last = batch.lastOffset();
+    await consumer!.commitOffsets([{ topic, partition: batch.partition, offset: String(Number(last) + 1) }]);
+    resolveOffset(last);
+    metrics.sinkLag.set({ partition: String(batch.partition) }, Number(last));
+    await heartbeat();
+  }
+
+  return {
+    async start(): Promise<void> {
+      admin = kafka.admin();
+      await admin.connect();
+      dlqProducer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+      await dlqProducer.connect();
+      consumer = kafka.consumer({
+        groupId: deps.groupId,
+        readUncommitted: false,
+        maxBytesPerPartition: 16 * 1024 * 1024,
+        maxBytes: 64 * 1024 * 1024,
+        retry: {
+          retries: 10,
+          restartOnFailure: async (error) => {
+            log.error({ err: describeError(error), retriable: isRetriable(error) }, 'sink consumer failed; restarting from the last committed offsets');
+            return true;
+          },
+        },
+      });
+      consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+        applied.clear();
+        log.info({ memberId: payload.memberId, assignment: payload.memberAssignment }, 'sink joined the consumer group');
+      });
+      await consumer.connect();
+      await consumer.subscribe({ topic, fromBeginning: true });
+      await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 1, eachBatch: handleBatch });
+      log.info({ topic, groupId: deps.groupId }, 'sink started');
+    },
+
+    /** True when the group's committed offsets reach the end of every partition. */
+    async caughtUp(): Promise<boolean> {
+      const [ends, committed] = await Promise.all([
+        admin!.fetchTopicOffsets(topic),
+        admin!.fetchOffsets({ groupId: deps.groupId, topics: [topic] }),
+      ]);
+      const done = new Map(committed[0]!.partitions.map((p) => [p.partition, Number(p.offset)]));
+      return ends.every((end) => Number(end.high) === 0 || (done.get(end.partition) ?? -1) >= Number(end.high));
+    },
+
+    async waitForCatchUp(timeoutMs = 120_000): Promise<void> {
+      const deadline = Date.now() + timeoutMs;
+      while (!(await this.caughtUp())) {
+        if (Date.now() > deadline) throw new Error(`sink did not catch up with ${topic} within ${timeoutMs} ms`);
+        await sleep(200);
+      }
+    },
+
+    async stop(): Promise<void> {
+      await consumer?.disconnect();
+      await dlqProducer?.disconnect();
+      await admin?.disconnect();
+      log.info('sink stopped');
+    },
+  };
+}
+
+export type Sink = ReturnType<typeof createSink>;

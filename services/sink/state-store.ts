@@ -1,0 +1,125 @@
+import type { ClickHouseClient } from '../shared/clickhouse.js';
+import { queryRows } from '../shared/clickhouse.js';
+import { sha256 } from '../shared/integration-model.js';
+import { stateFromColumns, toCurrentRow, type AppliedState, type CurrentRow, type HistoryRow } from './change-applier.js';
+
+export interface ApiRow {
+  api_id: string;
+  account_id: string;
+  region: string;
+  aws_api_id: string;
+  arn: string;
+  name: string | null;
+  protocol_type: string | null;
+  api_endpoint: string | null;
+  version: number;
+  is_deleted: number;
+  /** ClickHouse DateTime64 text */
+  observed_at: string;
+}
+
+const toMillis = (value: unknown) => Date.parse(`${String(value).replace(' ', 'T')}Z`);
+
+/** The sink's reads and writes of ClickHouse: what it knows per integration, and the three tables it writes. */
+export function createStateStore({ client, database }: { client: ClickHouseClient; database: string }) {
+  const current = `${database}.aws_apigatewayv2_api_integrations`;
+  const history = `${database}.aws_apigatewayv2_api_integrations_history`;
+  const apis = `${database}.aws_apigatewayv2_apis`;
+
+  /** Insert with a token made of the rows, so that retrying the same block after an unclear failure writes it once. */
+  async function insert(table: string, rows: object[]): Promise<void> {
+    if (rows.length === 0) return;
+    await client.insert({
+      table,
+      values: rows,
+      format: 'JSONEachRow',
+      clickhouse_settings: { insert_deduplication_token: sha256(JSON.stringify(rows)) },
+    });
+  }
+
+  function fromCurrent(row: Record<string, unknown>): AppliedState {
+    return {
+      arn: String(row.arn),
+      account_id: String(row.account_id),
+      region: String(row.region),
+      aws_api_id: String(row.aws_api_id),
+      integration_id: String(row.integration_id ?? ''),
+      version: Number(row.version),
+      deleted: Number(row.is_deleted) === 1,
+      after: stateFromColumns(row),
+      content_hash: String(row.content_hash),
+      event_time: toMillis(row.event_time),
+      observed_at: toMillis(row.observed_at),
+      source_type: String(row.source_type),
+      source_id: String(row.source_id),
+      last_snapshot_id: String(row.last_snapshot_id),
+      kafka_partition: Number(row.kafka_partition),
+      kafka_offset: Number(row.kafka_offset),
+    };
+  }
+
+  return {
+    /**
+     * What was applied for these ARNs. History is written before current state, so when history is ahead (a
+     * crash between the two writes) the state comes from history and the current row needs repair.
+     */
+    async load(arns: string[]): Promise<{ states: AppliedState[]; repairs: CurrentRow[] }> {
+      if (arns.length === 0) return { states: [], repairs: [] };
+      const currentRows = await queryRows<Record<string, unknown>>(client,
+        `SELECT * FROM ${current} FINAL WHERE arn IN {arns:Array(String)}`, { arns });
+      const latestHistory = await queryRows<Record<string, unknown>>(client,
+        `SELECT arn, argMax(tuple(*), version) AS latest FROM ${history} WHERE arn IN {arns:Array(String)} GROUP BY arn`, { arns });
+      const byArn = new Map(currentRows.map((row) => [String(row.arn), fromCurrent(row)]));
+      const repairs: CurrentRow[] = [];
+      for (const { latest } of latestHistory as { latest: unknown[] }[]) {
+        const h = Object.fromEntries(HISTORY_COLUMNS.map((name, index) => [name, latest[index]]));
+        const known = byArn.get(String(h.arn));
+        if (known && known.version >= Number(h.version)) continue;
+        const after = h.after ? JSON.parse(String(h.after)) : (known?.after ?? null);
+        const state: AppliedState = {
+          arn: String(h.arn), account_id: String(h.account_id), region: String(h.region), aws_api_id: String(h.aws_api_id),
+          integration_id: String(h.integration_id), version: Number(h.version), deleted: h.operation === 'DELETE', after,
+          content_hash: h.operation === 'DELETE' ? '' : sha256(String(h.after)), event_time: toMillis(h.event_time),
+          observed_at: toMillis(h.observed_at), source_type: String(h.source_type),
+          source_id: String(h.cloudtrail_event_id ?? h.snapshot_id ?? ''), last_snapshot_id: String(h.snapshot_id ?? known?.last_snapshot_id ?? ''),
+          kafka_partition: Number(h.kafka_partition), kafka_offset: Number(h.kafka_offset),
+        };
+        byArn.set(state.arn, state);
+        repairs.push(toCurrentRow(state));
+      }
+      return { states: [...byArn.values()], repairs };
+    },
+
+    /** Live integrations of one snapshot scope in one partition that the snapshot did not see and that did not change after it started. */
+    async unseenBySnapshot(scope: { account_id: string; region: string; partition: number; snapshot_id: string; started_at: number }): Promise<string[]> {
+      const rows = await queryRows<{ arn: string }>(client,
+        `SELECT arn FROM ${current} FINAL
+         WHERE account_id = {account_id:String} AND region = {region:String} AND kafka_partition = {partition:Int32}
+           AND is_deleted = 0 AND last_snapshot_id != {snapshot_id:String} AND event_time < fromUnixTimestamp64Milli({started_at:Int64})`,
+        scope);
+      return rows.map((row) => row.arn);
+    },
+
+    async liveApisNotIn(scope: { account_id: string; region: string; api_ids: string[] }): Promise<ApiRow[]> {
+      const rows = await queryRows<ApiRow>(client,
+        `SELECT * FROM ${apis} FINAL WHERE account_id = {account_id:String} AND region = {region:String}
+           AND is_deleted = 0 AND aws_api_id NOT IN {api_ids:Array(String)}`, scope);
+      return rows.map((row) => ({ ...row, version: Number(row.version) }));
+    },
+
+    /** History first: a crash after it and before the current rows is repaired from history on the next load. */
+    async write(rows: { history: HistoryRow[]; current: CurrentRow[]; apis: ApiRow[] }): Promise<void> {
+      await insert(history, rows.history);
+      await insert(current, rows.current);
+      await insert(apis, rows.apis);
+    },
+  };
+}
+
+export type StateStore = ReturnType<typeof createStateStore>;
+
+const HISTORY_COLUMNS = [
+  'arn', 'account_id', 'region', 'aws_api_id', 'integration_id', 'api_id', 'version', 'operation', 'event_op', 'event_id',
+  'event_time', 'observed_at', 'source_type', 'snapshot_id', 'cloudtrail_event_id', 'cloudtrail_event_name', 'principal_arn',
+  'source_ip', 'user_agent', 'after', 'changed_fields', 'kafka_partition', 'kafka_offset',
+];

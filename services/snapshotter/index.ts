@@ -1,0 +1,124 @@
+import { randomUUID } from 'node:crypto';
+import type { ApiGatewayV2Client } from '@aws-sdk/client-apigatewayv2';
+import pLimit from 'p-limit';
+import type { ChangeEmitter, Observation } from '../shared/change-emitter.js';
+import { describeError } from '../shared/errors.js';
+import { mapIntegration, type ChangeSource } from '../shared/integration-model.js';
+import type { Logger } from '../shared/logger.js';
+import type { Metrics } from '../shared/metrics.js';
+import { sleep } from '../shared/retry.js';
+import { createInventoryReader } from './inventory-reader.js';
+import type { SnapshotProgress } from './progress.js';
+
+export interface SnapshotterDeps {
+  regions: string[];
+  accountId: string;
+  clientFor: (region: string) => ApiGatewayV2Client;
+  emitter: ChangeEmitter;
+  /** Concurrent GetIntegrations calls per region. */
+  concurrency: number;
+  logger: Logger;
+  metrics: Metrics;
+  progress: () => SnapshotProgress;
+  clock?: () => number;
+}
+
+export interface RegionResult {
+  region: string;
+  apis: number;
+  integrations: number;
+  completed: boolean;
+  error?: string;
+}
+
+/**
+ * Reads the full inventory of every region and emits one SNAPSHOT event per integration, then a completion
+ * marker per region. A region whose read fails gets no marker: absence is only trusted after a complete read.
+ */
+export function createSnapshotter(deps: SnapshotterDeps) {
+  const clock = deps.clock ?? Date.now;
+  const log = deps.logger.child({ component: 'snapshotter' });
+
+  async function snapshotRegion(region: string, snapshotId: string, startedAt: number, progress: SnapshotProgress): Promise<RegionResult> {
+    const reader = createInventoryReader({ client: deps.clientFor(region), region, metrics: deps.metrics });
+    const source: ChangeSource = {
+      type: 'SNAPSHOT', snapshot_id: snapshotId,
+      cloudtrail_event_id: null, cloudtrail_event_name: null, principal_arn: null, source_ip: null, user_agent: null,
+    };
+    const apis = await reader.listApis();
+    progress.addApis(region, apis.length);
+    const limit = pLimit(deps.concurrency);
+    const seenApiIds: string[] = [];
+    let integrationCount = 0;
+
+    await Promise.all(apis.map((api) => limit(async () => {
+      const apiId = api.ApiId!;
+      const integrations = await reader.listIntegrations(apiId);
+      if (integrations === null) {
+        log.info({ region, apiId }, 'API vanished while the snapshot read it; its integrations count as deleted');
+        progress.apiDone(region, 0);
+        return;
+      }
+      const observedAt = clock();
+      const observations: Observation[] = integrations.map((integration) => ({
+        account_id: deps.accountId,
+        region,
+        api_id: apiId,
+        integration_id: integration.IntegrationId!,
+        op: 'SNAPSHOT',
+        event_time: observedAt,
+        observed_at: observedAt,
+        source,
+        position: `snapshot:${snapshotId}`,
+        api: { name: api.Name ?? null, protocol_type: api.ProtocolType ?? null, api_endpoint: api.ApiEndpoint ?? null },
+        after: mapIntegration(region, apiId, integration),
+      }));
+      await deps.emitter.emit(observations);
+      seenApiIds.push(apiId);
+      integrationCount += observations.length;
+      progress.apiDone(region, observations.length);
+    })));
+
+    await deps.emitter.completeSnapshot({
+      account_id: deps.accountId,
+      region,
+      observed_at: clock(),
+      source,
+      snapshot: { snapshot_id: snapshotId, started_at: startedAt, api_ids: seenApiIds.sort(), integration_count: integrationCount },
+    });
+    deps.metrics.snapshotsCompleted.inc({ region });
+    return { region, apis: apis.length, integrations: integrationCount, completed: true };
+  }
+
+  async function runOnce(): Promise<{ snapshotId: string; regions: RegionResult[] }> {
+    const snapshotId = randomUUID();
+    const startedAt = clock();
+    const progress = deps.progress();
+    log.info({ snapshotId, regions: deps.regions, accountId: deps.accountId }, 'snapshot started');
+    const regions = await Promise.all(deps.regions.map(async (region): Promise<RegionResult> => {
+      try {
+        return await snapshotRegion(region, snapshotId, startedAt, progress);
+      } catch (error) {
+        log.error({ region, snapshotId, err: error }, 'snapshot of region failed; no completion marker, nothing is deleted');
+        return { region, apis: 0, integrations: 0, completed: false, error: describeError(error) };
+      }
+    }));
+    progress.stop();
+    const integrations = regions.reduce((sum, r) => sum + r.integrations, 0);
+    log.info({ snapshotId, integrations, seconds: (clock() - startedAt) / 1000, failedRegions: regions.filter((r) => !r.completed).map((r) => r.region) }, 'snapshot finished');
+    return { snapshotId, regions };
+  }
+
+  return {
+    runOnce,
+    /** Snapshots every `intervalSeconds` until the signal aborts. */
+    async runForever(intervalSeconds: number, signal: AbortSignal): Promise<void> {
+      while (!signal.aborted) {
+        await runOnce();
+        await sleep(intervalSeconds * 1000, signal);
+      }
+    },
+  };
+}
+
+export type Snapshotter = ReturnType<typeof createSnapshotter>;

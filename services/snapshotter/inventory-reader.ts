@@ -1,0 +1,48 @@
+import {
+  ApiGatewayV2Client, GetApisCommand, GetIntegrationsCommand, NotFoundException,
+  type Api, type Integration,
+} from '@aws-sdk/client-apigatewayv2';
+import type { Metrics } from '../shared/metrics.js';
+
+/** Reads the API Gateway v2 inventory of one region, every page of every list. */
+export function createInventoryReader({ client, region, metrics }: { client: ApiGatewayV2Client; region: string; metrics: Metrics }) {
+  async function call<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    metrics.awsCalls.inc({ region, operation });
+    try {
+      return await run();
+    } catch (error) {
+      if (!(error instanceof NotFoundException)) metrics.awsErrors.inc({ region, operation });
+      throw error;
+    }
+  }
+
+  return {
+    async listApis(): Promise<Api[]> {
+      const apis: Api[] = [];
+      let nextToken: string | undefined;
+      do {
+        const page = await call('GetApis', () => client.send(new GetApisCommand({ MaxResults: '500', NextToken: nextToken })));
+        apis.push(...(page.Items ?? []));
+        nextToken = page.NextToken;
+      } while (nextToken);
+      return apis;
+    },
+
+    /** Every integration of the API, or null when the API vanished since it was listed. */
+    async listIntegrations(apiId: string): Promise<Integration[] | null> {
+      const integrations: Integration[] = [];
+      let nextToken: string | undefined;
+      try {
+        do {
+          const page = await call('GetIntegrations', () => client.send(new GetIntegrationsCommand({ ApiId: apiId, MaxResults: '500', NextToken: nextToken })));
+          integrations.push(...(page.Items ?? []));
+          nextToken = page.NextToken;
+        } while (nextToken);
+      } catch (error) {
+        if (error instanceof NotFoundException) return null;
+        throw error;
+      }
+      return integrations;
+    },
+  };
+}

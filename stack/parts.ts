@@ -1,0 +1,151 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import { APICURIO_VERSION, CACHE_DIR, KAFKA_VERSION, MOTO_VERSION, PROJECT_ROOT, RUN_DIR } from './layout.js';
+import { httpOk, portOpen, run, startDetached } from './processes.js';
+
+export interface StackPart {
+  name: string;
+  port: number;
+  /** Where a client reaches it. */
+  endpoint: string;
+  installed(): boolean;
+  install(say: (line: string) => void): void;
+  /** Starts it detached and returns its pid. */
+  start(): number;
+  answers(): Promise<boolean>;
+  startTimeoutMs: number;
+  logFile: string;
+  pidFile: string;
+}
+
+const MAVEN_DEPENDENCY_PLUGIN = 'org.apache.maven.plugins:maven-dependency-plugin:3.8.1';
+// Apicurio's parent POM of 3.0.9 is not on Maven Central; 2.8's `copy` fetches the zip without reading it.
+const MAVEN_COPY_PLUGIN = 'org.apache.maven.plugins:maven-dependency-plugin:2.8';
+
+function mavenStamp(dir: string) {
+  return join(dir, '.complete');
+}
+
+export function kafkaPart(port: number, controllerPort: number): StackPart {
+  const home = join(CACHE_DIR, `kafka-${KAFKA_VERSION}`);
+  const libs = join(home, 'libs');
+  const dataDir = join(RUN_DIR, `kafka-${port}`);
+  const classpath = `${libs}/*`;
+  const java = (args: string[]) => ['-Xms256m', '-Xmx768m', `-Dlog4j2.configurationFile=${join(PROJECT_ROOT, 'stack/kafka/log4j2.properties')}`, '-cp', classpath, ...args];
+  return {
+    name: 'kafka',
+    port,
+    endpoint: `127.0.0.1:${port}`,
+    startTimeoutMs: 90_000,
+    logFile: join(RUN_DIR, 'kafka.log'),
+    pidFile: join(RUN_DIR, 'kafka.pid'),
+    installed: () => existsSync(mavenStamp(libs)),
+    install(say) {
+      say(`installing Apache Kafka ${KAFKA_VERSION} jars from Maven Central (once)`);
+      rmSync(libs, { recursive: true, force: true });
+      run('mvn', ['-B', '-q', '-f', join(PROJECT_ROOT, 'stack/kafka/pom.xml'), `${MAVEN_DEPENDENCY_PLUGIN}:copy-dependencies`,
+        `-Dkafka.version=${KAFKA_VERSION}`, `-DoutputDirectory=${libs}`, '-DincludeScope=runtime']);
+      writeFileSync(mavenStamp(libs), new Date().toISOString());
+    },
+    start() {
+      const properties = join(dataDir, 'server.properties');
+      const logs = join(dataDir, 'logs');
+      mkdirSync(dataDir, { recursive: true });
+      writeFileSync(properties, [
+        'process.roles=broker,controller',
+        'node.id=1',
+        `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
+        `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
+        `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+        'controller.listener.names=CONTROLLER',
+        'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+        `log.dirs=${logs}`,
+        'num.partitions=1',
+        'offsets.topic.replication.factor=1',
+        'offsets.topic.num.partitions=10',
+        'transaction.state.log.replication.factor=1',
+        'transaction.state.log.min.isr=1',
+        'transaction.state.log.num.partitions=10',
+        'group.initial.rebalance.delay.ms=0',
+        'auto.create.topics.enable=false',
+        'delete.topic.enable=true',
+        '',
+      ].join('\n'));
+      if (!existsSync(join(logs, 'meta.properties'))) {
+        const clusterId = Buffer.from(randomUUID().replaceAll('-', ''), 'hex').toString('base64url');
+        run('java', java(['kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', properties]));
+      }
+      return startDetached('java', java(['kafka.Kafka', properties]), { logFile: this.logFile, pidFile: this.pidFile });
+    },
+    async answers() {
+      if (!(await portOpen(port))) return false;
+      const admin = new Kafka({ brokers: [`127.0.0.1:${port}`], logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 2000 }).admin();
+      try {
+        await admin.connect();
+        await admin.describeCluster();
+        return true;
+      } catch {
+        return false;
+      } finally {
+        await admin.disconnect().catch(() => undefined);
+      }
+    },
+  };
+}
+
+export function registryPart(port: number): StackPart {
+  const home = join(CACHE_DIR, `apicurio-registry-${APICURIO_VERSION}`);
+  const runnerJar = () => readdirSync(home).find((name) => name.endsWith('-runner.jar'));
+  return {
+    name: 'schema-registry',
+    port,
+    endpoint: `http://127.0.0.1:${port}/apis/ccompat/v7`,
+    startTimeoutMs: 120_000,
+    logFile: join(RUN_DIR, 'schema-registry.log'),
+    pidFile: join(RUN_DIR, 'schema-registry.pid'),
+    installed: () => existsSync(mavenStamp(home)),
+    install(say) {
+      say(`installing Apicurio Registry ${APICURIO_VERSION} from Maven Central (once)`);
+      const download = join(CACHE_DIR, 'downloads');
+      rmSync(home, { recursive: true, force: true });
+      run('mvn', ['-B', '-q', `${MAVEN_COPY_PLUGIN}:copy`, `-Dartifact=io.apicurio:apicurio-registry-app:${APICURIO_VERSION}:zip:all`, `-DoutputDirectory=${download}`]);
+      run('python3', ['-m', 'zipfile', '-e', join(download, `apicurio-registry-app-${APICURIO_VERSION}-all.zip`), home]);
+      writeFileSync(mavenStamp(home), new Date().toISOString());
+    },
+    start() {
+      return startDetached('java', ['-Xms128m', '-Xmx512m', '-jar', join(home, runnerJar()!)], {
+        cwd: home,
+        env: { QUARKUS_HTTP_PORT: String(port), QUARKUS_HTTP_HOST: '127.0.0.1', QUARKUS_LOG_LEVEL: 'WARN' },
+        logFile: this.logFile,
+        pidFile: this.pidFile,
+      });
+    },
+    answers: () => httpOk(`http://127.0.0.1:${port}/apis/ccompat/v7/subjects`),
+  };
+}
+
+export function motoPart(port: number): StackPart {
+  const venv = join(CACHE_DIR, 'venv');
+  const bin = (name: string) => join(venv, 'bin', name);
+  return {
+    name: 'moto',
+    port,
+    endpoint: `http://127.0.0.1:${port}`,
+    startTimeoutMs: 60_000,
+    logFile: join(RUN_DIR, 'moto.log'),
+    pidFile: join(RUN_DIR, 'moto.pid'),
+    installed: () => existsSync(join(venv, `.moto-${MOTO_VERSION}`)),
+    install(say) {
+      say(`installing moto ${MOTO_VERSION} (server mode) from PyPI into ${venv} (once)`);
+      run('python3', ['-m', 'venv', venv]);
+      run(bin('pip'), ['install', '--quiet', '--disable-pip-version-check', `moto[server]==${MOTO_VERSION}`]);
+      writeFileSync(join(venv, `.moto-${MOTO_VERSION}`), new Date().toISOString());
+    },
+    start() {
+      return startDetached(bin('moto_server'), ['-H', '127.0.0.1', '-p', String(port)], { logFile: this.logFile, pidFile: this.pidFile });
+    },
+    answers: () => httpOk(`http://127.0.0.1:${port}/moto-api/`),
+  };
+}
