@@ -6,7 +6,7 @@ import { applySchema, createClickHouse, type ClickHouseClient } from '../service
 import { createChangeCodec } from '../services/shared/codec.js';
 import { requireRegions, type Config } from '../services/shared/config.js';
 import { DependencyError, describeError } from '../services/shared/errors.js';
-import { createKafka, ensureTopics } from '../services/shared/kafka.js';
+import { createIdempotentProducer, createKafka, ensureTopics } from '../services/shared/kafka.js';
 import type { Logger } from '../services/shared/logger.js';
 import type { Metrics } from '../services/shared/metrics.js';
 import { createSink, type Sink } from '../services/sink/index.js';
@@ -70,7 +70,7 @@ export async function openPipeline(options: { config: Config; logger: Logger; me
   if (clickhouse) closers.push(() => clickhouse!.close());
 
   if (options.snapshot) {
-    const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    const producer: Producer = createIdempotentProducer(kafka);
     await producer.connect();
     closers.push(() => producer.disconnect());
     const emitter: ChangeEmitter = createChangeEmitter({ producer, codec, topic: config.topic, partitionCount, logger, metrics });

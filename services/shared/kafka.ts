@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type Admin, type LogEntry } from 'kafkajs';
+import { Kafka, Partitioners, logLevel, type Admin, type LogEntry, type Producer } from 'kafkajs';
 import type { Logger } from './logger.js';
 
 const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
@@ -43,4 +43,18 @@ export async function ensureTopics(admin: Admin, topic: string, partitions: numb
   }
   const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
   return metadata.topics[0]!.partitions.length;
+}
+
+/**
+ * An idempotent producer (acks=all enforced by kafkajs). It retries without limit, with backoff up to 10 s: a
+ * broker that goes away delays events, never drops them, and kafkajs requires it for idempotence.
+ */
+export function createIdempotentProducer(kafka: Kafka, options: { transactionalId?: string } = {}): Producer {
+  return kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    transactionalId: options.transactionalId,
+    createPartitioner: Partitioners.DefaultPartitioner,
+    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 10_000 },
+  });
 }

@@ -2,7 +2,7 @@ import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer }
 import type { ChangeCodec } from '../shared/codec.js';
 import { PoisonMessageError, describeError, isRetriable } from '../shared/errors.js';
 import { apiArn, apiUuid, sha256, canonicalJson, type IntegrationChange } from '../shared/integration-model.js';
-import { dlqTopic } from '../shared/kafka.js';
+import { createIdempotentProducer, dlqTopic } from '../shared/kafka.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
 import { createRetry, sleep } from '../shared/retry.js';
@@ -120,7 +120,7 @@ export function createSink(deps: SinkDeps) {
     const snapshot = change.snapshot!;
     await flush(pending, touched);
     const unseen = await store.unseenBySnapshot({
-      account_id: change.account_id, region: change.region, partition, snapshot_id: snapshot.snapshot_id, started_at: snapshot.started_at,
+      account_id: change.account_id, region: change.region, partition, offset, snapshot_id: snapshot.snapshot_id, started_at: snapshot.started_at,
     });
     await ensureLoaded(unseen, pending);
     for (const arn of unseen) {
@@ -178,7 +178,7 @@ export function createSink(deps: SinkDeps) {
     async start(): Promise<void> {
       admin = kafka.admin();
       await admin.connect();
-      dlqProducer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+      dlqProducer = createIdempotentProducer(kafka);
       await dlqProducer.connect();
       consumer = kafka.consumer({
         groupId: deps.groupId,

@@ -65,8 +65,9 @@ export function createStateStore({ client, database }: { client: ClickHouseClien
      */
     async load(arns: string[]): Promise<{ states: AppliedState[]; repairs: CurrentRow[] }> {
       if (arns.length === 0) return { states: [], repairs: [] };
+      // Not FINAL: FINAL drops rows whose is_deleted is 1, and the sink must know deletions too.
       const currentRows = await queryRows<Record<string, unknown>>(client,
-        `SELECT * FROM ${current} FINAL WHERE arn IN {arns:Array(String)}`, { arns });
+        `SELECT * FROM ${current} WHERE arn IN {arns:Array(String)} ORDER BY version DESC LIMIT 1 BY arn`, { arns });
       const latestHistory = await queryRows<Record<string, unknown>>(client,
         `SELECT arn, argMax(tuple(*), version) AS latest FROM ${history} WHERE arn IN {arns:Array(String)} GROUP BY arn`, { arns });
       const byArn = new Map(currentRows.map((row) => [String(row.arn), fromCurrent(row)]));
@@ -90,12 +91,16 @@ export function createStateStore({ client, database }: { client: ClickHouseClien
       return { states: [...byArn.values()], repairs };
     },
 
-    /** Live integrations of one snapshot scope in one partition that the snapshot did not see and that did not change after it started. */
-    async unseenBySnapshot(scope: { account_id: string; region: string; partition: number; snapshot_id: string; started_at: number }): Promise<string[]> {
+    /**
+     * Live integrations of one snapshot scope in one partition that the snapshot did not see, that did not change
+     * after it started, and that were last applied before its marker (so a replayed old marker deletes nothing newer).
+     */
+    async unseenBySnapshot(scope: { account_id: string; region: string; partition: number; offset: number; snapshot_id: string; started_at: number }): Promise<string[]> {
       const rows = await queryRows<{ arn: string }>(client,
         `SELECT arn FROM ${current} FINAL
          WHERE account_id = {account_id:String} AND region = {region:String} AND kafka_partition = {partition:Int32}
-           AND is_deleted = 0 AND last_snapshot_id != {snapshot_id:String} AND event_time < fromUnixTimestamp64Milli({started_at:Int64})`,
+           AND is_deleted = 0 AND last_snapshot_id != {snapshot_id:String} AND kafka_offset < {offset:Int64}
+           AND event_time < fromUnixTimestamp64Milli({started_at:Int64})`,
         scope);
       return rows.map((row) => row.arn);
     },
@@ -103,7 +108,7 @@ export function createStateStore({ client, database }: { client: ClickHouseClien
     async liveApisNotIn(scope: { account_id: string; region: string; api_ids: string[] }): Promise<ApiRow[]> {
       const rows = await queryRows<ApiRow>(client,
         `SELECT * FROM ${apis} FINAL WHERE account_id = {account_id:String} AND region = {region:String}
-           AND is_deleted = 0 AND aws_api_id NOT IN {api_ids:Array(String)}`, scope);
+           AND aws_api_id NOT IN {api_ids:Array(String)}`, scope);
       return rows.map((row) => ({ ...row, version: Number(row.version) }));
     },
 

@@ -1,0 +1,27 @@
+/**
+ * `npm test`: starts (or reuses) the local real stack, runs every test file with node's test runner, and stops
+ * only the parts of the stack that this run started.
+ */
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stackDown, stackUp } from '../stack/index.js';
+
+const say = (line: string) => process.stdout.write(`stack: ${line}\n`);
+const here = fileURLToPath(new URL('.', import.meta.url));
+const files = ['unit', 'integration'].flatMap((dir) =>
+  readdirSync(join(here, dir)).filter((name) => name.endsWith('.test.ts')).sort().map((name) => join(here, dir, name)));
+
+const started = await stackUp(say);
+let status = 1;
+try {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...files], {
+    stdio: 'inherit',
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+  });
+  status = result.status ?? 1;
+} finally {
+  if (started.length > 0) await stackDown(say, started);
+}
+process.exit(status);

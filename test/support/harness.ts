@@ -1,0 +1,68 @@
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { ApiGatewayV2Client } from '@aws-sdk/client-apigatewayv2';
+import { Kafka, logLevel } from 'kafkajs';
+import { openPipeline, type Pipeline } from '../../cli/pipeline.js';
+import { queryRows } from '../../services/shared/clickhouse.js';
+import { loadConfig, stackPorts, type Config } from '../../services/shared/config.js';
+import { createLogger } from '../../services/shared/logger.js';
+import { createMetrics } from '../../services/shared/metrics.js';
+import { STACK_DIR } from '../../stack/layout.js';
+import { motoPart, registryPart } from '../../stack/parts.js';
+
+export const ports = stackPorts();
+export const motoEndpoint = motoPart(ports.moto).endpoint;
+export const registryUrl = registryPart(ports.registry).endpoint;
+export const brokers = [`127.0.0.1:${ports.kafka}`];
+
+// moto accepts any credentials; the SDK only needs some.
+process.env.AWS_ACCESS_KEY_ID ??= 'test';
+process.env.AWS_SECRET_ACCESS_KEY ??= 'test';
+
+export const uniqueName = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+
+export function awsClient(region: string): ApiGatewayV2Client {
+  return new ApiGatewayV2Client({ region, endpoint: motoEndpoint });
+}
+
+export function plainKafka(): Kafka {
+  return new Kafka({ brokers, logLevel: logLevel.NOTHING });
+}
+
+/**
+ * A pipeline of its own for one test file: its own topic, consumer group, ClickHouse database and embedded data
+ * directory, and one region of the emulator (moto keeps state per region) so tests never see each other's data.
+ */
+export function testEnvironment(options: { region: string; partitions?: number }) {
+  const id = uniqueName('t').replaceAll('-', '_');
+  const dataDir = join(STACK_DIR, 'test-data', id);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    KAFKA_BROKERS: brokers.join(','),
+    SCHEMA_REGISTRY_URL: registryUrl,
+    CLICKHOUSE_URL: `chdb://${dataDir}`,
+    CLICKHOUSE_DATABASE: id,
+    AWS_REGIONS: options.region,
+    AWS_ENDPOINT_URL: motoEndpoint,
+    APIGW_TOPIC: `test.${id}`,
+    APIGW_TOPIC_PARTITIONS: String(options.partitions ?? 3),
+    APIGW_SINK_GROUP_ID: `sink-${id}`,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+  };
+  const config: Config = loadConfig(env);
+  const logger = createLogger(config.logLevel);
+  const open = (parts: { snapshot: boolean; sink: boolean }): Promise<Pipeline> =>
+    openPipeline({ config, logger, metrics: createMetrics(), interactive: false, ...parts });
+  return {
+    config,
+    env,
+    open,
+    table: (name: string) => `${config.clickhouseDatabase}.${name}`,
+    cleanup: () => rmSync(dataDir, { recursive: true, force: true }),
+  };
+}
+
+export async function rows<T = Record<string, unknown>>(pipeline: Pipeline, query: string, params: Record<string, unknown> = {}): Promise<T[]> {
+  return queryRows<T>(pipeline.clickhouse!, query, params);
+}
