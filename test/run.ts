@@ -14,14 +14,9 @@ const files = ['unit', 'integration'].flatMap((dir) =>
   readdirSync(join(here, dir)).filter((name) => name.endsWith('.test.ts')).sort().map((name) => join(here, dir, name)));
 
 const started = await stackUp(say);
-let status = 1;
-try {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...files], {
-    stdio: 'inherit',
-    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-  });
-  status = result.status ?? 1;
-} finally {
-  if (started.length > 0) await stackDown(say, started);
-}
-process.exit(status);
+const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...files], {
+  stdio: 'inherit',
+  env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+});
+if (started.length > 0) await stackDown(say, started);
+process.exit(result.status ?? 1);

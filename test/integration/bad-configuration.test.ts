@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { PROJECT_ROOT, STACK_DIR } from '../../stack/layout.js';
+import { brokers, motoEndpoint, plainKafka, registryUrl, uniqueName } from '../support/harness.js';
+
+/** Runs the real executable, the way a user does, and returns its exit code and output. */
+function apigwStream(args: string[], env: Record<string, string>) {
+  const result = spawnSync(process.execPath, [join(PROJECT_ROOT, 'bin/apigw-stream.js'), ...args], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  return { status: result.status, stderr: result.stderr.trim(), stdout: result.stdout.trim() };
+}
+
+async function topicExists(topic: string): Promise<boolean> {
+  const admin = plainKafka().admin();
+  await admin.connect();
+  const topics = await admin.listTopics();
+  await admin.disconnect();
+  return topics.includes(topic);
+}
+
+async function subjects(): Promise<string[]> {
+  return (await fetch(`${registryUrl}/subjects`)).json() as Promise<string[]>;
+}
+
+describe('bad configuration stops with one line naming the problem, and writes nothing', { timeout: 180_000 }, () => {
+  const cases = [
+    { name: 'an unparsable KAFKA_BROKERS', variable: 'KAFKA_BROKERS', env: { KAFKA_BROKERS: 'kafka:not-a-port,,' } },
+    { name: 'an unreachable registry', variable: 'SCHEMA_REGISTRY_URL', env: { SCHEMA_REGISTRY_URL: 'http://127.0.0.1:1/apis/ccompat/v7' } },
+    { name: 'a malformed CLICKHOUSE_URL', variable: 'CLICKHOUSE_URL', env: { CLICKHOUSE_URL: 'clickhouse//nohost:8123' } },
+  ];
+  // Configuration is validated as a whole, so even the snapshotter (which never opens ClickHouse) refuses a bad CLICKHOUSE_URL.
+  for (const command of ['run', 'sink', 'snapshot']) {
+    for (const testCase of cases) {
+      it(`${command}: ${testCase.name}`, async () => {
+        const topic = `test.${uniqueName('badconf')}`;
+        const dataDir = join(STACK_DIR, 'test-data', uniqueName('badconf'));
+        const subjectsBefore = await subjects();
+        const result = apigwStream([command], {
+          KAFKA_BROKERS: brokers.join(','),
+          SCHEMA_REGISTRY_URL: registryUrl,
+          CLICKHOUSE_URL: `chdb://${dataDir}`,
+          AWS_REGIONS: 'us-west-2',
+          AWS_ENDPOINT_URL: motoEndpoint,
+          APIGW_TOPIC: topic,
+          ...testCase.env,
+        });
+        assert.notEqual(result.status, 0, 'exits non-zero');
+        assert.equal(result.stdout, '', 'prints nothing on stdout');
+        assert.equal(result.stderr.split('\n').length, 1, `one line on stderr, got:\n${result.stderr}`);
+        assert.match(result.stderr, new RegExp(testCase.variable), 'names the variable');
+        assert.equal(await topicExists(topic), false, 'creates no topic');
+        assert.deepEqual(await subjects(), subjectsBefore, 'registers no schema');
+        assert.equal(existsSync(dataDir), false, 'creates no ClickHouse data');
+      });
+    }
+  }
+
+  it('snapshot without any region names AWS_REGIONS', () => {
+    const result = apigwStream(['snapshot', '--once'], { KAFKA_BROKERS: brokers.join(','), SCHEMA_REGISTRY_URL: registryUrl });
+    assert.equal(result.status, 2);
+    assert.equal(result.stderr, 'apigw-stream: configuration error: AWS_REGIONS: no region configured: set AWS_REGIONS (or AWS_REGION)');
+  });
+});

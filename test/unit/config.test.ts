@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { loadConfig, parseClickHouseUrl } from '../../services/shared/config.js';
+import { ConfigError } from '../../services/shared/errors.js';
+
+describe('configuration', () => {
+  it('defaults to the local stack and the embedded engine', () => {
+    const config = loadConfig({ AWS_REGION: 'eu-central-1' });
+    assert.deepEqual(config.kafkaBrokers, ['127.0.0.1:9092']);
+    assert.equal(config.schemaRegistryUrl, 'http://127.0.0.1:8081/apis/ccompat/v7');
+    assert.deepEqual(config.clickhouse, { kind: 'chdb', path: './data/clickhouse' });
+    assert.deepEqual(config.regions, ['eu-central-1']);
+    assert.equal(config.topic, 'aws.apigatewayv2.integrations');
+  });
+
+  it('follows the stack ports', () => {
+    const config = loadConfig({ APIGW_STACK_KAFKA_PORT: '19092', APIGW_STACK_REGISTRY_PORT: '18081' });
+    assert.deepEqual(config.kafkaBrokers, ['127.0.0.1:19092']);
+    assert.equal(config.schemaRegistryUrl, 'http://127.0.0.1:18081/apis/ccompat/v7');
+  });
+
+  it('prefers AWS_REGIONS over AWS_REGION', () => {
+    assert.deepEqual(loadConfig({ AWS_REGIONS: 'us-east-1, eu-west-1', AWS_REGION: 'ap-south-1' }).regions, ['us-east-1', 'eu-west-1']);
+  });
+
+  it('reads a ClickHouse server URL with credentials', () => {
+    assert.deepEqual(parseClickHouseUrl('https://alice:s%3Acret@ch.example.com:8443/'), {
+      kind: 'http', url: 'https://ch.example.com:8443', username: 'alice', password: 's:cret',
+    });
+  });
+
+  const bad: [string, Record<string, string>][] = [
+    ['KAFKA_BROKERS', { KAFKA_BROKERS: 'localhost' }],
+    ['KAFKA_BROKERS', { KAFKA_BROKERS: ' , ' }],
+    ['SCHEMA_REGISTRY_URL', { SCHEMA_REGISTRY_URL: 'registry:8081' }],
+    ['CLICKHOUSE_URL', { CLICKHOUSE_URL: 'tcp://ch:9000' }],
+    ['CLICKHOUSE_URL', { CLICKHOUSE_URL: 'chdb://' }],
+    ['CLICKHOUSE_DATABASE', { CLICKHOUSE_DATABASE: 'x; DROP TABLE y' }],
+    ['AWS_REGIONS', { AWS_REGIONS: 'us-east-1,moon-1' }],
+    ['AWS_ACCOUNT_ID', { AWS_ACCOUNT_ID: '1234' }],
+    ['APIGW_TOPIC_PARTITIONS', { APIGW_TOPIC_PARTITIONS: 'three' }],
+    ['APIGW_STACK_KAFKA_PORT', { APIGW_STACK_KAFKA_PORT: '70000' }],
+    ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
+  ];
+  for (const [variable, env] of bad) {
+    it(`names ${variable} when it is ${JSON.stringify(Object.values(env)[0])}`, () => {
+      assert.throws(() => loadConfig(env), (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.equal(error.variable, variable);
+        assert.match(error.message, new RegExp(`^${variable}: `));
+        assert.doesNotMatch(error.message, /\n/);
+        return true;
+      });
+    });
+  }
+});

@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { isRetriable } from '../../services/shared/errors.js';
+import { RetriesExhaustedError, createRetry } from '../../services/shared/retry.js';
+
+const fast = { initialDelayMs: 1, maxDelayMs: 2 };
+
+describe('retry with backoff', () => {
+  it('retries retriable errors until the operation succeeds', async () => {
+    const retry = createRetry({ ...fast, retries: 5 });
+    let calls = 0;
+    const result = await retry(async () => {
+      if (++calls < 3) throw Object.assign(new Error('throttled'), { name: 'ThrottlingException' });
+      return 'done';
+    });
+    assert.equal(result, 'done');
+    assert.equal(calls, 3);
+  });
+
+  it('throws a non-retriable error at once', async () => {
+    let calls = 0;
+    await assert.rejects(createRetry(fast)(async () => {
+      calls++;
+      throw new Error('validation failed');
+    }), /validation failed/);
+    assert.equal(calls, 1);
+  });
+
+  it('wraps the last error when the attempts run out', async () => {
+    const retry = createRetry({ ...fast, retries: 2 });
+    await assert.rejects(retry(async () => { throw Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }); }), (error: unknown) => {
+      assert.ok(error instanceof RetriesExhaustedError);
+      assert.equal(error.attempts, 3);
+      return true;
+    });
+  });
+});
+
+describe('error classification', () => {
+  it('walks the cause chain', () => {
+    assert.equal(isRetriable(new Error('outer', { cause: Object.assign(new Error('inner'), { code: 'ECONNRESET' }) })), true);
+  });
+  it('knows AWS throttling, server errors and client errors', () => {
+    assert.equal(isRetriable({ name: 'TooManyRequestsException' }), true);
+    assert.equal(isRetriable({ name: 'X', $metadata: { httpStatusCode: 503 } }), true);
+    assert.equal(isRetriable({ name: 'BadRequestException', $metadata: { httpStatusCode: 400 } }), false);
+  });
+  it('knows ClickHouse codes and kafkajs flags', () => {
+    assert.equal(isRetriable({ code: '252' }), true, 'TOO_MANY_PARTS');
+    assert.equal(isRetriable({ code: '60' }), false, 'UNKNOWN_TABLE');
+    assert.equal(isRetriable({ name: 'KafkaJSNumberOfRetriesExceeded', retriable: false }), false);
+  });
+});
