@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Pipeline } from '../../cli/pipeline.js';
+import { dlqTopic } from '../../services/shared/kafka.js';
+import { resetEmulator, seedSampleInventory } from '../../stack/sample-inventory.js';
+import { awsClient, motoEndpoint, plainKafka, rows, testEnvironment } from '../support/harness.js';
+
+const REGION = 'ap-southeast-2';
+const env = testEnvironment({ region: REGION, partitions: 2 });
+const aws = awsClient(REGION);
+
+describe('messages the sink cannot decode go to the dead-letter topic and the pipeline goes on', { timeout: 180_000 }, () => {
+  let pipeline: Pipeline;
+  before(async () => {
+    await resetEmulator(motoEndpoint);
+    await seedSampleInventory(aws, { httpApis: 2, websocketApis: 1, prefix: 'dlq' });
+    pipeline = await env.open({ snapshot: true, sink: true });
+  });
+  after(async () => {
+    await pipeline?.close();
+    aws.destroy();
+    env.cleanup();
+  });
+
+  it('dead-letters garbage and a message with an unknown schema id, with headers saying why, and applies the rest', async () => {
+    const producer = plainKafka().producer();
+    await producer.connect();
+    const unknownSchemaId = Buffer.from([0, 0x7f, 0xff, 0xff, 0xf0, 1, 2, 3]);
+    await producer.send({
+      topic: env.config.topic,
+      messages: [
+        { key: 'not-avro', value: 'not avro either', partition: 0 },
+        { key: unknownSchemaId, value: unknownSchemaId, partition: 1 },
+      ],
+    });
+    await producer.disconnect();
+
+    const result = await pipeline.snapshotter!.runOnce();
+    await pipeline.sink!.waitForCatchUp();
+    const [{ live }] = await rows<{ live: string }>(pipeline, `SELECT count() AS live FROM ${env.table('aws_apigatewayv2_api_integrations')} FINAL WHERE is_deleted = 0`) as [{ live: string }];
+    assert.equal(Number(live), result.regions[0]!.integrations);
+
+    const consumer = plainKafka().consumer({ groupId: `dlq-reader-${env.config.topic}` });
+    await consumer.connect();
+    await consumer.subscribe({ topic: dlqTopic(env.config.topic), fromBeginning: true });
+    const dead: Record<string, string>[] = [];
+    await new Promise<void>((resolve, reject) => {
+      consumer.run({
+        eachMessage: async ({ message }) => {
+          dead.push(Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)])));
+          if (dead.length === 2) resolve();
+        },
+      }).catch(reject);
+    });
+    await consumer.disconnect();
+    dead.sort((a, b) => a['dlq.partition']!.localeCompare(b['dlq.partition']!));
+    assert.deepEqual(dead.map((h) => [h['dlq.reason'], h['dlq.topic'], h['dlq.partition'], h['dlq.offset']]), [
+      ['undecodable', env.config.topic, '0', '0'],
+      ['undecodable', env.config.topic, '1', '0'],
+    ]);
+    assert.ok(dead.every((h) => (h['dlq.error'] ?? '').length > 0), 'the error is in the headers');
+  });
+});
