@@ -48,7 +48,7 @@ export async function runDemo(logger: Logger): Promise<void> {
   if ((await admin.listTopics()).includes(config.topic)) await admin.deleteTopics({ topics: [config.topic, `${config.topic}.dlq`] });
   await admin.disconnect();
 
-  const pipeline = await openPipeline({ config, logger, metrics: createMetrics(), snapshot: true, sink: true, interactive: false, freshDatabase: true });
+  const pipeline = await openPipeline({ config, logger, metrics: createMetrics(), snapshot: true, listen: false, sink: true, interactive: false, freshDatabase: true });
   const db = config.clickhouseDatabase;
   try {
     say(`\n== 3. snapshot -> Kafka topic ${config.topic} -> sink -> ClickHouse (${config.clickhouse.kind === 'chdb' ? `embedded chDB at ${config.clickhouse.path}` : config.clickhouse.url})`);

@@ -6,7 +6,7 @@ import { createMetrics, serveMetrics } from '../services/shared/metrics.js';
 import { stackDown, stackStatus, stackUp } from '../stack/index.js';
 import { runDemo } from './demo.js';
 import { printTable } from './output.js';
-import { openPipeline } from './pipeline.js';
+import { openPipeline, type PipelineParts } from './pipeline.js';
 
 const ENVIRONMENT_HELP = `
 Configuration (environment variables):
@@ -23,17 +23,22 @@ Configuration (environment variables):
   APIGW_SNAPSHOT_INTERVAL_SECONDS  seconds between snapshots         default 300
   APIGW_SNAPSHOT_CONCURRENCY     GetIntegrations calls per region    default 8
   APIGW_SINK_GROUP_ID            sink consumer group                 default apigw-stream-sink
+  AWS_ENDPOINT_URL_CLOUDTRAIL    CloudTrail endpoint override        default AWS_ENDPOINT_URL
+  APIGW_LISTENER_POLL_SECONDS    seconds between CloudTrail polls    default 30
+  APIGW_LISTENER_LOOKBACK_HOURS  first start reads this far back     default 24 (max 2160)
+  APIGW_LISTENER_OVERLAP_SECONDS each poll re-reads this much        default 900
+  APIGW_LISTENER_CALLS_PER_SECOND  LookupEvents calls per region     default 2
   APIGW_METRICS_PORT             serve Prometheus /metrics here      default off
   LOG_LEVEL                      fatal|error|warn|info|debug|trace   default info
   APIGW_STACK_{KAFKA,KAFKA_CONTROLLER,REGISTRY,MOTO}_PORT   local stack ports (9092, 9093, 8081, 5000)
 `;
 
 /** Runs services until SIGINT/SIGTERM, then shuts them down in order. */
-async function runServices(options: { snapshot: boolean; sink: boolean; once: boolean }): Promise<void> {
+async function runServices(options: PipelineParts & { once: boolean }): Promise<void> {
   const config: Config = loadConfig();
   const logger = createLogger(config.logLevel);
   const metrics = createMetrics();
-  const pipeline = await openPipeline({ config, logger, metrics, snapshot: options.snapshot, sink: options.sink, interactive: process.stderr.isTTY === true });
+  const pipeline = await openPipeline({ config, logger, metrics, ...options, interactive: process.stderr.isTTY === true });
   const server = config.metricsPort ? await serveMetrics(metrics, config.metricsPort) : undefined;
   if (server) logger.info({ port: config.metricsPort }, 'metrics served at /metrics');
   const stop = new AbortController();
@@ -52,6 +57,7 @@ async function runServices(options: { snapshot: boolean; sink: boolean; once: bo
     } else {
       const loops: Promise<void>[] = [];
       if (options.snapshot) loops.push(pipeline.snapshotter!.runForever(config.snapshotIntervalSeconds, stop.signal));
+      if (options.listen) loops.push(pipeline.listener!.run(stop.signal));
       loops.push(new Promise((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true })));
       await Promise.all(loops);
     }
@@ -83,15 +89,20 @@ const program = new Command('apigw-stream')
 program.command('snapshot')
   .description('Read every API and integration of every configured region and emit one change event per integration, then a completion marker per region')
   .option('--once', 'take one snapshot and exit (exit code 1 if a region could not be read completely)')
-  .action((opts: { once?: boolean }) => runServices({ snapshot: true, sink: false, once: opts.once === true }));
+  .action((opts: { once?: boolean }) => runServices({ snapshot: true, listen: false, sink: false, once: opts.once === true }));
+
+program.command('listen')
+  .description('Poll CloudTrail LookupEvents in every configured region and emit each API Gateway v2 integration change with who made it; '
+    + 'the checkpoint is committed in the same Kafka transaction as the events')
+  .action(() => runServices({ snapshot: false, listen: true, sink: false, once: false }));
 
 program.command('sink')
   .description('Consume the topic and materialize current state, APIs and history in ClickHouse; commits offsets only after ClickHouse has the rows')
-  .action(() => runServices({ snapshot: false, sink: true, once: false }));
+  .action(() => runServices({ snapshot: false, listen: false, sink: true, once: false }));
 
 program.command('run')
-  .description('Run the snapshotter (on its interval) and the sink together in one process')
-  .action(() => runServices({ snapshot: true, sink: true, once: false }));
+  .description('Run the snapshotter (on its interval), the CloudTrail listener and the sink together in one process')
+  .action(() => runServices({ snapshot: true, listen: true, sink: true, once: false }));
 
 program.command('demo')
   .description('Start the local stack, seed the AWS emulator, and run the whole pipeline end to end on the embedded defaults')

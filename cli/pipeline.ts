@@ -1,4 +1,5 @@
 import { ApiGatewayV2Client } from '@aws-sdk/client-apigatewayv2';
+import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import type { Kafka, Producer } from 'kafkajs';
 import { createChangeEmitter, type ChangeEmitter } from '../services/shared/change-emitter.js';
@@ -9,6 +10,8 @@ import { DependencyError, describeError } from '../services/shared/errors.js';
 import { createIdempotentProducer, createKafka, ensureTopics } from '../services/shared/kafka.js';
 import type { Logger } from '../services/shared/logger.js';
 import type { Metrics } from '../services/shared/metrics.js';
+import { createCheckpointStore } from '../services/cloudtrail-listener/checkpoint-store.js';
+import { createCloudTrailListener, type CloudTrailListener } from '../services/cloudtrail-listener/index.js';
 import { createSink, type Sink } from '../services/sink/index.js';
 import { createStateStore } from '../services/sink/state-store.js';
 import { createSnapshotter, type Snapshotter } from '../services/snapshotter/index.js';
@@ -18,6 +21,7 @@ import { checkClickHouse, checkKafka, checkRegistry } from './preflight.js';
 /** Wires the services from configuration. Every dependency is checked before the first write. */
 export interface Pipeline {
   snapshotter?: Snapshotter;
+  listener?: CloudTrailListener;
   sink?: Sink;
   clickhouse?: ClickHouseClient;
   close(): Promise<void>;
@@ -40,9 +44,75 @@ async function resolveAccountId(config: Config): Promise<string> {
   }
 }
 
-export async function openPipeline(options: { config: Config; logger: Logger; metrics: Metrics; snapshot: boolean; sink: boolean; interactive: boolean; freshDatabase?: boolean }): Promise<Pipeline> {
+export interface PipelineParts {
+  snapshot: boolean;
+  listen: boolean;
+  sink: boolean;
+}
+
+/** The two sources of change events, sharing one emitter and one API Gateway client per region. */
+async function openSources(options: PipelineParts & {
+  config: Config; logger: Logger; metrics: Metrics; interactive: boolean;
+  kafka: Kafka; emitter: ChangeEmitter; accountId: string; closers: (() => Promise<void>)[];
+}): Promise<{ snapshotter?: Snapshotter; listener?: CloudTrailListener }> {
+  const { config, logger, metrics, kafka, emitter, accountId, closers } = options;
+  const clients = new Map<string, ApiGatewayV2Client>();
+  const clientFor = (region: string) => {
+    if (!clients.has(region)) clients.set(region, new ApiGatewayV2Client(awsClientOptions(config, region)));
+    return clients.get(region)!;
+  };
+  closers.push(async () => clients.forEach((client) => client.destroy()));
+  const sources: { snapshotter?: Snapshotter; listener?: CloudTrailListener } = {};
+
+  if (options.snapshot) {
+    sources.snapshotter = createSnapshotter({
+      regions: config.regions,
+      accountId,
+      clientFor,
+      emitter,
+      concurrency: config.snapshotConcurrency,
+      logger,
+      metrics,
+      progress: () => createSnapshotProgress({ logger, interactive: options.interactive }),
+    });
+  }
+
+  if (options.listen) {
+    const trails = new Map<string, CloudTrailClient>();
+    const admin = kafka.admin();
+    await admin.connect();
+    closers.push(() => admin.disconnect());
+    const listener = createCloudTrailListener({
+      regions: config.regions,
+      accountId,
+      kafka,
+      emitter,
+      checkpoints: createCheckpointStore({ kafka, admin, topic: config.topic }),
+      cloudtrailFor: (region) => {
+        // Our own token bucket and backoff pace LookupEvents; the SDK retries only a little underneath.
+        if (!trails.has(region)) trails.set(region, new CloudTrailClient({ region, endpoint: config.cloudtrailEndpointUrl, maxAttempts: 2 }));
+        return trails.get(region)!;
+      },
+      apigatewayFor: clientFor,
+      settings: config.listener,
+      transactionalIdPrefix: `apigw-stream-listener.${config.topic}`,
+      logger,
+      metrics,
+      interactive: options.interactive,
+    });
+    closers.push(async () => {
+      await listener.stop();
+      trails.forEach((client) => client.destroy());
+    });
+    sources.listener = listener;
+  }
+  return sources;
+}
+
+export async function openPipeline(options: PipelineParts & { config: Config; logger: Logger; metrics: Metrics; interactive: boolean; freshDatabase?: boolean }): Promise<Pipeline> {
   const { config, logger, metrics } = options;
-  if (options.snapshot) requireRegions(config);
+  const readsAws = options.snapshot || options.listen;
+  if (readsAws) requireRegions(config);
   await checkKafka(config.kafkaBrokers);
   await checkRegistry(config.schemaRegistryUrl);
   let clickhouse: ClickHouseClient | undefined;
@@ -50,7 +120,7 @@ export async function openPipeline(options: { config: Config; logger: Logger; me
     clickhouse = createClickHouse(config.clickhouse);
     await checkClickHouse(clickhouse, config.clickhouse.kind === 'http' ? config.clickhouse.url : config.clickhouse.path);
   }
-  const accountId = options.snapshot ? await resolveAccountId(config) : undefined;
+  const accountId = readsAws ? await resolveAccountId(config) : undefined;
 
   const kafka: Kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'apigw-stream', logger });
   const codec = createChangeCodec({ registryUrl: config.schemaRegistryUrl, topic: config.topic });
@@ -69,26 +139,14 @@ export async function openPipeline(options: { config: Config; logger: Logger; me
   };
   if (clickhouse) closers.push(() => clickhouse!.close());
 
-  if (options.snapshot) {
+  if (readsAws) {
     const producer: Producer = createIdempotentProducer(kafka);
     await producer.connect();
     closers.push(() => producer.disconnect());
-    const emitter: ChangeEmitter = createChangeEmitter({ producer, codec, topic: config.topic, partitionCount, logger, metrics });
-    const clients = new Map<string, ApiGatewayV2Client>();
-    pipeline.snapshotter = createSnapshotter({
-      regions: config.regions,
-      accountId: accountId!,
-      clientFor: (region) => {
-        if (!clients.has(region)) clients.set(region, new ApiGatewayV2Client(awsClientOptions(config, region)));
-        return clients.get(region)!;
-      },
-      emitter,
-      concurrency: config.snapshotConcurrency,
-      logger,
-      metrics,
-      progress: () => createSnapshotProgress({ logger, interactive: options.interactive }),
-    });
-    closers.push(async () => clients.forEach((client) => client.destroy()));
+    const emitter = createChangeEmitter({ producer, codec, topic: config.topic, partitionCount, logger, metrics });
+    const sources = await openSources({ ...options, kafka, emitter, accountId: accountId!, closers });
+    pipeline.snapshotter = sources.snapshotter;
+    pipeline.listener = sources.listener;
   }
 
   if (options.sink) {

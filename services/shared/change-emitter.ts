@@ -24,6 +24,9 @@ export interface Observation {
 
 const BATCH = 500;
 
+/** A producer, or an open kafkajs transaction: both send. */
+export type Sender = Pick<Producer, 'send'>;
+
 /**
  * The one way change events reach Kafka, shared by the snapshotter and the CloudTrail listener: builds the
  * IntegrationChange, attaches its source position, encodes it through the registry and waits for acks=all.
@@ -38,7 +41,7 @@ export function createChangeEmitter(deps: { producer: Producer; codec: ChangeCod
     return { ...rest, event_id: eventId(position, arn), arn, snapshot: null };
   }
 
-  async function send(changes: IntegrationChange[], partition?: (change: IntegrationChange, index: number) => number): Promise<void> {
+  async function send(via: Sender, changes: IntegrationChange[], partition?: (change: IntegrationChange, index: number) => number): Promise<void> {
     for (let start = 0; start < changes.length; start += BATCH) {
       const chunk = changes.slice(start, start + BATCH);
       const messages = await Promise.all(chunk.map(async (change, index) => {
@@ -53,23 +56,27 @@ export function createChangeEmitter(deps: { producer: Producer; codec: ChangeCod
           headers: { 'apigw.event_id': change.event_id, 'apigw.op': change.op, 'apigw.source': change.source.type },
         };
       }));
-      await producer.send({ topic, acks: -1, compression: CompressionTypes.None, messages });
+      await via.send({ topic, acks: -1, compression: CompressionTypes.None, messages });
       for (const change of chunk) metrics.eventsProduced.inc({ source: change.source.type, op: change.op });
     }
   }
 
   return {
     codec,
-    async emit(observations: Observation[]): Promise<void> {
-      await send(observations.map(toChange));
+    async emit(observations: Observation[], via: Sender = producer): Promise<void> {
+      await send(via, observations.map(toChange));
     },
 
     /**
-     * Marks a snapshot of (account, region) complete on every partition, after all its events were acked, so
-     * that each partition's consumer can delete the keys it holds that the snapshot did not see.
+     * Marks a complete read of a scope — an account and region, or one API of it (`api_id`) — on every
+     * partition, after all its events were sent, so that each partition's consumer can delete the keys of that
+     * scope it holds and the read did not see.
      */
-    async completeSnapshot(scope: { account_id: string; region: string; observed_at: number; source: ChangeSource; snapshot: SnapshotCompletion }): Promise<void> {
-      const arn = apiArn(scope.region, '*');
+    async completeSnapshot(
+      scope: { account_id: string; region: string; api_id?: string; observed_at: number; source: ChangeSource; snapshot: SnapshotCompletion },
+      via: Sender = producer,
+    ): Promise<void> {
+      const arn = apiArn(scope.region, scope.api_id || '*');
       const marker: IntegrationChange = {
         event_id: eventId(`snapshot-complete:${scope.snapshot.snapshot_id}`, arn),
         op: 'SNAPSHOT_COMPLETE',
@@ -78,7 +85,7 @@ export function createChangeEmitter(deps: { producer: Producer; codec: ChangeCod
         source: scope.source,
         account_id: scope.account_id,
         region: scope.region,
-        api_id: '',
+        api_id: scope.api_id ?? '',
         integration_id: '',
         arn,
         api: null,
@@ -86,8 +93,8 @@ export function createChangeEmitter(deps: { producer: Producer; codec: ChangeCod
         snapshot: scope.snapshot,
       };
       const markers = Array.from({ length: deps.partitionCount }, () => marker);
-      await send(markers, (_change, index) => index);
-      log.info({ region: scope.region, snapshotId: scope.snapshot.snapshot_id, partitions: deps.partitionCount }, 'snapshot completion marked on every partition');
+      await send(via, markers, (_change, index) => index);
+      log.info({ region: scope.region, apiId: scope.api_id, snapshotId: scope.snapshot.snapshot_id, partitions: deps.partitionCount }, 'completion marked on every partition');
     },
   };
 }

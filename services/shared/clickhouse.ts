@@ -52,7 +52,7 @@ export async function applySchema(client: ClickHouseClient, database: string, cl
   for (const statement of schemaStatements(database, cluster)) await client.command({ query: statement });
 }
 
-export async function queryRows<T>(client: ClickHouseClient, query: string, params: Record<string, unknown> = {}): Promise<T[]> {
-  const result = await client.query({ query, query_params: params, format: 'JSONEachRow' });
+export async function queryRows<T>(client: ClickHouseClient, query: string, params: object = {}): Promise<T[]> {
+  const result = await client.query({ query, query_params: params as Record<string, unknown>, format: 'JSONEachRow' });
   return result.json<T>();
 }

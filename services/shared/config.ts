@@ -56,6 +56,18 @@ const schema = z.object({
   APIGW_SNAPSHOT_INTERVAL_SECONDS: z.coerce.number({ error: 'expected a number of seconds' }).int().min(1),
   /** Concurrent GetIntegrations calls per region. @default 8 */
   APIGW_SNAPSHOT_CONCURRENCY: z.coerce.number({ error: 'expected an integer' }).int().min(1).max(64),
+  /** CloudTrail endpoint override (the SDK's service-specific variable). @default AWS_ENDPOINT_URL */
+  AWS_ENDPOINT_URL_CLOUDTRAIL: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).optional(),
+  /** Seconds between two LookupEvents polls of a region. @default 30 */
+  APIGW_LISTENER_POLL_SECONDS: z.coerce.number({ error: 'expected a number of seconds' }).min(0.1, 'expected at least 0.1 seconds'),
+  /** Hours to look back when the listener starts with no checkpoint (CloudTrail keeps 90 days). @default 24 */
+  APIGW_LISTENER_LOOKBACK_HOURS: z.coerce.number({ error: 'expected a number of hours' }).min(0).max(2160, 'expected at most 2160 hours (90 days)'),
+  /** Seconds each poll re-reads before the previous window's end, for events CloudTrail makes visible late. @default 900 */
+  APIGW_LISTENER_OVERLAP_SECONDS: z.coerce.number({ error: 'expected a number of seconds' }).int().min(0).max(86_400),
+  /** LookupEvents calls per second per region (its limit is about 2). @default 2 */
+  APIGW_LISTENER_CALLS_PER_SECOND: z.coerce.number({ error: 'expected a rate' }).min(0.1).max(10),
+  /** Fault injection for tests: milliseconds between producing a poll's events and committing them. @default 0 */
+  APIGW_LISTENER_COMMIT_DELAY_MS: z.coerce.number({ error: 'expected milliseconds' }).int().min(0),
   /** Consumer group of the sink. @default apigw-stream-sink */
   APIGW_SINK_GROUP_ID: z.string().min(1),
   /** Port of the Prometheus /metrics endpoint; 0 or unset turns it off. */
@@ -78,6 +90,8 @@ export interface Config {
   snapshotIntervalSeconds: number;
   snapshotConcurrency: number;
   sinkGroupId: string;
+  cloudtrailEndpointUrl?: string;
+  listener: { pollSeconds: number; lookbackHours: number; overlapSeconds: number; callsPerSecond: number; commitDelayMs: number };
   metricsPort?: number;
   logLevel: string;
 }
@@ -126,6 +140,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     APIGW_SNAPSHOT_INTERVAL_SECONDS: pick('APIGW_SNAPSHOT_INTERVAL_SECONDS', '300'),
     APIGW_SNAPSHOT_CONCURRENCY: pick('APIGW_SNAPSHOT_CONCURRENCY', '8'),
     APIGW_SINK_GROUP_ID: pick('APIGW_SINK_GROUP_ID', 'apigw-stream-sink'),
+    AWS_ENDPOINT_URL_CLOUDTRAIL: pick('AWS_ENDPOINT_URL_CLOUDTRAIL'),
+    APIGW_LISTENER_POLL_SECONDS: pick('APIGW_LISTENER_POLL_SECONDS', '30'),
+    APIGW_LISTENER_LOOKBACK_HOURS: pick('APIGW_LISTENER_LOOKBACK_HOURS', '24'),
+    APIGW_LISTENER_OVERLAP_SECONDS: pick('APIGW_LISTENER_OVERLAP_SECONDS', '900'),
+    APIGW_LISTENER_CALLS_PER_SECOND: pick('APIGW_LISTENER_CALLS_PER_SECOND', '2'),
+    APIGW_LISTENER_COMMIT_DELAY_MS: pick('APIGW_LISTENER_COMMIT_DELAY_MS', '0'),
     APIGW_METRICS_PORT: pick('APIGW_METRICS_PORT'),
     LOG_LEVEL: pick('LOG_LEVEL', 'info'),
   };
@@ -151,6 +171,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     snapshotIntervalSeconds: v.APIGW_SNAPSHOT_INTERVAL_SECONDS,
     snapshotConcurrency: v.APIGW_SNAPSHOT_CONCURRENCY,
     sinkGroupId: v.APIGW_SINK_GROUP_ID,
+    cloudtrailEndpointUrl: v.AWS_ENDPOINT_URL_CLOUDTRAIL ?? v.AWS_ENDPOINT_URL,
+    listener: {
+      pollSeconds: v.APIGW_LISTENER_POLL_SECONDS,
+      lookbackHours: v.APIGW_LISTENER_LOOKBACK_HOURS,
+      overlapSeconds: v.APIGW_LISTENER_OVERLAP_SECONDS,
+      callsPerSecond: v.APIGW_LISTENER_CALLS_PER_SECOND,
+      commitDelayMs: v.APIGW_LISTENER_COMMIT_DELAY_MS,
+    },
     metricsPort: v.APIGW_METRICS_PORT || undefined,
     logLevel: v.LOG_LEVEL,
   };

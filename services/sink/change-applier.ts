@@ -113,11 +113,14 @@ function historyRow(state: AppliedState, change: IntegrationChange, operation: s
 
 /**
  * Applies one change to what the sink knew of its integration. Returns null when nothing is to be written:
- * a redelivered message (at or below the applied offset), or a deletion of something already gone.
+ * a redelivered message (at or below the applied offset), a read older than the applied one, or a deletion of
+ * something already gone.
  * A re-read of the same configuration writes the current row (to record which snapshot saw it) but no history.
  */
 export function applyChange(prior: AppliedState | undefined, change: IntegrationChange, at: Position): Applied | null {
   if (prior && prior.kafka_partition === at.partition && at.offset <= prior.kafka_offset) return null;
+  // Two sources (snapshot, CloudTrail) read AWS independently: a read older than the one applied is stale.
+  if (prior && change.observed_at < prior.observed_at) return null;
   const live = prior && !prior.deleted ? prior : undefined;
   const base = {
     arn: change.arn,

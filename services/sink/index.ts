@@ -115,13 +115,15 @@ export function createSink(deps: SinkDeps) {
     pending.apis = [];
   }
 
-  /** A snapshot of (account, region) completed: delete what this partition holds of that scope and the snapshot did not see. */
+  /**
+   * A complete read of a scope (an account and region, or one API of it) finished: delete what this partition
+   * holds of that scope and the read did not see.
+   */
   async function completeSnapshot(change: IntegrationChange, partition: number, offset: number, pending: PendingWrites, touched: string[]): Promise<void> {
     const snapshot = change.snapshot!;
     await flush(pending, touched);
-    const unseen = await store.unseenBySnapshot({
-      account_id: change.account_id, region: change.region, partition, offset, snapshot_id: snapshot.snapshot_id, started_at: snapshot.started_at,
-    });
+    const scope = { account_id: change.account_id, region: change.region, api_id: change.api_id };
+    const unseen = await store.unseenBySnapshot({ ...scope, partition, offset, snapshot_id: snapshot.snapshot_id, started_at: snapshot.started_at });
     await ensureLoaded(unseen, pending);
     for (const arn of unseen) {
       const state = applied.get(arn)!;
@@ -132,7 +134,7 @@ export function createSink(deps: SinkDeps) {
     }
     // The API table is global, not per partition: one partition's marker is enough to retire vanished APIs.
     if (partition === 0) {
-      for (const api of await store.liveApisNotIn({ account_id: change.account_id, region: change.region, api_ids: snapshot.api_ids })) {
+      for (const api of await store.liveApisNotIn({ ...scope, api_ids: snapshot.api_ids })) {
         apiHashes.delete(api.api_id);
         pending.apis.push({ ...api, version: change.observed_at, is_deleted: 1, observed_at: chTime(change.observed_at) });
       }
@@ -192,6 +194,13 @@ export function createSink(deps: SinkDeps) {
             return true;
           },
         },
+      });
+      // A fetch that holds only transaction markers never reaches eachBatch; commit past it so the group's
+      // offsets reach the end of the partition.
+      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+        if (payload.batchSize !== 0) return;
+        consumer!.commitOffsets([{ topic, partition: payload.partition, offset: String(Number(payload.lastOffset) + 1) }])
+          .catch((error: unknown) => log.warn({ err: describeError(error) }, 'committing past transaction markers failed; will retry on the next batch'));
       });
       consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
         applied.clear();

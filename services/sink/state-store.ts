@@ -18,6 +18,13 @@ export interface ApiRow {
   observed_at: string;
 }
 
+/** What a completion marker covers: an account and region, or (api_id set) one API of it. */
+export interface MarkerScope {
+  account_id: string;
+  region: string;
+  api_id: string;
+}
+
 const toMillis = (value: unknown) => Date.parse(`${String(value).replace(' ', 'T')}Z`);
 
 /** The sink's reads and writes of ClickHouse: what it knows per integration, and the three tables it writes. */
@@ -95,20 +102,21 @@ export function createStateStore({ client, database }: { client: ClickHouseClien
      * Live integrations of one snapshot scope in one partition that the snapshot did not see, that did not change
      * after it started, and that were last applied before its marker (so a replayed old marker deletes nothing newer).
      */
-    async unseenBySnapshot(scope: { account_id: string; region: string; partition: number; offset: number; snapshot_id: string; started_at: number }): Promise<string[]> {
+    async unseenBySnapshot(scope: MarkerScope & { partition: number; offset: number; snapshot_id: string; started_at: number }): Promise<string[]> {
       const rows = await queryRows<{ arn: string }>(client,
         `SELECT arn FROM ${current} FINAL
          WHERE account_id = {account_id:String} AND region = {region:String} AND kafka_partition = {partition:Int32}
+           AND ({api_id:String} = '' OR aws_api_id = {api_id:String})
            AND is_deleted = 0 AND last_snapshot_id != {snapshot_id:String} AND kafka_offset < {offset:Int64}
            AND event_time < fromUnixTimestamp64Milli({started_at:Int64})`,
         scope);
       return rows.map((row) => row.arn);
     },
 
-    async liveApisNotIn(scope: { account_id: string; region: string; api_ids: string[] }): Promise<ApiRow[]> {
+    async liveApisNotIn(scope: MarkerScope & { api_ids: string[] }): Promise<ApiRow[]> {
       const rows = await queryRows<ApiRow>(client,
         `SELECT * FROM ${apis} FINAL WHERE account_id = {account_id:String} AND region = {region:String}
-           AND aws_api_id NOT IN {api_ids:Array(String)}`, scope);
+           AND ({api_id:String} = '' OR aws_api_id = {api_id:String}) AND aws_api_id NOT IN {api_ids:Array(String)}`, scope);
       return rows.map((row) => ({ ...row, version: Number(row.version) }));
     },
 

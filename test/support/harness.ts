@@ -3,7 +3,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiGatewayV2Client } from '@aws-sdk/client-apigatewayv2';
 import { Kafka, logLevel } from 'kafkajs';
-import { openPipeline, type Pipeline } from '../../cli/pipeline.js';
+import { openPipeline, type Pipeline, type PipelineParts } from '../../cli/pipeline.js';
 import { queryRows } from '../../services/shared/clickhouse.js';
 import { loadConfig, stackPorts, type Config } from '../../services/shared/config.js';
 import { createLogger } from '../../services/shared/logger.js';
@@ -34,7 +34,7 @@ export function plainKafka(): Kafka {
  * A pipeline of its own for one test file: its own topic, consumer group, ClickHouse database and embedded data
  * directory, and one region of the emulator (moto keeps state per region) so tests never see each other's data.
  */
-export function testEnvironment(options: { region: string; partitions?: number }) {
+export function testEnvironment(options: { region: string; partitions?: number; extra?: Record<string, string> }) {
   const id = uniqueName('t').replaceAll('-', '_');
   const dataDir = join(STACK_DIR, 'test-data', id);
   const env: NodeJS.ProcessEnv = {
@@ -49,11 +49,12 @@ export function testEnvironment(options: { region: string; partitions?: number }
     APIGW_TOPIC_PARTITIONS: String(options.partitions ?? 3),
     APIGW_SINK_GROUP_ID: `sink-${id}`,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+    ...options.extra,
   };
   const config: Config = loadConfig(env);
   const logger = createLogger(config.logLevel);
-  const open = (parts: { snapshot: boolean; sink: boolean }): Promise<Pipeline> =>
-    openPipeline({ config, logger, metrics: createMetrics(), interactive: false, ...parts });
+  const open = (parts: Partial<PipelineParts>): Promise<Pipeline> =>
+    openPipeline({ config, logger, metrics: createMetrics(), interactive: false, snapshot: false, listen: false, sink: false, ...parts });
   return {
     config,
     env,
@@ -65,4 +66,15 @@ export function testEnvironment(options: { region: string; partitions?: number }
 
 export async function rows<T = Record<string, unknown>>(pipeline: Pipeline, query: string, params: Record<string, unknown> = {}): Promise<T[]> {
   return queryRows<T>(pipeline.clickhouse!, query, params);
+}
+
+/** Polls until `check` returns a truthy value, failing with `what` after the timeout. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const result = await check();
+    if (result) return result;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }

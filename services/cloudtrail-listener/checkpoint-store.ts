@@ -1,0 +1,79 @@
+import type { Admin, Kafka, Transaction } from 'kafkajs';
+import { sleep } from '../shared/retry.js';
+
+/** Where the listener is in CloudTrail for one account and region. */
+export interface Checkpoint {
+  account_id: string;
+  region: string;
+  /** End of the last committed LookupEvents window (epoch ms). */
+  window_end: number;
+  /** Ids of events already applied whose time is inside the overlap before window_end, with their times. */
+  seen: Record<string, number>;
+}
+
+export function checkpointTopic(topic: string): string {
+  return `${topic}.listener-checkpoints`;
+}
+
+const keyOf = (accountId: string, region: string) => `${accountId}/${region}`;
+
+/**
+ * Checkpoints live in a compacted Kafka topic and are written in the same transaction as the events derived
+ * from them, so a crash at any point either keeps both or neither.
+ */
+export function createCheckpointStore({ kafka, admin, topic }: { kafka: Kafka; admin: Admin; topic: string }) {
+  const name = checkpointTopic(topic);
+  return {
+    async ensureTopic(): Promise<void> {
+      if ((await admin.listTopics()).includes(name)) return;
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: [{ topic: name, numPartitions: 1, replicationFactor: -1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }],
+      });
+    },
+
+    /** The last committed checkpoint of every region; call after the transactional producer connected (which aborts a dead instance's open transaction). */
+    async loadAll(timeoutMs = 60_000): Promise<Map<string, Checkpoint>> {
+      const offsets = await admin.fetchTopicOffsets(name);
+      const pending = new Map(offsets.filter((p) => Number(p.high) > Number(p.low)).map((p) => [p.partition, Number(p.high) - 1]));
+      const checkpoints = new Map<string, Checkpoint>();
+      if (pending.size === 0) return checkpoints;
+      const consumer = kafka.consumer({ groupId: `apigw-stream-checkpoint-reader-${process.pid}-${Date.now()}`, readUncommitted: false });
+      const reached = (partition: number, lastOffset: string) => {
+        if (Number(lastOffset) >= (pending.get(partition) ?? Infinity)) pending.delete(partition);
+      };
+      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => reached(payload.partition, payload.lastOffset));
+      await consumer.connect();
+      try {
+        await consumer.subscribe({ topic: name, fromBeginning: true });
+        await consumer.run({
+          autoCommit: false,
+          eachMessage: async ({ message }) => {
+            if (message.value) {
+              const checkpoint = JSON.parse(message.value.toString()) as Checkpoint;
+              checkpoints.set(keyOf(checkpoint.account_id, checkpoint.region), checkpoint);
+            }
+          },
+        });
+        const deadline = Date.now() + timeoutMs;
+        while (pending.size > 0) {
+          if (Date.now() > deadline) throw new Error(`could not read ${name} to its end within ${timeoutMs / 1000} s`);
+          await sleep(100);
+        }
+      } finally {
+        await consumer.disconnect();
+      }
+      return checkpoints;
+    },
+
+    get(checkpoints: Map<string, Checkpoint>, accountId: string, region: string): Checkpoint | undefined {
+      return checkpoints.get(keyOf(accountId, region));
+    },
+
+    async write(via: Transaction, checkpoint: Checkpoint): Promise<void> {
+      await via.send({ topic: name, acks: -1, messages: [{ key: keyOf(checkpoint.account_id, checkpoint.region), value: JSON.stringify(checkpoint) }] });
+    },
+  };
+}
+
+export type CheckpointStore = ReturnType<typeof createCheckpointStore>;

@@ -1,0 +1,254 @@
+import {
+  ApiGatewayV2Client, GetApiCommand, GetIntegrationCommand, GetIntegrationsCommand, NotFoundException,
+  type Integration,
+} from '@aws-sdk/client-apigatewayv2';
+import type { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
+import type { Kafka, Producer } from 'kafkajs';
+import type { ChangeEmitter, Observation } from '../shared/change-emitter.js';
+import { describeError } from '../shared/errors.js';
+import { mapIntegration, type ApiInfo, type ChangeSource } from '../shared/integration-model.js';
+import { createIdempotentProducer } from '../shared/kafka.js';
+import type { Logger } from '../shared/logger.js';
+import type { Metrics } from '../shared/metrics.js';
+import { sleep } from '../shared/retry.js';
+import { createCatchUpProgress } from './catch-up-progress.js';
+import type { Checkpoint, CheckpointStore } from './checkpoint-store.js';
+import { createCloudTrailReader } from './cloudtrail-reader.js';
+import { classifyEvent, type CloudTrailRecord } from './event-classifier.js';
+
+export interface ListenerSettings {
+  /** Seconds between two polls of a region. */
+  pollSeconds: number;
+  /** How far back to read on a first start, in hours (at most 2160: CloudTrail keeps 90 days). */
+  lookbackHours: number;
+  /** Seconds each window re-reads before the previous one's end, for events CloudTrail delivers late. */
+  overlapSeconds: number;
+  /** LookupEvents calls per second per region. */
+  callsPerSecond: number;
+  /** Fault injection for tests: wait this long between producing a poll's events and committing them. */
+  commitDelayMs: number;
+}
+
+export interface ListenerDeps {
+  regions: string[];
+  accountId: string;
+  kafka: Kafka;
+  emitter: ChangeEmitter;
+  checkpoints: CheckpointStore;
+  cloudtrailFor: (region: string) => CloudTrailClient;
+  apigatewayFor: (region: string) => ApiGatewayV2Client;
+  settings: ListenerSettings;
+  transactionalIdPrefix: string;
+  logger: Logger;
+  metrics: Metrics;
+  interactive: boolean;
+  clock?: () => number;
+}
+
+const NINETY_DAYS_MS = 90 * 24 * 3600 * 1000;
+
+/**
+ * Polls CloudTrail per region, re-reads every integration an event touched, and emits the state with who
+ * changed it. Each poll's events and its checkpoint go to Kafka in one transaction.
+ */
+export function createCloudTrailListener(deps: ListenerDeps) {
+  const clock = deps.clock ?? Date.now;
+  const { settings, metrics } = deps;
+  const log = deps.logger.child({ component: 'cloudtrail-listener' });
+  const producers = new Map<string, Producer>();
+  const readers = new Map<string, ReturnType<typeof createCloudTrailReader>>();
+
+  function sourceOf(record: CloudTrailRecord, scopeId: string | null): ChangeSource {
+    return {
+      type: 'CLOUDTRAIL', snapshot_id: scopeId, cloudtrail_event_id: record.eventId, cloudtrail_event_name: record.eventName,
+      principal_arn: record.principalArn, source_ip: record.sourceIp, user_agent: record.userAgent,
+    };
+  }
+
+  /** The latest event per resource: re-reading gives the current state, which belongs to the last change. */
+  function latestPerResource(records: CloudTrailRecord[]): CloudTrailRecord[] {
+    const latest = new Map<string, CloudTrailRecord>();
+    for (const record of records) {
+      const key = record.action.kind === 'api' ? `api:${record.action.apiId}` : `int:${record.action.apiId}/${record.action.integrationId}`;
+      const known = latest.get(key);
+      if (!known || record.eventTime > known.eventTime || (record.eventTime === known.eventTime && record.eventId > known.eventId)) latest.set(key, record);
+    }
+    return [...latest.values()].sort((a, b) => a.eventTime - b.eventTime || a.eventId.localeCompare(b.eventId));
+  }
+
+  type Emission = { observations: Observation[]; scope?: Parameters<ChangeEmitter['completeSnapshot']>[0] };
+
+  async function readIntegration(region: string, record: CloudTrailRecord & { action: { kind: 'integration' } }): Promise<Emission> {
+    const { apiId, integrationId, op } = record.action;
+    const client = deps.apigatewayFor(region);
+    metrics.awsCalls.inc({ region, operation: 'GetIntegration' });
+    let integration: Integration | null;
+    try {
+      integration = await client.send(new GetIntegrationCommand({ ApiId: apiId, IntegrationId: integrationId }));
+    } catch (error) {
+      if (!(error instanceof NotFoundException)) throw error;
+      integration = null;
+    }
+    return {
+      observations: [{
+        account_id: deps.accountId, region, api_id: apiId, integration_id: integrationId,
+        op: integration === null ? 'DELETE' : op === 'DELETE' ? 'UPDATE' : op,
+        event_time: record.eventTime, observed_at: clock(), source: sourceOf(record, null), position: `cloudtrail:${record.eventId}`,
+        api: null, after: integration === null ? null : mapIntegration(region, apiId, integration),
+      }],
+    };
+  }
+
+  /** An API-wide event: every integration of the API now, and a scope marker so the vanished ones are deleted. */
+  async function readApi(region: string, record: CloudTrailRecord & { action: { kind: 'api' } }): Promise<Emission> {
+    const { apiId } = record.action;
+    const client = deps.apigatewayFor(region);
+    const startedAt = clock();
+    const scopeId = `cloudtrail:${record.eventId}`;
+    let api: ApiInfo | null = null;
+    const integrations: Integration[] = [];
+    try {
+      metrics.awsCalls.inc({ region, operation: 'GetApi' });
+      const found = await client.send(new GetApiCommand({ ApiId: apiId }));
+      api = { name: found.Name ?? null, protocol_type: found.ProtocolType ?? null, api_endpoint: found.ApiEndpoint ?? null };
+      let nextToken: string | undefined;
+      do {
+        metrics.awsCalls.inc({ region, operation: 'GetIntegrations' });
+        const page = await client.send(new GetIntegrationsCommand({ ApiId: apiId, MaxResults: '500', NextToken: nextToken }));
+        integrations.push(...(page.Items ?? []));
+        nextToken = page.NextToken;
+      } while (nextToken);
+    } catch (error) {
+      if (!(error instanceof NotFoundException)) throw error;
+      api = null;
+      integrations.length = 0;
+    }
+    const observedAt = clock();
+    const source = sourceOf(record, scopeId);
+    return {
+      observations: integrations.map((integration) => ({
+        account_id: deps.accountId, region, api_id: apiId, integration_id: integration.IntegrationId!, op: 'UPDATE',
+        event_time: record.eventTime, observed_at: observedAt, source, position: scopeId, api,
+        after: mapIntegration(region, apiId, integration),
+      })),
+      scope: {
+        account_id: deps.accountId, region, api_id: apiId, observed_at: observedAt, source,
+        snapshot: { snapshot_id: scopeId, started_at: startedAt, api_ids: api ? [apiId] : [], integration_count: integrations.length },
+      },
+    };
+  }
+
+  async function pollOnce(region: string, checkpoint: Checkpoint): Promise<Checkpoint> {
+    const now = clock();
+    const start = Math.max(checkpoint.window_end - settings.overlapSeconds * 1000, now - NINETY_DAYS_MS + 60_000);
+    const reader = readers.get(region)!;
+    const longWindow = now - start > 3600_000;
+    const progress = longWindow ? createCatchUpProgress({ logger: log, interactive: deps.interactive, region, start, end: now }) : undefined;
+    const events = await reader.lookup({ start: new Date(start), end: new Date(now) }, (page) => progress?.page(page.map((e) => e.EventTime?.getTime() ?? now)));
+    progress?.stop();
+
+    const seen: Record<string, number> = { ...checkpoint.seen };
+    const records: CloudTrailRecord[] = [];
+    for (const event of events) {
+      if (!event.EventId || seen[event.EventId] !== undefined) {
+        metrics.cloudtrailEvents.inc({ region, outcome: 'duplicate' });
+        continue;
+      }
+      seen[event.EventId] = event.EventTime?.getTime() ?? now;
+      const record = classifyEvent(event);
+      metrics.cloudtrailEvents.inc({ region, outcome: record ? 'followed' : 'ignored' });
+      if (record) records.push(record);
+    }
+
+    const emissions: Emission[] = [];
+    for (const record of latestPerResource(records)) {
+      emissions.push(record.action.kind === 'api'
+        ? await readApi(region, record as CloudTrailRecord & { action: { kind: 'api' } })
+        : await readIntegration(region, record as CloudTrailRecord & { action: { kind: 'integration' } }));
+    }
+
+    const horizon = now - settings.overlapSeconds * 1000;
+    const next: Checkpoint = {
+      account_id: deps.accountId,
+      region,
+      window_end: now,
+      seen: Object.fromEntries(Object.entries(seen).filter(([, time]) => time >= horizon - 60_000)),
+    };
+    const transaction = await producers.get(region)!.transaction();
+    try {
+      for (const emission of emissions) {
+        await deps.emitter.emit(emission.observations, transaction);
+        if (emission.scope) await deps.emitter.completeSnapshot(emission.scope, transaction);
+      }
+      await deps.checkpoints.write(transaction, next);
+      if (settings.commitDelayMs > 0) {
+        log.warn({ region, events: records.length, delayMs: settings.commitDelayMs }, 'events produced; committing them with the checkpoint after the configured delay');
+        await sleep(settings.commitDelayMs);
+      }
+      await transaction.commit();
+    } catch (error) {
+      await transaction.abort().catch(() => undefined);
+      throw error;
+    }
+    metrics.listenerCheckpointAge.set({ region }, 0);
+    if (records.length > 0) log.info({ region, followed: records.length, emitted: emissions.length, windowEnd: new Date(now).toISOString() }, 'CloudTrail changes emitted');
+    return next;
+  }
+
+  async function runRegion(region: string, initial: Checkpoint, signal: AbortSignal): Promise<void> {
+    let checkpoint = initial;
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        checkpoint = await pollOnce(region, checkpoint);
+        failures = 0;
+        await sleep(settings.pollSeconds * 1000, signal);
+      } catch (error) {
+        failures++;
+        metrics.listenerPollFailures.inc({ region });
+        const delayMs = Math.min(300_000, 1000 * 2 ** Math.min(failures, 8));
+        log.error({ region, failures, delayMs, err: describeError(error) }, 'polling CloudTrail failed; retrying this region with backoff, other regions go on');
+        await sleep(delayMs, signal);
+      }
+      metrics.listenerCheckpointAge.set({ region }, (clock() - checkpoint.window_end) / 1000);
+    }
+  }
+
+  return {
+    /** Connects one transactional producer per region (fencing any dead instance) and reads the checkpoints. */
+    async prepare(): Promise<Map<string, Checkpoint>> {
+      await deps.checkpoints.ensureTopic();
+      for (const region of deps.regions) {
+        const producer = createIdempotentProducer(deps.kafka, { transactionalId: `${deps.transactionalIdPrefix}.${deps.accountId}.${region}` });
+        await producer.connect();
+        producers.set(region, producer);
+      }
+      const loaded = await deps.checkpoints.loadAll();
+      const initial = new Map<string, Checkpoint>();
+      for (const region of deps.regions) {
+        const found = deps.checkpoints.get(loaded, deps.accountId, region);
+        const lookback = { account_id: deps.accountId, region, window_end: clock() - settings.lookbackHours * 3600_000, seen: {} };
+        initial.set(region, found ?? lookback);
+        log.info({ region, from: new Date((found ?? lookback).window_end).toISOString(), resumed: Boolean(found) }, found ? 'resuming from checkpoint' : 'no checkpoint: looking back');
+      }
+      return initial;
+    },
+
+    /** Polls every region until the signal aborts; a failing region is retried with backoff while the others go on. */
+    async run(signal: AbortSignal): Promise<void> {
+      const initial = await this.prepare();
+      for (const region of deps.regions) {
+        // One token bucket per region, kept across polls: LookupEvents allows about 2 calls per second.
+        readers.set(region, createCloudTrailReader({ client: deps.cloudtrailFor(region), region, callsPerSecond: settings.callsPerSecond, logger: deps.logger, metrics, signal }));
+      }
+      await Promise.all(deps.regions.map((region) => runRegion(region, initial.get(region)!, signal)));
+    },
+
+    async stop(): Promise<void> {
+      for (const producer of producers.values()) await producer.disconnect();
+      producers.clear();
+    },
+  };
+}
+
+export type CloudTrailListener = ReturnType<typeof createCloudTrailListener>;

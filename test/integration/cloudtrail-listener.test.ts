@@ -1,0 +1,239 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, describe, it } from 'node:test';
+import {
+  CreateApiCommand, CreateIntegrationCommand, GetApisCommand, GetIntegrationCommand, GetIntegrationsCommand,
+} from '@aws-sdk/client-apigatewayv2';
+import type { Pipeline } from '../../cli/pipeline.js';
+import { PROJECT_ROOT } from '../../stack/layout.js';
+import { resetEmulator } from '../../stack/sample-inventory.js';
+import { startCloudTrailServer, type CloudTrailServer } from '../support/cloudtrail-server.js';
+import { awsClient, motoEndpoint, plainKafka, rows, testEnvironment, waitFor } from '../support/harness.js';
+import { PRINCIPALS, createRecordingClient, openApiWith } from '../support/recorded-changes.js';
+
+const REGION = 'us-west-2';
+const aws = awsClient(REGION);
+let trail: CloudTrailServer;
+let pipeline: Pipeline;
+let env: ReturnType<typeof testEnvironment>;
+let changes: ReturnType<typeof createRecordingClient>;
+const stopListener = new AbortController();
+let listening: Promise<void>;
+
+interface HistoryRow {
+  arn: string;
+  integration_id: string;
+  operation: string;
+  cloudtrail_event_id: string | null;
+  cloudtrail_event_name: string | null;
+  principal_arn: string | null;
+  source_ip: string | null;
+}
+
+const history = (eventId: string) => rows<HistoryRow>(pipeline,
+  `SELECT arn, integration_id, operation, cloudtrail_event_id, cloudtrail_event_name, principal_arn, source_ip
+     FROM ${env.table('aws_apigatewayv2_api_integrations_history')} WHERE cloudtrail_event_id = {id:String} ORDER BY arn`, { id: eventId });
+
+const applied = (eventId: string, count = 1) => waitFor(`history rows of event ${eventId}`, async () => {
+  const found = await history(eventId);
+  return found.length >= count ? found : undefined;
+});
+
+async function emulatorState(): Promise<Map<string, number | null>> {
+  const state = new Map<string, number | null>();
+  for (const api of (await aws.send(new GetApisCommand({}))).Items ?? []) {
+    for (const integration of (await aws.send(new GetIntegrationsCommand({ ApiId: api.ApiId }))).Items ?? []) {
+      state.set(`arn:aws:apigateway:${REGION}::/apis/${api.ApiId}/integrations/${integration.IntegrationId}`, integration.TimeoutInMillis ?? null);
+    }
+  }
+  return state;
+}
+
+async function tableState(): Promise<Map<string, number | null>> {
+  const live = await rows<{ arn: string; timeout_in_millis: number | null }>(pipeline,
+    `SELECT arn, timeout_in_millis FROM ${env.table('aws_apigatewayv2_api_integrations')} FINAL WHERE is_deleted = 0`);
+  return new Map(live.map((row) => [row.arn, row.timeout_in_millis]));
+}
+
+const converged = () => waitFor('the current-state table to equal the emulator', async () => {
+  const [expected, actual] = await Promise.all([emulatorState(), tableState()]);
+  return JSON.stringify([...expected].sort()) === JSON.stringify([...actual].sort());
+});
+
+async function topicEnd(): Promise<number> {
+  const admin = plainKafka().admin();
+  await admin.connect();
+  const offsets = await admin.fetchTopicOffsets(env.config.topic);
+  await admin.disconnect();
+  return offsets.reduce((n, p) => n + Number(p.high), 0);
+}
+
+async function newApi(name: string): Promise<string> {
+  return (await aws.send(new CreateApiCommand({ Name: name, ProtocolType: 'HTTP' }))).ApiId!;
+}
+
+describe('CloudTrail listener: every change once, with who made it', { timeout: 300_000 }, () => {
+  before(async () => {
+    await resetEmulator(motoEndpoint);
+    trail = await startCloudTrailServer();
+    env = testEnvironment({ region: REGION, partitions: 3, extra: {
+      AWS_ENDPOINT_URL_CLOUDTRAIL: trail.endpoint,
+      APIGW_LISTENER_POLL_SECONDS: '0.3',
+      APIGW_LISTENER_LOOKBACK_HOURS: '1',
+      APIGW_LISTENER_CALLS_PER_SECOND: '2',
+    } });
+    changes = createRecordingClient({ aws, trail, region: REGION });
+    pipeline = await env.open({ snapshot: true, listen: true, sink: true });
+    listening = pipeline.listener!.run(stopListener.signal);
+  });
+
+  after(async () => {
+    stopListener.abort();
+    await listening;
+    await pipeline?.close();
+    await trail?.close();
+    aws.destroy();
+    env?.cleanup();
+  });
+
+  it('follows creates, updates, deletes, API deletion and reimport, with one history row per change and its principal', async () => {
+    const apiId = await newApi('orders');
+    const created = await changes.createIntegration(PRINCIPALS.alice, { ApiId: apiId, IntegrationType: 'HTTP_PROXY', IntegrationMethod: 'GET', IntegrationUri: 'https://a.example.com', PayloadFormatVersion: '1.0' });
+    const second = await changes.createIntegration(PRINCIPALS.alice, { ApiId: apiId, IntegrationType: 'AWS_PROXY', IntegrationUri: 'arn:aws:lambda:us-west-2:123456789012:function:f', PayloadFormatVersion: '2.0' });
+    const [createRow] = await applied(created.eventId);
+    await applied(second.eventId);
+    assert.equal(createRow!.operation, 'CREATE');
+    assert.equal(createRow!.principal_arn, PRINCIPALS.alice.arn);
+    assert.equal(createRow!.source_ip, PRINCIPALS.alice.sourceIp);
+    assert.equal(createRow!.cloudtrail_event_name, 'CreateIntegration');
+
+    const update = await changes.updateIntegration(PRINCIPALS.bob, { ApiId: apiId, IntegrationId: created.integrationId, TimeoutInMillis: 1500 });
+    const [updateRow] = await applied(update);
+    assert.deepEqual([updateRow!.operation, updateRow!.principal_arn], ['UPDATE', PRINCIPALS.bob.arn]);
+
+    const deletion = await changes.deleteIntegration(PRINCIPALS.ci, apiId, second.integrationId);
+    const [deleteRow] = await applied(deletion);
+    assert.deepEqual([deleteRow!.operation, deleteRow!.integration_id, deleteRow!.principal_arn], ['DELETE', second.integrationId, PRINCIPALS.ci.arn]);
+    await converged();
+
+    const imported = await changes.importApi(PRINCIPALS.alice, 'imported', openApiWith({ '/a': 'https://a.example.com', '/b': 'https://b.example.com' }));
+    const importRows = await applied(imported.eventId, 2);
+    assert.deepEqual(importRows.map((r) => [r.operation, r.principal_arn]), [['CREATE', PRINCIPALS.alice.arn], ['CREATE', PRINCIPALS.alice.arn]]);
+
+    // Reimport replaces every integration of the API: the old ones vanish, new ones appear.
+    const reimport = await changes.reimportApi(PRINCIPALS.bob, imported.apiId, openApiWith({ '/c': 'https://c.example.com' }));
+    const reimportRows = await applied(reimport, 3);
+    assert.deepEqual(reimportRows.map((r) => r.operation).sort(), ['CREATE', 'DELETE', 'DELETE']);
+    assert.ok(reimportRows.every((r) => r.principal_arn === PRINCIPALS.bob.arn));
+
+    const apiDeletion = await changes.deleteApi(PRINCIPALS.ci, apiId);
+    const apiDeleteRows = await applied(apiDeletion);
+    assert.deepEqual(apiDeleteRows.map((r) => [r.operation, r.integration_id]), [['DELETE', created.integrationId]]);
+    await converged();
+  });
+
+  it('applies a late event once, and the same event id served twice once', async () => {
+    const apiId = await newApi('late');
+    const { integrationId } = await changes.createIntegration(PRINCIPALS.alice, { ApiId: apiId, IntegrationType: 'HTTP_PROXY', IntegrationMethod: 'GET', IntegrationUri: 'https://late.example.com', PayloadFormatVersion: '1.0' });
+    await converged();
+    // Happened two minutes ago, visible only now: before the listener's last checkpoint, inside the overlap.
+    const late = await changes.updateIntegration(PRINCIPALS.bob, { ApiId: apiId, IntegrationId: integrationId, TimeoutInMillis: 777 }, {
+      eventTime: new Date(Date.now() - 120_000), visibleAt: Date.now() + 1500,
+    });
+    await applied(late);
+    await converged();
+    // CloudTrail serves the same event again (same id), a little later.
+    changes.record({ eventName: 'UpdateIntegration', principal: PRINCIPALS.bob, requestParameters: { apiId, integrationId, timeoutInMillis: 777 }, responseElements: null, eventId: late, visibleAt: Date.now() + 500 });
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    assert.equal((await history(late)).length, 1);
+  });
+
+  it('turns an event for an integration that no longer exists into a DELETE, and ignores other services and REST APIs', async () => {
+    const apiId = await newApi('vanishing');
+    const { integrationId } = await changes.createIntegration(PRINCIPALS.alice, { ApiId: apiId, IntegrationType: 'HTTP_PROXY', IntegrationMethod: 'GET', IntegrationUri: 'https://gone.example.com', PayloadFormatVersion: '1.0' });
+    await converged();
+    // Deleted without the listener seeing the deletion; then an update event arrives for it.
+    await aws.send(new CreateIntegrationCommand({ ApiId: apiId, IntegrationType: 'MOCK' })); // the API lives on
+    const { DeleteIntegrationCommand } = await import('@aws-sdk/client-apigatewayv2');
+    await aws.send(new DeleteIntegrationCommand({ ApiId: apiId, IntegrationId: integrationId }));
+    const stale = changes.record({ eventName: 'UpdateIntegration', principal: PRINCIPALS.bob, requestParameters: { apiId, integrationId, description: 'x' }, responseElements: null });
+    const [row] = await applied(stale);
+    assert.equal(row!.operation, 'DELETE');
+
+    const before = await topicEnd();
+    changes.record({ eventName: 'UpdateIntegration', principal: PRINCIPALS.bob, requestParameters: { restApiId: 'abc123', resourceId: 'r1', httpMethod: 'GET', patchOperations: [] }, responseElements: null });
+    changes.record({ eventName: 'PutIntegration', principal: PRINCIPALS.bob, requestParameters: { restApiId: 'abc123', resourceId: 'r1', httpMethod: 'GET', type: 'MOCK' }, responseElements: null });
+    changes.record({ eventName: 'DeleteIntegration', principal: PRINCIPALS.bob, requestParameters: { restApiId: 'abc123', resourceId: 'r1', httpMethod: 'GET' }, responseElements: null });
+    changes.record({ eventName: 'CreateRestApi', principal: PRINCIPALS.bob, requestParameters: { name: 'v1' }, responseElements: { id: 'abc123' } });
+    changes.record({ eventName: 'GetIntegrations', principal: PRINCIPALS.bob, requestParameters: { apiId }, responseElements: null, readOnly: true });
+    changes.record({ eventName: 'RunInstances', principal: PRINCIPALS.bob, requestParameters: {}, responseElements: null, eventSource: 'ec2.amazonaws.com' });
+    changes.record({ eventName: 'UpdateIntegration', principal: PRINCIPALS.bob, requestParameters: { apiId, integrationId }, responseElements: null, errorCode: 'AccessDenied' });
+    // A real change after them: once it is applied, the listener has read past all of the above.
+    const barrier = await changes.updateIntegration(PRINCIPALS.alice, { ApiId: apiId, IntegrationId: (await aws.send(new GetIntegrationsCommand({ ApiId: apiId }))).Items![0]!.IntegrationId!, Description: 'barrier' });
+    await applied(barrier);
+    assert.equal(await topicEnd() - before, 1 + 1, 'one event for the barrier change, plus its transaction marker');
+  });
+
+  it('slows down when CloudTrail throttles, and loses nothing', async () => {
+    const apiId = await newApi('throttled');
+    const lookupsBefore = trail.stats().lookups;
+    trail.throttleNext(6);
+    const { eventId } = await changes.createIntegration(PRINCIPALS.ci, { ApiId: apiId, IntegrationType: 'HTTP_PROXY', IntegrationMethod: 'GET', IntegrationUri: 'https://t.example.com', PayloadFormatVersion: '1.0' });
+    await applied(eventId);
+    assert.ok(trail.stats().throttled >= 6, 'the throttled calls were made');
+    assert.ok(trail.stats().lookups - lookupsBefore >= 7, 'and retried');
+    assert.equal((await history(eventId)).length, 1);
+  });
+
+  it('converges with a snapshot racing the listener on the same integration', async () => {
+    const apiId = await newApi('race');
+    const { integrationId } = await changes.createIntegration(PRINCIPALS.alice, { ApiId: apiId, IntegrationType: 'HTTP_PROXY', IntegrationMethod: 'GET', IntegrationUri: 'https://race.example.com', PayloadFormatVersion: '1.0' });
+    for (let round = 0; round < 5; round++) {
+      await Promise.all([
+        pipeline.snapshotter!.runOnce(),
+        changes.updateIntegration(PRINCIPALS.bob, { ApiId: apiId, IntegrationId: integrationId, TimeoutInMillis: 1000 + round }),
+      ]);
+    }
+    await converged();
+    const live = await aws.send(new GetIntegrationCommand({ ApiId: apiId, IntegrationId: integrationId }));
+    assert.equal(live.TimeoutInMillis, 1004);
+  });
+
+  it('kill -9 between producing events and committing the checkpoint loses nothing and repeats nothing', async () => {
+    stopListener.abort();
+    await listening;
+    await pipeline.listener!.stop();
+    const apiId = await newApi('killed');
+    const { integrationId, eventId: createEvent } = await changes.createIntegration(PRINCIPALS.alice, { ApiId: apiId, IntegrationType: 'HTTP_PROXY', IntegrationMethod: 'GET', IntegrationUri: 'https://k.example.com', PayloadFormatVersion: '1.0' });
+    const updateEvent = await changes.updateIntegration(PRINCIPALS.bob, { ApiId: apiId, IntegrationId: integrationId, TimeoutInMillis: 4242 });
+
+    const listen = (extra: Record<string, string>) => {
+      const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/apigw-stream.js'), 'listen'], { env: { ...env.env, LOG_LEVEL: 'info', ...extra }, stdio: ['ignore', 'ignore', 'pipe'] });
+      const lines = createInterface({ input: child.stderr! });
+      return { child, lines };
+    };
+    const first = listen({ APIGW_LISTENER_COMMIT_DELAY_MS: '120000' });
+    await new Promise<void>((resolve, reject) => {
+      first.lines.on('line', (line) => { if (line.includes('committing them with the checkpoint after the configured delay')) resolve(); });
+      first.child.once('exit', (code) => reject(new Error(`listener exited early with ${code}`)));
+    });
+    first.child.kill('SIGKILL');
+    await new Promise((resolve) => first.child.once('exit', resolve));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.equal((await history(createEvent)).length + (await history(updateEvent)).length, 0, 'nothing of the open transaction is visible');
+
+    const second = listen({});
+    try {
+      await waitFor('the restarted listener to apply the change', async () => (await tableState()).get(`arn:aws:apigateway:${REGION}::/apis/${apiId}/integrations/${integrationId}`) === 4242);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+    } finally {
+      second.child.kill('SIGTERM');
+      await new Promise((resolve) => second.child.once('exit', resolve));
+    }
+    const rowsOfChange = [...await history(createEvent), ...await history(updateEvent)];
+    assert.equal(rowsOfChange.length, 1, 'one history row: the state read after both events, attributed to the latest');
+    assert.equal(rowsOfChange[0]!.principal_arn, PRINCIPALS.bob.arn);
+  });
+});
