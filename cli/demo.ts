@@ -1,14 +1,15 @@
-import {
-  ApiGatewayV2Client, CreateIntegrationCommand, DeleteApiCommand, DeleteIntegrationCommand, UpdateIntegrationCommand,
-} from '@aws-sdk/client-apigatewayv2';
-import { queryRows } from '../services/shared/clickhouse.js';
+import { ApiGatewayV2Client } from '@aws-sdk/client-apigatewayv2';
+import { queryRows, type ClickHouseClient } from '../services/shared/clickhouse.js';
 import { loadConfig, stackPorts } from '../services/shared/config.js';
 import { createKafka } from '../services/shared/kafka.js';
 import type { Logger } from '../services/shared/logger.js';
 import { createMetrics } from '../services/shared/metrics.js';
 import { stackUp } from '../stack/index.js';
 import { motoPart } from '../stack/parts.js';
+import { waitUntil } from '../stack/processes.js';
 import { resetEmulator, seedSampleInventory } from '../stack/sample-inventory.js';
+import { startCloudTrailServer } from '../test/support/cloudtrail-server.js';
+import { PRINCIPALS, createRecordingClient } from '../test/support/recorded-changes.js';
 import { printTable } from './output.js';
 import { openPipeline } from './pipeline.js';
 
@@ -16,16 +17,23 @@ const say = (line: string) => process.stdout.write(`${line}\n`);
 
 /**
  * The whole pipeline end to end on the embedded defaults: local stack, seeded emulator, snapshot through Kafka
- * into ClickHouse, a round of changes, a second snapshot, and the history of what changed.
+ * into ClickHouse, a round of changes made "as" named principals and picked up from CloudTrail by the listener,
+ * a second snapshot that adds nothing, and the history of who changed what.
  */
 export async function runDemo(logger: Logger): Promise<void> {
   say('== 1. local stack (Kafka, schema registry, AWS emulator)');
   await stackUp((line) => say(`   ${line}`));
   const motoEndpoint = motoPart(stackPorts().moto).endpoint;
+  // moto has no CloudTrail LookupEvents: the project's test server plays CloudTrail, fed by the changes below.
+  const trail = await startCloudTrailServer();
+  say(`   cloudtrail: test server at ${trail.endpoint}`);
   const runId = Date.now().toString(36);
   const env = {
     ...process.env,
     AWS_ENDPOINT_URL: motoEndpoint,
+    AWS_ENDPOINT_URL_CLOUDTRAIL: trail.endpoint,
+    APIGW_LISTENER_POLL_SECONDS: '1',
+    APIGW_LISTENER_LOOKBACK_HOURS: '1',
     AWS_REGIONS: 'us-east-1',
     AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? 'demo',
     AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? 'demo',
@@ -48,8 +56,10 @@ export async function runDemo(logger: Logger): Promise<void> {
   if ((await admin.listTopics()).includes(config.topic)) await admin.deleteTopics({ topics: [config.topic, `${config.topic}.dlq`] });
   await admin.disconnect();
 
-  const pipeline = await openPipeline({ config, logger, metrics: createMetrics(), snapshot: true, listen: false, sink: true, interactive: false, freshDatabase: true });
+  const pipeline = await openPipeline({ config, logger, metrics: createMetrics(), snapshot: true, listen: true, sink: true, interactive: false, freshDatabase: true });
   const db = config.clickhouseDatabase;
+  const stopListener = new AbortController();
+  let listening: Promise<void> | undefined;
   try {
     say(`\n== 3. snapshot -> Kafka topic ${config.topic} -> sink -> ClickHouse (${config.clickhouse.kind === 'chdb' ? `embedded chDB at ${config.clickhouse.path}` : config.clickhouse.url})`);
     await pipeline.snapshotter!.runOnce();
@@ -61,39 +71,59 @@ export async function runDemo(logger: Logger): Promise<void> {
          LEFT JOIN (SELECT * FROM ${db}.aws_apigatewayv2_apis FINAL) AS a ON a.api_id = i.api_id
         ORDER BY api_name, integration_id`);
     say(`   current state: ${current.length} integrations in ${db}.aws_apigatewayv2_api_integrations`);
-    printTable(current, ['api_name', 'integration_id', 'integration_type', 'integration_subtype', 'connection_type', 'payload_format_version', 'timeout_in_millis', 'description', 'integration_uri'], 40);
+    printTable(current, ['api_name', 'integration_id', 'integration_type', 'integration_subtype', 'connection_type', 'payload_format_version', 'timeout_in_millis', 'description', 'integration_uri'], 26);
 
-    say('\n== 4. changes in the emulator');
+    say('\n== 4. CloudTrail listener on; changes in the emulator, each recorded in CloudTrail as its principal');
+    listening = pipeline.listener!.run(stopListener.signal);
+    const changes = createRecordingClient({ aws, trail, region: 'us-east-1' });
     const first = apis[0]!;
     const updated = first.integrationIds[0]!;
-    await aws.send(new UpdateIntegrationCommand({ ApiId: first.apiId, IntegrationId: updated, TimeoutInMillis: 2500, Description: 'tightened timeout' }));
-    say(`   updated integration ${updated} of ${first.name} (timeout 2500 ms, new description)`);
+    const events = [await changes.updateIntegration(PRINCIPALS.alice, { ApiId: first.apiId, IntegrationId: updated, TimeoutInMillis: 2500, Description: 'tightened timeout' })];
+    say(`   alice updated integration ${updated} of ${first.name} (timeout 2500 ms, new description)`);
     const withMany = apis.find((api) => api.integrationIds.length > 1 && api !== first)!;
-    await aws.send(new DeleteIntegrationCommand({ ApiId: withMany.apiId, IntegrationId: withMany.integrationIds[1]! }));
-    say(`   deleted integration ${withMany.integrationIds[1]} of ${withMany.name}`);
+    events.push(await changes.deleteIntegration(PRINCIPALS.bob, withMany.apiId, withMany.integrationIds[1]!));
+    say(`   bob deleted integration ${withMany.integrationIds[1]} of ${withMany.name}`);
     const doomed = apis[apis.length - 1]!;
-    await aws.send(new DeleteApiCommand({ ApiId: doomed.apiId }));
-    say(`   deleted API ${doomed.name} with its ${doomed.integrationIds.length} integration(s)`);
-    const added = await aws.send(new CreateIntegrationCommand({
+    events.push(await changes.deleteApi(PRINCIPALS.ci, doomed.apiId));
+    say(`   ci deleted API ${doomed.name} with its ${doomed.integrationIds.length} integration(s)`);
+    const added = await changes.createIntegration(PRINCIPALS.alice, {
       ApiId: first.apiId, IntegrationType: 'HTTP_PROXY', IntegrationMethod: 'GET', IntegrationUri: 'https://status.example.com/health', PayloadFormatVersion: '1.0',
-    }));
-    say(`   added integration ${added.IntegrationId} to ${first.name}`);
+    });
+    events.push(added.eventId);
+    say(`   alice added integration ${added.integrationId} to ${first.name}`);
 
-    say('\n== 5. second snapshot, and the history of what changed');
-    const started = new Date(Date.now() - 1).toISOString();
+    say('\n== 5. the history of who changed what (the listener applied each change within a poll)');
+    await waitForEvents(pipeline.clickhouse!, db, events);
+    const historyRows = async () => Number((await queryRows<{ n: string }>(pipeline.clickhouse!, `SELECT count() AS n FROM ${db}.aws_apigatewayv2_api_integrations_history`))[0]!.n);
+    const rowsBefore = await historyRows();
     await pipeline.snapshotter!.runOnce();
     await pipeline.sink!.waitForCatchUp();
+    const addedBySnapshot = (await historyRows()) - rowsBefore;
     const history = await queryRows<Record<string, unknown>>(pipeline.clickhouse!,
-      `SELECT formatDateTime(event_time, '%H:%i:%S') AS time, operation, aws_api_id, integration_id, version, source_type, changed_fields
+      `SELECT formatDateTime(event_time, '%H:%i:%S') AS time, operation, aws_api_id, integration_id, cloudtrail_event_name AS event,
+              replaceRegexpOne(principal_arn, '^.*:', '') AS principal, source_ip, changed_fields
          FROM ${db}.aws_apigatewayv2_api_integrations_history
-        WHERE event_time >= parseDateTime64BestEffort({started:String}, 3)
-        ORDER BY event_time, arn`, { started });
-    printTable(history, ['time', 'operation', 'aws_api_id', 'integration_id', 'version', 'source_type', 'changed_fields'], 80);
+        WHERE source_type = 'CLOUDTRAIL'
+        ORDER BY event_time, arn`);
+    printTable(history, ['time', 'operation', 'aws_api_id', 'integration_id', 'event', 'principal', 'source_ip', 'changed_fields'], 60);
+    say(`   a second snapshot ran after them and added ${addedBySnapshot} history row(s): the listener had already seen every change`);
     const [{ live }] = await queryRows<{ live: string }>(pipeline.clickhouse!, `SELECT count() AS live FROM ${db}.aws_apigatewayv2_api_integrations_live`) as [{ live: string }];
     say(`   ${live} live integrations now; every version is in ${db}.aws_apigatewayv2_api_integrations_history`);
   } finally {
+    stopListener.abort();
+    await listening;
     await pipeline.close();
+    await trail.close();
     aws.destroy();
   }
   say('\nDone. The stack is still running for you to explore: `npx apigw-stream stack status`; `npx apigw-stream stack down` stops it.');
+}
+
+/** Waits until every CloudTrail event has its history row(s). */
+async function waitForEvents(client: ClickHouseClient, db: string, eventIds: string[]): Promise<void> {
+  await waitUntil(`the listener to apply ${eventIds.length} CloudTrail events`, async () => {
+    const [{ seen }] = await queryRows<{ seen: string }>(client,
+      `SELECT uniqExact(cloudtrail_event_id) AS seen FROM ${db}.aws_apigatewayv2_api_integrations_history WHERE cloudtrail_event_id IN {ids:Array(String)}`, { ids: eventIds }) as [{ seen: string }];
+    return Number(seen) === eventIds.length;
+  }, { timeoutMs: 60_000 });
 }

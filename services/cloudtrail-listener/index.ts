@@ -206,7 +206,7 @@ export function createCloudTrailListener(deps: ListenerDeps) {
       } catch (error) {
         failures++;
         metrics.listenerPollFailures.inc({ region });
-        const delayMs = Math.min(300_000, 1000 * 2 ** Math.min(failures, 8));
+        const delayMs = Math.min(300_000, Math.max(1000, settings.pollSeconds * 1000) * 2 ** Math.min(failures - 1, 10));
         log.error({ region, failures, delayMs, err: describeError(error) }, 'polling CloudTrail failed; retrying this region with backoff, other regions go on');
         await sleep(delayMs, signal);
       }

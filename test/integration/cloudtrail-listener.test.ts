@@ -14,7 +14,9 @@ import { awsClient, motoEndpoint, plainKafka, rows, testEnvironment, waitFor } f
 import { PRINCIPALS, createRecordingClient, openApiWith } from '../support/recorded-changes.js';
 
 const REGION = 'us-west-2';
+const OTHER_REGION = 'eu-north-1';
 const aws = awsClient(REGION);
+const otherAws = awsClient(OTHER_REGION);
 let trail: CloudTrailServer;
 let pipeline: Pipeline;
 let env: ReturnType<typeof testEnvironment>;
@@ -53,7 +55,7 @@ async function emulatorState(): Promise<Map<string, number | null>> {
 
 async function tableState(): Promise<Map<string, number | null>> {
   const live = await rows<{ arn: string; timeout_in_millis: number | null }>(pipeline,
-    `SELECT arn, timeout_in_millis FROM ${env.table('aws_apigatewayv2_api_integrations')} FINAL WHERE is_deleted = 0`);
+    `SELECT arn, timeout_in_millis FROM ${env.table('aws_apigatewayv2_api_integrations')} FINAL WHERE is_deleted = 0 AND region = {region:String}`, { region: REGION });
   return new Map(live.map((row) => [row.arn, row.timeout_in_millis]));
 }
 
@@ -70,6 +72,11 @@ async function topicEnd(): Promise<number> {
   return offsets.reduce((n, p) => n + Number(p.high), 0);
 }
 
+async function pollFailures(): Promise<number> {
+  const metric = await env.metrics.listenerPollFailures.get();
+  return metric.values.filter((v) => v.labels.region === OTHER_REGION).reduce((n, v) => n + v.value, 0);
+}
+
 async function newApi(name: string): Promise<string> {
   return (await aws.send(new CreateApiCommand({ Name: name, ProtocolType: 'HTTP' }))).ApiId!;
 }
@@ -78,7 +85,7 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
   before(async () => {
     await resetEmulator(motoEndpoint);
     trail = await startCloudTrailServer();
-    env = testEnvironment({ region: REGION, partitions: 3, extra: {
+    env = testEnvironment({ region: `${REGION},${OTHER_REGION}`, partitions: 3, extra: {
       AWS_ENDPOINT_URL_CLOUDTRAIL: trail.endpoint,
       APIGW_LISTENER_POLL_SECONDS: '0.3',
       APIGW_LISTENER_LOOKBACK_HOURS: '1',
@@ -95,6 +102,7 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
     await pipeline?.close();
     await trail?.close();
     aws.destroy();
+    otherAws.destroy();
     env?.cleanup();
   });
 
@@ -185,6 +193,21 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
     assert.ok(trail.stats().throttled >= 6, 'the throttled calls were made');
     assert.ok(trail.stats().lookups - lookupsBefore >= 7, 'and retried');
     assert.equal((await history(eventId)).length, 1);
+  });
+
+  it('reports a region whose calls are denied, retries it with backoff, and the other regions go on', async () => {
+    const other = createRecordingClient({ aws: otherAws, trail, region: OTHER_REGION });
+    trail.deny(OTHER_REGION);
+    const failuresBefore = await pollFailures();
+    const deniedApi = (await otherAws.send(new CreateApiCommand({ Name: 'denied', ProtocolType: 'HTTP' }))).ApiId!;
+    const waiting = await other.createIntegration(PRINCIPALS.alice, { ApiId: deniedApi, IntegrationType: 'HTTP_PROXY', IntegrationMethod: 'GET', IntegrationUri: 'https://d.example.com', PayloadFormatVersion: '1.0' });
+    const apiId = await newApi('unaffected');
+    const { eventId } = await changes.createIntegration(PRINCIPALS.alice, { ApiId: apiId, IntegrationType: 'HTTP_PROXY', IntegrationMethod: 'GET', IntegrationUri: 'https://u.example.com', PayloadFormatVersion: '1.0' });
+    await applied(eventId);
+    assert.equal((await history(waiting.eventId)).length, 0, 'the denied region applied nothing');
+    assert.ok(await pollFailures() > failuresBefore, 'the failures are counted in apigw_stream_listener_poll_failures_total');
+    trail.deny(OTHER_REGION, false);
+    await applied(waiting.eventId);
   });
 
   it('converges with a snapshot racing the listener on the same integration', async () => {

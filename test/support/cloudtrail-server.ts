@@ -65,6 +65,7 @@ export async function startCloudTrailServer(options: { port?: number } = {}) {
   /** LookupEvents calls per second per region beyond which CloudTrail's throttling answer comes back; 0 turns it off. */
   let rateLimit = 0;
   const recentCalls = new Map<string, number[]>();
+  const deniedRegions = new Set<string>();
 
   function record(event: EventToRecord): string {
     const eventId = event.eventId ?? randomUUID();
@@ -188,6 +189,10 @@ export async function startCloudTrailServer(options: { port?: number } = {}) {
       return;
     }
     lookups++;
+    if (deniedRegions.has(region)) {
+      reply(response, 400, { __type: 'AccessDeniedException', Message: `User is not authorized to perform: cloudtrail:LookupEvents in ${region}` }, 'AccessDeniedException');
+      return;
+    }
     if (throttleNext > 0 || rateExceeded(region)) {
       if (throttleNext > 0) throttleNext--;
       throttled++;
@@ -214,6 +219,11 @@ export async function startCloudTrailServer(options: { port?: number } = {}) {
     /** The next n LookupEvents calls answer with CloudTrail's ThrottlingException. */
     throttleNext(n: number): void {
       throttleNext = n;
+    },
+    /** LookupEvents in this region answers AccessDeniedException until allowed again. */
+    deny(region: string, denied = true): void {
+      if (denied) deniedRegions.add(region);
+      else deniedRegions.delete(region);
     },
     setRateLimit(callsPerSecond: number): void {
       rateLimit = callsPerSecond;

@@ -53,10 +53,12 @@ export function testEnvironment(options: { region: string; partitions?: number; 
   };
   const config: Config = loadConfig(env);
   const logger = createLogger(config.logLevel);
+  const metrics = createMetrics();
   const open = (parts: Partial<PipelineParts>): Promise<Pipeline> =>
-    openPipeline({ config, logger, metrics: createMetrics(), interactive: false, snapshot: false, listen: false, sink: false, ...parts });
+    openPipeline({ config, logger, metrics, interactive: false, snapshot: false, listen: false, sink: false, ...parts });
   return {
     config,
+    metrics,
     env,
     open,
     table: (name: string) => `${config.clickhouseDatabase}.${name}`,

@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { classifyEvent } from '../../services/cloudtrail-listener/event-classifier.js';
+
+function event(eventName: string, requestParameters: unknown, responseElements: unknown = null, extra: Record<string, unknown> = {}) {
+  return {
+    EventId: 'e-1',
+    EventName: eventName,
+    CloudTrailEvent: JSON.stringify({
+      eventID: 'e-1', eventName, eventSource: 'apigateway.amazonaws.com', eventTime: '2026-11-25T03:00:00Z',
+      userIdentity: { type: 'AssumedRole', arn: 'arn:aws:sts::123456789012:assumed-role/Deployer/bob' },
+      sourceIPAddress: '203.0.113.20', userAgent: 'terraform/1.9.5', requestParameters, responseElements, ...extra,
+    }),
+  };
+}
+
+describe('CloudTrail event classification', () => {
+  it('maps the integration events of HTTP and WebSocket APIs', () => {
+    assert.deepEqual(classifyEvent(event('CreateIntegration', { apiId: 'a1', integrationType: 'AWS_PROXY' }, { integrationId: 'i1' }))?.action,
+      { kind: 'integration', apiId: 'a1', integrationId: 'i1', op: 'CREATE' });
+    assert.deepEqual(classifyEvent(event('UpdateIntegration', { apiId: 'a1', integrationId: 'i1', timeoutInMillis: 50 }))?.action,
+      { kind: 'integration', apiId: 'a1', integrationId: 'i1', op: 'UPDATE' });
+    assert.deepEqual(classifyEvent(event('DeleteIntegration', { apiId: 'a1', integrationId: 'i1' }))?.action,
+      { kind: 'integration', apiId: 'a1', integrationId: 'i1', op: 'DELETE' });
+  });
+
+  it('maps API-wide events to a re-read of the whole API', () => {
+    assert.deepEqual(classifyEvent(event('DeleteApi', { apiId: 'a1' }))?.action, { kind: 'api', apiId: 'a1' });
+    assert.deepEqual(classifyEvent(event('ReimportApi', { apiId: 'a1', body: '...' }, { apiId: 'a1' }))?.action, { kind: 'api', apiId: 'a1' });
+    assert.deepEqual(classifyEvent(event('ImportApi', { body: '...' }, { apiId: 'a2' }))?.action, { kind: 'api', apiId: 'a2' });
+    assert.deepEqual(classifyEvent(event('CreateApi', { name: 'q', protocolType: 'HTTP', target: 'arn:aws:lambda:us-east-1:1:function:f' }, { apiId: 'a3' }))?.action, { kind: 'api', apiId: 'a3' });
+  });
+
+  it('keeps who, from where, with what and when', () => {
+    const record = classifyEvent(event('DeleteApi', { apiId: 'a1' }))!;
+    assert.equal(record.principalArn, 'arn:aws:sts::123456789012:assumed-role/Deployer/bob');
+    assert.equal(record.sourceIp, '203.0.113.20');
+    assert.equal(record.userAgent, 'terraform/1.9.5');
+    assert.equal(record.eventTime, Date.parse('2026-11-25T03:00:00Z'));
+    assert.equal(record.eventId, 'e-1');
+  });
+
+  it('ignores REST API (v1) events, plain CreateApi, failed calls, reads and other services', () => {
+    const ignored = [
+      event('UpdateIntegration', { restApiId: 'r1', resourceId: 'x', httpMethod: 'GET' }),
+      event('DeleteIntegration', { restApiId: 'r1', resourceId: 'x', httpMethod: 'GET' }),
+      event('PutIntegration', { restApiId: 'r1', resourceId: 'x', httpMethod: 'GET' }),
+      event('CreateRestApi', { name: 'v1' }, { id: 'r1' }),
+      event('CreateApi', { name: 'plain', protocolType: 'HTTP' }, { apiId: 'a4' }),
+      event('UpdateIntegration', { apiId: 'a1', integrationId: 'i1' }, null, { errorCode: 'AccessDenied' }),
+      event('GetIntegrations', { apiId: 'a1' }),
+      event('CreateIntegration', { apiId: 'a1' }, null),
+      event('UpdateIntegration', { apiId: 'a1', integrationId: 'i1' }, null, { eventSource: 'ec2.amazonaws.com' }),
+      { EventId: 'e-2', EventName: 'UpdateIntegration', CloudTrailEvent: '{not json' },
+    ];
+    for (const candidate of ignored) assert.equal(classifyEvent(candidate), null, candidate.CloudTrailEvent.slice(0, 120));
+  });
+});
