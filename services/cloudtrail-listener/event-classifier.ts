@@ -11,7 +11,10 @@ export type ListenerAction =
 export interface CloudTrailRecord {
   eventId: string;
   eventName: string;
+  /** Epoch ms; CloudTrail keeps whole seconds. */
   eventTime: number;
+  /** Position in LookupEvents' answer, newest first: orders events of the same second. */
+  recency: number;
   principalArn: string | null;
   sourceIp: string | null;
   userAgent: string | null;
@@ -68,7 +71,7 @@ function actionOf(name: string, request: Record<string, unknown>, response: Reco
 }
 
 /** Reads one LookupEvents entry; null for anything that does not change a v2 integration. Cheap for the rest. */
-export function classifyEvent(event: { EventId?: string; EventName?: string; CloudTrailEvent?: string }): CloudTrailRecord | null {
+export function classifyEvent(event: { EventId?: string; EventName?: string; CloudTrailEvent?: string }, recency = 0): CloudTrailRecord | null {
   if (!event.EventName || !FOLLOWED.has(event.EventName) || !event.CloudTrailEvent) return null;
   let detail: CloudTrailEventDetail;
   try {
@@ -84,6 +87,7 @@ export function classifyEvent(event: { EventId?: string; EventName?: string; Clo
     eventId: event.EventId ?? detail.eventID ?? '',
     eventName: event.EventName,
     eventTime,
+    recency,
     principalArn: detail.userIdentity?.arn ?? detail.userIdentity?.invokedBy ?? null,
     sourceIp: detail.sourceIPAddress ?? null,
     userAgent: detail.userAgent ?? null,

@@ -65,15 +65,17 @@ export function createCloudTrailListener(deps: ListenerDeps) {
     };
   }
 
+  /** Oldest first; within one second CloudTrail's own order (it answers newest first) decides. */
+  const chronological = (a: CloudTrailRecord, b: CloudTrailRecord) => a.eventTime - b.eventTime || b.recency - a.recency;
+
   /** The latest event per resource: re-reading gives the current state, which belongs to the last change. */
   function latestPerResource(records: CloudTrailRecord[]): CloudTrailRecord[] {
     const latest = new Map<string, CloudTrailRecord>();
-    for (const record of records) {
+    for (const record of [...records].sort(chronological)) {
       const key = record.action.kind === 'api' ? `api:${record.action.apiId}` : `int:${record.action.apiId}/${record.action.integrationId}`;
-      const known = latest.get(key);
-      if (!known || record.eventTime > known.eventTime || (record.eventTime === known.eventTime && record.eventId > known.eventId)) latest.set(key, record);
+      latest.set(key, record);
     }
-    return [...latest.values()].sort((a, b) => a.eventTime - b.eventTime || a.eventId.localeCompare(b.eventId));
+    return [...latest.values()].sort(chronological);
   }
 
   type Emission = { observations: Observation[]; scope?: Parameters<ChangeEmitter['completeSnapshot']>[0] };
@@ -149,13 +151,13 @@ export function createCloudTrailListener(deps: ListenerDeps) {
 
     const seen: Record<string, number> = { ...checkpoint.seen };
     const records: CloudTrailRecord[] = [];
-    for (const event of events) {
+    for (const [recency, event] of events.entries()) {
       if (!event.EventId || seen[event.EventId] !== undefined) {
         metrics.cloudtrailEvents.inc({ region, outcome: 'duplicate' });
         continue;
       }
       seen[event.EventId] = event.EventTime?.getTime() ?? now;
-      const record = classifyEvent(event);
+      const record = classifyEvent(event, recency);
       metrics.cloudtrailEvents.inc({ region, outcome: record ? 'followed' : 'ignored' });
       if (record) records.push(record);
     }

@@ -35,6 +35,8 @@ export interface EventToRecord {
 }
 
 interface StoredEvent {
+  /** Order of recording: CloudTrail lists events newest first, also within one second. */
+  sequence: number;
   region: string;
   visibleAt: number;
   time: number;
@@ -100,6 +102,7 @@ export async function startCloudTrailServer(options: { port?: number } = {}) {
     };
     const apiId = (event.requestParameters?.apiId ?? event.responseElements?.apiId) as string | undefined;
     events.push({
+      sequence: events.length,
       region: event.region,
       visibleAt: event.visibleAt ?? 0,
       time,
@@ -152,7 +155,7 @@ export async function startCloudTrailServer(options: { port?: number } = {}) {
     const matching = events
       .filter((e) => e.region === region && e.visibleAt <= now && e.time >= start && e.time <= end)
       .filter((e) => attributes.every((a) => attributeMatches(e.wire, a.AttributeKey, a.AttributeValue)))
-      .sort((a, b) => b.time - a.time || String(b.wire.EventId).localeCompare(String(a.wire.EventId)));
+      .sort((a, b) => b.time - a.time || b.sequence - a.sequence);
     const page = matching.slice(offset, offset + maxResults);
     const next = offset + maxResults < matching.length
       ? Buffer.from(JSON.stringify({ offset: offset + maxResults, fingerprint })).toString('base64')
