@@ -7,6 +7,9 @@ import { stackDown, stackStatus, stackUp } from '../stack/index.js';
 import { runDemo } from './demo.js';
 import { printTable } from './output.js';
 import { openPipeline, type PipelineParts } from './pipeline.js';
+import { queryCommand } from './query-command.js';
+import { tailCommand } from './tail-command.js';
+import { QueryInputError } from '../services/query/time-input.js';
 
 const ENVIRONMENT_HELP = `
 Configuration (environment variables):
@@ -68,6 +71,10 @@ async function runServices(options: PipelineParts & { once: boolean }): Promise<
 }
 
 function fail(error: unknown, logger?: Logger): never {
+  if (error instanceof QueryInputError) {
+    process.stderr.write(`apigw-stream: ${error.message}\n`);
+    process.exit(2);
+  }
   if (error instanceof ConfigError) {
     process.stderr.write(`apigw-stream: configuration error: ${error.message}\n`);
     process.exit(2);
@@ -107,6 +114,9 @@ program.command('run')
 program.command('demo')
   .description('Start the local stack, seed the AWS emulator, and run the whole pipeline end to end on the embedded defaults')
   .action(() => runDemo(createLogger(process.env.LOG_LEVEL ?? 'warn')));
+
+program.addCommand(queryCommand());
+program.addCommand(tailCommand());
 
 const stack = program.command('stack').description('The local real stack: Kafka (KRaft), Apicurio Registry, moto; installed once under .stack/');
 stack.command('up').description('install (once) and start every part that is not answering yet, and wait until each answers')

@@ -16,6 +16,9 @@ import { createSink, type Sink } from '../services/sink/index.js';
 import { createStateStore } from '../services/sink/state-store.js';
 import { createSnapshotter, type Snapshotter } from '../services/snapshotter/index.js';
 import { createSnapshotProgress } from '../services/snapshotter/progress.js';
+import { createDriftQueries } from '../services/query/drift-queries.js';
+import { announceEndpoint } from '../services/query/query-endpoint.js';
+import { serveQueries } from '../services/query/query-server.js';
 import { checkClickHouse, checkKafka, checkRegistry } from './preflight.js';
 
 /** Wires the services from configuration. Every dependency is checked before the first write. */
@@ -157,6 +160,15 @@ export async function openPipeline(options: PipelineParts & { config: Config; lo
     await sink.start();
     pipeline.sink = sink;
     closers.push(() => sink.stop());
+    if (config.clickhouse.kind === 'chdb') {
+      // This process holds the embedded engine's directory: it answers `apigw-stream query` for the others.
+      const server = await serveQueries({ queries: createDriftQueries({ client: clickhouse!, database: config.clickhouseDatabase }), port: config.queryPort, logger });
+      const withdraw = announceEndpoint(config.clickhouse.path, server.url);
+      closers.push(async () => {
+        withdraw();
+        await server.close();
+      });
+    }
   }
   return pipeline;
 }

@@ -134,7 +134,7 @@ export function createCloudTrailListener(deps: ListenerDeps) {
         after: mapIntegration(region, apiId, integration),
       })),
       scope: {
-        account_id: deps.accountId, region, api_id: apiId, observed_at: observedAt, source,
+        account_id: deps.accountId, region, api_id: apiId, event_time: record.eventTime, observed_at: observedAt, source,
         snapshot: { snapshot_id: scopeId, started_at: startedAt, api_ids: api ? [apiId] : [], integration_count: integrations.length },
       },
     };

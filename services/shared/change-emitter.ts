@@ -73,14 +73,15 @@ export function createChangeEmitter(deps: { producer: Producer; codec: ChangeCod
      * scope it holds and the read did not see.
      */
     async completeSnapshot(
-      scope: { account_id: string; region: string; api_id?: string; observed_at: number; source: ChangeSource; snapshot: SnapshotCompletion },
+      scope: { account_id: string; region: string; api_id?: string; event_time?: number; observed_at: number; source: ChangeSource; snapshot: SnapshotCompletion },
       via: Sender = producer,
     ): Promise<void> {
       const arn = apiArn(scope.region, scope.api_id || '*');
       const marker: IntegrationChange = {
         event_id: eventId(`snapshot-complete:${scope.snapshot.snapshot_id}`, arn),
         op: 'SNAPSHOT_COMPLETE',
-        event_time: scope.observed_at,
+        // Deletions the marker causes happened at this time: the CloudTrail event's, or the end of the snapshot.
+        event_time: scope.event_time ?? scope.observed_at,
         observed_at: scope.observed_at,
         source: scope.source,
         account_id: scope.account_id,

@@ -70,6 +70,8 @@ const schema = z.object({
   APIGW_LISTENER_COMMIT_DELAY_MS: z.coerce.number({ error: 'expected milliseconds' }).int().min(0),
   /** Consumer group of the sink. @default apigw-stream-sink */
   APIGW_SINK_GROUP_ID: z.string().min(1),
+  /** Port of the local query API that `sink` and `run` serve over the embedded engine. @default a free port */
+  APIGW_QUERY_PORT: z.coerce.number({ error: 'expected a TCP port' }).int().min(0).max(65535).optional(),
   /** Port of the Prometheus /metrics endpoint; 0 or unset turns it off. */
   APIGW_METRICS_PORT: z.coerce.number({ error: 'expected a TCP port' }).int().min(0).max(65535).optional(),
   /** pino log level. @default info */
@@ -93,6 +95,7 @@ export interface Config {
   cloudtrailEndpointUrl?: string;
   listener: { pollSeconds: number; lookbackHours: number; overlapSeconds: number; callsPerSecond: number; commitDelayMs: number };
   metricsPort?: number;
+  queryPort?: number;
   logLevel: string;
 }
 
@@ -147,6 +150,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     APIGW_LISTENER_CALLS_PER_SECOND: pick('APIGW_LISTENER_CALLS_PER_SECOND', '2'),
     APIGW_LISTENER_COMMIT_DELAY_MS: pick('APIGW_LISTENER_COMMIT_DELAY_MS', '0'),
     APIGW_METRICS_PORT: pick('APIGW_METRICS_PORT'),
+    APIGW_QUERY_PORT: pick('APIGW_QUERY_PORT'),
     LOG_LEVEL: pick('LOG_LEVEL', 'info'),
   };
   const parsed = schema.safeParse(raw);
@@ -180,6 +184,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       commitDelayMs: v.APIGW_LISTENER_COMMIT_DELAY_MS,
     },
     metricsPort: v.APIGW_METRICS_PORT || undefined,
+    queryPort: v.APIGW_QUERY_PORT,
     logLevel: v.LOG_LEVEL,
   };
 }

@@ -1,0 +1,108 @@
+import { stringify } from 'csv-stringify/sync';
+import { Command, Option } from 'commander';
+import { createClickHouse } from '../services/shared/clickhouse.js';
+import { loadConfig } from '../services/shared/config.js';
+import { DependencyError } from '../services/shared/errors.js';
+import { createDriftQueries, type DriftQueries, type InventoryFilter } from '../services/query/drift-queries.js';
+import { findEndpoint } from '../services/query/query-endpoint.js';
+import { queriesOver } from '../services/query/query-server.js';
+import { parseTimeInput } from '../services/query/time-input.js';
+import { printTable } from './output.js';
+
+type Format = 'table' | 'json' | 'csv';
+type Row = Record<string, unknown>;
+
+/** Asks the process that holds the embedded engine when there is one; otherwise opens ClickHouse directly. */
+async function withQueries<T>(run: (queries: DriftQueries) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  if (config.clickhouse.kind === 'chdb') {
+    const url = findEndpoint(config.clickhouse.path);
+    if (url) return run(queriesOver(url));
+  }
+  const client = createClickHouse(config.clickhouse);
+  try {
+    return await run(createDriftQueries({ client, database: config.clickhouseDatabase }));
+  } catch (error) {
+    if (/Cannot lock file/.test(String((error as Error).message))) {
+      throw new DependencyError('CLICKHOUSE_URL', `the embedded ClickHouse at ${config.clickhouse.kind === 'chdb' ? config.clickhouse.path : ''} is held by another process that does not serve queries (start it with \`sink\` or \`run\`)`);
+    }
+    throw error;
+  } finally {
+    await client.close();
+  }
+}
+
+const cell = (value: unknown) => (value === null || value === undefined ? '' : typeof value === 'object' ? JSON.stringify(value) : String(value));
+
+function emit(format: Format, json: unknown, rows: Row[], columns: string[]): void {
+  if (format === 'json') process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+  else if (format === 'csv') process.stdout.write(stringify(rows.map((row) => columns.map((c) => cell(row[c]))), { header: true, columns }));
+  else printTable(rows.map((row) => Object.fromEntries(columns.map((c) => [c, cell(row[c]) || null]))), columns, 60);
+}
+
+const INVENTORY_COLUMNS = ['aws_api_id', 'integration_id', 'integration_type', 'integration_uri', 'timeout_in_millis', 'description', 'version', 'event_time', 'principal_arn'];
+
+function filterOptions(command: Command): Command {
+  return command
+    .option('--account <id>', 'only this AWS account')
+    .option('--region <region>', 'only this region')
+    .option('--api <api-id>', 'only this API (AWS ApiId)')
+    .option('--type <integration-type>', 'only this integration type (AWS_PROXY, HTTP_PROXY, AWS, HTTP, MOCK)');
+}
+
+const formatOption = () => new Option('--format <format>', 'table on a terminal, json or csv for scripts').choices(['table', 'json', 'csv']).default('table');
+const filterOf = (opts: InventoryFilter): InventoryFilter => ({ account: opts.account, region: opts.region, api: opts.api, type: opts.type });
+
+export function queryCommand(): Command {
+  const query = new Command('query')
+    .description('Drift questions over the tables: current state, history of one integration, the inventory at a moment, what changed between two moments, who changed what')
+    .addHelpText('after', `
+Times are ISO 8601 (2026-11-25T10:00:00Z; UTC unless an offset is given), "now", or a duration ago ("2h ago", "3 days ago").
+With the embedded engine held by a running \`sink\` or \`run\`, the query goes to that process's local query API.`);
+
+  filterOptions(query.command('current').description('the live integrations')).addOption(formatOption())
+    .action(async (opts: InventoryFilter & { format: Format }) => {
+      const rows = await withQueries((q) => q.current(filterOf(opts)));
+      emit(opts.format, rows, rows as unknown as Row[], INVENTORY_COLUMNS);
+    });
+
+  query.command('history').description('every version of one integration, oldest first, with the fields each changed')
+    .argument('<integration>', 'integration ARN, or api-id/integration-id').addOption(formatOption())
+    .action(async (ref: string, opts: { format: Format }) => {
+      const entries = await withQueries((q) => q.history(ref));
+      const rows = entries.flatMap((entry) => (entry.changes.length > 0 ? entry.changes : [{ field: null, old: null, new: null }])
+        .map((change) => ({ ...entry, ...change })));
+      emit(opts.format, entries, rows, ['version', 'operation', 'event_time', 'source_type', 'cloudtrail_event_name', 'principal_arn', 'field', 'old', 'new']);
+    });
+
+  filterOptions(query.command('as-of').description('the inventory exactly as it was at a moment')
+    .argument('<time>', 'the moment')).addOption(formatOption())
+    .action(async (time: string, opts: InventoryFilter & { format: Format }) => {
+      const at = parseTimeInput('time', time);
+      const rows = await withQueries((q) => q.asOf(at, filterOf(opts)));
+      emit(opts.format, rows, rows as unknown as Row[], INVENTORY_COLUMNS);
+    });
+
+  filterOptions(query.command('diff').description('integrations added, removed and changed between two moments, field by field (maps key by key)')
+    .requiredOption('--from <time>', 'the earlier moment').option('--to <time>', 'the later moment', 'now')).addOption(formatOption())
+    .action(async (opts: InventoryFilter & { from: string; to: string; format: Format }) => {
+      const from = parseTimeInput('--from', opts.from);
+      const to = parseTimeInput('--to', opts.to);
+      const diff = await withQueries((q) => q.diff(from, to, filterOf(opts)));
+      const rows = [
+        ...diff.added.map((view) => ({ change: 'added', arn: view.arn })),
+        ...diff.removed.map((view) => ({ change: 'removed', arn: view.arn })),
+        ...diff.changed.flatMap(({ arn, changes }) => changes.map((c) => ({ change: 'changed', arn, ...c }))),
+      ];
+      emit(opts.format, diff, rows, ['change', 'arn', 'field', 'old', 'new']);
+    });
+
+  query.command('who').description('changes grouped by principal, with counts and the latest change of each')
+    .option('--since <time>', 'only changes from this moment on', '1970-01-01').addOption(formatOption())
+    .action(async (opts: { since: string; format: Format }) => {
+      const since = parseTimeInput('--since', opts.since);
+      const rows = await withQueries((q) => q.who(since));
+      emit(opts.format, rows, rows as unknown as Row[], ['principal_arn', 'changes', 'creates', 'updates', 'deletes', 'last_change_time', 'last_operation', 'last_event_name', 'last_change_arn']);
+    });
+  return query;
+}

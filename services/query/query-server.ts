@@ -1,0 +1,66 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../shared/logger.js';
+import type { DriftQueries, InventoryFilter } from './drift-queries.js';
+import { QueryInputError, parseTimeInput } from './time-input.js';
+
+/** The read-only JSON API over the drift queries, for processes that cannot open the embedded engine themselves. */
+export async function serveQueries({ queries, port = 0, logger }: { queries: DriftQueries; port?: number; logger: Logger }): Promise<{ url: string; close: () => Promise<void> }> {
+  const log = logger.child({ component: 'query-server' });
+
+  async function answer(path: string, params: URLSearchParams): Promise<unknown> {
+    const filter: InventoryFilter = {
+      account: params.get('account') ?? undefined,
+      region: params.get('region') ?? undefined,
+      api: params.get('api') ?? undefined,
+      type: params.get('type') ?? undefined,
+    };
+    const time = (name: string, fallback?: string) => parseTimeInput(name, params.get(name) ?? fallback ?? '');
+    switch (path) {
+      case '/v1/current': return queries.current(filter);
+      case '/v1/as-of': return queries.asOf(time('at'), filter);
+      case '/v1/history': return queries.history(params.get('id') ?? '');
+      case '/v1/diff': return queries.diff(time('from'), time('to', 'now'), filter);
+      case '/v1/who': return queries.who(time('since', '1970-01-01'));
+      default: throw new QueryInputError(path, `no such query: ${path}`);
+    }
+  }
+
+  const server: Server = createServer((request, response) => {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    answer(url.pathname, url.searchParams).then(
+      (body) => response.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(body)),
+      (error: Error) => {
+        const status = error instanceof QueryInputError ? 400 : 500;
+        if (status === 500) log.error({ err: error, path: url.pathname }, 'query failed');
+        response.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: error.message }));
+      },
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  log.info({ url }, 'serving drift queries');
+  return { url, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+/** The same questions asked of a process that serves them. */
+export function queriesOver(url: string): DriftQueries {
+  async function get<T>(path: string, params: Record<string, string | number | undefined>): Promise<T> {
+    const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== undefined && v !== '').map(([k, v]) => [k, String(v)]));
+    const response = await fetch(`${url}${path}?${query}`);
+    const body = (await response.json()) as T & { error?: string };
+    if (!response.ok) throw response.status === 400 ? new QueryInputError('', body.error ?? 'bad query') : new Error(body.error ?? `HTTP ${response.status}`);
+    return body;
+  }
+  const iso = (ms: number) => new Date(ms).toISOString();
+  return {
+    current: (filter = {}) => get('/v1/current', { ...filter }),
+    asOf: (at, filter = {}) => get('/v1/as-of', { at: iso(at), ...filter }),
+    history: (id) => get('/v1/history', { id }),
+    diff: (from, to, filter = {}) => get('/v1/diff', { from: iso(from), to: iso(to), ...filter }),
+    who: (since) => get('/v1/who', { since: iso(since) }),
+  };
+}
