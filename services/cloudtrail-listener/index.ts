@@ -3,7 +3,7 @@ import {
   type Integration,
 } from '@aws-sdk/client-apigatewayv2';
 import type { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
-import type { Kafka, Producer } from 'kafkajs';
+import type { Kafka, Producer, Transaction } from 'kafkajs';
 import type { ChangeEmitter, Observation } from '../shared/change-emitter.js';
 import { describeError } from '../shared/errors.js';
 import { mapIntegration, type ApiInfo, type ChangeSource } from '../shared/integration-model.js';
@@ -176,8 +176,9 @@ export function createCloudTrailListener(deps: ListenerDeps) {
       window_end: now,
       seen: Object.fromEntries(Object.entries(seen).filter(([, time]) => time >= horizon - 60_000)),
     };
-    const transaction = await producers.get(region)!.transaction();
+    let transaction: Transaction | undefined;
     try {
+      transaction = await producers.get(region)!.transaction();
       for (const emission of emissions) {
         await deps.emitter.emit(emission.observations, transaction);
         if (emission.scope) await deps.emitter.completeSnapshot(emission.scope, transaction);
@@ -189,12 +190,25 @@ export function createCloudTrailListener(deps: ListenerDeps) {
       }
       await transaction.commit();
     } catch (error) {
-      await transaction.abort().catch(() => undefined);
+      // A failed transaction can leave the producer fenced or with an expired epoch: start the region afresh.
+      await transaction?.abort().catch(() => undefined);
+      await resetProducer(region);
       throw error;
     }
     metrics.listenerCheckpointAge.set({ region }, 0);
     if (records.length > 0) log.info({ region, followed: records.length, emitted: emissions.length, windowEnd: new Date(now).toISOString() }, 'CloudTrail changes emitted');
     return next;
+  }
+
+  async function connectProducer(region: string): Promise<void> {
+    const producer = createIdempotentProducer(deps.kafka, { transactionalId: `${deps.transactionalIdPrefix}.${deps.accountId}.${region}` });
+    await producer.connect();
+    producers.set(region, producer);
+  }
+
+  async function resetProducer(region: string): Promise<void> {
+    await producers.get(region)?.disconnect().catch(() => undefined);
+    await connectProducer(region).catch((error: unknown) => log.warn({ region, err: describeError(error) }, 'reconnecting the transactional producer failed; the next poll retries'));
   }
 
   async function runRegion(region: string, initial: Checkpoint, signal: AbortSignal): Promise<void> {
@@ -220,11 +234,7 @@ export function createCloudTrailListener(deps: ListenerDeps) {
     /** Connects one transactional producer per region (fencing any dead instance) and reads the checkpoints. */
     async prepare(): Promise<Map<string, Checkpoint>> {
       await deps.checkpoints.ensureTopic();
-      for (const region of deps.regions) {
-        const producer = createIdempotentProducer(deps.kafka, { transactionalId: `${deps.transactionalIdPrefix}.${deps.accountId}.${region}` });
-        await producer.connect();
-        producers.set(region, producer);
-      }
+      for (const region of deps.regions) await connectProducer(region);
       const loaded = await deps.checkpoints.loadAll();
       const initial = new Map<string, Checkpoint>();
       for (const region of deps.regions) {

@@ -22,7 +22,12 @@ export interface DecodedMessage {
  * Avro in the Confluent wire format through the schema registry. Producers call `register` once; consumers
  * decode by the schema id each message carries.
  */
-export function createChangeCodec({ registryUrl, topic }: { registryUrl: string; topic: string }) {
+export function createChangeCodec({ registryUrl, topic, schemas = { key: KEY_SCHEMA, value: VALUE_SCHEMA } }: {
+  registryUrl: string;
+  topic: string;
+  /** The Avro schemas to register and write with; the files in schemas/ unless a test evolves them. */
+  schemas?: { key: string; value: string };
+}) {
   const registry = new SchemaRegistry({ host: registryUrl, retry: { retries: 5, initialRetryTimeInSecs: 0.2, maxRetryTimeInSecs: 5 } });
   const subjects = subjectsOf(topic);
   let ids: { key: number; value: number } | undefined;
@@ -42,7 +47,8 @@ export function createChangeCodec({ registryUrl, topic }: { registryUrl: string;
       const { id } = await registry.register({ type: SchemaType.AVRO, schema }, { subject });
       return id;
     } catch (error) {
-      throw new DependencyError('schema registry', `registering ${subject} was refused: ${(error as Error).message}`, error);
+      const reason = (error as Error).message.replace(/^.*RuleViolationException: /, '').split('\n')[0];
+      throw new DependencyError('SCHEMA_REGISTRY_URL', `the registry refused the schema for subject ${subject}: ${reason}`, error);
     }
   }
 
@@ -50,7 +56,7 @@ export function createChangeCodec({ registryUrl, topic }: { registryUrl: string;
     subjects,
     /** Sets BACKWARD compatibility on both subjects and registers the schemas; idempotent. */
     async register(): Promise<{ key: number; value: number }> {
-      ids = { key: await registerOne(subjects.key, KEY_SCHEMA), value: await registerOne(subjects.value, VALUE_SCHEMA) };
+      ids = { key: await registerOne(subjects.key, schemas.key), value: await registerOne(subjects.value, schemas.value) };
       return ids;
     },
     async encode(key: IntegrationKey, value: IntegrationChange): Promise<{ key: Buffer; value: Buffer }> {

@@ -1,20 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { PROJECT_ROOT, STACK_DIR } from '../../stack/layout.js';
+import { STACK_DIR } from '../../stack/layout.js';
+import { apigwStream } from '../support/cli.js';
 import { brokers, motoEndpoint, plainKafka, registryUrl, uniqueName } from '../support/harness.js';
-
-/** Runs the real executable, the way a user does, and returns its exit code and output. */
-function apigwStream(args: string[], env: Record<string, string>) {
-  const result = spawnSync(process.execPath, [join(PROJECT_ROOT, 'bin/apigw-stream.js'), ...args], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', ...env },
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  return { status: result.status, stderr: result.stderr.trim(), stdout: result.stdout.trim() };
-}
 
 async function topicExists(topic: string): Promise<boolean> {
   const admin = plainKafka().admin();
@@ -41,7 +31,7 @@ describe('bad configuration stops with one line naming the problem, and writes n
         const topic = `test.${uniqueName('badconf')}`;
         const dataDir = join(STACK_DIR, 'test-data', uniqueName('badconf'));
         const subjectsBefore = await subjects();
-        const result = apigwStream([command], {
+        const result = await apigwStream([command], {
           KAFKA_BROKERS: brokers.join(','),
           SCHEMA_REGISTRY_URL: registryUrl,
           CLICKHOUSE_URL: `chdb://${dataDir}`,
@@ -61,8 +51,8 @@ describe('bad configuration stops with one line naming the problem, and writes n
     }
   }
 
-  it('snapshot without any region names AWS_REGIONS', () => {
-    const result = apigwStream(['snapshot', '--once'], { KAFKA_BROKERS: brokers.join(','), SCHEMA_REGISTRY_URL: registryUrl });
+  it('snapshot without any region names AWS_REGIONS', async () => {
+    const result = await apigwStream(['snapshot', '--once'], { KAFKA_BROKERS: brokers.join(','), SCHEMA_REGISTRY_URL: registryUrl });
     assert.equal(result.status, 2);
     assert.equal(result.stderr, 'apigw-stream: configuration error: AWS_REGIONS: no region configured: set AWS_REGIONS (or AWS_REGION)');
   });

@@ -3,13 +3,12 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
-import {
-  CreateApiCommand, CreateIntegrationCommand, GetApisCommand, GetIntegrationCommand, GetIntegrationsCommand,
-} from '@aws-sdk/client-apigatewayv2';
+import { CreateApiCommand, CreateIntegrationCommand, GetIntegrationCommand, GetIntegrationsCommand } from '@aws-sdk/client-apigatewayv2';
 import type { Pipeline } from '../../cli/pipeline.js';
 import { PROJECT_ROOT } from '../../stack/layout.js';
 import { resetEmulator } from '../../stack/sample-inventory.js';
 import { startCloudTrailServer, type CloudTrailServer } from '../support/cloudtrail-server.js';
+import { emulatorInventory } from '../support/emulator-state.js';
 import { awsClient, motoEndpoint, plainKafka, rows, testEnvironment, waitFor } from '../support/harness.js';
 import { PRINCIPALS, createRecordingClient, openApiWith } from '../support/recorded-changes.js';
 
@@ -44,13 +43,8 @@ const applied = (eventId: string, count = 1) => waitFor(`history rows of event $
 });
 
 async function emulatorState(): Promise<Map<string, number | null>> {
-  const state = new Map<string, number | null>();
-  for (const api of (await aws.send(new GetApisCommand({}))).Items ?? []) {
-    for (const integration of (await aws.send(new GetIntegrationsCommand({ ApiId: api.ApiId }))).Items ?? []) {
-      state.set(`arn:aws:apigateway:${REGION}::/apis/${api.ApiId}/integrations/${integration.IntegrationId}`, integration.TimeoutInMillis ?? null);
-    }
-  }
-  return state;
+  const inventory = await emulatorInventory(aws, REGION);
+  return new Map([...inventory].map(([arn, columns]) => [arn, columns.timeout_in_millis as number | null]));
 }
 
 async function tableState(): Promise<Map<string, number | null>> {

@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import {
-  DeleteApiCommand, DeleteIntegrationCommand, GetApisCommand, GetIntegrationCommand, GetIntegrationsCommand,
-  type GetIntegrationCommandOutput,
-} from '@aws-sdk/client-apigatewayv2';
+import { DeleteApiCommand, DeleteIntegrationCommand, GetIntegrationCommand } from '@aws-sdk/client-apigatewayv2';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import type { Pipeline } from '../../cli/pipeline.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
+import { columnsOf, emulatorInventory, expectedColumns } from '../support/emulator-state.js';
 import { awsClient, motoEndpoint, plainKafka, registryUrl, rows, testEnvironment } from '../support/harness.js';
 
 const REGION = 'eu-west-1';
@@ -21,55 +19,20 @@ let apis: SampleApi[];
 
 type Row = Record<string, unknown>;
 
-/** The 21 columns as GetIntegration states them, written out independently of the project's mapping. */
-function expectedColumns(aws: GetIntegrationCommandOutput): Row {
-  const json = (value: unknown) => (value === undefined ? null : value);
-  return {
-    api_gateway_managed: aws.ApiGatewayManaged ?? false,
-    connection_id: aws.ConnectionId ?? null,
-    connection_type: aws.ConnectionType ?? null,
-    content_handling_strategy: aws.ContentHandlingStrategy ?? null,
-    credentials_arn: aws.CredentialsArn ?? null,
-    description: aws.Description ?? null,
-    integration_id: aws.IntegrationId ?? null,
-    integration_method: aws.IntegrationMethod ?? null,
-    integration_response_selection_expression: aws.IntegrationResponseSelectionExpression ?? null,
-    integration_subtype: aws.IntegrationSubtype ?? null,
-    integration_type: aws.IntegrationType ?? null,
-    integration_uri: aws.IntegrationUri ?? null,
-    passthrough_behavior: aws.PassthroughBehavior ?? null,
-    payload_format_version: aws.PayloadFormatVersion ?? null,
-    request_parameters: json(aws.RequestParameters),
-    request_templates: json(aws.RequestTemplates),
-    response_parameters: json(aws.ResponseParameters),
-    template_selection_expression: aws.TemplateSelectionExpression ?? null,
-    timeout_in_millis: aws.TimeoutInMillis ?? null,
-    tls_config_server_name_to_verify: aws.TlsConfig?.ServerNameToVerify ?? null,
-  };
-}
-
+/** A current-state row's columns, maps parsed from their canonical JSON. */
 function actualColumns(row: Row): Row {
   const parse = (value: unknown) => (value === null ? null : JSON.parse(String(value)));
-  const { request_parameters, request_templates, response_parameters, api_gateway_managed, ...rest } = row;
-  const picked: Row = Object.fromEntries(Object.keys(expectedColumns({ $metadata: {} })).map((column) => [column, rest[column]]));
-  return {
-    ...picked,
-    api_gateway_managed: Boolean(api_gateway_managed),
-    request_parameters: parse(request_parameters),
-    request_templates: parse(request_templates),
-    response_parameters: parse(response_parameters),
-  };
+  return columnsOf({
+    ...row,
+    request_parameters: parse(row.request_parameters),
+    request_templates: parse(row.request_templates),
+    response_parameters: parse(row.response_parameters),
+  });
 }
 
 /** What the emulator holds now, as integration ARNs. */
 async function emulatorArns(): Promise<string[]> {
-  const arns: string[] = [];
-  for (const api of (await aws.send(new GetApisCommand({}))).Items ?? []) {
-    for (const integration of (await aws.send(new GetIntegrationsCommand({ ApiId: api.ApiId }))).Items ?? []) {
-      arns.push(`arn:aws:apigateway:${REGION}::/apis/${api.ApiId}/integrations/${integration.IntegrationId}`);
-    }
-  }
-  return arns.sort();
+  return [...(await emulatorInventory(aws, REGION)).keys()].sort();
 }
 
 async function liveArns(): Promise<string[]> {
