@@ -3,7 +3,7 @@ import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import type { Kafka, Producer } from 'kafkajs';
 import { createChangeEmitter, type ChangeEmitter } from '../services/shared/change-emitter.js';
-import { applySchema, createClickHouse, type ClickHouseClient } from '../services/shared/clickhouse.js';
+import { applySchema, openClickHouse, type ClickHouseClient } from '../services/shared/clickhouse.js';
 import { createChangeCodec } from '../services/shared/codec.js';
 import { requireRegions, type Config } from '../services/shared/config.js';
 import { DependencyError, describeError } from '../services/shared/errors.js';
@@ -19,7 +19,7 @@ import { createSnapshotProgress } from '../services/snapshotter/progress.js';
 import { createDriftQueries } from '../services/query/drift-queries.js';
 import { announceEndpoint } from '../services/query/query-endpoint.js';
 import { serveQueries } from '../services/query/query-server.js';
-import { checkClickHouse, checkKafka, checkRegistry } from './preflight.js';
+import { checkKafka, checkRegistry } from './preflight.js';
 
 /** Wires the services from configuration. Every dependency is checked before the first write. */
 export interface Pipeline {
@@ -120,8 +120,7 @@ export async function openPipeline(options: PipelineParts & { config: Config; lo
   await checkRegistry(config.schemaRegistryUrl);
   let clickhouse: ClickHouseClient | undefined;
   if (options.sink) {
-    clickhouse = createClickHouse(config.clickhouse);
-    await checkClickHouse(clickhouse, config.clickhouse.kind === 'http' ? config.clickhouse.url : config.clickhouse.path);
+    clickhouse = await openClickHouse(config.clickhouse);
   }
   const accountId = readsAws ? await resolveAccountId(config) : undefined;
 

@@ -1,5 +1,4 @@
 import { Kafka, logLevel } from 'kafkajs';
-import type { ClickHouseClient } from '../services/shared/clickhouse.js';
 import { DependencyError, describeError } from '../services/shared/errors.js';
 
 /** Start-up checks: each dependency answers before anything is written anywhere. */
@@ -24,9 +23,4 @@ export async function checkRegistry(url: string): Promise<void> {
     throw new DependencyError('SCHEMA_REGISTRY_URL', `no schema registry answers at ${url} (${describeError(cause ?? error)})`, error);
   }
   if (!response.ok) throw new DependencyError('SCHEMA_REGISTRY_URL', `${url}/subjects answered HTTP ${response.status}; expected a Confluent-compatible registry`);
-}
-
-export async function checkClickHouse(client: ClickHouseClient, where: string): Promise<void> {
-  const result = await client.ping();
-  if (!result.success) throw new DependencyError('CLICKHOUSE_URL', `ClickHouse does not answer at ${where} (${describeError(result.error)})`, result.error);
 }

@@ -1,6 +1,7 @@
 import { stringify } from 'csv-stringify/sync';
 import { Command, Option } from 'commander';
-import { createClickHouse } from '../services/shared/clickhouse.js';
+import { isDirectoryLocked, openClickHouse } from '../services/shared/clickhouse.js';
+import { sleep } from '../services/shared/retry.js';
 import { loadConfig } from '../services/shared/config.js';
 import { DependencyError } from '../services/shared/errors.js';
 import { createDriftQueries, type DriftQueries, type InventoryFilter } from '../services/query/drift-queries.js';
@@ -12,24 +13,37 @@ import { printTable } from './output.js';
 type Format = 'table' | 'json' | 'csv';
 type Row = Record<string, unknown>;
 
-/** Asks the process that holds the embedded engine when there is one; otherwise opens ClickHouse directly. */
+/**
+ * Asks the process that holds the embedded engine when there is one; otherwise opens ClickHouse directly. A
+ * holder that is still starting announces itself within the lock wait.
+ */
 async function withQueries<T>(run: (queries: DriftQueries) => Promise<T>): Promise<T> {
   const config = loadConfig();
-  if (config.clickhouse.kind === 'chdb') {
-    const url = findEndpoint(config.clickhouse.path);
-    if (url) return run(queriesOver(url));
+  const target = config.clickhouse;
+  const announced = () => (target.kind === 'chdb' ? findEndpoint(target.path) : undefined);
+  const url = announced();
+  if (url) return run(queriesOver(url));
+  let client;
+  try {
+    client = await openClickHouse(target, 0);
+  } catch (error) {
+    const later = error instanceof DependencyError && isDirectoryLocked(error.cause) ? await waitForAnnouncement(announced) : undefined;
+    if (later) return run(queriesOver(later));
+    throw error;
   }
-  const client = createClickHouse(config.clickhouse);
   try {
     return await run(createDriftQueries({ client, database: config.clickhouseDatabase }));
-  } catch (error) {
-    if (/Cannot lock file/.test(String((error as Error).message))) {
-      throw new DependencyError('CLICKHOUSE_URL', `the embedded ClickHouse at ${config.clickhouse.kind === 'chdb' ? config.clickhouse.path : ''} is held by another process that does not serve queries (start it with \`sink\` or \`run\`)`);
-    }
-    throw error;
   } finally {
     await client.close();
   }
+}
+
+async function waitForAnnouncement(announced: () => string | undefined, timeoutMs = 15_000): Promise<string | undefined> {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(250)) {
+    const url = announced();
+    if (url) return url;
+  }
+  return undefined;
 }
 
 const cell = (value: unknown) => (value === null || value === undefined ? '' : typeof value === 'object' ? JSON.stringify(value) : String(value));

@@ -3,12 +3,42 @@ import { resolve } from 'node:path';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { createChdbConnection } from 'chdb/connection';
 import type { ClickHouseTarget } from './config.js';
-import { DependencyError } from './errors.js';
+import { DependencyError, describeError } from './errors.js';
+import { RetriesExhaustedError, createRetry } from './retry.js';
 
 export type { ClickHouseClient };
 type ClientConnection = NonNullable<Parameters<typeof createClient>[0]>['connection'];
 
 const DDL_DIR = new URL('../../schemas/clickhouse/', import.meta.url);
+
+/** chDB refuses a data directory another process holds (`Cannot lock file …/status`). */
+export function isDirectoryLocked(error: unknown): boolean {
+  return /Cannot lock file/.test(String((error as Error)?.message ?? error));
+}
+
+/**
+ * Opens ClickHouse and checks that it answers. The embedded engine's directory may be held for a moment by a
+ * short-lived process (a `query`): that is waited out for `lockWaitMs`.
+ */
+export async function openClickHouse(target: ClickHouseTarget, lockWaitMs = 20_000): Promise<ClickHouseClient> {
+  const retry = createRetry({ retries: Math.ceil(lockWaitMs / 1000), initialDelayMs: 500, maxDelayMs: 2000, shouldRetry: isDirectoryLocked });
+  try {
+    return await retry(async () => {
+      const client = createClickHouse(target);
+      const result = await client.ping();
+      if (result.success) return client;
+      await client.close().catch(() => undefined);
+      throw result.error;
+    });
+  } catch (error) {
+    const where = target.kind === 'http' ? target.url : resolve(target.path);
+    const cause = error instanceof RetriesExhaustedError ? error.cause : error;
+    const problem = isDirectoryLocked(cause)
+      ? `the embedded ClickHouse directory ${where} is held by another process`
+      : `ClickHouse does not answer at ${where} (${describeError(cause)})`;
+    throw new DependencyError('CLICKHOUSE_URL', problem, error);
+  }
+}
 
 /** One client for both modes: a ClickHouse server over HTTP, or the embedded chDB engine plugged in as its connection. */
 export function createClickHouse(target: ClickHouseTarget): ClickHouseClient {
@@ -18,13 +48,11 @@ export function createClickHouse(target: ClickHouseTarget): ClickHouseClient {
   }
   const path = resolve(target.path);
   mkdirSync(path, { recursive: true });
-  try {
+  {
     // chdb types its connection against @clickhouse/client-common, which @clickhouse/client now bundles under
     // its own names; the shapes are the same (chdb's parity suite runs against this client).
     const connection = createChdbConnection({ path }) as unknown as ClientConnection;
     return createClient({ connection, clickhouse_settings: settings });
-  } catch (error) {
-    throw new DependencyError('ClickHouse', `cannot open the embedded engine at ${path}: ${(error as Error).message}`, error);
   }
 }
 
