@@ -11,9 +11,12 @@ type ClientConnection = NonNullable<Parameters<typeof createClient>[0]>['connect
 
 const DDL_DIR = new URL('../../schemas/clickhouse/', import.meta.url);
 
-/** chDB refuses a data directory another process holds (`Cannot lock file …/status`). */
+/**
+ * chDB refuses a data directory another process holds: it prints `Cannot lock file …/status` on stderr and
+ * throws `Failed to create connection for path …`.
+ */
 export function isDirectoryLocked(error: unknown): boolean {
-  return /Cannot lock file/.test(String((error as Error)?.message ?? error));
+  return /Cannot lock file|Failed to create connection for path/.test(String((error as Error)?.message ?? error));
 }
 
 /**
@@ -34,7 +37,7 @@ export async function openClickHouse(target: ClickHouseTarget, lockWaitMs = 20_0
     const where = target.kind === 'http' ? target.url : resolve(target.path);
     const cause = error instanceof RetriesExhaustedError ? error.cause : error;
     const problem = isDirectoryLocked(cause)
-      ? `the embedded ClickHouse directory ${where} is held by another process`
+      ? `cannot open the embedded ClickHouse directory ${where}: another process holds it`
       : `ClickHouse does not answer at ${where} (${describeError(cause)})`;
     throw new DependencyError('CLICKHOUSE_URL', problem, error);
   }

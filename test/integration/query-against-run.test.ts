@@ -37,12 +37,16 @@ describe('query while `run` holds the embedded engine', { timeout: 180_000 }, ()
     const chdbPath = env.env.CLICKHOUSE_URL!.slice('chdb://'.length);
     try {
       const expected = await emulatorInventory(aws, REGION);
+      let last = { status: null as number | null, stderr: '' };
       const answer = await waitFor('`query current` to show the snapshot', async () => {
         const result = await apigwStream(['query', 'current', '--format', 'json'], env.env);
+        last = result;
         if (result.status !== 0) return undefined;
         const rows = JSON.parse(result.stdout) as Record<string, unknown>[];
         return rows.length === expected.size ? rows : undefined;
-      }, 90_000);
+      }, 90_000).catch((error: Error) => {
+        throw new Error(`${error.message}; last query: exit ${last.status}, ${last.stderr.slice(-500)}; run's log: ${log.slice(-1500)}`);
+      });
       assert.ok(existsSync(endpointFileOf(chdbPath)), 'run announced its query API');
       assert.deepEqual(new Map(answer.map((row) => [String(row.arn), columnsOf(row)])), expected);
     } finally {
