@@ -147,7 +147,8 @@ export function createSink(deps: SinkDeps) {
     const decoded: { message: KafkaMessage; change: IntegrationChange }[] = [];
     for (const message of batch.messages) {
       try {
-        const { value } = await codec.decode(message.key, message.value);
+        const result = codec.decode(message.key, message.value);
+        const { value } = result instanceof Promise ? await result : result;
         if (value.op !== 'SNAPSHOT_COMPLETE' && value.op !== 'DELETE' && !value.after) {
           throw new PoisonMessageError('invalid', `${value.op} event ${value.event_id} has no after-image`);
         }

@@ -1,0 +1,35 @@
+/**
+ * Baseline: the most the embedded ClickHouse engine writes. Computes in memory the rows the sink would write for
+ * the workload (untimed), then times bare bulk inserts of them into fresh tables with the project's DDL.
+ * Runs in a process of its own (one chDB data directory per process); prints its figures as JSON.
+ */
+import { applySchema, openClickHouse } from '../../services/shared/clickhouse.js';
+import { applyChange, type AppliedState, type CurrentRow, type HistoryRow } from '../../services/sink/change-applier.js';
+import { generateWorkload } from '../lib/workload.js';
+
+const [events, path, database] = [Number(process.env.BENCH_EVENTS), process.env.BENCH_CHDB_PATH!, process.env.BENCH_DATABASE!];
+const current: CurrentRow[] = [];
+const history: HistoryRow[] = [];
+const states = new Map<string, AppliedState>();
+let offset = 0;
+for (const change of generateWorkload({ events, region: 'us-east-2', accountId: '123456789012' })) {
+  const result = applyChange(states.get(change.arn), change, { partition: 0, offset: offset++ });
+  if (!result) continue;
+  states.set(change.arn, result.state);
+  current.push(result.current);
+  if (result.history) history.push(result.history);
+}
+states.clear();
+
+const client = await openClickHouse({ kind: 'chdb', path });
+await applySchema(client, database);
+const BATCH = 50_000;
+const started = performance.now();
+for (const [table, rows] of [['aws_apigatewayv2_api_integrations_history', history], ['aws_apigatewayv2_api_integrations', current]] as const) {
+  for (let i = 0; i < rows.length; i += BATCH) {
+    await client.insert({ table: `${database}.${table}`, values: rows.slice(i, i + BATCH), format: 'JSONEachRow' });
+  }
+}
+const ms = performance.now() - started;
+await client.close();
+process.stdout.write(`${JSON.stringify({ ms, currentRows: current.length, historyRows: history.length })}\n`);

@@ -1,0 +1,39 @@
+/**
+ * `npm run bench [-- --quick] [-- --only name,name]`: every benchmark beside its baseline in the same run, on the
+ * real stack. Writes bench/results/<name>.json (quick runs: <name>.quick.json) and prints a table.
+ */
+import { stackPorts } from '../services/shared/config.js';
+import { stackUp } from '../stack/index.js';
+import { registryPart } from '../stack/parts.js';
+import { writeResult, type BenchResult } from './lib/report.js';
+import { runCodec } from './codec.js';
+import { runSinkThroughput } from './sink-throughput.js';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const only = args.find((arg) => arg.startsWith('--only='))?.slice('--only='.length).split(',');
+
+await stackUp((line) => process.stderr.write(`stack: ${line}\n`));
+const ports = stackPorts();
+const stack = { brokers: [`127.0.0.1:${ports.kafka}`], registryUrl: registryPart(ports.registry).endpoint };
+
+const suites: Record<string, () => Promise<BenchResult[]>> = {
+  codec: () => runCodec(stack.registryUrl, quick),
+  sink: () => runSinkThroughput(stack, quick),
+};
+
+const results: BenchResult[] = [];
+for (const [name, suite] of Object.entries(suites)) {
+  if (only && !only.includes(name)) continue;
+  const started = Date.now();
+  for (const result of await suite()) {
+    results.push(result);
+    process.stderr.write(`${result.name}: ${result.summary} (${writeResult(result)})\n`);
+  }
+  process.stderr.write(`${name}: ${Math.round((Date.now() - started) / 1000)} s\n`);
+}
+
+const width = Math.max(...results.map((r) => r.name.length));
+process.stdout.write(`\n${'benchmark'.padEnd(width)}  target met  result (${quick ? 'quick size: checks the suite works; the full size is the one we report' : 'full size'})\n`);
+for (const r of results) process.stdout.write(`${r.name.padEnd(width)}  ${(r.met ? 'yes' : 'NO').padEnd(10)}  ${r.summary}\n`);
+process.exit(0);

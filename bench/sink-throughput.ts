@@ -1,0 +1,174 @@
+/**
+ * Benchmarks 1 and 2: sink throughput and memory, against a bare decoding consumer and a bare bulk insert over
+ * the same data, in the same run.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import { Kafka, logLevel } from 'kafkajs';
+import { openClickHouse, queryRows } from '../services/shared/clickhouse.js';
+import { createChangeCodec } from '../services/shared/codec.js';
+import { PROJECT_ROOT, STACK_DIR } from '../stack/layout.js';
+import { sleep } from '../services/shared/retry.js';
+import { machine, rate, ratio, sampleMemory } from './lib/environment.js';
+import type { BenchResult } from './lib/report.js';
+import { generateWorkload } from './lib/workload.js';
+
+interface Stack {
+  brokers: string[];
+  registryUrl: string;
+}
+
+const PARTITIONS = 6;
+
+async function produce(stack: Stack, topic: string, events: number) {
+  const kafka = new Kafka({ brokers: stack.brokers, logLevel: logLevel.WARN });
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
+  await admin.disconnect();
+  const codec = createChangeCodec({ registryUrl: stack.registryUrl, topic });
+  await codec.register();
+  const producer = kafka.producer({ allowAutoTopicCreation: false });
+  await producer.connect();
+  let batch: Promise<{ key: Buffer; value: Buffer }>[] = [];
+  let bytes = 0;
+  const flush = async () => {
+    const messages = await Promise.all(batch);
+    for (const m of messages) bytes += m.key.length + m.value.length;
+    await producer.send({ topic, acks: -1, messages });
+    batch = [];
+  };
+  const workload = generateWorkload({ events, region: 'us-east-2', accountId: '123456789012' });
+  let next = workload.next();
+  for (; !next.done; next = workload.next()) {
+    batch.push(codec.encode(next.value, next.value));
+    if (batch.length === 2000) await flush();
+  }
+  await flush();
+  const summary = next.value;
+  await producer.disconnect();
+  return { summary, bytesPerEvent: Math.round(bytes / events) };
+}
+
+/** Baseline: a bare kafkajs consumer that only decodes every key and value through the registry. */
+async function decodeBaseline(stack: Stack, topic: string, events: number): Promise<number> {
+  const kafka = new Kafka({ brokers: stack.brokers, logLevel: logLevel.WARN });
+  const registry = new SchemaRegistry({ host: stack.registryUrl });
+  const consumer = kafka.consumer({ groupId: `${topic}.decode-baseline`, maxBytesPerPartition: 16 * 1024 * 1024, maxBytes: 64 * 1024 * 1024 });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  const started = performance.now();
+  let decoded = 0;
+  await new Promise<void>((resolve, reject) => {
+    consumer.run({
+      autoCommit: false,
+      partitionsConsumedConcurrently: PARTITIONS,
+      eachBatch: async ({ batch }) => {
+        for (const message of batch.messages) {
+          await registry.decode(message.key!);
+          await registry.decode(message.value!);
+        }
+        decoded += batch.messages.length;
+        if (decoded >= events) resolve();
+      },
+    }).catch(reject);
+  });
+  const ms = performance.now() - started;
+  await consumer.disconnect();
+  return ms;
+}
+
+function bulkInsertBaseline(events: number, id: string): { ms: number; currentRows: number; historyRows: number } {
+  const path = join(STACK_DIR, 'bench-data', `${id}-insert`);
+  const result = spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bench/baselines/bulk-insert.ts')], {
+    env: { ...process.env, BENCH_EVENTS: String(events), BENCH_CHDB_PATH: path, BENCH_DATABASE: 'bench' },
+    encoding: 'utf8', maxBuffer: 1 << 20,
+  });
+  rmSync(path, { recursive: true, force: true });
+  if (result.status !== 0) throw new Error(`bulk-insert baseline failed: ${result.stderr.slice(-2000)}`);
+  return JSON.parse(result.stdout.trim().split('\n').at(-1)!);
+}
+
+/** The sink as users run it (`apigw-stream sink`), timed from its start until its group has committed every offset. */
+async function runSink(stack: Stack, topic: string, id: string) {
+  const path = join(STACK_DIR, 'bench-data', `${id}-sink`);
+  const groupId = `${topic}.sink`;
+  const started = performance.now();
+  const sink = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/apigw-stream.js'), 'sink'], {
+    env: { ...process.env, KAFKA_BROKERS: stack.brokers.join(','), SCHEMA_REGISTRY_URL: stack.registryUrl, CLICKHOUSE_URL: `chdb://${path}`, CLICKHOUSE_DATABASE: 'bench', APIGW_TOPIC: topic, APIGW_SINK_GROUP_ID: groupId, LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const memory = sampleMemory(sink.pid!);
+  const admin = new Kafka({ brokers: stack.brokers, logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  const ends = await admin.fetchTopicOffsets(topic);
+  for (;;) {
+    const committed = (await admin.fetchOffsets({ groupId, topics: [topic] }))[0]!.partitions;
+    const done = ends.every((end) => Number(committed.find((p) => p.partition === end.partition)?.offset ?? -1) >= Number(end.high));
+    if (done) break;
+    if (sink.exitCode !== null) throw new Error(`the sink exited with ${sink.exitCode}`);
+    await sleep(100);
+  }
+  const ms = performance.now() - started;
+  const rss = memory.stop();
+  await admin.disconnect();
+  sink.kill('SIGTERM');
+  await new Promise((resolve) => sink.once('exit', resolve));
+  return { ms, rss, path };
+}
+
+export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<BenchResult[]> {
+  const events = quick ? 20_000 : 1_000_000;
+  const id = `bench-${Date.now().toString(36)}`;
+  const topic = `bench.sink.${id}`;
+  process.stderr.write(`sink throughput: producing ${events} events to ${topic} (${PARTITIONS} partitions)\n`);
+  const { summary, bytesPerEvent } = await produce(stack, topic, events);
+  process.stderr.write('sink throughput: baseline 1, bare decoding consumer\n');
+  const decodeMs = await decodeBaseline(stack, topic, events);
+  process.stderr.write('sink throughput: baseline 2, bare bulk insert\n');
+  const insert = bulkInsertBaseline(events, id);
+  process.stderr.write('sink throughput: apigw-stream sink\n');
+  const sink = await runSink(stack, topic, id);
+
+  const client = await openClickHouse({ kind: 'chdb', path: sink.path });
+  const [counts] = await queryRows<{ live: string; history: string }>(client,
+    `SELECT (SELECT count() FROM bench.aws_apigatewayv2_api_integrations FINAL WHERE is_deleted = 0) AS live,
+            (SELECT count() FROM bench.aws_apigatewayv2_api_integrations_history) AS history`);
+  const env = await machine(client);
+  await client.close();
+  rmSync(sink.path, { recursive: true, force: true });
+  const correct = Number(counts!.live) === summary.live && Number(counts!.history) === summary.historyRows;
+  if (!correct) throw new Error(`the sink's tables are wrong: ${JSON.stringify(counts)} expected live ${summary.live}, history ${summary.historyRows}`);
+
+  const sinkRate = rate(events, sink.ms);
+  const decodeRate = rate(events, decodeMs);
+  const insertRate = rate(events, insert.ms);
+  const slower = Math.min(decodeRate, insertRate);
+  const measuredAt = new Date().toISOString();
+  const size = quick ? 'quick' as const : 'full' as const;
+  return [
+    {
+      name: 'sink-throughput', size, measuredAt, machine: env,
+      target: '>= 50,000 events/s and >= 0.7 of the slower baseline',
+      met: sinkRate >= 50_000 && sinkRate / slower >= 0.7,
+      summary: `${ratio(sinkRate, slower)} of the slower baseline; sink ${sinkRate} events/s, decode-only ${decodeRate}/s, bulk insert ${insertRate}/s`,
+      figures: {
+        events, bytesPerEvent, workload: summary,
+        sink: { ms: Math.round(sink.ms), eventsPerSecond: sinkRate },
+        decodeBaseline: { ms: Math.round(decodeMs), eventsPerSecond: decodeRate },
+        bulkInsertBaseline: { ms: Math.round(insert.ms), eventsPerSecond: insertRate, currentRows: insert.currentRows, historyRows: insert.historyRows },
+        ratioToSlowerBaseline: ratio(sinkRate, slower),
+        tablesVerified: counts,
+      },
+    },
+    {
+      name: 'sink-memory', size, measuredAt, machine: env,
+      target: 'peak RSS < 512 MB, and flat (last minute peak within 10% of the first minute peak)',
+      met: sink.rss.peakMiB < 512 && sink.rss.lastOverFirst <= 1.1,
+      summary: `last/first minute peak ${sink.rss.lastOverFirst}; peak ${sink.rss.peakMiB} MiB, first minute ${sink.rss.firstMinutePeakMiB} MiB, last minute ${sink.rss.lastMinutePeakMiB} MiB over ${sink.rss.secondsSampled} s`,
+      figures: { ...sink.rss, samples: sink.rss.samples },
+    },
+  ];
+}
