@@ -65,11 +65,11 @@ export function* generateWorkload(shape: WorkloadShape): Generator<IntegrationCh
   for (let n = 0; n < shape.events; n++) {
     // Creates come first while there is nothing to act on, then the mix is drawn in proportion to what is left.
     const total = left.creates + left.updates + left.deletes + left.rereads;
-    let pick = live.length < 10 ? 0 : rng() * total;
+    const pick = live.length < 10 ? 0 : rng() * total;
     let kind: keyof typeof left;
-    if ((pick -= left.creates) < 0 && left.creates > 0) kind = 'creates';
-    else if ((pick -= left.updates) < 0 && left.updates > 0) kind = 'updates';
-    else if ((pick -= left.deletes) < 0 && left.deletes > 0) kind = 'deletes';
+    if (pick < left.creates && left.creates > 0) kind = 'creates';
+    else if (pick < left.creates + left.updates && left.updates > 0) kind = 'updates';
+    else if (pick < left.creates + left.updates + left.deletes && left.deletes > 0) kind = 'deletes';
     else kind = left.rereads > 0 ? 'rereads' : left.updates > 0 ? 'updates' : 'creates';
     left = { ...left, [kind]: left[kind] - 1 };
 
