@@ -4,10 +4,12 @@
  */
 import { stackPorts } from '../services/shared/config.js';
 import { stackUp } from '../stack/index.js';
-import { registryPart } from '../stack/parts.js';
+import { motoPart, registryPart } from '../stack/parts.js';
 import { writeResult, type BenchResult } from './lib/report.js';
+import { runChangeLatency } from './change-latency.js';
 import { runCodec } from './codec.js';
 import { runSinkThroughput } from './sink-throughput.js';
+import { runSnapshotBench } from './snapshot.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -15,11 +17,13 @@ const only = args.find((arg) => arg.startsWith('--only='))?.slice('--only='.leng
 
 await stackUp((line) => process.stderr.write(`stack: ${line}\n`));
 const ports = stackPorts();
-const stack = { brokers: [`127.0.0.1:${ports.kafka}`], registryUrl: registryPart(ports.registry).endpoint };
+const stack = { brokers: [`127.0.0.1:${ports.kafka}`], registryUrl: registryPart(ports.registry).endpoint, motoEndpoint: motoPart(ports.moto).endpoint };
 
 const suites: Record<string, () => Promise<BenchResult[]>> = {
   codec: () => runCodec(stack.registryUrl, quick),
   sink: () => runSinkThroughput(stack, quick),
+  snapshot: () => runSnapshotBench(stack, quick),
+  latency: () => runChangeLatency(stack, quick),
 };
 
 const results: BenchResult[] = [];

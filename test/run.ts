@@ -18,5 +18,12 @@ const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test
   stdio: 'inherit',
   env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
 });
+// The benchmark suite at its quick size, once, to prove it still runs (it asserts no timing).
+process.stdout.write('\nbenchmarks (quick size):\n');
+const bench = spawnSync(process.execPath, ['--import', 'tsx', join(here, '../bench/run.ts'), '--quick'], {
+  stdio: 'inherit',
+  env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+});
+if (bench.status !== 0) process.stdout.write(`the benchmark suite failed to run (exit ${bench.status})\n`);
 if (started.length > 0) await stackDown(say, started);
-process.exit(result.status ?? 1);
+process.exit(result.status !== 0 ? (result.status ?? 1) : (bench.status ?? 1));

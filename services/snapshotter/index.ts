@@ -10,6 +10,8 @@ import { sleep } from '../shared/retry.js';
 import { createInventoryReader } from './inventory-reader.js';
 import type { SnapshotProgress } from './progress.js';
 
+const EMIT_BATCH = 500;
+
 export interface SnapshotterDeps {
   regions: string[];
   accountId: string;
@@ -50,6 +52,16 @@ export function createSnapshotter(deps: SnapshotterDeps) {
     const limit = pLimit(deps.concurrency);
     const seenApiIds: string[] = [];
     let integrationCount = 0;
+    // Listing does not wait for Kafka: observations are sent in batches behind it, one send at a time, and all of
+    // them are acknowledged before the completion marker.
+    let buffer: Observation[] = [];
+    let sending: Promise<void> = Promise.resolve();
+    const flush = () => {
+      const batch = buffer;
+      buffer = [];
+      sending = sending.then(() => deps.emitter.emit(batch));
+      return sending;
+    };
 
     await Promise.all(apis.map((api) => limit(async () => {
       const apiId = api.ApiId!;
@@ -73,11 +85,13 @@ export function createSnapshotter(deps: SnapshotterDeps) {
         api: { name: api.Name ?? null, protocol_type: api.ProtocolType ?? null, api_endpoint: api.ApiEndpoint ?? null },
         after: mapIntegration(region, apiId, integration),
       }));
-      await deps.emitter.emit(observations);
+      buffer.push(...observations);
+      if (buffer.length >= EMIT_BATCH) flush().catch(() => undefined); // the failure surfaces at the final await
       seenApiIds.push(apiId);
       integrationCount += observations.length;
       progress.apiDone(region, observations.length);
     })));
+    await flush();
 
     await deps.emitter.completeSnapshot({
       account_id: deps.accountId,
