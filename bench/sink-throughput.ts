@@ -120,7 +120,7 @@ async function runSink(stack: Stack, topic: string, id: string) {
 }
 
 export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<BenchResult[]> {
-  const events = quick ? 20_000 : 1_000_000;
+  const events = Number(process.env.BENCH_SINK_EVENTS) || (quick ? 20_000 : 1_000_000);
   const id = `bench-${Date.now().toString(36)}`;
   const topic = `bench.sink.${id}`;
   process.stderr.write(`sink throughput: producing ${events} events to ${topic} (${PARTITIONS} partitions)\n`);
@@ -139,6 +139,10 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
   const env = await machine(client);
   await client.close();
   rmSync(sink.path, { recursive: true, force: true });
+  const admin = new Kafka({ brokers: stack.brokers, logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: [topic, `${topic}.dlq`].filter(Boolean) }).catch(() => undefined);
+  await admin.disconnect();
   const correct = Number(counts!.live) === summary.live && Number(counts!.history) === summary.historyRows;
   if (!correct) throw new Error(`the sink's tables are wrong: ${JSON.stringify(counts)} expected live ${summary.live}, history ${summary.historyRows}`);
 

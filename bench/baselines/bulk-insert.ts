@@ -16,7 +16,7 @@ for (const change of generateWorkload({ events, region: 'us-east-2', accountId: 
   const result = applyChange(states.get(change.arn), change, { partition: 0, offset: offset++ });
   if (!result) continue;
   states.set(change.arn, result.state);
-  current.push(result.current);
+  if (result.current) current.push(result.current);
   if (result.history) history.push(result.history);
 }
 states.clear();
@@ -27,7 +27,10 @@ const BATCH = 50_000;
 const started = performance.now();
 for (const [table, rows] of [['aws_apigatewayv2_api_integrations_history', history], ['aws_apigatewayv2_api_integrations', current]] as const) {
   for (let i = 0; i < rows.length; i += BATCH) {
-    await client.insert({ table: `${database}.${table}`, values: rows.slice(i, i + BATCH), format: 'JSONEachRow' });
+    // The cheapest format for the engine to parse (the sink writes the same).
+    const batch = rows.slice(i, i + BATCH) as Record<string, unknown>[];
+    const columns = Object.keys(batch[0]!) as [string, ...string[]];
+    await client.insert({ table: `${database}.${table}`, columns, values: batch.map((row) => columns.map((c) => row[c])), format: 'JSONCompactEachRow' });
   }
 }
 const ms = performance.now() - started;

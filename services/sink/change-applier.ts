@@ -33,7 +33,8 @@ export interface Position {
 
 export interface Applied {
   state: AppliedState;
-  current: CurrentRow;
+  /** null for a re-read of the same configuration: nothing to write. */
+  current: CurrentRow | null;
   history: HistoryRow | null;
 }
 
@@ -112,10 +113,10 @@ function historyRow(state: AppliedState, change: IntegrationChange, operation: s
 }
 
 /**
- * Applies one change to what the sink knew of its integration. Returns null when nothing is to be written:
- * a redelivered message (at or below the applied offset), a read older than the applied one, or a deletion of
- * something already gone.
- * A re-read of the same configuration writes the current row (to record which snapshot saw it) but no history.
+ * Applies one change to what the sink knew of its integration. Returns null when nothing changes: a redelivered
+ * message (at or below the applied offset), a read older than the applied one, or a deletion of something
+ * already gone. A re-read of the same configuration only moves the in-memory position (nothing is written:
+ * 80% of a snapshot's events are such re-reads, and which snapshot saw what is tracked by the sink).
  */
 export function applyChange(prior: AppliedState | undefined, change: IntegrationChange, at: Position): Applied | null {
   if (prior && prior.kafka_partition === at.partition && at.offset <= prior.kafka_offset) return null;
@@ -152,8 +153,7 @@ export function applyChange(prior: AppliedState | undefined, change: Integration
 
   const hash = contentHash(change.after);
   if (live && live.content_hash === hash) {
-    const state: AppliedState = { ...live, ...base, event_time: live.event_time, source_type: live.source_type, source_id: live.source_id };
-    return { state, current: toCurrentRow(state), history: null };
+    return { state: { ...live, observed_at: change.observed_at, kafka_partition: at.partition, kafka_offset: at.offset }, current: null, history: null };
   }
   const state: AppliedState = {
     ...base,

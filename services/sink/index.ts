@@ -19,6 +19,12 @@ export interface SinkDeps {
   metrics: Metrics;
 }
 
+/**
+ * Batches of different partitions are applied concurrently: keys never cross partitions, and while one batch
+ * waits for ClickHouse (native threads) the next is decoded and applied on the JS thread.
+ */
+const PARTITIONS_IN_FLIGHT = 3;
+
 interface PendingWrites {
   history: HistoryRow[];
   current: CurrentRow[];
@@ -35,6 +41,13 @@ export function createSink(deps: SinkDeps) {
   // What was applied per integration ARN, for the partitions this instance owns; cleared on every rebalance.
   const applied = new Map<string, AppliedState>();
   const apiHashes = new Map<string, string>();
+  // What each complete read (snapshot or API-scoped CloudTrail read) saw, per partition, until its marker; and
+  // the observation time of the first message this instance applied from each partition. A read whose events
+  // all came after that first message was seen whole; otherwise (a restart in the middle) its marker deletes
+  // nothing and the next read catches up.
+  const seenByRead = new Map<string, Set<string>>();
+  const firstObservedAt = new Map<number, number>();
+  const readKey = (partition: number, readId: string) => `${partition}\u0000${readId}`;
   const writeRetry = createRetry({
     retries: 12,
     maxDelayMs: 15_000,
@@ -65,6 +78,15 @@ export function createSink(deps: SinkDeps) {
     log.warn({ partition, offset: message.offset, reason: error.reason, err: error.message }, 'message sent to the dead-letter topic');
   }
 
+  const apiHash = (api: { name: string | null; protocol_type: string | null; api_endpoint: string | null }) =>
+    sha256(canonicalJson({ name: api.name, protocol_type: api.protocol_type, api_endpoint: api.api_endpoint }));
+
+  /** Seeds what is stored of these APIs, so that a replay or a restart does not write unchanged API rows. */
+  async function ensureApisLoaded(changes: IntegrationChange[]): Promise<void> {
+    const missing = [...new Set(changes.filter((c) => c.api).map((c) => apiUuid(c.region, c.api_id)))].filter((id) => !apiHashes.has(id));
+    for (const api of await store.apiInfo(missing)) apiHashes.set(api.api_id, apiHash(api));
+  }
+
   async function ensureLoaded(arns: string[], pending: PendingWrites): Promise<void> {
     const missing = [...new Set(arns)].filter((arn) => !applied.has(arn));
     if (missing.length === 0) return;
@@ -75,13 +97,20 @@ export function createSink(deps: SinkDeps) {
   }
 
   function apply(change: IntegrationChange, partition: number, offset: number, pending: PendingWrites): void {
+    if (!firstObservedAt.has(partition)) firstObservedAt.set(partition, change.observed_at);
+    const readId = change.source.snapshot_id;
+    if (readId && change.op !== 'DELETE') {
+      const key = readKey(partition, readId);
+      if (!seenByRead.has(key)) seenByRead.set(key, new Set());
+      seenByRead.get(key)!.add(change.arn);
+    }
     const result = applyChange(applied.get(change.arn), change, { partition, offset });
     if (!result) {
       metrics.sinkMessages.inc({ outcome: 'unchanged' });
       return;
     }
     applied.set(change.arn, result.state);
-    pending.current.push(result.current);
+    if (result.current) pending.current.push(result.current);
     if (result.history) {
       pending.history.push(result.history);
       metrics.historyRows.inc({ operation: String(result.history.operation) });
@@ -89,7 +118,7 @@ export function createSink(deps: SinkDeps) {
     metrics.sinkMessages.inc({ outcome: result.history ? 'changed' : 'reread' });
     if (change.api) {
       const uuid = apiUuid(change.region, change.api_id);
-      const hash = sha256(canonicalJson(change.api));
+      const hash = apiHash(change.api);
       if (apiHashes.get(uuid) !== hash) {
         apiHashes.set(uuid, hash);
         pending.apis.push({
@@ -123,7 +152,16 @@ export function createSink(deps: SinkDeps) {
     const snapshot = change.snapshot!;
     await flush(pending, touched);
     const scope = { account_id: change.account_id, region: change.region, api_id: change.api_id };
-    const unseen = await store.unseenBySnapshot({ ...scope, partition, offset, snapshot_id: snapshot.snapshot_id, started_at: snapshot.started_at });
+    const seen = seenByRead.get(readKey(partition, snapshot.snapshot_id)) ?? new Set<string>();
+    seenByRead.delete(readKey(partition, snapshot.snapshot_id));
+    const first = firstObservedAt.get(partition) ?? change.observed_at;
+    if (!firstObservedAt.has(partition)) firstObservedAt.set(partition, change.observed_at);
+    if (first >= snapshot.started_at) {
+      metrics.sinkMessages.inc({ outcome: 'marker-skipped' });
+      log.info({ partition, readId: snapshot.snapshot_id }, 'this instance did not see the whole read in this partition (it started in the middle); its deletions wait for the next one');
+      return;
+    }
+    const unseen = (await store.liveBeforeMarker({ ...scope, partition, offset, started_at: snapshot.started_at })).filter((arn) => !seen.has(arn));
     await ensureLoaded(unseen, pending);
     for (const arn of unseen) {
       const state = applied.get(arn)!;
@@ -162,6 +200,7 @@ export function createSink(deps: SinkDeps) {
     }
     const touched = decoded.map(({ change }) => change.arn);
     await ensureLoaded(decoded.filter(({ change }) => change.op !== 'SNAPSHOT_COMPLETE').map(({ change }) => change.arn), pending);
+    await ensureApisLoaded(decoded.map(({ change }) => change));
     for (const { message, change } of decoded) {
       if (!isRunning() || isStale()) break;
       const offset = Number(message.offset);
@@ -186,8 +225,9 @@ export function createSink(deps: SinkDeps) {
       consumer = kafka.consumer({
         groupId: deps.groupId,
         readUncommitted: false,
-        maxBytesPerPartition: 16 * 1024 * 1024,
-        maxBytes: 64 * 1024 * 1024,
+        // Bounded fetches keep the sink's memory flat: at most PARTITIONS_IN_FLIGHT batches of 4 MiB are decoded at once.
+        maxBytesPerPartition: 4 * 1024 * 1024,
+        maxBytes: 16 * 1024 * 1024,
         retry: {
           retries: 10,
           restartOnFailure: async (error) => {
@@ -205,11 +245,13 @@ export function createSink(deps: SinkDeps) {
       });
       consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
         applied.clear();
+        seenByRead.clear();
+        firstObservedAt.clear();
         log.info({ memberId: payload.memberId, assignment: payload.memberAssignment }, 'sink joined the consumer group');
       });
       await consumer.connect();
       await consumer.subscribe({ topic, fromBeginning: true });
-      await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 1, eachBatch: handleBatch });
+      await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: PARTITIONS_IN_FLIGHT, eachBatch: handleBatch });
       log.info({ topic, groupId: deps.groupId }, 'sink started');
     },
 

@@ -37,13 +37,24 @@ describe('applying a change to the known state', () => {
     assert.deepEqual(history[0]!.changed_fields, ['api_id', 'api_gateway_managed', 'integration_id', 'integration_type', 'timeout_in_millis']);
   });
 
-  it('adds no history for a re-read of the same state, but records the snapshot that saw it', () => {
+  it('writes nothing for a re-read of the same state, and moves only its position', () => {
     const reread = change({ event_id: 'e2', source: { ...change().source, snapshot_id: 's2' }, event_time: 5_000, observed_at: 5_000 });
-    const { state, history } = applyAll([[change(), 0], [reread, 1]]);
-    assert.equal(history.length, 1);
-    assert.equal(state?.last_snapshot_id, 's2');
-    assert.equal(state?.event_time, 1_000, 'the last change time stays');
-    assert.equal(state?.observed_at, 5_000);
+    const first = applyChange(undefined, change(), { partition: 0, offset: 0 })!;
+    const result = applyChange(first.state, reread, { partition: 0, offset: 1 })!;
+    assert.equal(result.current, null);
+    assert.equal(result.history, null);
+    assert.equal(result.state.version, 1);
+    assert.equal(result.state.event_time, 1_000, 'the last change time stays');
+    assert.equal(result.state.observed_at, 5_000);
+    assert.equal(result.state.kafka_offset, 1);
+  });
+
+  it('ignores a read older than the one applied', () => {
+    const newer = change({ event_id: 'e2', observed_at: 9_000, after: { ...change().after!, timeout_in_millis: 99 } });
+    const older = change({ event_id: 'e3', observed_at: 5_000, after: { ...change().after!, timeout_in_millis: 55 } });
+    const { state, history } = applyAll([[change(), 0], [newer, 1], [older, 2]]);
+    assert.equal(state?.after?.timeout_in_millis, 99);
+    assert.equal(history.length, 2);
   });
 
   it('ignores a redelivered message at or below the applied offset', () => {
