@@ -30,13 +30,13 @@ CREATE TABLE IF NOT EXISTS {db}.aws_apigatewayv2_api_integrations {on_cluster}
     version UInt64 COMMENT 'Row version for ReplacingMergeTree: increases by one with every row the sink writes for this integration.',
     is_deleted UInt8 COMMENT '1 when the integration no longer exists; read the table with FINAL (or the _live view) to see live integrations only.',
     event_time DateTime64(3, 'UTC') COMMENT 'When the integration last changed (CloudTrail event time, or the snapshot read that first saw this state).',
-    observed_at DateTime64(3, 'UTC') COMMENT 'When apigw-stream last read this integration from AWS.',
+    observed_at DateTime64(3, 'UTC') COMMENT 'When apigw-stream first read this state from AWS (re-reads of the same state write nothing).',
     source_type LowCardinality(String) COMMENT 'What produced the last change: SNAPSHOT or CLOUDTRAIL.',
     source_id String COMMENT 'Snapshot id or CloudTrail event id of the last change.',
-    last_snapshot_id String COMMENT 'The last snapshot that saw this integration; used to delete integrations a complete snapshot no longer sees.',
+    last_snapshot_id String COMMENT 'The snapshot (or API-wide CloudTrail read) that first saw this state; empty when a CloudTrail event did.',
     content_hash String COMMENT 'SHA-256 of the canonical after-image; equal hashes mean equal configuration.',
     kafka_partition Int32 COMMENT 'Topic partition of the last applied event (keys live in one partition).',
-    kafka_offset Int64 COMMENT 'Offset of the last applied event; events at or below it are redeliveries and change nothing.'
+    kafka_offset Int64 COMMENT 'Offset of the event that produced this state; events at or below it are redeliveries and change nothing.'
 )
 ENGINE = ReplacingMergeTree(version, is_deleted)
 ORDER BY (account_id, region, arn)

@@ -9,6 +9,12 @@ import { createRetry, sleep } from '../shared/retry.js';
 import { applyChange, chTime, type AppliedState, type CurrentRow, type HistoryRow } from './change-applier.js';
 import type { ApiRow, StateStore } from './state-store.js';
 
+interface PendingWrites {
+  history: HistoryRow[];
+  current: CurrentRow[];
+  apis: ApiRow[];
+}
+
 export interface SinkDeps {
   kafka: Kafka;
   codec: ChangeCodec;
@@ -25,11 +31,6 @@ export interface SinkDeps {
  */
 const PARTITIONS_IN_FLIGHT = 3;
 
-interface PendingWrites {
-  history: HistoryRow[];
-  current: CurrentRow[];
-  apis: ApiRow[];
-}
 
 /**
  * Consumes change events in batches and materializes them in ClickHouse. Offsets are committed only after
@@ -87,10 +88,21 @@ export function createSink(deps: SinkDeps) {
     for (const api of await store.apiInfo(missing)) apiHashes.set(api.api_id, apiHash(api));
   }
 
-  async function ensureLoaded(arns: string[], pending: PendingWrites): Promise<void> {
-    const missing = [...new Set(arns)].filter((arn) => !applied.has(arn));
-    if (missing.length === 0) return;
-    const { states, repairs } = await store.load(missing);
+  async function ensureLoaded(keys: { account_id: string; region: string; arn: string }[], pending: PendingWrites): Promise<void> {
+    const missing = new Map<string, { scope: { account_id: string; region: string }; arns: Set<string> }>();
+    for (const { account_id, region, arn } of keys) {
+      if (applied.has(arn)) continue;
+      const scopeKey = `${account_id}/${region}`;
+      if (!missing.has(scopeKey)) missing.set(scopeKey, { scope: { account_id, region }, arns: new Set() });
+      missing.get(scopeKey)!.arns.add(arn);
+    }
+    const states = [];
+    const repairs = [];
+    for (const { scope, arns } of missing.values()) {
+      const loaded = await store.load(scope, [...arns]);
+      states.push(...loaded.states);
+      repairs.push(...loaded.repairs);
+    }
     for (const state of states) applied.set(state.arn, state);
     if (repairs.length > 0) log.warn({ count: repairs.length }, 'current state behind history after an interrupted write; repairing');
     pending.current.push(...repairs);
@@ -162,7 +174,7 @@ export function createSink(deps: SinkDeps) {
       return;
     }
     const unseen = (await store.liveBeforeMarker({ ...scope, partition, offset, started_at: snapshot.started_at })).filter((arn) => !seen.has(arn));
-    await ensureLoaded(unseen, pending);
+    await ensureLoaded(unseen.map((arn) => ({ ...scope, arn })), pending);
     for (const arn of unseen) {
       const state = applied.get(arn)!;
       apply({
@@ -199,7 +211,7 @@ export function createSink(deps: SinkDeps) {
       }
     }
     const touched = decoded.map(({ change }) => change.arn);
-    await ensureLoaded(decoded.filter(({ change }) => change.op !== 'SNAPSHOT_COMPLETE').map(({ change }) => change.arn), pending);
+    await ensureLoaded(decoded.filter(({ change }) => change.op !== 'SNAPSHOT_COMPLETE').map(({ change }) => change), pending);
     await ensureApisLoaded(decoded.map(({ change }) => change));
     for (const { message, change } of decoded) {
       if (!isRunning() || isStale()) break;

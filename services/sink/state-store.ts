@@ -76,13 +76,16 @@ export function createStateStore({ client, database }: { client: ClickHouseClien
      * What was applied for these ARNs. History is written before current state, so when history is ahead (a
      * crash between the two writes) the state comes from history and the current row needs repair.
      */
-    async load(arns: string[]): Promise<{ states: AppliedState[]; repairs: CurrentRow[] }> {
+    async load(scope: { account_id: string; region: string }, arns: string[]): Promise<{ states: AppliedState[]; repairs: CurrentRow[] }> {
       if (arns.length === 0) return { states: [], repairs: [] };
+      // Account and region first: they lead both tables' sort keys, so these reads use the primary index.
       // Not FINAL: FINAL drops rows whose is_deleted is 1, and the sink must know deletions too.
+      const where = 'account_id = {account_id:String} AND region = {region:String} AND arn IN {arns:Array(String)}';
+      const params = { ...scope, arns };
       const currentRows = await queryRows<Record<string, unknown>>(client,
-        `SELECT * FROM ${current} WHERE arn IN {arns:Array(String)} ORDER BY version DESC LIMIT 1 BY arn`, { arns });
+        `SELECT * FROM ${current} WHERE ${where} ORDER BY version DESC LIMIT 1 BY arn`, params);
       const latestHistory = await queryRows<Record<string, unknown>>(client,
-        `SELECT arn, argMax(tuple(*), version) AS latest FROM ${history} WHERE arn IN {arns:Array(String)} GROUP BY arn`, { arns });
+        `SELECT arn, argMax(tuple(*), version) AS latest FROM ${history} WHERE ${where} GROUP BY arn`, params);
       const byArn = new Map(currentRows.map((row) => [String(row.arn), fromCurrent(row)]));
       const repairs: CurrentRow[] = [];
       for (const { latest } of latestHistory as { latest: unknown[] }[]) {
