@@ -42,8 +42,11 @@ export function createCloudTrailReader(deps: { client: CloudTrailClient; region:
   }
 
   return {
-    /** Every event of the range, newest first as CloudTrail returns them; `onPage` sees progress. */
-    async lookup(range: { start: Date; end: Date }, onPage?: (events: Event[]) => void): Promise<Event[]> {
+    /**
+     * The events of the range, newest first as CloudTrail returns them; `onPage` sees progress, and paging stops
+     * early once `enough` says so for a page.
+     */
+    async lookup(range: { start: Date; end: Date }, onPage?: (events: Event[]) => void, enough?: (page: Event[]) => boolean): Promise<Event[]> {
       for (let attempt = 0; ; attempt++) {
         const events: Event[] = [];
         let nextToken: string | undefined;
@@ -52,7 +55,7 @@ export function createCloudTrailReader(deps: { client: CloudTrailClient; region:
             const result = await page({ ...range, nextToken });
             events.push(...(result.Events ?? []));
             onPage?.(result.Events ?? []);
-            nextToken = result.NextToken;
+            nextToken = enough?.(result.Events ?? []) ? undefined : result.NextToken;
           } while (nextToken && !deps.signal?.aborted);
           return events;
         } catch (error) {

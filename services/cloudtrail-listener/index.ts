@@ -23,6 +23,12 @@ export interface ListenerSettings {
   lookbackHours: number;
   /** Seconds each window re-reads before the previous one's end, for events CloudTrail delivers late. */
   overlapSeconds: number;
+  /**
+   * Seconds between two full reads of the overlap. In between, a poll reads only until it meets an event it has
+   * already applied: LookupEvents answers newest first at about 2 calls per second, so re-reading the whole
+   * overlap every poll would fall behind any busy account.
+   */
+  sweepSeconds: number;
   /** LookupEvents calls per second per region. */
   callsPerSecond: number;
   /** Fault injection for tests: wait this long between producing a poll's events and committing them. */
@@ -140,13 +146,20 @@ export function createCloudTrailListener(deps: ListenerDeps) {
     };
   }
 
-  async function pollOnce(region: string, checkpoint: Checkpoint): Promise<Checkpoint> {
+  async function pollOnce(region: string, checkpoint: Checkpoint, sweep: boolean): Promise<Checkpoint> {
     const now = clock();
     const start = Math.max(checkpoint.window_end - settings.overlapSeconds * 1000, now - NINETY_DAYS_MS + 60_000);
     const reader = readers.get(region)!;
     const longWindow = now - start > 3600_000;
     const progress = longWindow ? createCatchUpProgress({ logger: log, interactive: deps.interactive, region, start, end: now }) : undefined;
-    const events = await reader.lookup({ start: new Date(start), end: new Date(now) }, (page) => progress?.page(page.map((e) => e.EventTime?.getTime() ?? now)));
+    // Between sweeps, stop at the first page that holds an event already applied: older ones were applied too,
+    // except events CloudTrail made visible out of order, which the next sweep reads.
+    const reachedApplied = (page: { EventId?: string }[]) => page.some((event) => event.EventId !== undefined && checkpoint.seen[event.EventId] !== undefined);
+    const events = await reader.lookup(
+      { start: new Date(start), end: new Date(now) },
+      (page) => progress?.page(page.map((e) => e.EventTime?.getTime() ?? now)),
+      sweep ? undefined : reachedApplied,
+    );
     progress?.stop();
 
     const seen: Record<string, number> = { ...checkpoint.seen };
@@ -214,9 +227,12 @@ export function createCloudTrailListener(deps: ListenerDeps) {
   async function runRegion(region: string, initial: Checkpoint, signal: AbortSignal): Promise<void> {
     let checkpoint = initial;
     let failures = 0;
+    let lastSweep = 0;
     while (!signal.aborted) {
       try {
-        checkpoint = await pollOnce(region, checkpoint);
+        const sweep = clock() - lastSweep >= settings.sweepSeconds * 1000;
+        checkpoint = await pollOnce(region, checkpoint, sweep);
+        if (sweep) lastSweep = clock();
         failures = 0;
         await sleep(settings.pollSeconds * 1000, signal);
       } catch (error) {

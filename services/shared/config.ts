@@ -64,6 +64,8 @@ const schema = z.object({
   APIGW_LISTENER_LOOKBACK_HOURS: z.coerce.number({ error: 'expected a number of hours' }).min(0).max(2160, 'expected at most 2160 hours (90 days)'),
   /** Seconds each poll re-reads before the previous window's end, for events CloudTrail makes visible late. @default 900 */
   APIGW_LISTENER_OVERLAP_SECONDS: z.coerce.number({ error: 'expected a number of seconds' }).int().min(0).max(86_400),
+  /** Seconds between two full reads of the overlap; polls in between read only what is new. @default 300 */
+  APIGW_LISTENER_SWEEP_SECONDS: z.coerce.number({ error: 'expected a number of seconds' }).min(0),
   /** LookupEvents calls per second per region (its limit is about 2). @default 2 */
   APIGW_LISTENER_CALLS_PER_SECOND: z.coerce.number({ error: 'expected a rate' }).min(0.1).max(10),
   /** Fault injection for tests: milliseconds between producing a poll's events and committing them. @default 0 */
@@ -93,7 +95,7 @@ export interface Config {
   snapshotConcurrency: number;
   sinkGroupId: string;
   cloudtrailEndpointUrl?: string;
-  listener: { pollSeconds: number; lookbackHours: number; overlapSeconds: number; callsPerSecond: number; commitDelayMs: number };
+  listener: { pollSeconds: number; lookbackHours: number; overlapSeconds: number; sweepSeconds: number; callsPerSecond: number; commitDelayMs: number };
   metricsPort?: number;
   queryPort?: number;
   logLevel: string;
@@ -147,6 +149,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     APIGW_LISTENER_POLL_SECONDS: pick('APIGW_LISTENER_POLL_SECONDS', '30'),
     APIGW_LISTENER_LOOKBACK_HOURS: pick('APIGW_LISTENER_LOOKBACK_HOURS', '24'),
     APIGW_LISTENER_OVERLAP_SECONDS: pick('APIGW_LISTENER_OVERLAP_SECONDS', '900'),
+    APIGW_LISTENER_SWEEP_SECONDS: pick('APIGW_LISTENER_SWEEP_SECONDS', '300'),
     APIGW_LISTENER_CALLS_PER_SECOND: pick('APIGW_LISTENER_CALLS_PER_SECOND', '2'),
     APIGW_LISTENER_COMMIT_DELAY_MS: pick('APIGW_LISTENER_COMMIT_DELAY_MS', '0'),
     APIGW_METRICS_PORT: pick('APIGW_METRICS_PORT'),
@@ -180,6 +183,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       pollSeconds: v.APIGW_LISTENER_POLL_SECONDS,
       lookbackHours: v.APIGW_LISTENER_LOOKBACK_HOURS,
       overlapSeconds: v.APIGW_LISTENER_OVERLAP_SECONDS,
+      sweepSeconds: v.APIGW_LISTENER_SWEEP_SECONDS,
       callsPerSecond: v.APIGW_LISTENER_CALLS_PER_SECOND,
       commitDelayMs: v.APIGW_LISTENER_COMMIT_DELAY_MS,
     },

@@ -82,6 +82,7 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
     env = testEnvironment({ region: `${REGION},${OTHER_REGION}`, partitions: 3, extra: {
       AWS_ENDPOINT_URL_CLOUDTRAIL: trail.endpoint,
       APIGW_LISTENER_POLL_SECONDS: '0.3',
+      APIGW_LISTENER_SWEEP_SECONDS: '2', // late events (out of order) are read by sweeps
       APIGW_LISTENER_LOOKBACK_HOURS: '1',
       APIGW_LISTENER_CALLS_PER_SECOND: '2',
     } });
