@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, Partitioners, logLevel } from 'kafkajs';
 import { openClickHouse, queryRows } from '../services/shared/clickhouse.js';
 import { createChangeCodec } from '../services/shared/codec.js';
 import { PROJECT_ROOT, STACK_DIR } from '../stack/layout.js';
@@ -30,7 +30,7 @@ async function produce(stack: Stack, topic: string, events: number) {
   await admin.disconnect();
   const codec = createChangeCodec({ registryUrl: stack.registryUrl, topic });
   await codec.register();
-  const producer = kafka.producer({ allowAutoTopicCreation: false });
+  const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   let batch: Promise<{ key: Buffer; value: Buffer }>[] = [];
   let bytes = 0;
