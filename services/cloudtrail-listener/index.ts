@@ -90,6 +90,7 @@ export function createCloudTrailListener(deps: ListenerDeps) {
     const { apiId, integrationId, op } = record.action;
     const client = deps.apigatewayFor(region);
     metrics.awsCalls.inc({ region, operation: 'GetIntegration' });
+    const observedAt = clock(); // when the read was sent; see the snapshotter
     let integration: Integration | null;
     try {
       integration = await client.send(new GetIntegrationCommand({ ApiId: apiId, IntegrationId: integrationId }));
@@ -101,7 +102,7 @@ export function createCloudTrailListener(deps: ListenerDeps) {
       observations: [{
         account_id: deps.accountId, region, api_id: apiId, integration_id: integrationId,
         op: integration === null ? 'DELETE' : op === 'DELETE' ? 'UPDATE' : op,
-        event_time: record.eventTime, observed_at: clock(), source: sourceOf(record, null), position: `cloudtrail:${record.eventId}`,
+        event_time: record.eventTime, observed_at: observedAt, source: sourceOf(record, null), position: `cloudtrail:${record.eventId}`,
         api: null, after: integration === null ? null : mapIntegration(region, apiId, integration),
       }],
     };
@@ -111,7 +112,7 @@ export function createCloudTrailListener(deps: ListenerDeps) {
   async function readApi(region: string, record: CloudTrailRecord & { action: { kind: 'api' } }): Promise<Emission> {
     const { apiId } = record.action;
     const client = deps.apigatewayFor(region);
-    const startedAt = clock();
+    const startedAt = clock(); // when the reads were sent; see the snapshotter
     const scopeId = `cloudtrail:${record.eventId}`;
     let api: ApiInfo | null = null;
     const integrations: Integration[] = [];
@@ -131,16 +132,15 @@ export function createCloudTrailListener(deps: ListenerDeps) {
       api = null;
       integrations.length = 0;
     }
-    const observedAt = clock();
     const source = sourceOf(record, scopeId);
     return {
       observations: integrations.map((integration) => ({
         account_id: deps.accountId, region, api_id: apiId, integration_id: integration.IntegrationId!, op: 'UPDATE',
-        event_time: record.eventTime, observed_at: observedAt, source, position: scopeId, api,
+        event_time: record.eventTime, observed_at: startedAt, source, position: scopeId, api,
         after: mapIntegration(region, apiId, integration),
       })),
       scope: {
-        account_id: deps.accountId, region, api_id: apiId, event_time: record.eventTime, observed_at: observedAt, source,
+        account_id: deps.accountId, region, api_id: apiId, event_time: record.eventTime, observed_at: startedAt, source,
         snapshot: { snapshot_id: scopeId, started_at: startedAt, api_ids: api ? [apiId] : [], integration_count: integrations.length },
       },
     };

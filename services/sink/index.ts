@@ -82,16 +82,25 @@ export function createSink(deps: SinkDeps) {
   const apiHash = (api: { name: string | null; protocol_type: string | null; api_endpoint: string | null }) =>
     sha256(canonicalJson({ name: api.name, protocol_type: api.protocol_type, api_endpoint: api.api_endpoint }));
 
-  /** Seeds what is stored of these APIs, so that a replay or a restart does not write unchanged API rows. */
-  async function ensureApisLoaded(changes: IntegrationChange[]): Promise<void> {
-    const missing = [...new Set(changes.filter((c) => c.api).map((c) => apiUuid(c.region, c.api_id)))].filter((id) => !apiHashes.has(id));
-    for (const api of await store.apiInfo(missing)) apiHashes.set(api.api_id, apiHash(api));
+  // Which keys the tables hold, read once per group assignment (with the API rows): a key the sink sees for the
+  // first time needs no look-up, which on a growing inventory is most of them.
+  let stored: Promise<Set<string>> | undefined;
+  function loadStored(): Promise<Set<string>> {
+    return (async () => {
+      const [arns, apis] = await Promise.all([store.storedArns(), store.apiInfo()]);
+      apiHashes.clear();
+      for (const api of apis) apiHashes.set(api.api_id, apiHash(api));
+      log.info({ integrations: arns.size, apis: apis.length }, 'read which integrations the tables hold');
+      return arns;
+    })();
   }
 
   async function ensureLoaded(keys: { account_id: string; region: string; arn: string }[], pending: PendingWrites): Promise<void> {
+    stored ??= loadStored();
+    const inTables = await stored;
     const missing = new Map<string, { scope: { account_id: string; region: string }; arns: Set<string> }>();
     for (const { account_id, region, arn } of keys) {
-      if (applied.has(arn)) continue;
+      if (applied.has(arn) || !inTables.has(arn)) continue;
       const scopeKey = `${account_id}/${region}`;
       if (!missing.has(scopeKey)) missing.set(scopeKey, { scope: { account_id, region }, arns: new Set() });
       missing.get(scopeKey)!.arns.add(arn);
@@ -147,8 +156,12 @@ export function createSink(deps: SinkDeps) {
     try {
       await writeRetry(() => store.write(pending));
     } catch (error) {
-      // What this process believed applied may not be in ClickHouse: forget it and reload on redelivery.
-      for (const arn of touched) applied.delete(arn);
+      // What this process believed applied may or may not be in ClickHouse: forget it and look it up on redelivery.
+      const inTables = await stored;
+      for (const arn of touched) {
+        applied.delete(arn);
+        inTables?.add(arn);
+      }
       throw error;
     }
     pending.history = [];
@@ -212,7 +225,6 @@ export function createSink(deps: SinkDeps) {
     }
     const touched = decoded.map(({ change }) => change.arn);
     await ensureLoaded(decoded.filter(({ change }) => change.op !== 'SNAPSHOT_COMPLETE').map(({ change }) => change), pending);
-    await ensureApisLoaded(decoded.map(({ change }) => change));
     for (const { message, change } of decoded) {
       if (!isRunning() || isStale()) break;
       const offset = Number(message.offset);
@@ -257,6 +269,7 @@ export function createSink(deps: SinkDeps) {
       });
       consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
         applied.clear();
+        stored = loadStored();
         seenByRead.clear();
         firstObservedAt.clear();
         log.info({ memberId: payload.memberId, assignment: payload.memberAssignment }, 'sink joined the consumer group');

@@ -123,10 +123,15 @@ export function createStateStore({ client, database }: { client: ClickHouseClien
       return rows.map((row) => row.arn);
     },
 
-    /** The stored name, protocol and endpoint of these APIs (by UUID), to write an API row only when it changed. */
-    async apiInfo(apiIds: string[]): Promise<{ api_id: string; name: string | null; protocol_type: string | null; api_endpoint: string | null }[]> {
-      if (apiIds.length === 0) return [];
-      return queryRows(client, `SELECT api_id, name, protocol_type, api_endpoint FROM ${apis} FINAL WHERE api_id IN {ids:Array(UUID)}`, { ids: apiIds });
+    /** Every integration ARN the tables hold: the sink looks up only these, never a key it is seeing first. */
+    async storedArns(): Promise<Set<string>> {
+      const rows = await queryRows<{ arn: string }>(client, `SELECT DISTINCT arn FROM ${history} UNION DISTINCT SELECT DISTINCT arn FROM ${current}`);
+      return new Set(rows.map((row) => row.arn));
+    },
+
+    /** The stored name, protocol and endpoint of every API, to write an API row only when it changed. */
+    async apiInfo(): Promise<{ api_id: string; name: string | null; protocol_type: string | null; api_endpoint: string | null }[]> {
+      return queryRows(client, `SELECT api_id, name, protocol_type, api_endpoint FROM ${apis} FINAL`);
     },
 
     async liveApisNotIn(scope: MarkerScope & { api_ids: string[] }): Promise<ApiRow[]> {

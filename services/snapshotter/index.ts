@@ -65,13 +65,15 @@ export function createSnapshotter(deps: SnapshotterDeps) {
 
     await Promise.all(apis.map((api) => limit(async () => {
       const apiId = api.ApiId!;
+      // The time the read was sent: the state it returns is at least that new. (The time it came back is not:
+      // a slow answer would make an old state look newer than a CloudTrail re-read that overtook it.)
+      const observedAt = clock();
       const integrations = await reader.listIntegrations(apiId);
       if (integrations === null) {
         log.info({ region, apiId }, 'API vanished while the snapshot read it; its integrations count as deleted');
         progress.apiDone(region, 0);
         return;
       }
-      const observedAt = clock();
       const observations: Observation[] = integrations.map((integration) => ({
         account_id: deps.accountId,
         region,
