@@ -3,10 +3,11 @@
  * only the parts of the stack that this run started.
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stackDown, stackUp } from '../stack/index.js';
+import { STACK_DIR } from '../stack/layout.js';
 
 const say = (line: string) => process.stdout.write(`stack: ${line}\n`);
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -14,7 +15,12 @@ const files = ['unit', 'integration'].flatMap((dir) =>
   readdirSync(join(here, dir)).filter((name) => name.endsWith('.test.ts')).sort().map((name) => join(here, dir, name)));
 
 const started = await stackUp(say);
-const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...files], {
+const tapFile = join(STACK_DIR, 'test-results.tap');
+const result = spawnSync(process.execPath, [
+  '--import', 'tsx', '--test', '--test-concurrency=1',
+  '--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=tap', `--test-reporter-destination=${tapFile}`,
+  ...files,
+], {
   stdio: 'inherit',
   env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
 });
@@ -26,4 +32,8 @@ const bench = spawnSync(process.execPath, ['--import', 'tsx', join(here, '../ben
 });
 if (bench.status !== 0) process.stdout.write(`the benchmark suite failed to run (exit ${bench.status})\n`);
 if (started.length > 0) await stackDown(say, started);
+// The closing line, after the benchmark table and the stack's output.
+const tap = existsSync(tapFile) ? readFileSync(tapFile, 'utf8') : '';
+const count = (name: string) => Number(new RegExp(`^# ${name} (\\d+)$`, 'm').exec(tap)?.[1] ?? 0);
+process.stdout.write(`\ntests: ${count('pass')} passed, ${count('fail')} failed\n`);
 process.exit(result.status !== 0 ? (result.status ?? 1) : (bench.status ?? 1));
