@@ -53,9 +53,14 @@ async function tableState(): Promise<Map<string, number | null>> {
   return new Map(live.map((row) => [row.arn, row.timeout_in_millis]));
 }
 
+let lastDifference = '';
 const converged = () => waitFor('the current-state table to equal the emulator', async () => {
   const [expected, actual] = await Promise.all([emulatorState(), tableState()]);
-  return JSON.stringify([...expected].sort()) === JSON.stringify([...actual].sort());
+  const differing = [...new Set([...expected.keys(), ...actual.keys()])].filter((arn) => expected.get(arn) !== actual.get(arn));
+  lastDifference = differing.map((arn) => `${arn}: emulator ${expected.get(arn)}, table ${actual.get(arn)}`).join('; ');
+  return differing.length === 0;
+}).catch((error: Error) => {
+  throw new Error(`${error.message}; still different: ${lastDifference}`);
 });
 
 async function topicEnd(): Promise<number> {
