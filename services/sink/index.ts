@@ -43,11 +43,15 @@ export function createSink(deps: SinkDeps) {
   const applied = new Map<string, AppliedState>();
   const apiHashes = new Map<string, string>();
   // What each complete read (snapshot or API-scoped CloudTrail read) saw, per partition, until its marker; and
-  // the observation time of the first message this instance applied from each partition. A read whose events
-  // all came after that first message was seen whole; otherwise (a restart in the middle) its marker deletes
-  // nothing and the next read catches up.
+  // when the first message this instance applied from each partition since it joined was produced (the Kafka
+  // timestamp). Every event of a read is produced after the read started, and a partition is consumed in order:
+  // if that first message was produced before the read started, this instance saw the whole read; otherwise (it
+  // joined in the middle) the read's marker deletes nothing and the next read catches up. (Observation times
+  // cannot decide this: a CloudTrail re-read is observed before it is produced, so it can land after a
+  // snapshot's events with an earlier observation time.) Producer and reader share a clock: the read's start
+  // and its events' timestamps come from the same process.
   const seenByRead = new Map<string, Set<string>>();
-  const firstObservedAt = new Map<number, number>();
+  const firstProducedAt = new Map<number, number>();
   const readKey = (partition: number, readId: string) => `${partition}\u0000${readId}`;
   const writeRetry = createRetry({
     retries: 12,
@@ -82,22 +86,22 @@ export function createSink(deps: SinkDeps) {
   const apiHash = (api: { name: string | null; protocol_type: string | null; api_endpoint: string | null }) =>
     sha256(canonicalJson({ name: api.name, protocol_type: api.protocol_type, api_endpoint: api.api_endpoint }));
 
-  // Which keys the tables hold, read once per group assignment (with the API rows): a key the sink sees for the
-  // first time needs no look-up, which on a growing inventory is most of them.
-  let stored: Promise<Set<string>> | undefined;
-  function loadStored(): Promise<Set<string>> {
+  // Which keys the tables hold: read once per group assignment (with the API rows), and grown with every key
+  // this instance writes, never shrunk (a key written while the read ran must not look new). A key the sink sees
+  // for the first time needs no look-up, which on a growing inventory is most of them.
+  const inTables = new Set<string>();
+  let tablesRead: Promise<void> | undefined;
+  function readTables(): Promise<void> {
     return (async () => {
       const [arns, apis] = await Promise.all([store.storedArns(), store.apiInfo()]);
-      apiHashes.clear();
+      for (const arn of arns) inTables.add(arn);
       for (const api of apis) apiHashes.set(api.api_id, apiHash(api));
       log.info({ integrations: arns.size, apis: apis.length }, 'read which integrations the tables hold');
-      return arns;
     })();
   }
 
   async function ensureLoaded(keys: { account_id: string; region: string; arn: string }[], pending: PendingWrites): Promise<void> {
-    stored ??= loadStored();
-    const inTables = await stored;
+    await (tablesRead ??= readTables());
     const missing = new Map<string, { scope: { account_id: string; region: string }; arns: Set<string> }>();
     for (const { account_id, region, arn } of keys) {
       if (applied.has(arn) || !inTables.has(arn)) continue;
@@ -118,7 +122,6 @@ export function createSink(deps: SinkDeps) {
   }
 
   function apply(change: IntegrationChange, partition: number, offset: number, pending: PendingWrites): void {
-    if (!firstObservedAt.has(partition)) firstObservedAt.set(partition, change.observed_at);
     const readId = change.source.snapshot_id;
     if (readId && change.op !== 'DELETE') {
       const key = readKey(partition, readId);
@@ -131,7 +134,10 @@ export function createSink(deps: SinkDeps) {
       return;
     }
     applied.set(change.arn, result.state);
-    if (result.current) pending.current.push(result.current);
+    if (result.current) {
+      pending.current.push(result.current);
+      inTables.add(change.arn);
+    }
     if (result.history) {
       pending.history.push(result.history);
       metrics.historyRows.inc({ operation: String(result.history.operation) });
@@ -157,10 +163,9 @@ export function createSink(deps: SinkDeps) {
       await writeRetry(() => store.write(pending));
     } catch (error) {
       // What this process believed applied may or may not be in ClickHouse: forget it and look it up on redelivery.
-      const inTables = await stored;
       for (const arn of touched) {
         applied.delete(arn);
-        inTables?.add(arn);
+        inTables.add(arn);
       }
       throw error;
     }
@@ -179,8 +184,7 @@ export function createSink(deps: SinkDeps) {
     const scope = { account_id: change.account_id, region: change.region, api_id: change.api_id };
     const seen = seenByRead.get(readKey(partition, snapshot.snapshot_id)) ?? new Set<string>();
     seenByRead.delete(readKey(partition, snapshot.snapshot_id));
-    const first = firstObservedAt.get(partition) ?? change.observed_at;
-    if (!firstObservedAt.has(partition)) firstObservedAt.set(partition, change.observed_at);
+    const first = firstProducedAt.get(partition) ?? Infinity;
     if (first >= snapshot.started_at) {
       metrics.sinkMessages.inc({ outcome: 'marker-skipped' });
       log.info({ partition, readId: snapshot.snapshot_id }, 'this instance did not see the whole read in this partition (it started in the middle); its deletions wait for the next one');
@@ -228,6 +232,7 @@ export function createSink(deps: SinkDeps) {
     for (const { message, change } of decoded) {
       if (!isRunning() || isStale()) break;
       const offset = Number(message.offset);
+      if (!firstProducedAt.has(batch.partition)) firstProducedAt.set(batch.partition, Number(message.timestamp));
       if (change.op === 'SNAPSHOT_COMPLETE') await completeSnapshot(change, batch.partition, offset, pending, touched);
       else apply(change, batch.partition, offset, pending);
     }
@@ -269,9 +274,9 @@ export function createSink(deps: SinkDeps) {
       });
       consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
         applied.clear();
-        stored = loadStored();
+        tablesRead = readTables();
         seenByRead.clear();
-        firstObservedAt.clear();
+        firstProducedAt.clear();
         log.info({ memberId: payload.memberId, assignment: payload.memberAssignment }, 'sink joined the consumer group');
       });
       await consumer.connect();
