@@ -17,7 +17,7 @@ export async function machine(clickhouse?: ClickHouseClient) {
 }
 
 /** Resident memory of a process in MiB, from /proc. */
-export function residentMiB(pid: number): number | undefined {
+function residentMiB(pid: number): number | undefined {
   try {
     const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
     return line ? Number(line.replace(/\D+/g, '')) / 1024 : undefined;

@@ -11,7 +11,7 @@ export interface Checkpoint {
   seen: Record<string, number>;
 }
 
-export function checkpointTopic(topic: string): string {
+function checkpointTopic(topic: string): string {
   return `${topic}.listener-checkpoints`;
 }
 

@@ -45,7 +45,7 @@ export function createChangeEmitter(deps: { producer: Producer; codec: ChangeCod
     for (let start = 0; start < changes.length; start += BATCH) {
       const chunk = changes.slice(start, start + BATCH);
       const messages = await Promise.all(chunk.map(async (change, index) => {
-        const { key, value } = await deps.codec.encode(
+        const { key, value } = await codec.encode(
           { account_id: change.account_id, region: change.region, api_id: change.api_id, integration_id: change.integration_id },
           change,
         );
@@ -62,7 +62,6 @@ export function createChangeEmitter(deps: { producer: Producer; codec: ChangeCod
   }
 
   return {
-    codec,
     async emit(observations: Observation[], via: Sender = producer): Promise<void> {
       await send(via, observations.map(toChange));
     },

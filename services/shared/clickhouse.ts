@@ -44,7 +44,7 @@ export async function openClickHouse(target: ClickHouseTarget, lockWaitMs = 20_0
 }
 
 /** One client for both modes: a ClickHouse server over HTTP, or the embedded chDB engine plugged in as its connection. */
-export function createClickHouse(target: ClickHouseTarget): ClickHouseClient {
+function createClickHouse(target: ClickHouseTarget): ClickHouseClient {
   const settings = { date_time_input_format: 'best_effort' as const };
   if (target.kind === 'http') {
     return createClient({ url: target.url, username: target.username, password: target.password, clickhouse_settings: settings, request_timeout: 120_000 });
@@ -60,7 +60,7 @@ export function createClickHouse(target: ClickHouseTarget): ClickHouseClient {
 }
 
 /** The DDL statements of schemas/clickhouse, in file order, for this database and (optionally) cluster. */
-export function schemaStatements(database: string, cluster?: string): string[] {
+function schemaStatements(database: string, cluster?: string): string[] {
   const files = readdirSync(DDL_DIR).filter((name) => name.endsWith('.sql')).sort();
   return files.map((name) => {
     let sql = readFileSync(new URL(name, DDL_DIR), 'utf8')

@@ -41,7 +41,7 @@ export interface Applied {
 /** ClickHouse DateTime64 text for epoch milliseconds. */
 export const chTime = (ms: number) => new Date(ms).toISOString();
 
-export function contentHash(after: IntegrationState): string {
+function contentHash(after: IntegrationState): string {
   return sha256(canonicalJson(after));
 }
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import type { Pipeline } from '../../cli/pipeline.js';
+import { sleep } from '../../services/shared/retry.js';
 import { PROJECT_ROOT } from '../../stack/layout.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
 import { apigwStream } from '../support/cli.js';
@@ -26,7 +27,6 @@ let apis: SampleApi[];
 let integrationA: { apiId: string; integrationId: string; arn: string };
 const principalOfChanges = new Map<string | null, number>();
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const arnOf = (apiId: string, integrationId: string) => `arn:aws:apigateway:${REGION}::/apis/${apiId}/integrations/${integrationId}`;
 const iso = (ms: number) => new Date(ms).toISOString();
 
