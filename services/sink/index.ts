@@ -52,7 +52,10 @@ export function createSink(deps: SinkDeps) {
   // and its events' timestamps come from the same process.
   const seenByRead = new Map<string, Set<string>>();
   const firstProducedAt = new Map<number, number>();
-  const readKey = (partition: number, readId: string) => `${partition}\u0000${readId}`;
+  // One snapshot reads every region under one id, and each region has its own marker: the seen-set is per
+  // (partition, read, account, region), or the first region's marker would take the others' set with it.
+  const readKey = (partition: number, readId: string, change: IntegrationChange) =>
+    [partition, readId, change.account_id, change.region].join('\u0000');
   const writeRetry = createRetry({
     retries: 12,
     maxDelayMs: 15_000,
@@ -124,7 +127,7 @@ export function createSink(deps: SinkDeps) {
   function apply(change: IntegrationChange, partition: number, offset: number, pending: PendingWrites): void {
     const readId = change.source.snapshot_id;
     if (readId && change.op !== 'DELETE') {
-      const key = readKey(partition, readId);
+      const key = readKey(partition, readId, change);
       if (!seenByRead.has(key)) seenByRead.set(key, new Set());
       seenByRead.get(key)!.add(change.arn);
     }
@@ -182,8 +185,8 @@ export function createSink(deps: SinkDeps) {
     const snapshot = change.snapshot!;
     await flush(pending, touched);
     const scope = { account_id: change.account_id, region: change.region, api_id: change.api_id };
-    const seen = seenByRead.get(readKey(partition, snapshot.snapshot_id)) ?? new Set<string>();
-    seenByRead.delete(readKey(partition, snapshot.snapshot_id));
+    const seen = seenByRead.get(readKey(partition, snapshot.snapshot_id, change)) ?? new Set<string>();
+    seenByRead.delete(readKey(partition, snapshot.snapshot_id, change));
     const first = firstProducedAt.get(partition) ?? Infinity;
     if (first >= snapshot.started_at) {
       metrics.sinkMessages.inc({ outcome: 'marker-skipped' });
