@@ -44,7 +44,7 @@ async function produce(stack: Stack, topic: string, events: number) {
   let next = workload.next();
   for (; !next.done; next = workload.next()) {
     batch.push(codec.encode(next.value, next.value));
-    if (batch.length === 2000) await flush();
+    if (batch.length === 500) await flush();
   }
   await flush();
   const summary = next.value;
@@ -96,9 +96,11 @@ async function runSink(stack: Stack, topic: string, id: string) {
   const path = join(STACK_DIR, 'bench-data', `${id}-sink`);
   const groupId = `${topic}.sink`;
   const started = performance.now();
-  const sink = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/apigw-stream.js'), 'sink'], {
-    env: { ...process.env, KAFKA_BROKERS: stack.brokers.join(','), SCHEMA_REGISTRY_URL: stack.registryUrl, CLICKHOUSE_URL: `chdb://${path}`, CLICKHOUSE_DATABASE: 'bench', APIGW_TOPIC: topic, APIGW_SINK_GROUP_ID: groupId, LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'inherit'],
+  // BENCH_SINK_NODE_ARGS passes node flags to the sink alone, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile it.
+  const nodeArgs = process.env.BENCH_SINK_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const sink = spawn(process.execPath, [...nodeArgs, join(PROJECT_ROOT, 'bin/apigw-stream.js'), 'sink'], {
+    env: { ...process.env, KAFKA_BROKERS: stack.brokers.join(','), SCHEMA_REGISTRY_URL: stack.registryUrl, CLICKHOUSE_URL: `chdb://${path}`, CLICKHOUSE_DATABASE: 'bench', APIGW_TOPIC: topic, APIGW_SINK_GROUP_ID: groupId, LOG_LEVEL: process.env.BENCH_SINK_LOG_LEVEL ?? 'warn' },
+    stdio: ['ignore', process.env.BENCH_SINK_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'],
   });
   const memory = sampleMemory(sink.pid!);
   const admin = new Kafka({ brokers: stack.brokers, logLevel: logLevel.NOTHING }).admin();

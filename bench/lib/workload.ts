@@ -76,7 +76,9 @@ export function* generateWorkload(shape: WorkloadShape): Generator<IntegrationCh
     const time = base + n;
     let target: (typeof live)[number];
     if (kind === 'creates') {
-      target = { apiId: `api${String(Math.floor(live.length / 100)).padStart(5, '0')}`, integrationId: `int${String(n).padStart(8, '0')}`, version: 0, templated: rng() < 0.2 };
+      // Every fifth API is a WebSocket API, whose integrations carry request templates.
+      const apiIndex = Math.floor(live.length / 100);
+      target = { apiId: `api${String(apiIndex).padStart(5, '0')}`, integrationId: `int${String(n).padStart(8, '0')}`, version: 0, templated: apiIndex % 5 === 0 };
       live.push(target);
     } else {
       const index = Math.floor(rng() * live.length);

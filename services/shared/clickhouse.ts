@@ -1,7 +1,8 @@
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
-import { createChdbConnection } from 'chdb/connection';
+import { Readable } from 'node:stream';
+import { createChdbConnection, type ChdbConnection } from 'chdb/connection';
 import type { ClickHouseTarget } from './config.js';
 import { DependencyError, describeError } from './errors.js';
 import { RetriesExhaustedError, createRetry } from './retry.js';
@@ -43,6 +44,25 @@ export async function openClickHouse(target: ClickHouseTarget, lockWaitMs = 20_0
   }
 }
 
+const embedded = new WeakMap<ClickHouseClient, ChdbConnection>();
+
+/**
+ * Inserts rows already serialized as JSONCompactEachRow lines. The embedded engine takes the bytes as they are
+ * (chDB's raw insert parses them on its own threads; the client's insert would splice them into the SQL text,
+ * about twice the engine's work); a server gets them as the request body.
+ */
+export async function insertLines(
+  client: ClickHouseClient, table: string, columns: readonly string[], lines: string, settings: Record<string, string> = {},
+): Promise<void> {
+  if (lines.length === 0) return;
+  const chdb = embedded.get(client);
+  if (chdb) {
+    await chdb.chdb.rawInsert({ table, columns, values: Buffer.from(lines), format: 'JSONCompactEachRow', settings: { ...settings, date_time_input_format: 'best_effort' } });
+    return;
+  }
+  await client.insert({ table, columns: columns as [string, ...string[]], values: Readable.from([lines]), format: 'JSONCompactEachRow', clickhouse_settings: settings });
+}
+
 /** One client for both modes: a ClickHouse server over HTTP, or the embedded chDB engine plugged in as its connection. */
 function createClickHouse(target: ClickHouseTarget): ClickHouseClient {
   const settings = { date_time_input_format: 'best_effort' as const };
@@ -54,8 +74,10 @@ function createClickHouse(target: ClickHouseTarget): ClickHouseClient {
   {
     // chdb types its connection against @clickhouse/client-common, which @clickhouse/client now bundles under
     // its own names; the shapes are the same (chdb's parity suite runs against this client).
-    const connection = createChdbConnection({ path }) as unknown as ClientConnection;
-    return createClient({ connection, clickhouse_settings: settings });
+    const chdb = createChdbConnection({ path });
+    const client = createClient({ connection: chdb as unknown as ClientConnection, clickhouse_settings: settings });
+    embedded.set(client, chdb);
+    return client;
   }
 }
 

@@ -1,19 +1,14 @@
 import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { ChangeCodec } from '../shared/codec.js';
 import { PoisonMessageError, describeError, isRetriable } from '../shared/errors.js';
-import { apiArn, apiUuid, sha256, canonicalJson, type IntegrationChange } from '../shared/integration-model.js';
+import { apiArn, apiUuid, type ApiInfo, type IntegrationChange } from '../shared/integration-model.js';
 import { createIdempotentProducer, dlqTopic } from '../shared/kafka.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
 import { createRetry, sleep } from '../shared/retry.js';
-import { applyChange, chTime, type AppliedState, type CurrentRow, type HistoryRow } from './change-applier.js';
-import type { ApiRow, StateStore } from './state-store.js';
-
-interface PendingWrites {
-  history: HistoryRow[];
-  current: CurrentRow[];
-  apis: ApiRow[];
-}
+import { applyChange, chTime, type AppliedState } from './change-applier.js';
+import type { StateStore } from './state-store.js';
+import { createWriteBatcher, type RowBlock } from './write-batcher.js';
 
 export interface SinkDeps {
   kafka: Kafka;
@@ -26,10 +21,14 @@ export interface SinkDeps {
 }
 
 /**
- * Batches of different partitions are applied concurrently: keys never cross partitions, and while one batch
- * waits for ClickHouse (native threads) the next is decoded and applied on the JS thread.
+ * Batches of different partitions are applied concurrently (keys never cross partitions) and their rows share
+ * ClickHouse writes: while one block is written (native threads), the next is decoded and applied on the JS thread.
  */
-const PARTITIONS_IN_FLIGHT = 3;
+const PARTITIONS_IN_FLIGHT = 6;
+/** Messages applied between two looks at the engine: a batch's first rows are being written while it goes on. */
+const CHUNK = 200;
+
+const yieldToEngine = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 
 /**
@@ -41,7 +40,7 @@ export function createSink(deps: SinkDeps) {
   const log = deps.logger.child({ component: 'sink' });
   // What was applied per integration ARN, for the partitions this instance owns; cleared on every rebalance.
   const applied = new Map<string, AppliedState>();
-  const apiHashes = new Map<string, string>();
+  const apiStored = new Map<string, string>();
   // What each complete read (snapshot or API-scoped CloudTrail read) saw, per partition, until its marker; and
   // when the first message this instance applied from each partition since it joined was produced (the Kafka
   // timestamp). Every event of a read is produced after the read started, and a partition is consumed in order:
@@ -86,8 +85,14 @@ export function createSink(deps: SinkDeps) {
     log.warn({ partition, offset: message.offset, reason: error.reason, err: error.message }, 'message sent to the dead-letter topic');
   }
 
-  const apiHash = (api: { name: string | null; protocol_type: string | null; api_endpoint: string | null }) =>
-    sha256(canonicalJson({ name: api.name, protocol_type: api.protocol_type, api_endpoint: api.api_endpoint }));
+  // What the API table holds per API, as one string: an API row is written only when it changes.
+  const apiContent = (api: ApiInfo) => `${api.name}\u0000${api.protocol_type}\u0000${api.api_endpoint}`;
+  const batcher = createWriteBatcher(async (block) => {
+    const started = performance.now();
+    await writeRetry(() => store.write(block));
+    log.debug({ history: block.history.length, current: block.current.length, apis: block.apis.length, ms: Math.round(performance.now() - started) }, 'wrote a block');
+  });
+  let activeBatches = 0;
 
   // Which keys the tables hold: read once per group assignment (with the API rows), and grown with every key
   // this instance writes, never shrunk (a key written while the read ran must not look new). A key the sink sees
@@ -98,12 +103,19 @@ export function createSink(deps: SinkDeps) {
     return (async () => {
       const [arns, apis] = await Promise.all([store.storedArns(), store.apiInfo()]);
       for (const arn of arns) inTables.add(arn);
-      for (const api of apis) apiHashes.set(api.api_id, apiHash(api));
+      for (const api of apis) apiStored.set(api.api_id, apiContent(api));
       log.info({ integrations: arns.size, apis: apis.length }, 'read which integrations the tables hold');
     })();
   }
 
-  async function ensureLoaded(keys: { account_id: string; region: string; arn: string }[], pending: PendingWrites): Promise<void> {
+  /** Forgets what was applied in memory: it is read again from ClickHouse for the keys seen next. */
+  function forgetApplied(): void {
+    applied.clear();
+    apiStored.clear();
+    tablesRead = readTables();
+  }
+
+  async function ensureLoaded(keys: { account_id: string; region: string; arn: string }[], rows: RowBlock): Promise<void> {
     await (tablesRead ??= readTables());
     const missing = new Map<string, { scope: { account_id: string; region: string }; arns: Set<string> }>();
     for (const { account_id, region, arn } of keys) {
@@ -112,78 +124,56 @@ export function createSink(deps: SinkDeps) {
       if (!missing.has(scopeKey)) missing.set(scopeKey, { scope: { account_id, region }, arns: new Set() });
       missing.get(scopeKey)!.arns.add(arn);
     }
-    const states = [];
-    const repairs = [];
     for (const { scope, arns } of missing.values()) {
       const loaded = await store.load(scope, [...arns]);
-      states.push(...loaded.states);
-      repairs.push(...loaded.repairs);
+      for (const state of loaded.states) applied.set(state.arn, state);
+      if (loaded.repairs.length > 0) log.warn({ count: loaded.repairs.length }, 'current state behind history after an interrupted write; repairing');
+      rows.current.push(...loaded.repairs);
     }
-    for (const state of states) applied.set(state.arn, state);
-    if (repairs.length > 0) log.warn({ count: repairs.length }, 'current state behind history after an interrupted write; repairing');
-    pending.current.push(...repairs);
   }
 
-  function apply(change: IntegrationChange, partition: number, offset: number, pending: PendingWrites): void {
+  /** Applies one change to memory and adds the rows it needs to `rows`; returns the outcome counted in metrics. */
+  function apply(change: IntegrationChange, partition: number, offset: number, rows: RowBlock): string {
     const readId = change.source.snapshot_id;
     if (readId && change.op !== 'DELETE') {
       const key = readKey(partition, readId, change);
-      if (!seenByRead.has(key)) seenByRead.set(key, new Set());
-      seenByRead.get(key)!.add(change.arn);
+      let seen = seenByRead.get(key);
+      if (!seen) seenByRead.set(key, (seen = new Set()));
+      seen.add(change.arn);
     }
     const result = applyChange(applied.get(change.arn), change, { partition, offset });
-    if (!result) {
-      metrics.sinkMessages.inc({ outcome: 'unchanged' });
-      return;
-    }
+    if (!result) return 'unchanged';
     applied.set(change.arn, result.state);
     if (result.current) {
-      pending.current.push(result.current);
+      rows.current.push(result.current);
       inTables.add(change.arn);
     }
     if (result.history) {
-      pending.history.push(result.history);
+      rows.history.push(result.history);
       metrics.historyRows.inc({ operation: String(result.history.operation) });
     }
-    metrics.sinkMessages.inc({ outcome: result.history ? 'changed' : 'reread' });
     if (change.api) {
       const uuid = apiUuid(change.region, change.api_id);
-      const hash = apiHash(change.api);
-      if (apiHashes.get(uuid) !== hash) {
-        apiHashes.set(uuid, hash);
-        pending.apis.push({
+      const content = apiContent(change.api);
+      if (apiStored.get(uuid) !== content) {
+        apiStored.set(uuid, content);
+        rows.apis.push({
           api_id: uuid, account_id: change.account_id, region: change.region, aws_api_id: change.api_id,
           arn: apiArn(change.region, change.api_id), ...change.api, version: change.observed_at, is_deleted: 0,
           observed_at: chTime(change.observed_at),
         });
       }
     }
-  }
-
-  async function flush(pending: PendingWrites, touched: string[]): Promise<void> {
-    if (pending.history.length + pending.current.length + pending.apis.length === 0) return;
-    try {
-      await writeRetry(() => store.write(pending));
-    } catch (error) {
-      // What this process believed applied may or may not be in ClickHouse: forget it and look it up on redelivery.
-      for (const arn of touched) {
-        applied.delete(arn);
-        inTables.add(arn);
-      }
-      throw error;
-    }
-    pending.history = [];
-    pending.current = [];
-    pending.apis = [];
+    return result.history ? 'changed' : 'reread';
   }
 
   /**
    * A complete read of a scope (an account and region, or one API of it) finished: delete what this partition
-   * holds of that scope and the read did not see.
+   * holds of that scope and the read did not see. Everything applied before the marker is written first.
    */
-  async function completeSnapshot(change: IntegrationChange, partition: number, offset: number, pending: PendingWrites, touched: string[]): Promise<void> {
+  async function completeSnapshot(change: IntegrationChange, partition: number, offset: number, rows: RowBlock): Promise<void> {
     const snapshot = change.snapshot!;
-    await flush(pending, touched);
+    await batcher.durable();
     const scope = { account_id: change.account_id, region: change.region, api_id: change.api_id };
     const seen = seenByRead.get(readKey(partition, snapshot.snapshot_id, change)) ?? new Set<string>();
     seenByRead.delete(readKey(partition, snapshot.snapshot_id, change));
@@ -194,28 +184,28 @@ export function createSink(deps: SinkDeps) {
       return;
     }
     const unseen = (await store.liveBeforeMarker({ ...scope, partition, offset, started_at: snapshot.started_at })).filter((arn) => !seen.has(arn));
-    await ensureLoaded(unseen.map((arn) => ({ ...scope, arn })), pending);
+    await ensureLoaded(unseen.map((arn) => ({ ...scope, arn })), rows);
     for (const arn of unseen) {
       const state = applied.get(arn)!;
       apply({
         ...change, op: 'DELETE', arn, api_id: state.aws_api_id, integration_id: state.integration_id, after: null, snapshot: null,
-      }, partition, offset, pending);
-      touched.push(arn);
+      }, partition, offset, rows);
     }
     // The API table is global, not per partition: one partition's marker is enough to retire vanished APIs.
     if (partition === 0) {
       for (const api of await store.liveApisNotIn({ ...scope, api_ids: snapshot.api_ids })) {
-        apiHashes.delete(api.api_id);
-        pending.apis.push({ ...api, version: change.observed_at, is_deleted: 1, observed_at: chTime(change.observed_at) });
+        apiStored.delete(api.api_id);
+        rows.apis.push({ ...api, version: change.observed_at, is_deleted: 1, observed_at: chTime(change.observed_at) });
       }
     }
+    metrics.sinkMessages.inc({ outcome: 'marker' });
     if (unseen.length > 0) log.info({ region: change.region, partition, snapshotId: snapshot.snapshot_id, deleted: unseen.length }, 'deleted integrations the snapshot no longer saw');
   }
 
-  async function handleBatch({ batch, heartbeat, resolveOffset, isRunning, isStale }: EachBatchPayload): Promise<void> {
-    const pending: PendingWrites = { history: [], current: [], apis: [] };
+  /** Decodes messages; one that is not a valid change goes to the dead-letter topic. */
+  async function decodeAll(messages: KafkaMessage[], partition: number): Promise<{ message: KafkaMessage; change: IntegrationChange }[]> {
     const decoded: { message: KafkaMessage; change: IntegrationChange }[] = [];
-    for (const message of batch.messages) {
+    for (const message of messages) {
       try {
         const result = codec.decode(message.key, message.value);
         const { value } = result instanceof Promise ? await result : result;
@@ -226,26 +216,63 @@ export function createSink(deps: SinkDeps) {
         decoded.push({ message, change: value });
       } catch (error) {
         if (!(error instanceof PoisonMessageError)) throw error;
-        await deadLetter(message, batch.partition, error);
+        await deadLetter(message, partition, error);
         metrics.sinkMessages.inc({ outcome: 'dead-lettered' });
       }
     }
-    const touched = decoded.map(({ change }) => change.arn);
-    await ensureLoaded(decoded.filter(({ change }) => change.op !== 'SNAPSHOT_COMPLETE').map(({ change }) => change), pending);
-    for (const { message, change } of decoded) {
-      if (!isRunning() || isStale()) break;
-      const offset = Number(message.offset);
-      if (!firstProducedAt.has(batch.partition)) firstProducedAt.set(batch.partition, Number(message.timestamp));
-      if (change.op === 'SNAPSHOT_COMPLETE') await completeSnapshot(change, batch.partition, offset, pending, touched);
-      else apply(change, batch.partition, offset, pending);
+    return decoded;
+  }
+
+  /**
+   * Applies a batch chunk by chunk, handing each chunk's rows to the shared writer, and commits the batch's offset
+   * once all its rows are in ClickHouse. Whatever happens, the batch ends only after the writes of its rows
+   * settled (see the write batcher).
+   */
+  async function handleBatch({ batch, heartbeat, resolveOffset, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    activeBatches += 1;
+    let written: Promise<void> = Promise.resolve();
+    try {
+      if (batcher.failure !== undefined) {
+        // A write failed after its retries: once no other batch is in flight, start over from the committed
+        // offsets with what ClickHouse holds (kafkajs refetches this batch from its last resolved offset).
+        if (activeBatches > 1) throw batcher.failure;
+        log.warn({ err: describeError(batcher.failure) }, 'resuming after a failed write: re-reading the applied state from ClickHouse');
+        batcher.reset();
+        forgetApplied();
+      }
+      const outcomes = new Map<string, number>();
+      for (let start = 0; start < batch.messages.length; start += CHUNK) {
+        if (!isRunning() || isStale()) return;
+        const decoded = await decodeAll(batch.messages.slice(start, start + CHUNK), batch.partition);
+        let rows: RowBlock = { history: [], current: [], apis: [] };
+        await ensureLoaded(decoded.filter(({ change }) => change.op !== 'SNAPSHOT_COMPLETE').map(({ change }) => change), rows);
+        for (const { message, change } of decoded) {
+          const offset = Number(message.offset);
+          if (!firstProducedAt.has(batch.partition)) firstProducedAt.set(batch.partition, Number(message.timestamp));
+          if (change.op === 'SNAPSHOT_COMPLETE') {
+            written = batcher.add(rows);
+            rows = { history: [], current: [], apis: [] };
+            await completeSnapshot(change, batch.partition, offset, rows);
+          } else {
+            const outcome = apply(change, batch.partition, offset, rows);
+            outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+          }
+        }
+        written = batcher.add(rows);
+        await yieldToEngine();
+      }
+      await written;
+      for (const [outcome, count] of outcomes) metrics.sinkMessages.inc({ outcome }, count);
+      if (!isRunning() || isStale()) return;
+      const last = batch.lastOffset();
+      await consumer!.commitOffsets([{ topic, partition: batch.partition, offset: String(Number(last) + 1) }]);
+      resolveOffset(last);
+      metrics.sinkLag.set({ partition: String(batch.partition) }, Number(last));
+      await heartbeat();
+    } finally {
+      await written.catch(() => undefined);
+      activeBatches -= 1;
     }
-    if (!isRunning() || isStale()) return;
-    await flush(pending, touched);
-    const last = batch.lastOffset();
-    await consumer!.commitOffsets([{ topic, partition: batch.partition, offset: String(Number(last) + 1) }]);
-    resolveOffset(last);
-    metrics.sinkLag.set({ partition: String(batch.partition) }, Number(last));
-    await heartbeat();
   }
 
   return {
@@ -276,8 +303,8 @@ export function createSink(deps: SinkDeps) {
           .catch((error: unknown) => log.warn({ err: describeError(error) }, 'committing past transaction markers failed; will retry on the next batch'));
       });
       consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-        applied.clear();
-        tablesRead = readTables();
+        batcher.reset();
+        forgetApplied();
         seenByRead.clear();
         firstProducedAt.clear();
         log.info({ memberId: payload.memberId, assignment: payload.memberAssignment }, 'sink joined the consumer group');

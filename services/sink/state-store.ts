@@ -1,5 +1,5 @@
 import type { ClickHouseClient } from '../shared/clickhouse.js';
-import { queryRows } from '../shared/clickhouse.js';
+import { insertLines, queryRows } from '../shared/clickhouse.js';
 import { sha256 } from '../shared/integration-model.js';
 import { stateFromColumns, toCurrentRow, type AppliedState, type CurrentRow, type HistoryRow } from './change-applier.js';
 
@@ -41,13 +41,12 @@ export function createStateStore({ client, database }: { client: ClickHouseClien
   async function insert(table: string, rows: object[], dedupeBy?: (row: Record<string, unknown>) => string): Promise<void> {
     if (rows.length === 0) return;
     const columns = Object.keys(rows[0]!);
-    await client.insert({
-      table,
-      columns: columns as [string, ...string[]],
-      values: rows.map((row) => columns.map((column) => (row as Record<string, unknown>)[column])),
-      format: 'JSONCompactEachRow',
-      clickhouse_settings: dedupeBy ? { insert_deduplication_token: sha256(rows.map((row) => dedupeBy(row as Record<string, unknown>)).join('\n')) } : {},
-    });
+    let lines = '';
+    for (const row of rows as Record<string, unknown>[]) lines += `${JSON.stringify(columns.map((column) => row[column]))}\n`;
+    const settings: Record<string, string> = dedupeBy
+      ? { insert_deduplication_token: sha256((rows as Record<string, unknown>[]).map(dedupeBy).join('\n')) }
+      : {};
+    await insertLines(client, table, columns, lines, settings);
   }
 
   function fromCurrent(row: Record<string, unknown>): AppliedState {

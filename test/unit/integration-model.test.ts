@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { apiUuid, canonicalJson, changedColumns, eventId, integrationArn, mapIntegration } from '../../services/shared/integration-model.js';
+import {
+  apiUuid, canonicalColumn, canonicalJson, canonicalState, changedColumns, eventId, integrationArn, mapIntegration,
+} from '../../services/shared/integration-model.js';
 
 describe('integration model', () => {
   it('keeps null (absent) distinct from empty', () => {
@@ -29,6 +31,24 @@ describe('integration model', () => {
 
   it('writes canonical JSON with keys sorted at every depth', () => {
     assert.equal(canonicalJson({ b: 1, a: { d: 2, c: [3, { f: 1, e: 0 }] } }), '{"a":{"c":[3,{"e":0,"f":1}],"d":2},"b":1}');
+  });
+
+  it('writes an integration state exactly as canonicalJson does, maps in any key order', () => {
+    const states = [
+      mapIntegration('us-east-1', 'a1', { IntegrationId: 'i1' }),
+      mapIntegration('us-east-1', 'a1', {
+        IntegrationId: 'i2', Description: 'say "hi"\n\u2028', TimeoutInMillis: 50, ApiGatewayManaged: true,
+        RequestParameters: { 'overwrite:path': '$request.path', 'append:header.b': 'x', 'append:header.a': 'y' },
+        RequestTemplates: { 'application/json': '#set($x = 1)\n{"a": "$x"}', 'text/plain': '' },
+        ResponseParameters: { '500': { 'overwrite:statuscode': '503' }, '200': { 'remove:header.z': "''", 'append:header.a': 'b' }, '1000': {} },
+        TlsConfig: { ServerNameToVerify: 'x.example.com' },
+      }),
+      mapIntegration('us-east-1', 'a1', { RequestParameters: {}, ResponseParameters: {} }),
+    ];
+    for (const state of states) {
+      assert.equal(canonicalState(state), canonicalJson(state));
+      for (const value of Object.values(state)) assert.equal(canonicalColumn(value), canonicalJson(value));
+    }
   });
 
   it('compares maps by content, not key order', () => {
