@@ -2,6 +2,7 @@ import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { createChdbConnection, type ChdbConnection } from 'chdb/connection';
 import type { ClickHouseTarget } from './config.js';
 import { DependencyError, describeError } from './errors.js';
@@ -52,15 +53,22 @@ const embedded = new WeakMap<ClickHouseClient, ChdbConnection>();
  * about twice the engine's work); a server gets them as the request body.
  */
 export async function insertLines(
-  client: ClickHouseClient, table: string, columns: readonly string[], lines: string, settings: Record<string, string> = {},
+  client: ClickHouseClient, table: string, columns: readonly string[], lines: Buffer, settings: Record<string, string> = {},
 ): Promise<void> {
   if (lines.length === 0) return;
   const chdb = embedded.get(client);
   if (chdb) {
-    await chdb.chdb.rawInsert({ table, columns, values: Buffer.from(lines), format: 'JSONCompactEachRow', settings: { ...settings, date_time_input_format: 'best_effort' } });
+    await chdb.chdb.rawInsert({ table, columns, values: lines, format: 'JSONCompactEachRow', settings: { ...settings, date_time_input_format: 'best_effort' } });
     return;
   }
-  await client.insert({ table, columns: columns as [string, ...string[]], values: Readable.from([lines]), format: 'JSONCompactEachRow', clickhouse_settings: settings });
+  // The client's insert takes JSON formats only as objects to serialize: exec sends the bytes as the body.
+  const { stream } = await client.exec({
+    query: `INSERT INTO ${table} (${columns.join(', ')}) FORMAT JSONCompactEachRow`,
+    values: Readable.from([lines], { objectMode: false }),
+    clickhouse_settings: settings,
+  });
+  stream.resume();
+  await finished(stream);
 }
 
 /** One client for both modes: a ClickHouse server over HTTP, or the embedded chDB engine plugged in as its connection. */

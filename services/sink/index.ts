@@ -8,7 +8,8 @@ import type { Metrics } from '../shared/metrics.js';
 import { createRetry, sleep } from '../shared/retry.js';
 import { applyChange, chTime, type AppliedState } from './change-applier.js';
 import type { StateStore } from './state-store.js';
-import { createWriteBatcher, type RowBlock } from './write-batcher.js';
+import { emptyBlock, type RowBlock } from './row-block.js';
+import { createWriteBatcher } from './write-batcher.js';
 
 export interface SinkDeps {
   kafka: Kafka;
@@ -54,7 +55,7 @@ export function createSink(deps: SinkDeps) {
   // One snapshot reads every region under one id, and each region has its own marker: the seen-set is per
   // (partition, read, account, region), or the first region's marker would take the others' set with it.
   const readKey = (partition: number, readId: string, change: IntegrationChange) =>
-    [partition, readId, change.account_id, change.region].join('\u0000');
+    `${partition}\u0000${readId}\u0000${change.account_id}\u0000${change.region}`;
   const writeRetry = createRetry({
     retries: 12,
     maxDelayMs: 15_000,
@@ -90,7 +91,7 @@ export function createSink(deps: SinkDeps) {
   const batcher = createWriteBatcher(async (block) => {
     const started = performance.now();
     await writeRetry(() => store.write(block));
-    log.debug({ history: block.history.length, current: block.current.length, apis: block.apis.length, ms: Math.round(performance.now() - started) }, 'wrote a block');
+    log.debug({ history: block.history.count, current: block.current.count, apis: block.apis.count, ms: Math.round(performance.now() - started) }, 'wrote a block');
   });
   let activeBatches = 0;
 
@@ -128,7 +129,7 @@ export function createSink(deps: SinkDeps) {
       const loaded = await store.load(scope, [...arns]);
       for (const state of loaded.states) applied.set(state.arn, state);
       if (loaded.repairs.length > 0) log.warn({ count: loaded.repairs.length }, 'current state behind history after an interrupted write; repairing');
-      rows.current.push(...loaded.repairs);
+      for (const repair of loaded.repairs) rows.current.add(repair);
     }
   }
 
@@ -145,11 +146,11 @@ export function createSink(deps: SinkDeps) {
     if (!result) return 'unchanged';
     applied.set(change.arn, result.state);
     if (result.current) {
-      rows.current.push(result.current);
+      rows.current.add(result.current);
       inTables.add(change.arn);
     }
     if (result.history) {
-      rows.history.push(result.history);
+      rows.history.add(result.history, `${change.arn}@${result.state.version}`);
       metrics.historyRows.inc({ operation: String(result.history.operation) });
     }
     if (change.api) {
@@ -157,7 +158,7 @@ export function createSink(deps: SinkDeps) {
       const content = apiContent(change.api);
       if (apiStored.get(uuid) !== content) {
         apiStored.set(uuid, content);
-        rows.apis.push({
+        rows.apis.add({
           api_id: uuid, account_id: change.account_id, region: change.region, aws_api_id: change.api_id,
           arn: apiArn(change.region, change.api_id), ...change.api, version: change.observed_at, is_deleted: 0,
           observed_at: chTime(change.observed_at),
@@ -195,7 +196,7 @@ export function createSink(deps: SinkDeps) {
     if (partition === 0) {
       for (const api of await store.liveApisNotIn({ ...scope, api_ids: snapshot.api_ids })) {
         apiStored.delete(api.api_id);
-        rows.apis.push({ ...api, version: change.observed_at, is_deleted: 1, observed_at: chTime(change.observed_at) });
+        rows.apis.add({ ...api, version: change.observed_at, is_deleted: 1, observed_at: chTime(change.observed_at) });
       }
     }
     metrics.sinkMessages.inc({ outcome: 'marker' });
@@ -244,14 +245,14 @@ export function createSink(deps: SinkDeps) {
       for (let start = 0; start < batch.messages.length; start += CHUNK) {
         if (!isRunning() || isStale()) return;
         const decoded = await decodeAll(batch.messages.slice(start, start + CHUNK), batch.partition);
-        let rows: RowBlock = { history: [], current: [], apis: [] };
+        let rows = emptyBlock();
         await ensureLoaded(decoded.filter(({ change }) => change.op !== 'SNAPSHOT_COMPLETE').map(({ change }) => change), rows);
         for (const { message, change } of decoded) {
           const offset = Number(message.offset);
           if (!firstProducedAt.has(batch.partition)) firstProducedAt.set(batch.partition, Number(message.timestamp));
           if (change.op === 'SNAPSHOT_COMPLETE') {
             written = batcher.add(rows);
-            rows = { history: [], current: [], apis: [] };
+            rows = emptyBlock();
             await completeSnapshot(change, batch.partition, offset, rows);
           } else {
             const outcome = apply(change, batch.partition, offset, rows);

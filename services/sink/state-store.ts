@@ -1,7 +1,8 @@
 import type { ClickHouseClient } from '../shared/clickhouse.js';
 import { insertLines, queryRows } from '../shared/clickhouse.js';
 import { sha256 } from '../shared/integration-model.js';
-import { stateFromColumns, toCurrentRow, type AppliedState, type CurrentRow, type HistoryRow } from './change-applier.js';
+import { stateFromColumns, toCurrentRow, type AppliedState, type CurrentRow } from './change-applier.js';
+import type { RowBlock, RowLines } from './row-block.js';
 
 export interface ApiRow {
   api_id: string;
@@ -35,18 +36,13 @@ export function createStateStore({ client, database }: { client: ClickHouseClien
 
   /**
    * Bulk insert as JSONCompactEachRow (arrays in a fixed column order), about 2.5 times cheaper for ClickHouse to
-   * parse than JSONEachRow at our row sizes. History blocks carry a deduplication token made of their rows'
-   * identities, so retrying the same block after an unclear failure writes it once.
+   * parse than JSONEachRow at our row sizes. Rows that carry identities (history) get a deduplication token made
+   * of them, so retrying the same block after an unclear failure writes it once.
    */
-  async function insert(table: string, rows: object[], dedupeBy?: (row: Record<string, unknown>) => string): Promise<void> {
-    if (rows.length === 0) return;
-    const columns = Object.keys(rows[0]!);
-    let lines = '';
-    for (const row of rows as Record<string, unknown>[]) lines += `${JSON.stringify(columns.map((column) => row[column]))}\n`;
-    const settings: Record<string, string> = dedupeBy
-      ? { insert_deduplication_token: sha256((rows as Record<string, unknown>[]).map(dedupeBy).join('\n')) }
-      : {};
-    await insertLines(client, table, columns, lines, settings);
+  async function insert(table: string, rows: RowLines): Promise<void> {
+    if (rows.count === 0) return;
+    const settings: Record<string, string> = rows.ids.length > 0 ? { insert_deduplication_token: sha256(rows.ids.join('\n')) } : {};
+    await insertLines(client, table, rows.columns, rows.bytes(), settings);
   }
 
   function fromCurrent(row: Record<string, unknown>): AppliedState {
@@ -141,8 +137,8 @@ export function createStateStore({ client, database }: { client: ClickHouseClien
     },
 
     /** History first: a crash after it and before the current rows is repaired from history on the next load. */
-    async write(rows: { history: HistoryRow[]; current: CurrentRow[]; apis: ApiRow[] }): Promise<void> {
-      await insert(history, rows.history, (row) => `${row.arn}@${row.version}`);
+    async write(rows: RowBlock): Promise<void> {
+      await insert(history, rows.history);
       await insert(current, rows.current);
       await insert(apis, rows.apis);
     },

@@ -1,13 +1,4 @@
-import type { CurrentRow, HistoryRow } from './change-applier.js';
-import type { ApiRow } from './state-store.js';
-
-export interface RowBlock {
-  history: HistoryRow[];
-  current: CurrentRow[];
-  apis: ApiRow[];
-}
-
-const emptyBlock = (): RowBlock => ({ history: [], current: [], apis: [] });
+import { blockSize, emptyBlock, type RowBlock } from './row-block.js';
 
 /** A promise settled from outside; a rejection nobody awaits (a block no batch waits on) is not an unhandled one. */
 function deferred() {
@@ -20,7 +11,6 @@ function deferred() {
   promise.catch(() => undefined);
   return { promise, resolve, reject };
 }
-const blockSize = (block: RowBlock) => block.history.length + block.current.length + block.apis.length;
 
 /**
  * Group commit: the rows of every batch in flight (any partition) gather into one block, and one block is written
@@ -71,9 +61,9 @@ export function createWriteBatcher(write: (block: RowBlock) => Promise<void>) {
       if (blockSize(rows) === 0) return durable();
       if (failure !== undefined) return Promise.reject(failure);
       const done = gathered.promise;
-      gathering.history.push(...rows.history);
-      gathering.current.push(...rows.current);
-      gathering.apis.push(...rows.apis);
+      gathering.history.append(rows.history);
+      gathering.current.append(rows.current);
+      gathering.apis.append(rows.apis);
       startWrite();
       return done;
     },

@@ -1,0 +1,84 @@
+const FIRST_CHUNK_BYTES = 64 * 1024;
+const LARGEST_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Rows of one table as JSONCompactEachRow lines, serialized the moment they are made. Rows wait for their write
+ * as bytes outside the JS heap, not as thousands of row objects that every garbage collection copies and then
+ * promotes; and the write has nothing left to serialize.
+ */
+export class RowLines {
+  private columnNames: readonly string[] | undefined;
+  private readonly sealed: Buffer[] = [];
+  private chunk = Buffer.allocUnsafe(0);
+  private used = 0;
+  /** The identity of every row (history's `arn@version`), for a deduplication token; empty when not asked for. */
+  readonly ids: string[] = [];
+  count = 0;
+
+  /** Adds one row; every row of a table has the same keys in the same order (one object literal makes them). */
+  add(row: Readonly<Record<string, unknown>>, id?: string): void {
+    const columns = (this.columnNames ??= Object.keys(row));
+    const line = `${JSON.stringify(columns.map((column) => row[column]))}\n`;
+    // A UTF-16 code unit is at most 3 UTF-8 bytes, so the line fits whatever it holds.
+    const room = line.length * 3;
+    if (this.used + room > this.chunk.length) this.nextChunk(room);
+    this.used += this.chunk.write(line, this.used);
+    this.count += 1;
+    if (id !== undefined) this.ids.push(id);
+  }
+
+  /** Moves another block's rows after these (the other must not be used afterwards). */
+  append(other: RowLines): void {
+    if (other.count === 0) return;
+    if (this.columnNames && this.columnNames.join() !== other.columnNames!.join()) {
+      throw new Error(`rows with columns (${other.columnNames!.join()}) appended to rows with (${this.columnNames.join()})`);
+    }
+    this.columnNames ??= other.columnNames;
+    this.seal();
+    other.seal();
+    this.sealed.push(...other.sealed);
+    this.ids.push(...other.ids);
+    this.count += other.count;
+  }
+
+  get columns(): readonly string[] {
+    return this.columnNames ?? [];
+  }
+
+  /** All lines, in the order they were added. */
+  bytes(): Buffer {
+    this.seal();
+    return this.sealed.length === 1 ? this.sealed[0]! : Buffer.concat(this.sealed);
+  }
+
+  /** Closes what the current chunk holds; its free space stays in use for the rows added next. */
+  private seal(): void {
+    if (this.used === 0) return;
+    this.sealed.push(this.chunk.subarray(0, this.used));
+    this.chunk = this.chunk.subarray(this.used);
+    this.used = 0;
+  }
+
+  private nextChunk(atLeast: number): void {
+    this.seal();
+    const grown = Math.min(LARGEST_CHUNK_BYTES, Math.max(FIRST_CHUNK_BYTES, this.sealedBytes() * 2));
+    this.chunk = Buffer.allocUnsafe(Math.max(grown, atLeast));
+  }
+
+  private sealedBytes(): number {
+    let bytes = 0;
+    for (const buffer of this.sealed) bytes += buffer.length;
+    return bytes;
+  }
+}
+
+/** The rows one write puts in the three tables. */
+export interface RowBlock {
+  history: RowLines;
+  current: RowLines;
+  apis: RowLines;
+}
+
+export const emptyBlock = (): RowBlock => ({ history: new RowLines(), current: new RowLines(), apis: new RowLines() });
+
+export const blockSize = (block: RowBlock) => block.history.count + block.current.count + block.apis.count;
