@@ -12,6 +12,14 @@ import { emptyBlock, type RowBlock } from './row-block.js';
 import { createWriteBatcher } from './write-batcher.js';
 
 export interface SinkDeps {
+  /**
+   * This process is the only writer of the tables (the embedded engine, whose data directory one process holds).
+   * A batch then ends as soon as its rows are handed to the writer, and its offsets are committed when they are
+   * written: decoding the next fetch overlaps the last writes of this one. Otherwise (a server that other sink
+   * instances may share) a batch ends only after its rows are written, so that a partition's next owner never
+   * reads state that a late write of its previous owner then changes.
+   */
+  soleWriter: boolean;
   kafka: Kafka;
   codec: ChangeCodec;
   store: StateStore;
@@ -28,6 +36,13 @@ export interface SinkDeps {
 const PARTITIONS_IN_FLIGHT = 6;
 /** Messages applied between two looks at the engine: a batch's first rows are being written while it goes on. */
 const CHUNK = 200;
+/** Rows a sole writer may hold in memory for its next write before its batches wait for the current one. */
+const MAX_GATHERED_ROWS = 20_000;
+/**
+ * A sole writer's blocks: at least this many rows, or what gathered in this many milliseconds (a block of 500 rows
+ * costs the engine about 1.5 times what the same rows cost in blocks of 2,000 or more).
+ */
+const SOLE_WRITER_BLOCK = { minRows: 5_000, lingerMs: 200 };
 
 const yieldToEngine = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -92,7 +107,7 @@ export function createSink(deps: SinkDeps) {
     const started = performance.now();
     await writeRetry(() => store.write(block));
     log.debug({ history: block.history.count, current: block.current.count, apis: block.apis.count, ms: Math.round(performance.now() - started) }, 'wrote a block');
-  });
+  }, deps.soleWriter ? SOLE_WRITER_BLOCK : {});
   let activeBatches = 0;
 
   // Which keys the tables hold: read once per group assignment (with the API rows), and grown with every key
@@ -109,11 +124,17 @@ export function createSink(deps: SinkDeps) {
     })();
   }
 
-  /** Forgets what was applied in memory: it is read again from ClickHouse for the keys seen next. */
+  /**
+   * Forgets what was applied in memory: it is read again from ClickHouse for the keys seen next, once every write
+   * still running has settled (batches read the tables first thing, so they wait for that too).
+   */
   function forgetApplied(): void {
     applied.clear();
     apiStored.clear();
-    tablesRead = readTables();
+    tablesRead = batcher.idle().then(() => {
+      batcher.reset();
+      return readTables();
+    });
   }
 
   async function ensureLoaded(keys: { account_id: string; region: string; arn: string }[], rows: RowBlock): Promise<void> {
@@ -224,22 +245,52 @@ export function createSink(deps: SinkDeps) {
     return decoded;
   }
 
+  // The offset commits waiting for their rows' writes, in order; stop() waits for the last one.
+  let commits: Promise<void> = Promise.resolve();
+
+  /** Commits a partition's offset past `last` once `written` (by default: every row applied so far) settles; never before. */
+  function commitWhenWritten(partition: number, last: string, written = batcher.written()): Promise<void> {
+    const commit = written.then(
+      async () => {
+        await consumer!.commitOffsets([{ topic, partition, offset: String(Number(last) + 1) }]);
+        metrics.sinkLag.set({ partition: String(partition) }, Number(last));
+      },
+      // The write failed: nothing is committed, and the sink starts over from the committed offsets.
+      () => undefined,
+    ).catch((error: unknown) => log.warn({ partition, err: describeError(error) }, 'committing an offset failed; a later commit covers it'));
+    commits = commits.then(() => commit);
+    return commit;
+  }
+
+  /**
+   * After a write failed for good: once every write has settled, forget what was applied in memory and consume
+   * again from the committed offsets of the partitions this instance works on.
+   */
+  async function startOverFromCommitted(): Promise<void> {
+    log.warn({ err: describeError(batcher.failure) }, 'resuming after a failed write: consuming again from the committed offsets');
+    forgetApplied();
+    await tablesRead;
+    const [committed, ends] = await Promise.all([admin!.fetchOffsets({ groupId: deps.groupId, topics: [topic] }), admin!.fetchTopicOffsets(topic)]);
+    for (const partition of firstProducedAt.keys()) {
+      const offset = committed[0]!.partitions.find((p) => p.partition === partition)?.offset ?? '-1';
+      consumer!.seek({ topic, partition, offset: Number(offset) >= 0 ? offset : ends.find((end) => end.partition === partition)!.low });
+    }
+  }
+
   /**
    * Applies a batch chunk by chunk, handing each chunk's rows to the shared writer, and commits the batch's offset
-   * once all its rows are in ClickHouse. Whatever happens, the batch ends only after the writes of its rows
-   * settled (see the write batcher).
+   * once all its rows are in ClickHouse. A sole writer's batch ends once its rows are handed over; otherwise only
+   * after they are written.
    */
   async function handleBatch({ batch, heartbeat, resolveOffset, isRunning, isStale }: EachBatchPayload): Promise<void> {
     activeBatches += 1;
     let written: Promise<void> = Promise.resolve();
     try {
       if (batcher.failure !== undefined) {
-        // A write failed after its retries: once no other batch is in flight, start over from the committed
-        // offsets with what ClickHouse holds (kafkajs refetches this batch from its last resolved offset).
+        // Other batches in flight fail too (kafkajs retries them) until one is left to start over.
         if (activeBatches > 1) throw batcher.failure;
-        log.warn({ err: describeError(batcher.failure) }, 'resuming after a failed write: re-reading the applied state from ClickHouse');
-        batcher.reset();
-        forgetApplied();
+        await startOverFromCommitted();
+        return;
       }
       const outcomes = new Map<string, number>();
       for (let start = 0; start < batch.messages.length; start += CHUNK) {
@@ -262,16 +313,22 @@ export function createSink(deps: SinkDeps) {
         written = batcher.add(rows);
         await yieldToEngine();
       }
-      await written;
       for (const [outcome, count] of outcomes) metrics.sinkMessages.inc({ outcome }, count);
-      if (!isRunning() || isStale()) return;
-      const last = batch.lastOffset();
-      await consumer!.commitOffsets([{ topic, partition: batch.partition, offset: String(Number(last) + 1) }]);
-      resolveOffset(last);
-      metrics.sinkLag.set({ partition: String(batch.partition) }, Number(last));
+      if (deps.soleWriter) {
+        if (!isRunning() || isStale()) return;
+        resolveOffset(batch.lastOffset());
+        void commitWhenWritten(batch.partition, batch.lastOffset());
+        await batcher.room(MAX_GATHERED_ROWS);
+      } else {
+        await written;
+        if (!isRunning() || isStale()) return;
+        await commitWhenWritten(batch.partition, batch.lastOffset(), written);
+        resolveOffset(batch.lastOffset());
+      }
       await heartbeat();
     } finally {
-      await written.catch(() => undefined);
+      // Strict mode: whatever happened, a batch ends only once the writes of its rows settled.
+      if (!deps.soleWriter) await written.catch(() => undefined);
       activeBatches -= 1;
     }
   }
@@ -300,11 +357,9 @@ export function createSink(deps: SinkDeps) {
       // offsets reach the end of the partition.
       consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
         if (payload.batchSize !== 0) return;
-        consumer!.commitOffsets([{ topic, partition: payload.partition, offset: String(Number(payload.lastOffset) + 1) }])
-          .catch((error: unknown) => log.warn({ err: describeError(error) }, 'committing past transaction markers failed; will retry on the next batch'));
+        void commitWhenWritten(payload.partition, payload.lastOffset);
       });
       consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-        batcher.reset();
         forgetApplied();
         seenByRead.clear();
         firstProducedAt.clear();
@@ -334,7 +389,14 @@ export function createSink(deps: SinkDeps) {
       }
     },
 
+    /** Stops fetching, lets the batches in flight end and their rows be written and committed, then leaves. */
     async stop(): Promise<void> {
+      if (consumer) {
+        consumer.pause([{ topic }]);
+        while (activeBatches > 0) await sleep(10);
+        await batcher.idle();
+        await commits;
+      }
       await consumer?.disconnect();
       await dlqProducer?.disconnect();
       await admin?.disconnect();

@@ -17,17 +17,40 @@ function deferred() {
  * at a time. While ClickHouse writes a block the next one gathers, so decoding overlaps the engine's work and
  * blocks grow with the load instead of being one small insert per batch.
  *
- * Every caller awaits `durable()` for the rows it added before its batch ends: no write is ever left running when
- * the consumer rejoins its group, so a partition's next owner never reads state that a late write then changes.
+ * A batch's offsets are committed only once `durable()` settles for the rows it added. Whether a batch ends before
+ * that is the sink's choice (see SinkDeps.soleWriter); either way `idle()` waits out every write before the state
+ * is read again from ClickHouse.
  */
-export function createWriteBatcher(write: (block: RowBlock) => Promise<void>) {
+export function createWriteBatcher(write: (block: RowBlock) => Promise<void>, { minRows = 1, lingerMs = 0 }: {
+  /**
+   * Rows a block gathers before its write starts, unless someone waits for it (`durable`, `idle`) or it lingered
+   * `lingerMs`. Fewer, larger inserts cost the engine less: each is a part to write and later to merge.
+   * @default 1 (a block is written as soon as the engine is free)
+   */
+  minRows?: number;
+  /** Milliseconds a block below `minRows` waits before it is written anyway. @default 0 */
+  lingerMs?: number;
+} = {}) {
   let gathering = emptyBlock();
   let gathered = deferred();
   let writing: Promise<void> | undefined;
   let failure: unknown;
+  // Someone waits for the gathering block, or it lingered long enough: write it whatever its size.
+  let due = false;
+  let linger: NodeJS.Timeout | undefined;
 
   function startWrite(): void {
     if (writing || blockSize(gathering) === 0) return;
+    if (!due && blockSize(gathering) < minRows) {
+      linger ??= setTimeout(() => {
+        due = true;
+        startWrite();
+      }, lingerMs).unref();
+      return;
+    }
+    clearTimeout(linger);
+    linger = undefined;
+    due = false;
     const block = gathering;
     const done = gathered;
     gathering = emptyBlock();
@@ -48,11 +71,29 @@ export function createWriteBatcher(write: (block: RowBlock) => Promise<void>) {
     });
   }
 
-  /** Settles when everything added so far is in ClickHouse. */
-  function durable(): Promise<void> {
+  /** Settles when everything added so far is in ClickHouse, without hurrying its write. */
+  function written(): Promise<void> {
     if (failure !== undefined) return Promise.reject(failure);
     if (blockSize(gathering) > 0) return gathered.promise;
     return writing ?? Promise.resolve();
+  }
+
+  /** Writes everything added so far as soon as the engine is free; settles when it is in ClickHouse. */
+  function durable(): Promise<void> {
+    due = true;
+    startWrite();
+    return written();
+  }
+
+  /** Settles, never rejects, once no write runs and no rows wait for one (written, or dropped by a failure). */
+  async function idle(): Promise<void> {
+    for (;;) {
+      due = true;
+      startWrite();
+      const pending = writing ?? (failure === undefined && blockSize(gathering) > 0 ? gathered.promise : undefined);
+      if (!pending) return;
+      await pending.catch(() => undefined);
+    }
   }
 
   return {
@@ -68,14 +109,24 @@ export function createWriteBatcher(write: (block: RowBlock) => Promise<void>) {
       return done;
     },
 
+    written,
     durable,
+    idle,
+
+    /**
+     * Settles once fewer than `rows` rows wait for the next write, or no write runs: what a sink holds in memory
+     * ahead of ClickHouse stays bounded however far its batches run ahead of its writes.
+     */
+    async room(rows: number): Promise<void> {
+      while (writing && failure === undefined && blockSize(gathering) >= rows) await writing.catch(() => undefined);
+    },
 
     /** The write that failed, if one did: the sink must drop what it applied in memory and restart from its offsets. */
     get failure(): unknown {
       return failure;
     },
 
-    /** After a rejoin: forget a failure (nothing is gathering or being written then, every batch awaited its rows). */
+    /** Forgets a failure; only once `idle()` settled (nothing is gathering or being written then). */
     reset(): void {
       failure = undefined;
       gathering = emptyBlock();
