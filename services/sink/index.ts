@@ -37,12 +37,12 @@ const PARTITIONS_IN_FLIGHT = 6;
 /** Messages applied between two looks at the engine: a batch's first rows are being written while it goes on. */
 const CHUNK = 200;
 /** Rows a sole writer may hold in memory for its next write before its batches wait for the current one. */
-const MAX_GATHERED_ROWS = 20_000;
+const MAX_GATHERED_ROWS = 40_000;
 /**
- * A sole writer's blocks: at least this many rows, or what gathered in this many milliseconds (a block of 500 rows
- * costs the engine about 1.5 times what the same rows cost in blocks of 2,000 or more).
+ * A sole writer's blocks: at least this many rows, or what gathered in this many milliseconds. Fewer, larger
+ * inserts cost the engine less CPU (300k events: blocks of 5,000 rows 12.0 CPU-s for the sink, 10,000 11.0 s).
  */
-const SOLE_WRITER_BLOCK = { minRows: 5_000, lingerMs: 200 };
+const SOLE_WRITER_BLOCK = { minRows: 10_000, lingerMs: 200 };
 
 const yieldToEngine = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -342,9 +342,10 @@ export function createSink(deps: SinkDeps) {
       consumer = kafka.consumer({
         groupId: deps.groupId,
         readUncommitted: false,
-        // Bounded fetches keep the sink's memory flat: at most PARTITIONS_IN_FLIGHT batches of 4 MiB are decoded at once.
-        maxBytesPerPartition: 4 * 1024 * 1024,
-        maxBytes: 16 * 1024 * 1024,
+        // Small fetches keep the sink's memory flat, and cost less garbage collection than large ones: a fetch's
+        // messages live until their batch is applied (300k events: 2 MiB per partition 7.6 s, 4 MiB 8.0 s).
+        maxBytesPerPartition: 2 * 1024 * 1024,
+        maxBytes: 8 * 1024 * 1024,
         retry: {
           retries: 10,
           restartOnFailure: async (error) => {
