@@ -39,15 +39,18 @@ export function sampleMemory(pid: number) {
       clearInterval(timer);
       const peak = (list: typeof samples) => Math.max(0, ...list.map((s) => s.rssMiB));
       const last = samples.at(-1)?.atSeconds ?? 0;
-      const firstMinute = samples.filter((s) => s.atSeconds <= 60);
-      const lastMinute = samples.filter((s) => s.atSeconds >= last - 60);
+      // A minute each, or a third of a run shorter than three minutes: two windows that overlap say nothing.
+      const windowSeconds = Math.max(1, Math.min(60, Math.floor(last / 3)));
+      const firstWindow = samples.filter((s) => s.atSeconds <= windowSeconds);
+      const lastWindow = samples.filter((s) => s.atSeconds > last - windowSeconds);
       return {
         samples,
         peakMiB: peak(samples),
-        firstMinutePeakMiB: peak(firstMinute),
-        lastMinutePeakMiB: peak(lastMinute),
-        /** last minute's peak over the first minute's: 1.0 is flat */
-        lastOverFirst: Math.round((peak(lastMinute) / Math.max(1, peak(firstMinute))) * 100) / 100,
+        windowSeconds,
+        firstWindowPeakMiB: peak(firstWindow),
+        lastWindowPeakMiB: peak(lastWindow),
+        /** the last window's peak over the first window's: 1.0 is flat */
+        lastOverFirst: Math.round((peak(lastWindow) / Math.max(1, peak(firstWindow))) * 100) / 100,
         secondsSampled: last,
       };
     },

@@ -342,6 +342,8 @@ export function createSink(deps: SinkDeps) {
       consumer = kafka.consumer({
         groupId: deps.groupId,
         readUncommitted: false,
+        // A fetch waits at most this long for new events: stopping waits for the fetch in flight (5 s by default).
+        maxWaitTimeInMs: 500,
         // Small fetches keep the sink's memory flat, and cost less garbage collection than large ones: a fetch's
         // messages live until their batch is applied (300k events: 2 MiB per partition 7.6 s, 4 MiB 8.0 s).
         maxBytesPerPartition: 2 * 1024 * 1024,
