@@ -26,6 +26,7 @@ Configuration (environment variables):
   APIGW_SNAPSHOT_INTERVAL_SECONDS  seconds between snapshots         default 300
   APIGW_SNAPSHOT_CONCURRENCY     GetIntegrations calls per region    default 8
   APIGW_SINK_GROUP_ID            sink consumer group                 default apigw-stream-sink
+  APIGW_SINK_WRITE_RETRIES       write retries, then start over      default 12
   AWS_ENDPOINT_URL_CLOUDTRAIL    CloudTrail endpoint override        default AWS_ENDPOINT_URL
   APIGW_LISTENER_POLL_SECONDS    seconds between CloudTrail polls    default 30
   APIGW_LISTENER_LOOKBACK_HOURS  first start reads this far back     default 24 (max 2160)

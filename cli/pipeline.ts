@@ -155,7 +155,10 @@ export async function openPipeline(options: PipelineParts & { config: Config; lo
     if (options.freshDatabase) await clickhouse!.command({ query: `DROP DATABASE IF EXISTS ${config.clickhouseDatabase}` });
     await applySchema(clickhouse!, config.clickhouseDatabase, config.clickhouseCluster);
     const store = createStateStore({ client: clickhouse!, database: config.clickhouseDatabase });
-    const sink = createSink({ soleWriter: config.clickhouse.kind === 'chdb', kafka, codec, store, topic: config.topic, groupId: config.sinkGroupId, logger, metrics });
+    const sink = createSink({
+      soleWriter: config.clickhouse.kind === 'chdb', writeRetries: config.sinkWriteRetries,
+      kafka, codec, store, topic: config.topic, groupId: config.sinkGroupId, logger, metrics,
+    });
     await sink.start();
     pipeline.sink = sink;
     closers.push(() => sink.stop());

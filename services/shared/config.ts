@@ -72,6 +72,11 @@ const schema = z.object({
   APIGW_LISTENER_COMMIT_DELAY_MS: z.coerce.number({ error: 'expected milliseconds' }).int().min(0),
   /** Consumer group of the sink. @default apigw-stream-sink */
   APIGW_SINK_GROUP_ID: z.string().min(1),
+  /**
+   * Retries of a failing ClickHouse write (with backoff up to 15 s apart) before the sink drops what it holds in
+   * memory and consumes again from its committed offsets. @default 12
+   */
+  APIGW_SINK_WRITE_RETRIES: z.coerce.number({ error: 'expected an integer' }).int('expected an integer').min(0).max(100),
   /** Port of the local query API that `sink` and `run` serve over the embedded engine. @default a free port */
   APIGW_QUERY_PORT: z.coerce.number({ error: 'expected a TCP port' }).int().min(0).max(65535).optional(),
   /** Port of the Prometheus /metrics endpoint; 0 or unset turns it off. */
@@ -94,6 +99,7 @@ export interface Config {
   snapshotIntervalSeconds: number;
   snapshotConcurrency: number;
   sinkGroupId: string;
+  sinkWriteRetries: number;
   cloudtrailEndpointUrl?: string;
   listener: { pollSeconds: number; lookbackHours: number; overlapSeconds: number; sweepSeconds: number; callsPerSecond: number; commitDelayMs: number };
   metricsPort?: number;
@@ -145,6 +151,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     APIGW_SNAPSHOT_INTERVAL_SECONDS: pick('APIGW_SNAPSHOT_INTERVAL_SECONDS', '300'),
     APIGW_SNAPSHOT_CONCURRENCY: pick('APIGW_SNAPSHOT_CONCURRENCY', '8'),
     APIGW_SINK_GROUP_ID: pick('APIGW_SINK_GROUP_ID', 'apigw-stream-sink'),
+    APIGW_SINK_WRITE_RETRIES: pick('APIGW_SINK_WRITE_RETRIES', '12'),
     AWS_ENDPOINT_URL_CLOUDTRAIL: pick('AWS_ENDPOINT_URL_CLOUDTRAIL'),
     APIGW_LISTENER_POLL_SECONDS: pick('APIGW_LISTENER_POLL_SECONDS', '30'),
     APIGW_LISTENER_LOOKBACK_HOURS: pick('APIGW_LISTENER_LOOKBACK_HOURS', '24'),
@@ -178,6 +185,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     snapshotIntervalSeconds: v.APIGW_SNAPSHOT_INTERVAL_SECONDS,
     snapshotConcurrency: v.APIGW_SNAPSHOT_CONCURRENCY,
     sinkGroupId: v.APIGW_SINK_GROUP_ID,
+    sinkWriteRetries: v.APIGW_SINK_WRITE_RETRIES,
     cloudtrailEndpointUrl: v.AWS_ENDPOINT_URL_CLOUDTRAIL ?? v.AWS_ENDPOINT_URL,
     listener: {
       pollSeconds: v.APIGW_LISTENER_POLL_SECONDS,

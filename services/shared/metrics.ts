@@ -17,6 +17,7 @@ export function createMetrics() {
     snapshotsCompleted: new Counter({ name: 'apigw_stream_snapshots_completed_total', help: 'Snapshots of one account and region completed', labelNames: ['region'], registers: [registry] }),
     sinkMessages: new Counter({ name: 'apigw_stream_sink_messages_total', help: 'Messages consumed by the sink, by outcome', labelNames: ['outcome'], registers: [registry] }),
     historyRows: new Counter({ name: 'apigw_stream_history_rows_total', help: 'Rows written to the history table', labelNames: ['operation'], registers: [registry] }),
+    sinkWriteFailures: new Counter({ name: 'apigw_stream_sink_write_failures_total', help: 'ClickHouse writes that failed after their retries (the sink then consumed again from its committed offsets)', registers: [registry] }),
     deadLettered: new Counter({ name: 'apigw_stream_dead_lettered_total', help: 'Messages sent to the dead-letter topic', labelNames: ['reason'], registers: [registry] }),
     sinkLag: new Gauge({ name: 'apigw_stream_sink_last_offset', help: 'Last offset the sink applied', labelNames: ['partition'], registers: [registry] }),
   };

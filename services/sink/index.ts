@@ -8,7 +8,7 @@ import type { Metrics } from '../shared/metrics.js';
 import { createRetry, sleep } from '../shared/retry.js';
 import { applyChange, chTime, type AppliedState } from './change-applier.js';
 import type { StateStore } from './state-store.js';
-import { emptyBlock, type RowBlock } from './row-block.js';
+import { blockSize, emptyBlock, type RowBlock } from './row-block.js';
 import { createWriteBatcher } from './write-batcher.js';
 
 export interface SinkDeps {
@@ -20,6 +20,8 @@ export interface SinkDeps {
    * reads state that a late write of its previous owner then changes.
    */
   soleWriter: boolean;
+  /** Retries of a failing write before the sink starts over from its committed offsets. */
+  writeRetries: number;
   kafka: Kafka;
   codec: ChangeCodec;
   store: StateStore;
@@ -72,7 +74,7 @@ export function createSink(deps: SinkDeps) {
   const readKey = (partition: number, readId: string, change: IntegrationChange) =>
     `${partition}\u0000${readId}\u0000${change.account_id}\u0000${change.region}`;
   const writeRetry = createRetry({
-    retries: 12,
+    retries: deps.writeRetries,
     maxDelayMs: 15_000,
     onRetry: (error, attempt, delayMs) => log.warn({ attempt, delayMs, err: describeError(error) }, 'ClickHouse write failed; retrying'),
   });
@@ -105,7 +107,11 @@ export function createSink(deps: SinkDeps) {
   const apiContent = (api: ApiInfo) => `${api.name}\u0000${api.protocol_type}\u0000${api.api_endpoint}`;
   const batcher = createWriteBatcher(async (block) => {
     const started = performance.now();
-    await writeRetry(() => store.write(block));
+    await writeRetry(() => store.write(block)).catch((error: unknown) => {
+      metrics.sinkWriteFailures.inc();
+      log.error({ err: describeError(error), rows: blockSize(block) }, 'ClickHouse write failed after its retries; nothing of it is committed');
+      throw error;
+    });
     log.debug({ history: block.history.count, current: block.current.count, apis: block.apis.count, ms: Math.round(performance.now() - started) }, 'wrote a block');
   }, deps.soleWriter ? SOLE_WRITER_BLOCK : {});
   let activeBatches = 0;
@@ -121,7 +127,11 @@ export function createSink(deps: SinkDeps) {
       for (const arn of arns) inTables.add(arn);
       for (const api of apis) apiStored.set(api.api_id, apiContent(api));
       log.info({ integrations: arns.size, apis: apis.length }, 'read which integrations the tables hold');
-    })();
+    })().catch((error: unknown) => {
+      // The batch that waited fails (kafkajs retries it); the next one reads again.
+      tablesRead = undefined;
+      throw error;
+    });
   }
 
   /**
@@ -135,6 +145,8 @@ export function createSink(deps: SinkDeps) {
       batcher.reset();
       return readTables();
     });
+    // The next batch awaits it; a failure before one does is not an unhandled one (that batch reads again).
+    tablesRead.catch(() => undefined);
   }
 
   async function ensureLoaded(keys: { account_id: string; region: string; arn: string }[], rows: RowBlock): Promise<void> {
@@ -268,13 +280,15 @@ export function createSink(deps: SinkDeps) {
    */
   async function startOverFromCommitted(): Promise<void> {
     log.warn({ err: describeError(batcher.failure) }, 'resuming after a failed write: consuming again from the committed offsets');
-    forgetApplied();
-    await tablesRead;
+    await batcher.idle();
     const [committed, ends] = await Promise.all([admin!.fetchOffsets({ groupId: deps.groupId, topics: [topic] }), admin!.fetchTopicOffsets(topic)]);
     for (const partition of firstProducedAt.keys()) {
       const offset = committed[0]!.partitions.find((p) => p.partition === partition)?.offset ?? '-1';
       consumer!.seek({ topic, partition, offset: Number(offset) >= 0 ? offset : ends.find((end) => end.partition === partition)!.low });
     }
+    // Only now that every batch fetched before is stale does the failure clear (see forgetApplied): a batch retried
+    // earlier would apply events past the committed offsets before the ones it skipped.
+    forgetApplied();
   }
 
   /**

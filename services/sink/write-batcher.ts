@@ -12,6 +12,13 @@ function deferred() {
   return { promise, resolve, reject };
 }
 
+/** A rejection for whoever awaits it, and no unhandled one for a caller that does not (a sole writer's batch). */
+function rejected(error: unknown): Promise<void> {
+  const promise = Promise.reject(error);
+  promise.catch(() => undefined);
+  return promise;
+}
+
 /**
  * Group commit: the rows of every batch in flight (any partition) gather into one block, and one block is written
  * at a time. While ClickHouse writes a block the next one gathers, so decoding overlaps the engine's work and
@@ -73,7 +80,7 @@ export function createWriteBatcher(write: (block: RowBlock) => Promise<void>, { 
 
   /** Settles when everything added so far is in ClickHouse, without hurrying its write. */
   function written(): Promise<void> {
-    if (failure !== undefined) return Promise.reject(failure);
+    if (failure !== undefined) return rejected(failure);
     if (blockSize(gathering) > 0) return gathered.promise;
     return writing ?? Promise.resolve();
   }
@@ -100,7 +107,7 @@ export function createWriteBatcher(write: (block: RowBlock) => Promise<void>, { 
     /** Adds rows to the gathering block; the promise settles when they are in ClickHouse (or their write failed). */
     add(rows: RowBlock): Promise<void> {
       if (blockSize(rows) === 0) return durable();
-      if (failure !== undefined) return Promise.reject(failure);
+      if (failure !== undefined) return rejected(failure);
       const done = gathered.promise;
       gathering.history.append(rows.history);
       gathering.current.append(rows.current);

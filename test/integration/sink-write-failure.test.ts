@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { UpdateIntegrationCommand } from '@aws-sdk/client-apigatewayv2';
+import type { Pipeline } from '../../cli/pipeline.js';
+import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
+import { emulatorInventory } from '../support/emulator-state.js';
+import { awsClient, motoEndpoint, rows, testEnvironment, waitFor } from '../support/harness.js';
+
+const REGION = 'eu-west-3';
+const aws = awsClient(REGION);
+// No retries: the first failed write is the one that counts.
+const env = testEnvironment({ region: REGION, partitions: 2, extra: { APIGW_SINK_WRITE_RETRIES: '0' } });
+const CURRENT = env.table('aws_apigatewayv2_api_integrations');
+const HISTORY = env.table('aws_apigatewayv2_api_integrations_history');
+
+describe('a ClickHouse write that fails for good loses nothing and duplicates nothing', { timeout: 180_000 }, () => {
+  let pipeline: Pipeline;
+  let apis: SampleApi[];
+  before(async () => {
+    await resetEmulator(motoEndpoint);
+    apis = await seedSampleInventory(aws, { httpApis: 3, websocketApis: 2, prefix: 'wfail' });
+    pipeline = await env.open({ snapshot: true, sink: true });
+    await pipeline.snapshotter!.runOnce();
+    await pipeline.sink!.waitForCatchUp();
+  });
+  after(async () => {
+    await pipeline?.close();
+    aws.destroy();
+    env.cleanup();
+  });
+
+  it('commits nothing of the failed write, then applies every change once from the committed offsets', async () => {
+    const [changedApi] = apis;
+    const changedIntegration = changedApi!.integrationIds[0]!;
+    await aws.send(new UpdateIntegrationCommand({ ApiId: changedApi!.apiId, IntegrationId: changedIntegration, Description: 'changed while ClickHouse refused writes' }));
+
+    // The engine refuses the history insert (the table is gone) for the snapshot that carries the change.
+    await pipeline.clickhouse!.command({ query: `DETACH TABLE ${HISTORY}` });
+    await pipeline.snapshotter!.runOnce();
+    await waitFor('the failed write', async () => ((await env.metrics.sinkWriteFailures.get()).values[0]?.value ?? 0) >= 1);
+    assert.equal(await pipeline.sink!.caughtUp(), false, 'the offsets of the failed rows are not committed');
+    await pipeline.clickhouse!.command({ query: `ATTACH TABLE ${HISTORY}` });
+
+    // The next batch finds the failure, and the sink consumes again from its committed offsets.
+    await pipeline.snapshotter!.runOnce();
+    await pipeline.sink!.waitForCatchUp();
+
+    const live = await rows<{ arn: string; description: string | null }>(pipeline,
+      `SELECT arn, description FROM ${CURRENT} FINAL WHERE is_deleted = 0 ORDER BY arn`);
+    assert.deepEqual(live.map((row) => row.arn), [...(await emulatorInventory(aws, REGION)).keys()].sort());
+    const changed = live.find((row) => row.arn.endsWith(`/apis/${changedApi!.apiId}/integrations/${changedIntegration}`));
+    assert.equal(changed?.description, 'changed while ClickHouse refused writes');
+
+    const [counts] = await rows<{ total: string; distinct_versions: string; updates: string }>(pipeline,
+      `SELECT count() AS total, uniqExact(arn, version) AS distinct_versions, countIf(operation = 'UPDATE') AS updates FROM ${HISTORY}`);
+    assert.equal(Number(counts!.total), Number(counts!.distinct_versions), 'no version of an integration is in history twice');
+    assert.equal(Number(counts!.total), live.length + 1, 'one CREATE per integration and the one UPDATE');
+    assert.equal(Number(counts!.updates), 1);
+  });
+});
