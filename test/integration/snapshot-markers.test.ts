@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Producer } from 'kafkajs';
+import type { Pipeline } from '../../cli/pipeline.js';
+import { createChangeEmitter, type ChangeEmitter } from '../../services/shared/change-emitter.js';
+import { createChangeCodec } from '../../services/shared/codec.js';
+import { mapIntegration, type ChangeSource } from '../../services/shared/integration-model.js';
+import { createLogger } from '../../services/shared/logger.js';
+import { plainKafka, registryUrl, rows, testEnvironment } from '../support/harness.js';
+
+const ACCOUNT = '210987654321';
+const REGIONS = ['sa-east-1', 'eu-south-1'];
+const env = testEnvironment({ region: REGIONS.join(','), partitions: 1 });
+const CURRENT = env.table('aws_apigatewayv2_api_integrations');
+const HISTORY = env.table('aws_apigatewayv2_api_integrations_history');
+
+const integrationIds = ['int-a', 'int-b', 'int-c'];
+const source = (snapshotId: string): ChangeSource => ({
+  type: 'SNAPSHOT', snapshot_id: snapshotId, cloudtrail_event_id: null, cloudtrail_event_name: null, principal_arn: null, source_ip: null, user_agent: null,
+});
+
+/**
+ * A snapshot of both regions under one id, in the order that once deleted live integrations: every event of both
+ * regions first, then the first region's marker, then the second's, all in one partition.
+ */
+async function snapshot(emitter: ChangeEmitter, snapshotId: string, missing: { region: string; integrationId: string }[] = []): Promise<void> {
+  const startedAt = Date.now();
+  for (const region of REGIONS) {
+    const present = integrationIds.filter((id) => !missing.some((gone) => gone.region === region && gone.integrationId === id));
+    await emitter.emit(present.map((integrationId) => ({
+      account_id: ACCOUNT, region, api_id: 'api1', integration_id: integrationId, op: 'SNAPSHOT' as const,
+      event_time: Date.now(), observed_at: Date.now(), source: source(snapshotId), position: snapshotId,
+      api: { name: 'markers', protocol_type: 'HTTP', api_endpoint: null },
+      after: mapIntegration(region, 'api1', { IntegrationId: integrationId, IntegrationType: 'HTTP_PROXY', IntegrationUri: `https://${integrationId}.example.com` }),
+    })));
+  }
+  for (const region of REGIONS) {
+    await emitter.completeSnapshot({
+      account_id: ACCOUNT, region, observed_at: Date.now(), source: source(snapshotId),
+      snapshot: { snapshot_id: snapshotId, started_at: startedAt, api_ids: ['api1'], integration_count: integrationIds.length },
+    });
+  }
+}
+
+describe('completion markers of a snapshot that read two regions under one id', { timeout: 120_000 }, () => {
+  let pipeline: Pipeline;
+  let producer: Producer;
+  let emitter: ChangeEmitter;
+  const live = async () => (await rows<{ region: string; integration_id: string }>(pipeline,
+    `SELECT region, integration_id FROM ${CURRENT} FINAL WHERE is_deleted = 0 ORDER BY region, integration_id`))
+    .map((row) => `${row.region}/${row.integration_id}`);
+
+  before(async () => {
+    pipeline = await env.open({ sink: true });
+    const codec = createChangeCodec({ registryUrl, topic: env.config.topic });
+    await codec.register();
+    producer = plainKafka().producer({ idempotent: true });
+    await producer.connect();
+    emitter = createChangeEmitter({ producer, codec, topic: env.config.topic, partitionCount: 1, logger: createLogger('warn'), metrics: env.metrics });
+    await snapshot(emitter, 'markers-1');
+    await pipeline.sink!.waitForCatchUp();
+  });
+  after(async () => {
+    await producer?.disconnect();
+    await pipeline?.close();
+    env.cleanup();
+  });
+
+  it('the first region\'s marker does not take the second region\'s seen integrations with it', async () => {
+    await snapshot(emitter, 'markers-2');
+    await pipeline.sink!.waitForCatchUp();
+    assert.deepEqual(await live(), REGIONS.flatMap((region) => integrationIds.map((id) => `${region}/${id}`)).sort());
+    const [{ deletes }] = await rows<{ deletes: string }>(pipeline, `SELECT count() AS deletes FROM ${HISTORY} WHERE operation = 'DELETE'`) as [{ deletes: string }];
+    assert.equal(Number(deletes), 0);
+  });
+
+  it('each region\'s marker deletes exactly what that region\'s read did not see', async () => {
+    await snapshot(emitter, 'markers-3', [{ region: REGIONS[1]!, integrationId: 'int-b' }]);
+    await pipeline.sink!.waitForCatchUp();
+    const expected = REGIONS.flatMap((region) => integrationIds.map((id) => `${region}/${id}`)).filter((key) => key !== `${REGIONS[1]}/int-b`).sort();
+    assert.deepEqual(await live(), expected);
+    const deleted = await rows<{ region: string; integration_id: string }>(pipeline, `SELECT region, integration_id FROM ${HISTORY} WHERE operation = 'DELETE'`);
+    assert.deepEqual(deleted, [{ region: REGIONS[1], integration_id: 'int-b' }]);
+  });
+});
