@@ -106,7 +106,7 @@ export function createWriteBatcher(write: (block: RowBlock) => Promise<void>, { 
   return {
     /** Adds rows to the gathering block; the promise settles when they are in ClickHouse (or their write failed). */
     add(rows: RowBlock): Promise<void> {
-      if (blockSize(rows) === 0) return durable();
+      if (blockSize(rows) === 0) return written();
       if (failure !== undefined) return rejected(failure);
       const done = gathered.promise;
       gathering.history.append(rows.history);
