@@ -8,6 +8,7 @@ import type { Metrics } from '../shared/metrics.js';
 import { createRetry, sleep } from '../shared/retry.js';
 import { applyChange, chTime, type AppliedState } from './change-applier.js';
 import type { StateStore } from './state-store.js';
+import { ReadTracker } from './read-tracker.js';
 import { blockSize, emptyBlock, type RowBlock } from './row-block.js';
 import { createWriteBatcher } from './write-batcher.js';
 
@@ -59,20 +60,16 @@ export function createSink(deps: SinkDeps) {
   // What was applied per integration ARN, for the partitions this instance owns; cleared on every rebalance.
   const applied = new Map<string, AppliedState>();
   const apiStored = new Map<string, string>();
-  // What each complete read (snapshot or API-scoped CloudTrail read) saw, per partition, until its marker; and
-  // when the first message this instance applied from each partition since it joined was produced (the Kafka
+  // What each complete read saw, per partition, until its marker (see ReadTracker); and when the first message this
+  // instance applied from each partition since it joined was produced (the Kafka
   // timestamp). Every event of a read is produced after the read started, and a partition is consumed in order:
   // if that first message was produced before the read started, this instance saw the whole read; otherwise (it
   // joined in the middle) the read's marker deletes nothing and the next read catches up. (Observation times
   // cannot decide this: a CloudTrail re-read is observed before it is produced, so it can land after a
   // snapshot's events with an earlier observation time.) Producer and reader share a clock: the read's start
   // and its events' timestamps come from the same process.
-  const seenByRead = new Map<string, Set<string>>();
+  const reads = new ReadTracker();
   const firstProducedAt = new Map<number, number>();
-  // One snapshot reads every region under one id, and each region has its own marker: the seen-set is per
-  // (partition, read, account, region), or the first region's marker would take the others' set with it.
-  const readKey = (partition: number, readId: string, change: IntegrationChange) =>
-    `${partition}\u0000${readId}\u0000${change.account_id}\u0000${change.region}`;
   const writeRetry = createRetry({
     retries: deps.writeRetries,
     maxDelayMs: 15_000,
@@ -168,13 +165,8 @@ export function createSink(deps: SinkDeps) {
 
   /** Applies one change to memory and adds the rows it needs to `rows`; returns the outcome counted in metrics. */
   function apply(change: IntegrationChange, partition: number, offset: number, rows: RowBlock): string {
-    const readId = change.source.snapshot_id;
-    if (readId && change.op !== 'DELETE') {
-      const key = readKey(partition, readId, change);
-      let seen = seenByRead.get(key);
-      if (!seen) seenByRead.set(key, (seen = new Set()));
-      seen.add(change.arn);
-    }
+    // The applied state's copy of the ARN: one string per integration, however many reads saw it.
+    reads.see(partition, change, applied.get(change.arn)?.arn ?? change.arn);
     const result = applyChange(applied.get(change.arn), change, { partition, offset });
     if (!result) return 'unchanged';
     applied.set(change.arn, result.state);
@@ -209,8 +201,12 @@ export function createSink(deps: SinkDeps) {
     const snapshot = change.snapshot!;
     await batcher.durable();
     const scope = { account_id: change.account_id, region: change.region, api_id: change.api_id };
-    const seen = seenByRead.get(readKey(partition, snapshot.snapshot_id, change)) ?? new Set<string>();
-    seenByRead.delete(readKey(partition, snapshot.snapshot_id, change));
+    const seen = reads.complete(partition, change);
+    if (seen === 'abandoned') {
+      metrics.sinkMessages.inc({ outcome: 'marker-skipped' });
+      log.info({ partition, readId: snapshot.snapshot_id }, 'a newer snapshot of this scope began before this one\'s marker; its deletions wait for the next one');
+      return;
+    }
     const first = firstProducedAt.get(partition) ?? Infinity;
     if (first >= snapshot.started_at) {
       metrics.sinkMessages.inc({ outcome: 'marker-skipped' });
@@ -378,7 +374,7 @@ export function createSink(deps: SinkDeps) {
       });
       consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
         forgetApplied();
-        seenByRead.clear();
+        reads.clear();
         firstProducedAt.clear();
         log.info({ memberId: payload.memberId, assignment: payload.memberAssignment }, 'sink joined the consumer group');
       });

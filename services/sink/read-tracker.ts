@@ -1,0 +1,67 @@
+import type { IntegrationChange } from '../shared/integration-model.js';
+
+/** Abandoned reads remembered so that a late marker of one deletes nothing; the oldest are forgotten first. */
+const ABANDONED_LIMIT = 10_000;
+
+/**
+ * Which integrations each complete read (a snapshot, or an API-scoped CloudTrail read) saw in each partition,
+ * until the read's completion marker in that partition asks for them.
+ *
+ * One snapshot reads every region under one id and marks each region complete separately, so a read is keyed by
+ * (partition, read id, account, region): keyed by id alone, the first region's marker would take the others'
+ * integrations with it. A snapshot that never marks its end (its process died) is abandoned when the next
+ * snapshot of the same scope begins in that partition, so the sets do not grow without end; should its marker
+ * still come, it deletes nothing and the next snapshot's marker does the deleting.
+ */
+export class ReadTracker {
+  private readonly seenByRead = new Map<string, Set<string>>();
+  // The snapshot read under way per (partition, account, region).
+  private readonly snapshotUnderWay = new Map<string, string>();
+  private readonly abandoned = new Set<string>();
+
+  /** Records that the read `change` belongs to saw its integration (`arn`: the caller's copy of the ARN). */
+  see(partition: number, change: IntegrationChange, arn: string): void {
+    const readId = change.source.snapshot_id;
+    if (!readId || change.op === 'DELETE') return;
+    const key = readKey(partition, readId, change);
+    // Two snapshots of one scope interleaved (two snapshotters): the one abandoned stays abandoned.
+    if (this.abandoned.has(key)) return;
+    let seen = this.seenByRead.get(key);
+    if (!seen) {
+      this.seenByRead.set(key, (seen = new Set()));
+      if (change.source.type === 'SNAPSHOT') this.begin(scopeKey(partition, change), key);
+    }
+    seen.add(arn);
+  }
+
+  /** What the read that `marker` completes saw in this partition, or 'abandoned'; the read is forgotten. */
+  complete(partition: number, marker: IntegrationChange): Set<string> | 'abandoned' {
+    const key = readKey(partition, marker.snapshot!.snapshot_id, marker);
+    if (this.abandoned.delete(key)) return 'abandoned';
+    const seen = this.seenByRead.get(key) ?? new Set<string>();
+    this.seenByRead.delete(key);
+    const scope = scopeKey(partition, marker);
+    if (this.snapshotUnderWay.get(scope) === key) this.snapshotUnderWay.delete(scope);
+    return seen;
+  }
+
+  clear(): void {
+    this.seenByRead.clear();
+    this.snapshotUnderWay.clear();
+    this.abandoned.clear();
+  }
+
+  private begin(scope: string, key: string): void {
+    const previous = this.snapshotUnderWay.get(scope);
+    this.snapshotUnderWay.set(scope, key);
+    if (previous === undefined) return;
+    this.seenByRead.delete(previous);
+    this.abandoned.add(previous);
+    if (this.abandoned.size > ABANDONED_LIMIT) this.abandoned.delete(this.abandoned.values().next().value!);
+  }
+}
+
+const scopeKey = (partition: number, change: IntegrationChange) => `${partition}\u0000${change.account_id}\u0000${change.region}`;
+
+const readKey = (partition: number, readId: string, change: IntegrationChange) =>
+  `${partition}\u0000${readId}\u0000${change.account_id}\u0000${change.region}`;
