@@ -24,7 +24,7 @@ function rejected(error: unknown): Promise<void> {
  * at a time. While ClickHouse writes a block the next one gathers, so decoding overlaps the engine's work and
  * blocks grow with the load instead of being one small insert per batch.
  *
- * A batch's offsets are committed only once `durable()` settles for the rows it added. Whether a batch ends before
+ * A batch's offsets are committed only once `written()` settles for the rows it added. Whether a batch ends before
  * that is the sink's choice (see SinkDeps.soleWriter); either way `idle()` waits out every write before the state
  * is read again from ClickHouse.
  */
@@ -52,7 +52,7 @@ export function createWriteBatcher(write: (block: RowBlock) => Promise<void>, { 
       linger ??= setTimeout(() => {
         due = true;
         startWrite();
-      }, lingerMs).unref();
+      }, lingerMs);
       return;
     }
     clearTimeout(linger);
@@ -141,5 +141,3 @@ export function createWriteBatcher(write: (block: RowBlock) => Promise<void>, { 
     },
   };
 }
-
-export type WriteBatcher = ReturnType<typeof createWriteBatcher>;

@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { RowLines, emptyBlock, type RowBlock } from '../../services/sink/row-block.js';
+import { createWriteBatcher } from '../../services/sink/write-batcher.js';
+
+const row = (arn: string, version: number) => ({ arn, version, after: `{"description":"say \\"hi\\"\\n"}` });
+
+function blockOf(...rows: ReturnType<typeof row>[]): RowBlock {
+  const block = emptyBlock();
+  for (const r of rows) block.history.add(r, `${r.arn}@${r.version}`);
+  return block;
+}
+
+/** What reached the engine: each written block's history lines, parsed back. */
+function engine(options: { failFirst?: number; delayMs?: number } = {}) {
+  const blocks: unknown[][] = [];
+  let failures = options.failFirst ?? 0;
+  return {
+    blocks,
+    write: async (block: RowBlock) => {
+      await new Promise((resolve) => setTimeout(resolve, options.delayMs ?? 1));
+      if (failures-- > 0) throw new Error('engine refused the insert');
+      blocks.push(block.history.bytes().toString('utf8').trimEnd().split('\n').map((line) => JSON.parse(line)));
+    },
+  };
+}
+
+describe('row lines', () => {
+  it('serializes rows as JSONCompactEachRow in column order, and appends blocks in order', () => {
+    const a = new RowLines();
+    a.add(row('a', 1), 'a@1');
+    const b = new RowLines();
+    b.add(row('b', 2), 'b@2');
+    b.add(row('c', 3), 'c@3');
+    a.append(b);
+    assert.deepEqual(a.columns, ['arn', 'version', 'after']);
+    assert.equal(a.count, 3);
+    assert.deepEqual(a.ids, ['a@1', 'b@2', 'c@3']);
+    assert.equal(a.bytes().toString('utf8'), [
+      '["a",1,"{\\"description\\":\\"say \\\\\\"hi\\\\\\"\\\\n\\"}"]',
+      '["b",2,"{\\"description\\":\\"say \\\\\\"hi\\\\\\"\\\\n\\"}"]',
+      '["c",3,"{\\"description\\":\\"say \\\\\\"hi\\\\\\"\\\\n\\"}"]',
+      '',
+    ].join('\n'));
+  });
+
+  it('keeps multi-byte text whole across chunk boundaries', () => {
+    const lines = new RowLines();
+    const text = 'é€𝄞'.repeat(20_000);
+    for (let i = 0; i < 5; i++) lines.add({ i, text });
+    const parsed = lines.bytes().toString('utf8').trimEnd().split('\n').map((line) => JSON.parse(line));
+    assert.deepEqual(parsed, Array.from({ length: 5 }, (_, i) => [i, text]));
+  });
+
+  it('refuses to append rows of other columns', () => {
+    const a = new RowLines();
+    a.add({ x: 1 });
+    const b = new RowLines();
+    b.add({ y: 1 });
+    assert.throws(() => a.append(b), /columns/);
+  });
+});
+
+describe('write batcher', () => {
+  it('gathers rows added while a write runs into the next block, in order', async () => {
+    const target = engine({ delayMs: 20 });
+    const batcher = createWriteBatcher(target.write);
+    const first = batcher.add(blockOf(row('a', 1)));
+    const second = batcher.add(blockOf(row('b', 1)));
+    const third = batcher.add(blockOf(row('c', 1)));
+    await Promise.all([first, second, third]);
+    assert.deepEqual(target.blocks, [[['a', 1, row('a', 1).after]], [['b', 1, row('b', 1).after], ['c', 1, row('c', 1).after]]]);
+  });
+
+  it('holds a small block until it lingered, unless someone waits for it', async () => {
+    const target = engine();
+    const batcher = createWriteBatcher(target.write, { minRows: 100, lingerMs: 50 });
+    const lingering = batcher.add(blockOf(row('a', 1)));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(target.blocks.length, 0, 'not written before it lingered');
+    await lingering;
+    assert.equal(target.blocks.length, 1);
+
+    batcher.add(blockOf(row('b', 1)));
+    await batcher.durable();
+    assert.equal(target.blocks.length, 2, 'durable() writes at once');
+  });
+
+  it('fails every caller of a failed write, drops what gathered behind it, and writes again after reset', async () => {
+    const target = engine({ failFirst: 1, delayMs: 10 });
+    const batcher = createWriteBatcher(target.write);
+    const failed = batcher.add(blockOf(row('a', 1)));
+    const behind = batcher.add(blockOf(row('b', 1)));
+    await assert.rejects(failed, /refused/);
+    await assert.rejects(behind, /refused/);
+    await assert.rejects(batcher.written(), /refused/);
+    await batcher.idle();
+    assert.deepEqual(target.blocks, [], 'nothing reached the engine');
+    batcher.reset();
+    await batcher.add(blockOf(row('a', 1)));
+    assert.deepEqual(target.blocks, [[['a', 1, row('a', 1).after]]]);
+  });
+});
