@@ -112,6 +112,8 @@ export function createSink(deps: SinkDeps) {
     log.debug({ history: block.history.count, current: block.current.count, apis: block.apis.count, ms: Math.round(performance.now() - started) }, 'wrote a block');
   }, deps.soleWriter ? SOLE_WRITER_BLOCK : {});
   let activeBatches = 0;
+  // consumer.run() has returned: stop() pauses and drains it before leaving.
+  let running = false;
 
   // Which keys the tables hold: read once per group assignment (with the API rows), and grown with every key
   // this instance writes, never shrunk (a key written while the read ran must not look new). A key the sink sees
@@ -381,6 +383,7 @@ export function createSink(deps: SinkDeps) {
       await consumer.connect();
       await consumer.subscribe({ topic, fromBeginning: true });
       await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: PARTITIONS_IN_FLIGHT, eachBatch: handleBatch });
+      running = true;
       log.info({ topic, groupId: deps.groupId }, 'sink started');
     },
 
@@ -404,8 +407,8 @@ export function createSink(deps: SinkDeps) {
 
     /** Stops fetching, lets the batches in flight end and their rows be written and committed, then leaves. */
     async stop(): Promise<void> {
-      if (consumer) {
-        consumer.pause([{ topic }]);
+      if (running) {
+        consumer!.pause([{ topic }]);
         while (activeBatches > 0) await sleep(10);
         await batcher.idle();
         await commits;
