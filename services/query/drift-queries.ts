@@ -1,5 +1,5 @@
 import { queryRows, type ClickHouseClient } from '../shared/clickhouse.js';
-import { INTEGRATION_COLUMNS, JSON_COLUMNS, type IntegrationState } from '../shared/integration-model.js';
+import { INTEGRATION_COLUMNS, stateFromColumns, type IntegrationState } from '../shared/integration-model.js';
 import { fieldChanges, type FieldChange } from './field-changes.js';
 import { parseIntegrationRef } from './time-input.js';
 
@@ -66,12 +66,6 @@ const FILTER_SQL = `({account:String} = '' OR account_id = {account:String})
 const filterParams = (filter: InventoryFilter) => ({ account: filter.account ?? '', region: filter.region ?? '', api: filter.api ?? '', type: filter.type ?? '' });
 
 function toView(row: Record<string, unknown>): IntegrationView {
-  const state: Record<string, unknown> = {};
-  for (const column of INTEGRATION_COLUMNS) {
-    const value = row[column];
-    state[column] = JSON_COLUMNS.has(column) && typeof value === 'string' ? JSON.parse(value) : value;
-  }
-  state.api_gateway_managed = Boolean(state.api_gateway_managed);
   return {
     arn: String(row.arn),
     account_id: String(row.account_id),
@@ -81,7 +75,8 @@ function toView(row: Record<string, unknown>): IntegrationView {
     event_time: isoTime(row.event_time),
     source_type: String(row.source_type),
     principal_arn: (row.principal_arn as string | null) ?? null,
-    ...(state as unknown as IntegrationState),
+    ...stateFromColumns(row),
+    api_gateway_managed: Boolean(row.api_gateway_managed),
   };
 }
 

@@ -142,14 +142,14 @@ export function mapIntegration(region: string, apiId: string, aws: AwsIntegratio
   };
 }
 
-/** JSON with object keys sorted at every depth, so equal content gives equal text. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => {
-    if (v && typeof v === 'object' && !Array.isArray(v)) {
-      return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-    }
-    return v;
-  });
+/** Parses a row of the integration tables back into the 21-column state (maps from their JSON). */
+export function stateFromColumns(row: Record<string, unknown>): IntegrationState {
+  const state: Record<string, unknown> = {};
+  for (const column of INTEGRATION_COLUMNS) {
+    const value = row[column];
+    state[column] = JSON_COLUMNS.has(column) && typeof value === 'string' ? JSON.parse(value) : value;
+  }
+  return state as unknown as IntegrationState;
 }
 
 const SORTED_COLUMNS = [...INTEGRATION_COLUMNS].sort();
@@ -170,14 +170,14 @@ function sortedMap<T>(map: Record<string, T>): Record<string, T> {
   return out;
 }
 
-/** canonicalJson of one column's value (a map column's JSON text), without canonicalJson's per-node cost. */
+/** One column's value as canonical JSON: a map's keys sorted at every depth, so equal content gives equal text. */
 export function canonicalColumn(value: IntegrationState[keyof IntegrationState]): string {
   return JSON.stringify(value !== null && typeof value === 'object' ? sortedMap(value as Record<string, unknown>) : value);
 }
 
 /**
- * canonicalJson(state), character for character, at a fraction of its cost: the sink computes it for every
- * event it reads, to compare configurations.
+ * A state as canonical JSON: columns and map keys sorted at every depth, so equal content gives equal text (the
+ * history's after-image, and the content hash the sink compares).
  */
 export function canonicalState(state: IntegrationState): string {
   const ordered: Record<string, unknown> = {};

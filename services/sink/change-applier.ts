@@ -1,5 +1,5 @@
 import {
-  INTEGRATION_COLUMNS, JSON_COLUMNS, apiUuid, canonicalColumn, canonicalState, changedColumns, sameState, sha256,
+  apiUuid, canonicalColumn, canonicalState, changedColumns, sameState, sha256,
   type IntegrationChange, type IntegrationState,
 } from '../shared/integration-model.js';
 
@@ -87,16 +87,6 @@ export function toCurrentRow(state: AppliedState): CurrentRow {
     kafka_partition: state.kafka_partition,
     kafka_offset: state.kafka_offset,
   };
-}
-
-/** Parses a current-state row back into the 21-column state (maps from their JSON). */
-export function stateFromColumns(row: Record<string, unknown>): IntegrationState {
-  const state: Record<string, unknown> = {};
-  for (const column of INTEGRATION_COLUMNS) {
-    const value = row[column];
-    state[column] = JSON_COLUMNS.has(column) && typeof value === 'string' ? JSON.parse(value) : value;
-  }
-  return state as unknown as IntegrationState;
 }
 
 /** afterJson: the canonical JSON of the after-image, null on DELETE. */

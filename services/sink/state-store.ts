@@ -1,7 +1,7 @@
 import type { ClickHouseClient } from '../shared/clickhouse.js';
 import { insertLines, queryRows } from '../shared/clickhouse.js';
-import { sha256 } from '../shared/integration-model.js';
-import { stateFromColumns, toCurrentRow, type AppliedState, type CurrentRow } from './change-applier.js';
+import { sha256, stateFromColumns } from '../shared/integration-model.js';
+import { toCurrentRow, type AppliedState, type CurrentRow } from './change-applier.js';
 import type { RowBlock, RowLines } from './row-block.js';
 
 export interface ApiRow {

@@ -1,8 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
-  apiUuid, canonicalColumn, canonicalJson, canonicalState, changedColumns, eventId, integrationArn, mapIntegration,
+  apiUuid, canonicalColumn, canonicalState, changedColumns, eventId, integrationArn, mapIntegration,
 } from '../../services/shared/integration-model.js';
+
+/** The definition of canonical JSON, plainly: object keys sorted at every depth. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    }
+    return v;
+  });
+}
 
 describe('integration model', () => {
   it('keeps null (absent) distinct from empty', () => {
