@@ -9,7 +9,7 @@ import { createRetry, sleep } from '../shared/retry.js';
 import { applyChange, chTime, type AppliedState } from './change-applier.js';
 import type { StateStore } from './state-store.js';
 import { ReadTracker } from './read-tracker.js';
-import { blockSize, emptyBlock, type RowBlock } from './row-block.js';
+import { blockSize, countOperation, emptyBlock, type RowBlock } from './row-block.js';
 import { createWriteBatcher } from './write-batcher.js';
 
 export interface SinkDeps {
@@ -109,6 +109,7 @@ export function createSink(deps: SinkDeps) {
       log.error({ err: describeError(error), rows: blockSize(block) }, 'ClickHouse write failed after its retries; nothing of it is committed');
       throw error;
     });
+    for (const [operation, count] of block.historyOperations) metrics.historyRows.inc({ operation }, count);
     log.debug({ history: block.history.count, current: block.current.count, apis: block.apis.count, ms: Math.round(performance.now() - started) }, 'wrote a block');
   }, deps.soleWriter ? SOLE_WRITER_BLOCK : {});
   let activeBatches = 0;
@@ -178,7 +179,7 @@ export function createSink(deps: SinkDeps) {
     }
     if (result.history) {
       rows.history.add(result.history, `${change.arn}@${result.state.version}`);
-      metrics.historyRows.inc({ operation: String(result.history.operation) });
+      countOperation(rows, String(result.history.operation));
     }
     if (change.api) {
       const uuid = apiUuid(change.region, change.api_id);

@@ -72,13 +72,19 @@ export class RowLines {
   }
 }
 
-/** The rows one write puts in the three tables. */
+/** The rows one write puts in the three tables, and how many history rows of each operation are among them. */
 export interface RowBlock {
   history: RowLines;
   current: RowLines;
   apis: RowLines;
+  historyOperations: Map<string, number>;
 }
 
-export const emptyBlock = (): RowBlock => ({ history: new RowLines(), current: new RowLines(), apis: new RowLines() });
+export const emptyBlock = (): RowBlock => ({ history: new RowLines(), current: new RowLines(), apis: new RowLines(), historyOperations: new Map() });
+
+/** Adds a history row's operation to a block's counts. */
+export function countOperation(block: RowBlock, operation: string, count = 1): void {
+  block.historyOperations.set(operation, (block.historyOperations.get(operation) ?? 0) + count);
+}
 
 export const blockSize = (block: RowBlock) => block.history.count + block.current.count + block.apis.count;

@@ -1,4 +1,4 @@
-import { blockSize, emptyBlock, type RowBlock } from './row-block.js';
+import { blockSize, countOperation, emptyBlock, type RowBlock } from './row-block.js';
 
 /** A promise settled from outside; a rejection nobody awaits (a block no batch waits on) is not an unhandled one. */
 function deferred() {
@@ -112,6 +112,7 @@ export function createWriteBatcher(write: (block: RowBlock) => Promise<void>, { 
       gathering.history.append(rows.history);
       gathering.current.append(rows.current);
       gathering.apis.append(rows.apis);
+      for (const [operation, count] of rows.historyOperations) countOperation(gathering, operation, count);
       startWrite();
       return done;
     },

@@ -56,5 +56,7 @@ describe('a ClickHouse write that fails for good loses nothing and duplicates no
     assert.equal(Number(counts!.total), Number(counts!.distinct_versions), 'no version of an integration is in history twice');
     assert.equal(Number(counts!.total), live.length + 1, 'one CREATE per integration and the one UPDATE');
     assert.equal(Number(counts!.updates), 1);
+    const counted = (await env.metrics.historyRows.get()).values.reduce((sum, { value }) => sum + value, 0);
+    assert.equal(counted, Number(counts!.total), 'the history-rows metric counts rows written, not rows applied');
   });
 });
