@@ -49,7 +49,6 @@ const SOLE_WRITER_BLOCK = { minRows: 10_000, lingerMs: 200 };
 
 const yieldToEngine = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-
 /**
  * Consumes change events in batches and materializes them in ClickHouse. Offsets are committed only after
  * ClickHouse has the rows; a message that cannot be decoded or applied goes to the dead-letter topic.
@@ -169,8 +168,9 @@ export function createSink(deps: SinkDeps) {
   /** Applies one change to memory and adds the rows it needs to `rows`; returns the outcome counted in metrics. */
   function apply(change: IntegrationChange, partition: number, offset: number, rows: RowBlock): string {
     // The applied state's copy of the ARN: one string per integration, however many reads saw it.
-    reads.see(partition, change, applied.get(change.arn)?.arn ?? change.arn);
-    const result = applyChange(applied.get(change.arn), change, { partition, offset });
+    const prior = applied.get(change.arn);
+    reads.see(partition, change, prior?.arn ?? change.arn);
+    const result = applyChange(prior, change, { partition, offset });
     if (!result) return 'unchanged';
     applied.set(change.arn, result.state);
     if (result.current) {

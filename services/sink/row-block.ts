@@ -87,4 +87,12 @@ export function countOperation(block: RowBlock, operation: string, count = 1): v
   block.historyOperations.set(operation, (block.historyOperations.get(operation) ?? 0) + count);
 }
 
+/** Moves another block's rows and counts after these (the other must not be used afterwards). */
+export function appendBlock(block: RowBlock, other: RowBlock): void {
+  block.history.append(other.history);
+  block.current.append(other.current);
+  block.apis.append(other.apis);
+  for (const [operation, count] of other.historyOperations) countOperation(block, operation, count);
+}
+
 export const blockSize = (block: RowBlock) => block.history.count + block.current.count + block.apis.count;

@@ -1,4 +1,4 @@
-import { blockSize, countOperation, emptyBlock, type RowBlock } from './row-block.js';
+import { appendBlock, blockSize, emptyBlock, type RowBlock } from './row-block.js';
 
 /** A promise settled from outside; a rejection nobody awaits (a block no batch waits on) is not an unhandled one. */
 function deferred() {
@@ -109,10 +109,7 @@ export function createWriteBatcher(write: (block: RowBlock) => Promise<void>, { 
       if (blockSize(rows) === 0) return written();
       if (failure !== undefined) return rejected(failure);
       const done = gathered.promise;
-      gathering.history.append(rows.history);
-      gathering.current.append(rows.current);
-      gathering.apis.append(rows.apis);
-      for (const [operation, count] of rows.historyOperations) countOperation(gathering, operation, count);
+      appendBlock(gathering, rows);
       startWrite();
       return done;
     },
