@@ -47,6 +47,8 @@ const MAX_GATHERED_ROWS = 40_000;
  */
 const SOLE_WRITER_BLOCK = { minRows: 10_000, lingerMs: 200 };
 
+const sameApi = (a: ApiInfo, b: ApiInfo) => a.name === b.name && a.protocol_type === b.protocol_type && a.api_endpoint === b.api_endpoint;
+
 const yieldToEngine = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
@@ -58,7 +60,8 @@ export function createSink(deps: SinkDeps) {
   const log = deps.logger.child({ component: 'sink' });
   // What was applied per integration ARN, for the partitions this instance owns; cleared on every rebalance.
   const applied = new Map<string, AppliedState>();
-  const apiStored = new Map<string, string>();
+  // What the API table holds per API id: an API row is written only when it changes.
+  const apiStored = new Map<string, ApiInfo>();
   // What each complete read saw, per partition, until its marker (see ReadTracker); and when the first message this
   // instance applied from each partition since it joined was produced (the Kafka
   // timestamp). Every event of a read is produced after the read started, and a partition is consumed in order:
@@ -99,8 +102,6 @@ export function createSink(deps: SinkDeps) {
     log.warn({ partition, offset: message.offset, reason: error.reason, err: error.message }, 'message sent to the dead-letter topic');
   }
 
-  // What the API table holds per API, as one string: an API row is written only when it changes.
-  const apiContent = (api: ApiInfo) => `${api.name}\u0000${api.protocol_type}\u0000${api.api_endpoint}`;
   const batcher = createWriteBatcher(async (block) => {
     const started = performance.now();
     await writeRetry(() => store.write(block)).catch((error: unknown) => {
@@ -124,7 +125,7 @@ export function createSink(deps: SinkDeps) {
     return (async () => {
       const [arns, apis] = await Promise.all([store.storedArns(), store.apiInfo()]);
       for (const arn of arns) inTables.add(arn);
-      for (const api of apis) apiStored.set(api.api_id, apiContent(api));
+      for (const api of apis) apiStored.set(api.api_id, api);
       log.info({ integrations: arns.size, apis: apis.length }, 'read which integrations the tables hold');
     })().catch((error: unknown) => {
       // The batch that waited fails (kafkajs retries it); the next one reads again.
@@ -182,10 +183,10 @@ export function createSink(deps: SinkDeps) {
       countOperation(rows, String(result.history.operation));
     }
     if (change.api) {
-      const uuid = apiUuid(change.region, change.api_id);
-      const content = apiContent(change.api);
-      if (apiStored.get(uuid) !== content) {
-        apiStored.set(uuid, content);
+      const uuid = change.after?.api_id ?? apiUuid(change.region, change.api_id);
+      const stored = apiStored.get(uuid);
+      if (!stored || !sameApi(stored, change.api)) {
+        apiStored.set(uuid, change.api);
         rows.apis.add({
           api_id: uuid, account_id: change.account_id, region: change.region, aws_api_id: change.api_id,
           arn: apiArn(change.region, change.api_id), ...change.api, version: change.observed_at, is_deleted: 0,

@@ -18,11 +18,18 @@ export class ReadTracker {
   // The snapshot read under way per (partition, account, region).
   private readonly snapshotUnderWay = new Map<string, string>();
   private readonly abandoned = new Set<string>();
+  private readonly lastSeen = new Map<number, { readId: string; account_id: string; region: string; seen: Set<string> }>();
 
   /** Records that the read `change` belongs to saw its integration (`arn`: the caller's copy of the ARN). */
   see(partition: number, change: IntegrationChange, arn: string): void {
     const readId = change.source.snapshot_id;
     if (!readId || change.op === 'DELETE') return;
+    // A partition's events come a read at a time: most belong to the read of the event before.
+    const last = this.lastSeen.get(partition);
+    if (last && last.readId === readId && last.account_id === change.account_id && last.region === change.region) {
+      last.seen.add(arn);
+      return;
+    }
     const key = readKey(partition, readId, change);
     // Two snapshots of one scope interleaved (two snapshotters): the one abandoned stays abandoned.
     if (this.abandoned.has(key)) return;
@@ -32,11 +39,13 @@ export class ReadTracker {
       if (change.source.type === 'SNAPSHOT') this.begin(scopeKey(partition, change), key);
     }
     seen.add(arn);
+    this.lastSeen.set(partition, { readId, account_id: change.account_id, region: change.region, seen });
   }
 
   /** What the read that `marker` completes saw in this partition, or 'abandoned'; the read is forgotten. */
   complete(partition: number, marker: IntegrationChange): Set<string> | 'abandoned' {
     const key = readKey(partition, marker.snapshot!.snapshot_id, marker);
+    this.lastSeen.delete(partition);
     if (this.abandoned.delete(key)) return 'abandoned';
     const seen = this.seenByRead.get(key) ?? new Set<string>();
     this.seenByRead.delete(key);
@@ -46,6 +55,7 @@ export class ReadTracker {
   }
 
   clear(): void {
+    this.lastSeen.clear();
     this.seenByRead.clear();
     this.snapshotUnderWay.clear();
     this.abandoned.clear();
