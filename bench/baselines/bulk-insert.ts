@@ -6,6 +6,7 @@
 import { applySchema, insertLines, openClickHouse } from '../../services/shared/clickhouse.js';
 import { applyChange, type AppliedState, type CurrentRow, type HistoryRow } from '../../services/sink/change-applier.js';
 import { RowLines } from '../../services/sink/row-block.js';
+import { ownCpuSeconds } from '../lib/environment.js';
 import { generateWorkload } from '../lib/workload.js';
 
 const [events, path, database] = [Number(process.env.BENCH_EVENTS), process.env.BENCH_CHDB_PATH!, process.env.BENCH_DATABASE!];
@@ -35,7 +36,10 @@ for (const [table, rows] of [['aws_apigatewayv2_api_integrations_history', histo
   }
 }
 const started = performance.now();
+const cpuBefore = ownCpuSeconds();
 for (const { table, lines } of blocks) await insertLines(client, table, lines.columns, lines.bytes());
 const ms = performance.now() - started;
+// The engine's threads included: chDB runs inside this process.
+const cpuSeconds = ownCpuSeconds() - cpuBefore;
 await client.close();
-process.stdout.write(`${JSON.stringify({ ms, currentRows: current.length, historyRows: history.length })}\n`);
+process.stdout.write(`${JSON.stringify({ ms, cpuSeconds, currentRows: current.length, historyRows: history.length })}\n`);

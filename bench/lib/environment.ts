@@ -16,23 +16,42 @@ export async function machine(clickhouse?: ClickHouseClient) {
   };
 }
 
-/** Resident memory of a process in MiB, from /proc. */
-function residentMiB(pid: number): number | undefined {
+/** A process's resident memory in MiB, from /proc: all of it, and the anonymous part (not pages of mapped files). */
+function residentMiB(pid: number): { rss: number; anon: number } | undefined {
   try {
-    const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
-    return line ? Number(line.replace(/\D+/g, '')) / 1024 : undefined;
+    const lines = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n');
+    const field = (name: string) => Number(lines.find((l) => l.startsWith(`${name}:`))?.replace(/\D+/g, '') ?? NaN) / 1024;
+    const rss = field('VmRSS');
+    return Number.isNaN(rss) ? undefined : { rss, anon: field('RssAnon') };
   } catch {
     return undefined;
   }
 }
 
+// Linux reports process times in clock ticks of 1/100 s on every architecture Node supports.
+const TICKS_PER_SECOND = 100;
+
+/** CPU seconds (user and system, all threads) a live process has used so far, from /proc. */
+export function cpuSeconds(pid: number): number {
+  // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
+/** This process's CPU seconds so far (every thread), to difference around a measured section. */
+export const ownCpuSeconds = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+};
+
 /** Samples a process's resident memory every second until stopped. */
 export function sampleMemory(pid: number) {
-  const samples: { atSeconds: number; rssMiB: number }[] = [];
+  const samples: { atSeconds: number; rssMiB: number; anonMiB: number }[] = [];
   const started = Date.now();
   const timer = setInterval(() => {
-    const rss = residentMiB(pid);
-    if (rss !== undefined) samples.push({ atSeconds: Math.round((Date.now() - started) / 1000), rssMiB: Math.round(rss) });
+    const resident = residentMiB(pid);
+    if (resident) samples.push({ atSeconds: Math.round((Date.now() - started) / 1000), rssMiB: Math.round(resident.rss), anonMiB: Math.round(resident.anon) });
   }, 1000);
   return {
     stop() {
@@ -46,6 +65,8 @@ export function sampleMemory(pid: number) {
       return {
         samples,
         peakMiB: peak(samples),
+        /** The anonymous part of the peak sample; the rest are pages of mapped files (program and libraries). */
+        anonMiBAtPeak: samples.reduce((top, s) => (s.rssMiB > top.rssMiB ? s : top), samples[0] ?? { rssMiB: 0, anonMiB: 0 }).anonMiB,
         windowSeconds,
         firstWindowPeakMiB: peak(firstWindow),
         lastWindowPeakMiB: peak(lastWindow),
