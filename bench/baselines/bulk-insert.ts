@@ -5,7 +5,7 @@
  */
 import { applySchema, insertLines, openClickHouse } from '../../services/shared/clickhouse.js';
 import { applyChange, type AppliedState, type CurrentRow, type HistoryRow } from '../../services/sink/change-applier.js';
-import { RowLines } from '../../services/sink/row-block.js';
+import { JSON_TEXT_COLUMNS, RowLines } from '../../services/sink/row-block.js';
 import { ownCpuSeconds } from '../lib/environment.js';
 import { generateWorkload } from '../lib/workload.js';
 
@@ -28,9 +28,12 @@ await applySchema(client, database);
 const BATCH = 50_000;
 // The same bytes the sink writes (JSONCompactEachRow), serialized before the clock starts: only the engine is timed.
 const blocks: { table: string; lines: RowLines }[] = [];
-for (const [table, rows] of [['aws_apigatewayv2_api_integrations_history', history], ['aws_apigatewayv2_api_integrations', current]] as const) {
+for (const [table, rows, jsonColumns] of [
+  ['aws_apigatewayv2_api_integrations_history', history, JSON_TEXT_COLUMNS.history],
+  ['aws_apigatewayv2_api_integrations', current, JSON_TEXT_COLUMNS.current],
+] as const) {
   for (let i = 0; i < rows.length; i += BATCH) {
-    const lines = new RowLines();
+    const lines = new RowLines(jsonColumns);
     for (const row of rows.slice(i, i + BATCH)) lines.add(row);
     blocks.push({ table: `${database}.${table}`, lines });
   }

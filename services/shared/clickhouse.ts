@@ -48,9 +48,10 @@ export async function openClickHouse(target: ClickHouseTarget, lockWaitMs = 20_0
 const embedded = new WeakMap<ClickHouseClient, ChdbConnection>();
 
 /**
- * Inserts rows already serialized as JSONCompactEachRow lines. The embedded engine takes the bytes as they are
- * (chDB's raw insert parses them on its own threads; the client's insert would splice them into the SQL text,
- * about twice the engine's work); a server gets them as the request body.
+ * Inserts rows already serialized as JSONCompactEachRow lines; a JSON object in a String column's place is stored
+ * as its text. The embedded engine takes the bytes as they are (chDB's raw insert parses them on its own threads;
+ * the client's insert would splice them into the SQL text, about twice the engine's work); a server gets them as
+ * the request body.
  */
 export async function insertLines(
   client: ClickHouseClient, table: string, columns: readonly string[], lines: Buffer, settings: Record<string, string> = {},
@@ -58,14 +59,17 @@ export async function insertLines(
   if (lines.length === 0) return;
   const chdb = embedded.get(client);
   if (chdb) {
-    await chdb.chdb.rawInsert({ table, columns, values: lines, format: 'JSONCompactEachRow', settings: { ...settings, date_time_input_format: 'best_effort' } });
+    await chdb.chdb.rawInsert({
+      table, columns, values: lines, format: 'JSONCompactEachRow',
+      settings: { ...settings, input_format_json_read_objects_as_strings: '1', date_time_input_format: 'best_effort' },
+    });
     return;
   }
   // The client's insert takes JSON formats only as objects to serialize: exec sends the bytes as the body.
   const { stream } = await client.exec({
     query: `INSERT INTO ${table} (${columns.join(', ')}) FORMAT JSONCompactEachRow`,
     values: Readable.from([lines], { objectMode: false }),
-    clickhouse_settings: settings,
+    clickhouse_settings: { ...settings, input_format_json_read_objects_as_strings: 1 },
   });
   stream.resume();
   await finished(stream);

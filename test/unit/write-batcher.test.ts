@@ -5,6 +5,9 @@ import { createWriteBatcher } from '../../services/sink/write-batcher.js';
 
 const row = (arn: string, version: number) => ({ arn, version, after: `{"description":"say \\"hi\\"\\n"}` });
 
+/** A history line as the engine reads it back: the after-image is JSON in the line, not a string. */
+const line = (arn: string, version: number) => [arn, version, JSON.parse(row(arn, version).after)];
+
 function blockOf(...rows: ReturnType<typeof row>[]): RowBlock {
   const block = emptyBlock();
   for (const r of rows) block.history.add(r, `${r.arn}@${r.version}`);
@@ -44,6 +47,14 @@ describe('row lines', () => {
     ].join('\n'));
   });
 
+  it('writes JSON text columns as the JSON itself, last, and null as null', () => {
+    const lines = new RowLines(['after']);
+    lines.add(row('a', 1));
+    lines.add({ arn: 'b', version: 2, after: null });
+    assert.deepEqual(lines.columns, ['arn', 'version', 'after']);
+    assert.equal(lines.bytes().toString('utf8'), '["a",1,{"description":"say \\"hi\\"\\n"}]\n["b",2,null]\n');
+  });
+
   it('keeps multi-byte text whole across chunk boundaries', () => {
     const lines = new RowLines();
     const text = 'é€𝄞'.repeat(20_000);
@@ -69,7 +80,7 @@ describe('write batcher', () => {
     const second = batcher.add(blockOf(row('b', 1)));
     const third = batcher.add(blockOf(row('c', 1)));
     await Promise.all([first, second, third]);
-    assert.deepEqual(target.blocks, [[['a', 1, row('a', 1).after]], [['b', 1, row('b', 1).after], ['c', 1, row('c', 1).after]]]);
+    assert.deepEqual(target.blocks, [[line('a', 1)], [line('b', 1), line('c', 1)]]);
   });
 
   it('holds a small block until it lingered, unless someone waits for it', async () => {
@@ -98,6 +109,6 @@ describe('write batcher', () => {
     assert.deepEqual(target.blocks, [], 'nothing reached the engine');
     batcher.reset();
     await batcher.add(blockOf(row('a', 1)));
-    assert.deepEqual(target.blocks, [[['a', 1, row('a', 1).after]]]);
+    assert.deepEqual(target.blocks, [[line('a', 1)]]);
   });
 });
