@@ -1,6 +1,10 @@
 /**
  * `npm run bench [-- --quick] [-- --only name,name]`: every benchmark beside its baseline in the same run, on the
  * real stack. Writes bench/results/<name>.json (quick runs: <name>.quick.json) and prints a table.
+ *
+ * The sink benchmark takes BENCH_SINK_EVENTS (events; full size 1M), BENCH_SINK_RUNS (rounds of sink and
+ * baselines; full size 3), BENCH_SINK_NODE_ARGS (node flags for the sink, e.g. --cpu-prof) and
+ * BENCH_SINK_LOG_LEVEL (the sink's log level, its logs on stdout).
  */
 import { stackPorts } from '../services/shared/config.js';
 import { stackUp } from '../stack/index.js';
