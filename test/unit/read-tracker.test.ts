@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { IntegrationChange } from '../../services/shared/integration-model.js';
+import { ReadTracker } from '../../services/sink/read-tracker.js';
+
+/** An event of read `readId` about integration `arn`; markers (op SNAPSHOT_COMPLETE) close the read. */
+function event(readId: string, arn: string, overrides: Partial<IntegrationChange> = {}): IntegrationChange {
+  return {
+    event_id: `${readId}-${arn}`, op: 'SNAPSHOT', event_time: 0, observed_at: 0,
+    source: { type: 'SNAPSHOT', snapshot_id: readId, cloudtrail_event_id: null, cloudtrail_event_name: null, principal_arn: null, source_ip: null, user_agent: null },
+    account_id: '123456789012', region: 'eu-west-1', api_id: 'a', integration_id: arn, arn, api: null, after: null,
+    snapshot: { snapshot_id: readId, started_at: 0, api_ids: [], integration_count: 0 },
+    ...overrides,
+  };
+}
+
+const seenBy = (tracker: ReadTracker, partition: number, readId: string, overrides: Partial<IntegrationChange> = {}) => {
+  const seen = tracker.complete(partition, event(readId, '', { op: 'SNAPSHOT_COMPLETE', ...overrides }));
+  return seen === 'abandoned' ? seen : [...seen].sort();
+};
+
+describe('what each complete read saw', () => {
+  it('keeps reads apart when their events interleave in one partition', () => {
+    const tracker = new ReadTracker();
+    const apiRead = { source: { ...event('x', 'x').source, type: 'CLOUDTRAIL' as const, snapshot_id: 'api-read' } };
+    tracker.see(0, event('snap', 'i1'), 'i1');
+    tracker.see(0, event('api-read', 'i2', apiRead), 'i2');
+    tracker.see(0, event('snap', 'i3'), 'i3');
+    tracker.see(0, event('api-read', 'i4', apiRead), 'i4');
+    assert.deepEqual(seenBy(tracker, 0, 'api-read'), ['i2', 'i4']);
+    assert.deepEqual(seenBy(tracker, 0, 'snap'), ['i1', 'i3']);
+  });
+
+  it('keeps regions and partitions of one read apart', () => {
+    const tracker = new ReadTracker();
+    tracker.see(0, event('snap', 'i1'), 'i1');
+    tracker.see(0, event('snap', 'i2', { region: 'us-east-1' }), 'i2');
+    tracker.see(1, event('snap', 'i3'), 'i3');
+    tracker.see(0, event('snap', 'i4'), 'i4');
+    assert.deepEqual(seenBy(tracker, 0, 'snap'), ['i1', 'i4']);
+    assert.deepEqual(seenBy(tracker, 0, 'snap', { region: 'us-east-1' }), ['i2']);
+    assert.deepEqual(seenBy(tracker, 1, 'snap'), ['i3']);
+  });
+
+  it('starts empty for events that follow the marker of their read', () => {
+    const tracker = new ReadTracker();
+    tracker.see(0, event('snap', 'i1'), 'i1');
+    assert.deepEqual(seenBy(tracker, 0, 'snap'), ['i1']);
+    tracker.see(0, event('snap', 'i2'), 'i2');
+    assert.deepEqual(seenBy(tracker, 0, 'snap'), ['i2']);
+  });
+
+  it('abandons a snapshot when the next one of its scope begins, and records nothing more for it', () => {
+    const tracker = new ReadTracker();
+    tracker.see(0, event('old', 'i1'), 'i1');
+    tracker.see(0, event('new', 'i2'), 'i2');
+    tracker.see(0, event('old', 'i3'), 'i3');
+    tracker.see(0, event('new', 'i4'), 'i4');
+    assert.equal(seenBy(tracker, 0, 'old'), 'abandoned');
+    assert.deepEqual(seenBy(tracker, 0, 'new'), ['i2', 'i4']);
+  });
+
+  it('does not count a deletion as seen', () => {
+    const tracker = new ReadTracker();
+    tracker.see(0, event('snap', 'i1'), 'i1');
+    tracker.see(0, event('snap', 'i2', { op: 'DELETE' }), 'i2');
+    assert.deepEqual(seenBy(tracker, 0, 'snap'), ['i1']);
+  });
+});
