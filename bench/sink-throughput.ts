@@ -213,7 +213,7 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
   const typical = measured.find((m) => m.figures.ratioToSlowerBaseline === medianRatio)!;
   const { sink, decodeBaseline: decode, bulkInsertBaseline: insert, ceiling } = typical.figures;
   const sinkRate = median(measured.map((m) => m.figures.sink.eventsPerSecond));
-  const range = (values: number[]) => `${Math.min(...values)}-${Math.max(...values)}`;
+  const ofRuns = (values: number[]) => (runs === 1 ? '' : ` (median of ${runs} runs: ${Math.min(...values)}-${Math.max(...values)})`);
   // Memory: the run that peaked highest, and the least flat one.
   const highest = measured.reduce((top, m) => (m.rss.peakMiB > top.rss.peakMiB ? m : top)).rss;
   const leastFlat = Math.max(...measured.map((m) => m.rss.lastOverFirst));
@@ -225,8 +225,8 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
       name: 'sink-throughput', size, measuredAt, machine: env,
       target: '>= 50,000 events/s and >= 0.7 of the slower baseline',
       met: sinkRate >= 50_000 && medianRatio >= 0.7,
-      summary: `${medianRatio} of the slower baseline (median of ${runs} runs; ${range(measured.map((m) => m.figures.ratioToSlowerBaseline))}); `
-        + `sink ${sinkRate} events/s (${range(measured.map((m) => m.figures.sink.eventsPerSecond))}), decode-only ${decode.eventsPerSecond}/s, bulk insert ${insert.eventsPerSecond}/s; `
+      summary: `${medianRatio} of the slower baseline${ofRuns(measured.map((m) => m.figures.ratioToSlowerBaseline))}; `
+        + `sink ${sinkRate} events/s${ofRuns(measured.map((m) => m.figures.sink.eventsPerSecond))}, decode-only ${decode.eventsPerSecond}/s, bulk insert ${insert.eventsPerSecond}/s; `
         + `both baselines' CPU spread over ${cpus().length} cores would allow at most ${ceiling.eventsPerSecond}/s (${ceiling.ratioToSlowerBaseline})`,
       figures: {
         events, bytesPerEvent, workload: summary, runs,
@@ -241,8 +241,8 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
       name: 'sink-memory', size, measuredAt, machine: env,
       target: 'peak RSS < 512 MB, and flat (the last minute\'s peak within 10% of the first minute\'s; thirds of a run under 3 minutes)',
       met: highest.peakMiB < 512 && leastFlat <= 1.1,
-      summary: `peak ${highest.peakMiB} MiB, the highest of ${runs} runs (${highest.anonMiBAtPeak} MiB of it anonymous, the rest mapped program and library files); `
-        + `last window's peak over the first's at most ${leastFlat} (every run: ${measured.map((m) => m.rss.lastOverFirst).join(', ')}; windows of ${highest.windowSeconds} s over ${highest.secondsSampled} s)`,
+      summary: `peak ${highest.peakMiB} MiB${runs === 1 ? '' : `, the highest of ${runs} runs`} (${highest.anonMiBAtPeak} MiB of it anonymous, the rest mapped program and library files); `
+        + `last window's peak over the first's ${runs === 1 ? leastFlat : `at most ${leastFlat} (every run: ${measured.map((m) => m.rss.lastOverFirst).join(', ')})`} (windows of ${highest.windowSeconds} s over ${highest.secondsSampled} s)`,
       figures: { ...highest, lastOverFirstOfEveryRun: measured.map((m) => m.rss.lastOverFirst), peakMiBOfEveryRun: measured.map((m) => m.rss.peakMiB) },
     },
   ];
