@@ -57,6 +57,7 @@ export function sampleMemory(pid: number) {
     stop() {
       clearInterval(timer);
       const peak = (list: typeof samples) => Math.max(0, ...list.map((s) => s.rssMiB));
+      const peakSample = samples.reduce((top, s) => (s.rssMiB > top.rssMiB ? s : top), { rssMiB: 0, anonMiB: 0 });
       const last = samples.at(-1)?.atSeconds ?? 0;
       // A minute each, or a third of a run shorter than three minutes: two windows that overlap say nothing.
       const windowSeconds = Math.max(1, Math.min(60, Math.floor(last / 3)));
@@ -64,9 +65,9 @@ export function sampleMemory(pid: number) {
       const lastWindow = samples.filter((s) => s.atSeconds > last - windowSeconds);
       return {
         samples,
-        peakMiB: peak(samples),
+        peakMiB: peakSample.rssMiB,
         /** The anonymous part of the peak sample; the rest are pages of mapped files (program and libraries). */
-        anonMiBAtPeak: samples.reduce((top, s) => (s.rssMiB > top.rssMiB ? s : top), samples[0] ?? { rssMiB: 0, anonMiB: 0 }).anonMiB,
+        anonMiBAtPeak: peakSample.anonMiB,
         windowSeconds,
         firstWindowPeakMiB: peak(firstWindow),
         lastWindowPeakMiB: peak(lastWindow),

@@ -93,7 +93,7 @@ export function integrationArn(region: string, apiId: string, integrationId: str
   return `${apiArn(region, apiId)}/integrations/${integrationId}`;
 }
 
-// uuidv5 is a SHA-1 per call and the sink asks for every row it writes; an account holds a bounded set of APIs.
+// uuidv5 is a SHA-1 per call, asked for every integration a snapshot maps; an account holds a bounded set of APIs.
 const apiUuids = new Map<string, string>();
 const API_UUID_CACHE_LIMIT = 100_000;
 
@@ -106,6 +106,11 @@ export function apiUuid(region: string, apiId: string): string {
     apiUuids.set(arn, uuid);
   }
   return uuid;
+}
+
+/** The UUID of an integration's API: the one its after-image carries, or the one its region and API id give. */
+export function apiIdOf(after: IntegrationState | null, region: string, apiId: string): string {
+  return after?.api_id ?? apiUuid(region, apiId);
 }
 
 const orNull = <T>(value: T | undefined): T | null => (value === undefined ? null : value);

@@ -1,5 +1,5 @@
 import {
-  apiUuid, canonicalColumn, canonicalState, changedColumns, sameState, sha256,
+  apiIdOf, canonicalColumn, canonicalState, changedColumns, sameState, sha256,
   type IntegrationChange, type IntegrationState,
 } from '../shared/integration-model.js';
 
@@ -51,7 +51,7 @@ const mapColumn = (value: IntegrationState[keyof IntegrationState] | undefined) 
 export function toCurrentRow(state: AppliedState): CurrentRow {
   const after = state.after;
   return {
-    api_id: after?.api_id ?? apiUuid(state.region, state.aws_api_id),
+    api_id: apiIdOf(after, state.region, state.aws_api_id),
     api_gateway_managed: after?.api_gateway_managed ?? false,
     connection_id: after?.connection_id ?? null,
     connection_type: after?.connection_type ?? null,
@@ -97,7 +97,7 @@ function historyRow(state: AppliedState, change: IntegrationChange, operation: s
     region: state.region,
     aws_api_id: state.aws_api_id,
     integration_id: state.integration_id,
-    api_id: state.after?.api_id ?? apiUuid(state.region, state.aws_api_id),
+    api_id: apiIdOf(state.after, state.region, state.aws_api_id),
     version: state.version,
     operation,
     event_op: change.op,

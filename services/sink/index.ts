@@ -1,7 +1,7 @@
 import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { ChangeCodec } from '../shared/codec.js';
 import { PoisonMessageError, describeError, isRetriable } from '../shared/errors.js';
-import { apiArn, apiUuid, type ApiInfo, type IntegrationChange } from '../shared/integration-model.js';
+import { apiArn, apiIdOf, type ApiInfo, type IntegrationChange } from '../shared/integration-model.js';
 import { createIdempotentProducer, dlqTopic } from '../shared/kafka.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
@@ -185,7 +185,7 @@ export function createSink(deps: SinkDeps) {
       countOperation(rows, String(result.history.operation));
     }
     if (change.api) {
-      const uuid = change.after?.api_id ?? apiUuid(change.region, change.api_id);
+      const uuid = apiIdOf(change.after, change.region, change.api_id);
       const stored = apiStored.get(uuid);
       if (!stored || !sameApi(stored, change.api)) {
         apiStored.set(uuid, change.api);
