@@ -74,6 +74,8 @@ export function createSink(deps: SinkDeps) {
   // and its events' timestamps come from the same process.
   const reads = new ReadTracker();
   const firstProducedAt = new Map<number, number>();
+  // Messages behind each owned partition's end as of its last batch (unknown until then, since joining the group).
+  const lagByPartition = new Map<number, number>();
   const writeRetry = createRetry({
     retries: deps.writeRetries,
     maxDelayMs: 15_000,
@@ -301,6 +303,23 @@ export function createSink(deps: SinkDeps) {
   }
 
   /**
+   * How far behind its end each owned partition starts, for the partitions no batch has reported on yet: a partition
+   * with nothing new never gets a batch, and must not keep the others from counting as caught up.
+   */
+  async function measureLags(): Promise<void> {
+    try {
+      const [committed, ends] = await Promise.all([admin!.fetchOffsets({ groupId: deps.groupId, topics: [topic] }), admin!.fetchTopicOffsets(topic)]);
+      for (const end of ends) {
+        if (lagByPartition.get(end.partition) !== Infinity) continue;
+        const next = Number(committed[0]!.partitions.find((p) => p.partition === end.partition)?.offset ?? -1);
+        lagByPartition.set(end.partition, Number(end.high) - Math.max(next, Number(end.low)));
+      }
+    } catch (error) {
+      log.debug({ err: describeError(error) }, 'could not read the partitions\' ends; caught up is known once every partition has had a batch');
+    }
+  }
+
+  /**
    * After a write failed for good: once every write has settled, forget what was applied in memory and consume
    * again from the committed offsets of the partitions this instance works on.
    */
@@ -357,7 +376,10 @@ export function createSink(deps: SinkDeps) {
       if (deps.soleWriter) {
         if (!isRunning() || isStale()) return;
         resolveOffset(batch.lastOffset());
-        void commitWhenWritten(batch.partition, batch.lastOffset());
+        // Caught up with every partition: no more rows are coming to gather, so write and commit without lingering.
+        lagByPartition.set(batch.partition, Number(batch.offsetLag()));
+        const caughtUp = [...lagByPartition.values()].every((lag) => lag === 0);
+        void commitWhenWritten(batch.partition, batch.lastOffset(), caughtUp ? batcher.durable() : batcher.written(), caughtUp);
         await batcher.room(MAX_GATHERED_ROWS);
       } else {
         await written;
@@ -402,12 +424,16 @@ export function createSink(deps: SinkDeps) {
       // offsets reach the end of the partition.
       consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
         if (payload.batchSize !== 0) return;
+        lagByPartition.set(payload.partition, Number(payload.offsetLag));
         void commitWhenWritten(payload.partition, payload.lastOffset);
       });
       consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
         forgetApplied();
         reads.clear();
         firstProducedAt.clear();
+        lagByPartition.clear();
+        for (const partition of payload.memberAssignment[topic] ?? []) lagByPartition.set(partition, Infinity);
+        void measureLags();
         log.info({ memberId: payload.memberId, assignment: payload.memberAssignment }, 'sink joined the consumer group');
       });
       await consumer.connect();
