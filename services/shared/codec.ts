@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
-import type avro from 'avsc';
+import avro from 'avsc';
 import { DependencyError, PoisonMessageError } from './errors.js';
-import type { IntegrationChange, IntegrationKey } from './integration-model.js';
+import type { IntegrationChange, IntegrationKey, IntegrationState } from './integration-model.js';
 
 const schemaFile = (name: string) => readFileSync(new URL(`../../schemas/${name}`, import.meta.url), 'utf8');
 
@@ -14,9 +14,50 @@ export function subjectsOf(topic: string) {
   return { key: `${topic}-key`, value: `${topic}-value` };
 }
 
+/** An after-image as decoded, with its Avro bytes under writer schema `schemaId`. */
+export interface EncodedImage {
+  schemaId: number;
+  bytes: Buffer;
+  after: IntegrationState;
+}
+
+/** The last after-image decoded for an integration ARN, if the caller keeps one. */
+export type PreviousImage = (arn: string) => EncodedImage | undefined;
+
 export interface DecodedMessage {
   key: IntegrationKey;
   value: IntegrationChange;
+}
+
+export interface DecodedChange {
+  value: IntegrationChange;
+  /** The value's after-image with its bytes (null for a marker or a deletion). */
+  image: EncodedImage | null;
+}
+
+/**
+ * A writer schema's value type, and its parts when `after` and `snapshot` are its last two fields: the fields
+ * before the after-image are read first, so that an after-image equal byte for byte to the previous one of its
+ * integration is not decoded again (most events are re-reads of an unchanged configuration).
+ */
+interface ValueReader {
+  type: avro.Type;
+  parts: { head: avro.Type; after: avro.Type; snapshot: avro.Type } | null;
+}
+
+function valueReader(type: avro.Type): ValueReader {
+  const record = type as avro.types.RecordType;
+  const names = record.fields.map((field) => field.name);
+  if (names.at(-2) !== 'after' || names.at(-1) !== 'snapshot') return { type, parts: null };
+  const schema = type.schema() as { fields: unknown[] };
+  return {
+    type,
+    parts: {
+      head: avro.Type.forSchema({ ...schema, fields: schema.fields.slice(0, -2) } as avro.Schema),
+      after: record.field('after').type,
+      snapshot: record.field('snapshot').type,
+    },
+  };
 }
 
 /**
@@ -36,6 +77,7 @@ export function createChangeCodec({ registryUrl, topic, schemas = { key: KEY_SCH
   // lookup per message; at sink rates that cost a quarter of the time (bench/codec.ts). The schemas still come
   // from the registry by id; only the 5-byte Confluent framing is written here.
   const types = new Map<number, avro.Type>();
+  const readers = new Map<number, ValueReader>();
   let scratch = Buffer.alloc(64 * 1024);
 
   async function typeOf(id: number): Promise<avro.Type> {
@@ -63,6 +105,61 @@ export function createChangeCodec({ registryUrl, topic, schemas = { key: KEY_SCH
 
   function unframe(buffer: Buffer, type: avro.Type): unknown {
     return type.fromBuffer(buffer.subarray(5));
+  }
+
+  function readerOf(id: number, type: avro.Type): ValueReader {
+    let reader = readers.get(id);
+    if (!reader) readers.set(id, (reader = valueReader(type)));
+    return reader;
+  }
+
+  /** A value and its after-image's bytes; the after-image of `previous` when the bytes are the same. */
+  function readValue(buffer: Buffer, id: number, type: avro.Type, previous: PreviousImage): { value: IntegrationChange; image: EncodedImage | null } {
+    const parts = readerOf(id, type).parts;
+    if (!parts) return { value: unframe(buffer, type) as IntegrationChange, image: null };
+    const head = parts.head.decode(buffer, 5);
+    if (head.offset < 0) throw new Error('truncated buffer');
+    const value = head.value as IntegrationChange;
+    const afterStart = head.offset;
+    // With no snapshot (branch 0 of its union, one byte), the after-image runs to the last byte.
+    const afterEnd = buffer.length - 1;
+    const known = buffer[afterEnd] === 0 ? previous(value.arn) : undefined;
+    if (known && known.schemaId === id && known.bytes.length === afterEnd - afterStart && known.bytes.equals(buffer.subarray(afterStart, afterEnd))) {
+      value.after = known.after;
+      value.snapshot = null;
+      return { value, image: known };
+    }
+    const after = parts.after.decode(buffer, afterStart);
+    const snapshot = after.offset < 0 ? after : parts.snapshot.decode(buffer, after.offset);
+    if (snapshot.offset < 0) throw new Error('truncated buffer');
+    if (snapshot.offset < buffer.length) throw new Error('trailing data');
+    value.after = after.value as IntegrationState | null;
+    value.snapshot = snapshot.value as IntegrationChange['snapshot'];
+    // A copy: a view would keep the whole fetched batch it came in alive.
+    const image = value.after ? { schemaId: id, bytes: Buffer.from(buffer.subarray(afterStart, after.offset)), after: value.after } : null;
+    return { value, image };
+  }
+
+  /**
+   * Decodes both parts when both schemas are known, synchronously (a batch then decodes without a microtask per
+   * message); otherwise fetches them first. Every failure is a PoisonMessageError or (registry down) a DependencyError.
+   */
+  function decodeFramed<T>(key: Buffer | null, value: Buffer | null, read: (key: Buffer, value: Buffer, keyType: avro.Type, valueType: avro.Type) => T): T | Promise<T> {
+    try {
+      if (!key || !value) throw new PoisonMessageError('empty', 'message has no key or no value');
+      const keyType = types.get(schemaIdOf(key));
+      const valueType = types.get(schemaIdOf(value));
+      if (keyType && valueType) return read(key, value, keyType, valueType);
+    } catch (error) {
+      throw classifyDecodeError(error);
+    }
+    return (async () => {
+      try {
+        return read(key, value, await typeOf(schemaIdOf(key)), await typeOf(schemaIdOf(value)));
+      } catch (error) {
+        throw classifyDecodeError(error);
+      }
+    })();
   }
 
   function schemaIdOf(buffer: Buffer): number {
@@ -101,25 +198,16 @@ export function createChangeCodec({ registryUrl, topic, schemas = { key: KEY_SCH
       if (!ids) throw new Error('codec used before register()');
       return { key: frame(ids.key, await typeOf(ids.key), key), value: frame(ids.value, await typeOf(ids.value), value) };
     },
-    /** Synchronous when both schemas are known (the common case), so a batch decodes without a microtask per message. */
     decode(key: Buffer | null, value: Buffer | null): DecodedMessage | Promise<DecodedMessage> {
-      try {
-        if (!key || !value) throw new PoisonMessageError('empty', 'message has no key or no value');
-        const keyType = types.get(schemaIdOf(key));
-        const valueType = types.get(schemaIdOf(value));
-        if (keyType && valueType) return { key: unframe(key, keyType) as IntegrationKey, value: unframe(value, valueType) as IntegrationChange };
-      } catch (error) {
-        throw classifyDecodeError(error);
-      }
-      return (async () => {
-        try {
-          const keyType = await typeOf(schemaIdOf(key));
-          const valueType = await typeOf(schemaIdOf(value));
-          return { key: unframe(key, keyType) as IntegrationKey, value: unframe(value, valueType) as IntegrationChange };
-        } catch (error) {
-          throw classifyDecodeError(error);
-        }
-      })();
+      return decodeFramed(key, value, (k, v, keyType, valueType) => ({ key: unframe(k, keyType) as IntegrationKey, value: unframe(v, valueType) as IntegrationChange }));
+    },
+    /**
+     * The value and its after-image with the image's bytes, for a consumer that keeps the last image of each
+     * integration (`previous`): an after-image with the same bytes is that one, not decoded again. The key is
+     * checked for its framing and schema but not decoded: the value carries every field of it.
+     */
+    decodeChange(key: Buffer | null, value: Buffer | null, previous: PreviousImage): DecodedChange | Promise<DecodedChange> {
+      return decodeFramed(key, value, (_, v, _keyType, valueType) => readValue(v, schemaIdOf(v), valueType, previous));
     },
   };
 }

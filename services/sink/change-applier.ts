@@ -2,6 +2,7 @@ import {
   apiIdOf, canonicalColumn, canonicalState, changedColumns, sameState, sha256,
   type IntegrationChange, type IntegrationState,
 } from '../shared/integration-model.js';
+import type { EncodedImage } from '../shared/codec.js';
 
 /** What the sink knows of one integration after it applied the events so far. */
 export interface AppliedState {
@@ -21,6 +22,8 @@ export interface AppliedState {
   last_snapshot_id: string;
   kafka_partition: number;
   kafka_offset: number;
+  /** `after` as it was last decoded, with its Avro bytes: a re-read with the same bytes is not decoded again. */
+  image?: EncodedImage;
 }
 
 export type CurrentRow = Record<string, string | number | boolean | null>;
@@ -41,6 +44,17 @@ export interface Applied {
 /** ClickHouse DateTime64 text for epoch milliseconds. */
 export const chTime = (ms: number) => new Date(ms).toISOString();
 
+/** A state's two times as ClickHouse text, formatted once for both rows of a change (often the same instant). */
+interface RowTimes {
+  event_time: string;
+  observed_at: string;
+}
+
+function rowTimes(state: AppliedState): RowTimes {
+  const eventTime = chTime(state.event_time);
+  return { event_time: eventTime, observed_at: state.observed_at === state.event_time ? eventTime : chTime(state.observed_at) };
+}
+
 const mapColumn = (value: IntegrationState[keyof IntegrationState] | undefined) => (value === null || value === undefined ? null : canonicalColumn(value));
 
 /**
@@ -48,7 +62,7 @@ const mapColumn = (value: IntegrationState[keyof IntegrationState] | undefined) 
  * object literal: a row built column by column in a loop is a dictionary-mode object, several times slower to
  * build and to serialize, and the sink builds one per change.
  */
-export function toCurrentRow(state: AppliedState): CurrentRow {
+export function toCurrentRow(state: AppliedState, times = rowTimes(state)): CurrentRow {
   const after = state.after;
   return {
     api_id: apiIdOf(after, state.region, state.aws_api_id),
@@ -78,8 +92,8 @@ export function toCurrentRow(state: AppliedState): CurrentRow {
     arn: state.arn,
     version: state.version,
     is_deleted: state.deleted ? 1 : 0,
-    event_time: chTime(state.event_time),
-    observed_at: chTime(state.observed_at),
+    event_time: times.event_time,
+    observed_at: times.observed_at,
     source_type: state.source_type,
     source_id: state.source_id,
     last_snapshot_id: state.last_snapshot_id,
@@ -90,7 +104,7 @@ export function toCurrentRow(state: AppliedState): CurrentRow {
 }
 
 /** afterJson: the canonical JSON of the after-image, null on DELETE. */
-function historyRow(state: AppliedState, change: IntegrationChange, operation: string, changed: string[], afterJson: string | null): HistoryRow {
+function historyRow(state: AppliedState, times: RowTimes, change: IntegrationChange, operation: string, changed: string[], afterJson: string | null): HistoryRow {
   return {
     arn: state.arn,
     account_id: state.account_id,
@@ -102,8 +116,8 @@ function historyRow(state: AppliedState, change: IntegrationChange, operation: s
     operation,
     event_op: change.op,
     event_id: change.event_id,
-    event_time: chTime(state.event_time),
-    observed_at: chTime(state.observed_at),
+    event_time: times.event_time,
+    observed_at: times.observed_at,
     source_type: change.source.type,
     snapshot_id: change.source.snapshot_id,
     cloudtrail_event_id: change.source.cloudtrail_event_id,
@@ -157,7 +171,8 @@ export function applyChange(prior: AppliedState | undefined, change: Integration
   if (change.op === 'DELETE' || change.after === null) {
     if (!live) return null;
     const state = nextState(prior, change, at, live.after, true, '');
-    return { state, current: toCurrentRow(state), history: historyRow(state, change, 'DELETE', [], null) };
+    const times = rowTimes(state);
+    return { state, current: toCurrentRow(state, times), history: historyRow(state, times, change, 'DELETE', [], null) };
   }
 
   // Most events are re-reads: comparing with the applied image is much cheaper than writing and hashing it.
@@ -166,6 +181,8 @@ export function applyChange(prior: AppliedState | undefined, change: Integration
   const hash = same ? '' : sha256(afterJson);
   same ||= live?.content_hash === hash;
   if (live && same) {
+    // The same configuration: the image just decoded (and its bytes, see AppliedState.image) stands for it from now on.
+    live.after = change.after;
     live.observed_at = change.observed_at;
     live.kafka_partition = at.partition;
     live.kafka_offset = at.offset;
@@ -173,5 +190,10 @@ export function applyChange(prior: AppliedState | undefined, change: Integration
   }
   const state = nextState(prior, change, at, change.after, false, hash);
   const operation = live ? 'UPDATE' : 'CREATE';
-  return { state, current: toCurrentRow(state), history: historyRow(state, change, operation, changedColumns(live?.after ?? null, change.after), afterJson) };
+  const times = rowTimes(state);
+  return {
+    state,
+    current: toCurrentRow(state, times),
+    history: historyRow(state, times, change, operation, changedColumns(live?.after ?? null, change.after), afterJson),
+  };
 }

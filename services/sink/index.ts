@@ -1,5 +1,5 @@
 import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
-import type { ChangeCodec } from '../shared/codec.js';
+import type { ChangeCodec, EncodedImage } from '../shared/codec.js';
 import { PoisonMessageError, describeError, isRetriable } from '../shared/errors.js';
 import { apiArn, apiIdOf, type ApiInfo, type IntegrationChange } from '../shared/integration-model.js';
 import { createIdempotentProducer, dlqTopic } from '../shared/kafka.js';
@@ -50,6 +50,12 @@ const MAX_GATHERED_ROWS = 40_000;
 const SOLE_WRITER_BLOCK = { minRows: 10_000, lingerMs: 200 };
 
 const sameApi = (a: ApiInfo, b: ApiInfo) => a.name === b.name && a.protocol_type === b.protocol_type && a.api_endpoint === b.api_endpoint;
+
+interface Decoded {
+  message: KafkaMessage;
+  change: IntegrationChange;
+  image: EncodedImage | null;
+}
 
 const yieldToEngine = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -170,13 +176,17 @@ export function createSink(deps: SinkDeps) {
     }
   }
 
-  /** Applies one change to memory and adds the rows it needs to `rows`; returns the outcome counted in metrics. */
-  function apply(change: IntegrationChange, partition: number, offset: number, rows: RowBlock): string {
+  /**
+   * Applies one change to memory and adds the rows it needs to `rows`; returns the outcome counted in metrics.
+   * `image`: the change's after-image with its bytes, kept with the state it gives.
+   */
+  function apply(change: IntegrationChange, partition: number, offset: number, rows: RowBlock, image: EncodedImage | null = null): string {
     // The applied state's copy of the ARN: one string per integration, however many reads saw it.
     const prior = applied.get(change.arn);
     reads.see(partition, change, prior?.arn ?? change.arn);
     const result = applyChange(prior, change, { partition, offset });
     if (!result) return 'unchanged';
+    if (image && result.state.after === image.after) result.state.image = image;
     applied.set(change.arn, result.state);
     if (result.current) {
       rows.current.add(result.current);
@@ -240,18 +250,20 @@ export function createSink(deps: SinkDeps) {
     if (unseen.length > 0) log.info({ region: change.region, partition, snapshotId: snapshot.snapshot_id, deleted: unseen.length }, 'deleted integrations the snapshot no longer saw');
   }
 
+  const previousImage = (arn: string) => applied.get(arn)?.image;
+
   /** Decodes messages; one that is not a valid change goes to the dead-letter topic. */
-  async function decodeAll(messages: KafkaMessage[], partition: number): Promise<{ message: KafkaMessage; change: IntegrationChange }[]> {
-    const decoded: { message: KafkaMessage; change: IntegrationChange }[] = [];
+  async function decodeAll(messages: KafkaMessage[], partition: number): Promise<Decoded[]> {
+    const decoded: Decoded[] = [];
     for (const message of messages) {
       try {
-        const result = codec.decode(message.key, message.value);
-        const { value } = result instanceof Promise ? await result : result;
+        const result = codec.decodeChange(message.key, message.value, previousImage);
+        const { value, image } = result instanceof Promise ? await result : result;
         if (value.op !== 'SNAPSHOT_COMPLETE' && value.op !== 'DELETE' && !value.after) {
           throw new PoisonMessageError('invalid', `${value.op} event ${value.event_id} has no after-image`);
         }
         if (value.op === 'SNAPSHOT_COMPLETE' && !value.snapshot) throw new PoisonMessageError('invalid', `marker ${value.event_id} has no snapshot scope`);
-        decoded.push({ message, change: value });
+        decoded.push({ message, change: value, image });
       } catch (error) {
         if (!(error instanceof PoisonMessageError)) throw error;
         await deadLetter(message, partition, error);
@@ -357,7 +369,7 @@ export function createSink(deps: SinkDeps) {
         const decoded = await decodeAll(batch.messages.slice(start, start + CHUNK), batch.partition);
         let rows = emptyBlock();
         await ensureLoaded(decoded.filter(({ change }) => change.op !== 'SNAPSHOT_COMPLETE').map(({ change }) => change), rows);
-        for (const { message, change } of decoded) {
+        for (const { message, change, image } of decoded) {
           const offset = Number(message.offset);
           if (!firstProducedAt.has(batch.partition)) firstProducedAt.set(batch.partition, Number(message.timestamp));
           if (change.op === 'SNAPSHOT_COMPLETE') {
@@ -365,7 +377,7 @@ export function createSink(deps: SinkDeps) {
             rows = emptyBlock();
             await completeSnapshot(change, batch.partition, offset, rows);
           } else {
-            const outcome = apply(change, batch.partition, offset, rows);
+            const outcome = apply(change, batch.partition, offset, rows, image);
             outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
           }
         }
