@@ -4,7 +4,6 @@ import { ApigwError, ConfigError, DependencyError, describeError } from '../serv
 import { createLogger, type Logger } from '../services/shared/logger.js';
 import { createMetrics, serveMetrics } from '../services/shared/metrics.js';
 import { stackDown, stackStatus, stackUp } from '../stack/index.js';
-import { runDemo } from './demo.js';
 import { printTable } from './output.js';
 import { openPipeline, type PipelineParts } from './pipeline.js';
 import { queryCommand } from './query-command.js';
@@ -114,7 +113,8 @@ program.command('run')
 
 program.command('demo')
   .description('Start the local stack, seed the AWS emulator, and run the whole pipeline end to end on the embedded defaults')
-  .action(() => runDemo(createLogger(process.env.LOG_LEVEL ?? 'warn')));
+  // Loaded on use: the demo seeds the AWS emulator with the SDK, which the other commands do without.
+  .action(async () => (await import('./demo.js')).runDemo(createLogger(process.env.LOG_LEVEL ?? 'warn')));
 
 program.addCommand(queryCommand());
 program.addCommand(tailCommand());

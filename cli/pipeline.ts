@@ -1,21 +1,16 @@
-import { ApiGatewayV2Client } from '@aws-sdk/client-apigatewayv2';
-import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
-import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import type { Kafka, Producer } from 'kafkajs';
-import { createChangeEmitter, type ChangeEmitter } from '../services/shared/change-emitter.js';
+import { createChangeEmitter } from '../services/shared/change-emitter.js';
 import { applySchema, openClickHouse, type ClickHouseClient } from '../services/shared/clickhouse.js';
 import { createChangeCodec } from '../services/shared/codec.js';
 import { requireRegions, type Config } from '../services/shared/config.js';
-import { DependencyError, describeError } from '../services/shared/errors.js';
+import { describeError } from '../services/shared/errors.js';
 import { createIdempotentProducer, createKafka, ensureTopics } from '../services/shared/kafka.js';
 import type { Logger } from '../services/shared/logger.js';
 import type { Metrics } from '../services/shared/metrics.js';
-import { createCheckpointStore } from '../services/cloudtrail-listener/checkpoint-store.js';
-import { createCloudTrailListener, type CloudTrailListener } from '../services/cloudtrail-listener/index.js';
+import type { CloudTrailListener } from '../services/cloudtrail-listener/index.js';
 import { createSink, type Sink } from '../services/sink/index.js';
 import { createStateStore } from '../services/sink/state-store.js';
-import { createSnapshotter, type Snapshotter } from '../services/snapshotter/index.js';
-import { createSnapshotProgress } from '../services/snapshotter/progress.js';
+import type { Snapshotter } from '../services/snapshotter/index.js';
 import { createDriftQueries } from '../services/query/drift-queries.js';
 import { announceEndpoint } from '../services/query/query-endpoint.js';
 import { serveQueries } from '../services/query/query-server.js';
@@ -30,86 +25,10 @@ export interface Pipeline {
   close(): Promise<void>;
 }
 
-function awsClientOptions(config: Config, region: string) {
-  return { region, endpoint: config.awsEndpointUrl, retryMode: 'adaptive' as const, maxAttempts: 10 };
-}
-
-async function resolveAccountId(config: Config): Promise<string> {
-  if (config.awsAccountId) return config.awsAccountId;
-  const sts = new STSClient(awsClientOptions(config, config.regions[0]!));
-  try {
-    const identity = await sts.send(new GetCallerIdentityCommand({}));
-    return identity.Account!;
-  } catch (error) {
-    throw new DependencyError('AWS', `cannot read the account id from STS GetCallerIdentity (${describeError(error)}); set AWS_ACCOUNT_ID or fix the credentials`, error);
-  } finally {
-    sts.destroy();
-  }
-}
-
 export interface PipelineParts {
   snapshot: boolean;
   listen: boolean;
   sink: boolean;
-}
-
-/** The two sources of change events, sharing one emitter and one API Gateway client per region. */
-async function openSources(options: PipelineParts & {
-  config: Config; logger: Logger; metrics: Metrics; interactive: boolean;
-  kafka: Kafka; emitter: ChangeEmitter; accountId: string; closers: (() => Promise<void>)[];
-}): Promise<{ snapshotter?: Snapshotter; listener?: CloudTrailListener }> {
-  const { config, logger, metrics, kafka, emitter, accountId, closers } = options;
-  const clients = new Map<string, ApiGatewayV2Client>();
-  const clientFor = (region: string) => {
-    if (!clients.has(region)) clients.set(region, new ApiGatewayV2Client(awsClientOptions(config, region)));
-    return clients.get(region)!;
-  };
-  closers.push(async () => clients.forEach((client) => client.destroy()));
-  const sources: { snapshotter?: Snapshotter; listener?: CloudTrailListener } = {};
-
-  if (options.snapshot) {
-    sources.snapshotter = createSnapshotter({
-      regions: config.regions,
-      accountId,
-      clientFor,
-      emitter,
-      concurrency: config.snapshotConcurrency,
-      logger,
-      metrics,
-      progress: () => createSnapshotProgress({ logger, interactive: options.interactive }),
-    });
-  }
-
-  if (options.listen) {
-    const trails = new Map<string, CloudTrailClient>();
-    const admin = kafka.admin();
-    await admin.connect();
-    closers.push(() => admin.disconnect());
-    const listener = createCloudTrailListener({
-      regions: config.regions,
-      accountId,
-      kafka,
-      emitter,
-      checkpoints: createCheckpointStore({ kafka, admin, topic: config.topic }),
-      cloudtrailFor: (region) => {
-        // Our own token bucket and backoff pace LookupEvents; the SDK retries only a little underneath.
-        if (!trails.has(region)) trails.set(region, new CloudTrailClient({ region, endpoint: config.cloudtrailEndpointUrl, maxAttempts: 2 }));
-        return trails.get(region)!;
-      },
-      apigatewayFor: clientFor,
-      settings: config.listener,
-      transactionalIdPrefix: `apigw-stream-listener.${config.topic}`,
-      logger,
-      metrics,
-      interactive: options.interactive,
-    });
-    closers.push(async () => {
-      await listener.stop();
-      trails.forEach((client) => client.destroy());
-    });
-    sources.listener = listener;
-  }
-  return sources;
 }
 
 export async function openPipeline(options: PipelineParts & { config: Config; logger: Logger; metrics: Metrics; interactive: boolean; freshDatabase?: boolean }): Promise<Pipeline> {
@@ -122,7 +41,9 @@ export async function openPipeline(options: PipelineParts & { config: Config; lo
   if (options.sink) {
     clickhouse = await openClickHouse(config.clickhouse);
   }
-  const accountId = readsAws ? await resolveAccountId(config) : undefined;
+  // The AWS SDK is loaded only by the commands that read AWS: a sink or a query starts without it.
+  const sources = readsAws ? await import('./sources.js') : undefined;
+  const accountId = sources ? await sources.resolveAccountId(config) : undefined;
 
   const kafka: Kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'apigw-stream', logger });
   const codec = createChangeCodec({ registryUrl: config.schemaRegistryUrl, topic: config.topic });
@@ -146,9 +67,9 @@ export async function openPipeline(options: PipelineParts & { config: Config; lo
     await producer.connect();
     closers.push(() => producer.disconnect());
     const emitter = createChangeEmitter({ producer, codec, topic: config.topic, partitionCount, logger, metrics });
-    const sources = await openSources({ ...options, kafka, emitter, accountId: accountId!, closers });
-    pipeline.snapshotter = sources.snapshotter;
-    pipeline.listener = sources.listener;
+    const opened = await sources!.openSources({ ...options, kafka, emitter, accountId: accountId!, closers });
+    pipeline.snapshotter = opened.snapshotter;
+    pipeline.listener = opened.listener;
   }
 
   if (options.sink) {
