@@ -13,7 +13,8 @@ import { createSnapshotter, type Snapshotter } from '../services/snapshotter/ind
 import { createSnapshotProgress } from '../services/snapshotter/progress.js';
 import type { PipelineParts } from './pipeline.js';
 
-// The pipeline's AWS side, the snapshotter and the CloudTrail listener: loaded by the commands that read AWS only.
+// The pipeline's AWS side (the snapshotter, the CloudTrail listener, the account they read): the commands that read
+// AWS import this module when they start, so that the others start without the AWS SDK.
 
 function awsClientOptions(config: Config, region: string) {
   return { region, endpoint: config.awsEndpointUrl, retryMode: 'adaptive' as const, maxAttempts: 10 };
@@ -31,7 +32,6 @@ export async function resolveAccountId(config: Config): Promise<string> {
     sts.destroy();
   }
 }
-
 
 /** The two sources of change events, sharing one emitter and one API Gateway client per region. */
 export async function openSources(options: PipelineParts & {

@@ -36,9 +36,10 @@ export interface DecodedChange {
 }
 
 /**
- * A writer schema's value type, and its parts when `after` and `snapshot` are its last two fields: the fields
- * before the after-image are read first, so that an after-image equal byte for byte to the previous one of its
- * integration is not decoded again (most events are re-reads of an unchanged configuration).
+ * A writer schema's value type, and its parts when `after` and `snapshot` are its last two fields and a null
+ * snapshot is one 0 byte (branch 0 of its union): the fields before the after-image are read first, so that an
+ * after-image equal byte for byte to the previous one of its integration is not decoded again (most events are
+ * re-reads of an unchanged configuration).
  */
 interface ValueReader {
   type: avro.Type;
@@ -48,7 +49,8 @@ interface ValueReader {
 function valueReader(type: avro.Type): ValueReader {
   const record = type as avro.types.RecordType;
   const names = record.fields.map((field) => field.name);
-  if (names.at(-2) !== 'after' || names.at(-1) !== 'snapshot') return { type, parts: null };
+  const snapshotBranches = names.at(-1) === 'snapshot' ? (record.field('snapshot').type as avro.types.UnwrappedUnionType).types : undefined;
+  if (names.at(-2) !== 'after' || snapshotBranches?.[0]?.typeName !== 'null') return { type, parts: null };
   const schema = type.schema() as { fields: unknown[] };
   return {
     type,
