@@ -235,7 +235,8 @@ function sameValue(a: unknown, b: unknown): boolean {
 
 /** The same configuration in every column (what equal canonical JSON says, without writing it). */
 export function sameState(a: IntegrationState, b: IntegrationState): boolean {
-  return INTEGRATION_COLUMNS.every((column) => sameValue(a[column], b[column]));
+  // The same object: a re-read whose after-image bytes matched the applied one's (most events).
+  return a === b || INTEGRATION_COLUMNS.every((column) => sameValue(a[column], b[column]));
 }
 
 /** Columns whose values differ between two states; with no previous state, every non-null column. */
