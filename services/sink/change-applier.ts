@@ -161,8 +161,10 @@ function nextState(
  * message (at or below the applied offset), a read older than the applied one, or a deletion of something
  * already gone. A re-read of the same configuration only moves the position of `prior`, in place (nothing is
  * written: 80% of a snapshot's events are such re-reads, and which snapshot saw what is tracked by the sink).
+ * `image`, the change's after-image with its bytes as the codec decoded it, is kept with the state that after-image
+ * gives.
  */
-export function applyChange(prior: AppliedState | undefined, change: IntegrationChange, at: Position): Applied | null {
+export function applyChange(prior: AppliedState | undefined, change: IntegrationChange, at: Position, image: EncodedImage | null = null): Applied | null {
   if (prior && prior.kafka_partition === at.partition && at.offset <= prior.kafka_offset) return null;
   // Two sources (snapshot, CloudTrail) read AWS independently: a read older than the one applied is stale.
   if (prior && change.observed_at < prior.observed_at) return null;
@@ -183,12 +185,14 @@ export function applyChange(prior: AppliedState | undefined, change: Integration
   if (live && same) {
     // The same configuration: the image just decoded (and its bytes, see AppliedState.image) stands for it from now on.
     live.after = change.after;
+    if (image) live.image = image;
     live.observed_at = change.observed_at;
     live.kafka_partition = at.partition;
     live.kafka_offset = at.offset;
     return { state: live, current: null, history: null };
   }
   const state = nextState(prior, change, at, change.after, false, hash);
+  if (image) state.image = image;
   const operation = live ? 'UPDATE' : 'CREATE';
   const times = rowTimes(state);
   return {

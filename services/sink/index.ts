@@ -184,9 +184,8 @@ export function createSink(deps: SinkDeps) {
     // The applied state's copy of the ARN: one string per integration, however many reads saw it.
     const prior = applied.get(change.arn);
     reads.see(partition, change, prior?.arn ?? change.arn);
-    const result = applyChange(prior, change, { partition, offset });
+    const result = applyChange(prior, change, { partition, offset }, image);
     if (!result) return 'unchanged';
-    if (image && result.state.after === image.after) result.state.image = image;
     applied.set(change.arn, result.state);
     if (result.current) {
       rows.current.add(result.current);
@@ -314,17 +313,21 @@ export function createSink(deps: SinkDeps) {
     return recorded;
   }
 
+  /** Every partition's committed offset for the group (-1 when none) and its first and next-to-be-written offsets. */
+  async function partitionOffsets(): Promise<{ partition: number; committed: number; low: number; high: number }[]> {
+    const [committed, ends] = await Promise.all([admin!.fetchOffsets({ groupId: deps.groupId, topics: [topic] }), admin!.fetchTopicOffsets(topic)]);
+    const committedOf = new Map(committed[0]!.partitions.map((p) => [p.partition, Number(p.offset)]));
+    return ends.map((end) => ({ partition: end.partition, committed: committedOf.get(end.partition) ?? -1, low: Number(end.low), high: Number(end.high) }));
+  }
+
   /**
    * How far behind its end each owned partition starts, for the partitions no batch has reported on yet: a partition
    * with nothing new never gets a batch, and must not keep the others from counting as caught up.
    */
   async function measureLags(): Promise<void> {
     try {
-      const [committed, ends] = await Promise.all([admin!.fetchOffsets({ groupId: deps.groupId, topics: [topic] }), admin!.fetchTopicOffsets(topic)]);
-      for (const end of ends) {
-        if (lagByPartition.get(end.partition) !== Infinity) continue;
-        const next = Number(committed[0]!.partitions.find((p) => p.partition === end.partition)?.offset ?? -1);
-        lagByPartition.set(end.partition, Number(end.high) - Math.max(next, Number(end.low)));
+      for (const { partition, committed, low, high } of await partitionOffsets()) {
+        if (lagByPartition.get(partition) === Infinity) lagByPartition.set(partition, high - Math.max(committed, low));
       }
     } catch (error) {
       log.debug({ err: describeError(error) }, 'could not read the partitions\' ends; caught up is known once every partition has had a batch');
@@ -338,10 +341,8 @@ export function createSink(deps: SinkDeps) {
   async function startOverFromCommitted(): Promise<void> {
     log.warn({ err: describeError(batcher.failure) }, 'resuming after a failed write: consuming again from the committed offsets');
     await batcher.idle();
-    const [committed, ends] = await Promise.all([admin!.fetchOffsets({ groupId: deps.groupId, topics: [topic] }), admin!.fetchTopicOffsets(topic)]);
-    for (const partition of firstProducedAt.keys()) {
-      const offset = committed[0]!.partitions.find((p) => p.partition === partition)?.offset ?? '-1';
-      consumer!.seek({ topic, partition, offset: Number(offset) >= 0 ? offset : ends.find((end) => end.partition === partition)!.low });
+    for (const { partition, committed, low } of await partitionOffsets()) {
+      if (firstProducedAt.has(partition)) consumer!.seek({ topic, partition, offset: String(committed >= 0 ? committed : low) });
     }
     // Only now that every batch fetched before is stale does the failure clear (see forgetApplied): a batch retried
     // earlier would apply events past the committed offsets before the ones it skipped.
@@ -457,12 +458,7 @@ export function createSink(deps: SinkDeps) {
 
     /** True when the group's committed offsets reach the end of every partition. */
     async caughtUp(): Promise<boolean> {
-      const [ends, committed] = await Promise.all([
-        admin!.fetchTopicOffsets(topic),
-        admin!.fetchOffsets({ groupId: deps.groupId, topics: [topic] }),
-      ]);
-      const done = new Map(committed[0]!.partitions.map((p) => [p.partition, Number(p.offset)]));
-      return ends.every((end) => Number(end.high) === 0 || (done.get(end.partition) ?? -1) >= Number(end.high));
+      return (await partitionOffsets()).every(({ committed, high }) => high === 0 || committed >= high);
     },
 
     async waitForCatchUp(timeoutMs = 120_000): Promise<void> {

@@ -6,6 +6,9 @@ const COMMA = 0x2c;
 const CLOSING_BRACKET = 0x5d;
 const NEWLINE = 0x0a;
 
+/** A JSON-text column's value as it goes into the line. */
+const jsonText = (value: unknown) => (value as string | null) ?? 'null';
+
 /**
  * Rows of one table as JSONCompactEachRow lines, serialized the moment they are made. Rows wait for their write
  * as bytes outside the JS heap, not as thousands of row objects that every garbage collection copies and then
@@ -38,7 +41,7 @@ export class RowLines {
     // sink allocated on the JS heap).
     const plain = JSON.stringify(this.plainColumns.map((column) => row[column]));
     let length = plain.length + 1;
-    for (const column of this.jsonColumns) length += ((row[column] as string | null) ?? 'null').length + 1;
+    for (const column of this.jsonColumns) length += jsonText(row[column]).length + 1;
     // A UTF-16 code unit is at most 3 UTF-8 bytes, so the line fits whatever it holds.
     const room = length * 3;
     if (this.used + room > this.chunk.length) this.nextChunk(room);
@@ -48,7 +51,7 @@ export class RowLines {
       used -= 1; // over the plain columns' closing bracket
       for (const column of this.jsonColumns) {
         chunk[used++] = COMMA;
-        used += chunk.write((row[column] as string | null) ?? 'null', used);
+        used += chunk.write(jsonText(row[column]), used);
       }
       chunk[used++] = CLOSING_BRACKET;
     }
