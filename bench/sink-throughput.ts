@@ -14,7 +14,7 @@ import { createChangeCodec } from '../services/shared/codec.js';
 import { PROJECT_ROOT, RUN_DIR, STACK_DIR } from '../stack/layout.js';
 import { readPid } from '../stack/processes.js';
 import { sleep } from '../services/shared/retry.js';
-import { cpuSeconds, machine, ownCpuSeconds, rate, ratio, sampleMemory } from './lib/environment.js';
+import { cpuSeconds, highWaterMiB, machine, ownCpuSeconds, rate, ratio, sampleMemory } from './lib/environment.js';
 import type { BenchResult } from './lib/report.js';
 import { generateWorkload } from './lib/workload.js';
 
@@ -103,15 +103,36 @@ async function decodeBaseline(stack: Stack, topic: string, events: number, run: 
   return { ms, ...cpu };
 }
 
-function bulkInsertBaseline(events: number, id: string): { ms: number; cpuSeconds: number; currentRows: number; historyRows: number } {
+/** `blocksDir`: where the baseline leaves the rows in the sink's block sizes, for engineMemoryBaseline. */
+function bulkInsertBaseline(events: number, id: string, blocksDir?: string): { ms: number; cpuSeconds: number; currentRows: number; historyRows: number } {
   const path = join(STACK_DIR, 'bench-data', `${id}-insert`);
   const result = spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bench/baselines/bulk-insert.ts')], {
-    env: { ...process.env, BENCH_EVENTS: String(events), BENCH_CHDB_PATH: path, BENCH_DATABASE: 'bench' },
+    env: { ...process.env, BENCH_EVENTS: String(events), BENCH_CHDB_PATH: path, BENCH_DATABASE: 'bench', ...(blocksDir ? { BENCH_BLOCKS_DIR: blocksDir } : {}) },
     encoding: 'utf8', maxBuffer: 1 << 20,
   });
   rmSync(path, { recursive: true, force: true });
   if (result.status !== 0) throw new Error(`bulk-insert baseline failed: ${result.stderr.slice(-2000)}`);
   return JSON.parse(result.stdout.trim().split('\n').at(-1)!);
+}
+
+/** The engine alone writing the sink's rows in the sink's block sizes, its resident memory sampled as the sink's is. */
+async function engineMemoryBaseline(blocksDir: string, id: string) {
+  const path = join(STACK_DIR, 'bench-data', `${id}-engine`);
+  const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bench/baselines/engine-memory.ts')], {
+    env: { ...process.env, BENCH_BLOCKS_DIR: blocksDir, BENCH_CHDB_PATH: path, BENCH_DATABASE: 'bench' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const memory = sampleMemory(child.pid!);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+  const exitCode = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const rss = memory.stop();
+  rmSync(path, { recursive: true, force: true });
+  if (exitCode !== 0) throw new Error(`engine-memory baseline failed: ${stderr.slice(-2000)}`);
+  const { ms, highWaterMiB } = JSON.parse(stdout.trim().split('\n').at(-1)!) as { ms: number; highWaterMiB: number };
+  return { ms, rss, highWaterMiB };
 }
 
 /** The sink as users run it (`apigw-stream sink`), timed from its start until its group has committed every offset. */
@@ -138,7 +159,7 @@ async function runSink(stack: Stack, topic: string, id: string, run: number) {
     await sleep(100);
   }
   const ms = performance.now() - started;
-  const rss = memory.stop();
+  const rss = { ...memory.stop(), highWaterMiB: highWaterMiB(sink.pid!) };
   const cpu = { cpuSeconds: cpuSeconds(sink.pid!), brokerCpuSeconds: cpuSeconds(brokerPid()) - brokerBefore };
   await admin.disconnect();
   sink.kill('SIGTERM');
@@ -175,11 +196,14 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
   const topic = `bench.sink.${id}`;
   process.stderr.write(`sink throughput: producing ${events} events to ${topic} (${PARTITIONS} partitions)\n`);
   const { summary, bytesPerEvent } = await produce(stack, topic, events);
+  const blocksDir = join(STACK_DIR, 'bench-data', `${id}-blocks`);
   const measured = [];
   for (let run = 1; run <= runs; run++) {
-    process.stderr.write(`sink throughput: run ${run} of ${runs}: bare decoding consumer, bare bulk insert, apigw-stream sink\n`);
+    process.stderr.write(`sink throughput: run ${run} of ${runs}: bare decoding consumer, bare bulk insert, the engine's memory alone, apigw-stream sink\n`);
     const decode = await decodeBaseline(stack, topic, events, run);
-    const insert = bulkInsertBaseline(events, `${id}-${run}`);
+    // The same rows every run: the first leaves them for the engine-memory baseline.
+    const insert = bulkInsertBaseline(events, `${id}-${run}`, run === 1 ? blocksDir : undefined);
+    const engineAlone = await engineMemoryBaseline(blocksDir, `${id}-${run}`);
     const sink = await runSink(stack, topic, id, run);
     const tables = await verifiedTables(sink.path, summary);
     const [sinkRate, decodeRate, insertRate] = [rate(events, sink.ms), rate(events, decode.ms), rate(events, insert.ms)];
@@ -191,6 +215,7 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
     measured.push({
       tables,
       rss: sink.rss,
+      engineAlone: { ...engineAlone.rss, highWaterMiB: engineAlone.highWaterMiB },
       figures: {
         sink: { ms: Math.round(sink.ms), eventsPerSecond: sinkRate, cpuSeconds: cpu(sink.cpuSeconds), brokerCpuSeconds: cpu(sink.brokerCpuSeconds) },
         decodeBaseline: { ms: Math.round(decode.ms), eventsPerSecond: decodeRate, cpuSeconds: cpu(decode.cpuSeconds), brokerCpuSeconds: cpu(decode.brokerCpuSeconds) },
@@ -207,6 +232,7 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
   await admin.connect();
   await admin.deleteTopics({ topics: [topic, `${topic}.dlq`] }).catch(() => undefined);
   await admin.disconnect();
+  rmSync(blocksDir, { recursive: true, force: true });
 
   // The run whose ratio is the median one: its sink and baselines ran side by side.
   const medianRatio = median(measured.map((m) => m.figures.ratioToSlowerBaseline));
@@ -217,6 +243,9 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
   // Memory: the run that peaked highest, and the least flat one.
   const highest = measured.reduce((top, m) => (m.rss.peakMiB > top.rss.peakMiB ? m : top)).rss;
   const leastFlat = Math.max(...measured.map((m) => m.rss.lastOverFirst));
+  // Exact peaks (VmHWM) compared: the engine alone may end between two samples.
+  const sinkHighWater = Math.max(...measured.map((m) => m.rss.highWaterMiB));
+  const engineAlone = measured.reduce((top, m) => (m.engineAlone.highWaterMiB > top.engineAlone.highWaterMiB ? m : top)).engineAlone;
   const env = typical.tables.env;
   const measuredAt = new Date().toISOString();
   const size = quick ? 'quick' as const : 'full' as const;
@@ -242,8 +271,17 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
       target: 'peak RSS < 512 MB, and flat (the last minute\'s peak within 10% of the first minute\'s; thirds of a run under 3 minutes)',
       met: highest.peakMiB < 512 && leastFlat <= 1.1,
       summary: `peak ${highest.peakMiB} MiB${runs === 1 ? '' : `, the highest of ${runs} runs`} (${highest.anonMiBAtPeak} MiB of it anonymous, the rest mapped program and library files); `
-        + `last window's peak over the first's ${runs === 1 ? leastFlat : `at most ${leastFlat} (every run: ${measured.map((m) => m.rss.lastOverFirst).join(', ')})`} (windows of ${highest.windowSeconds} s over ${highest.secondsSampled} s)`,
-      figures: { ...highest, lastOverFirstOfEveryRun: measured.map((m) => m.rss.lastOverFirst), peakMiBOfEveryRun: measured.map((m) => m.rss.peakMiB) },
+        + `last window's peak over the first's ${runs === 1 ? leastFlat : `at most ${leastFlat} (every run: ${measured.map((m) => m.rss.lastOverFirst).join(', ')})`} (windows of ${highest.windowSeconds} s over ${highest.secondsSampled} s); `
+        + `exact peaks: the sink ${sinkHighWater} MiB, the engine alone writing the same rows in the sink's block sizes ${engineAlone.highWaterMiB} MiB (the sink ${ratio(sinkHighWater, engineAlone.highWaterMiB)} of it)`,
+      figures: {
+        ...highest, lastOverFirstOfEveryRun: measured.map((m) => m.rss.lastOverFirst), peakMiBOfEveryRun: measured.map((m) => m.rss.peakMiB),
+        /** The sink's exact peak (VmHWM) in its highest run, and in every run. */
+        highWaterMiB: sinkHighWater,
+        highWaterMiBOfEveryRun: measured.map((m) => m.rss.highWaterMiB),
+        /** The floor of any sink that embeds this engine: the engine alone writing the same rows (its highest run). */
+        engineAlone: { ...engineAlone, highWaterMiBOfEveryRun: measured.map((m) => m.engineAlone.highWaterMiB) },
+        highWaterOverEngineAlone: ratio(sinkHighWater, engineAlone.highWaterMiB),
+      },
     },
   ];
 }

@@ -5,8 +5,5 @@ import { register } from 'tsx/esm/api';
 // The project targets Node 20 with pinned SDK versions; the SDK's notice about its future Node 22 floor is said
 // once in the README instead of on every command.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-// The embedded ClickHouse engine's allocator (jemalloc, read when chDB loads) keeps freed pages for 10 s by default:
-// during a sink's bulk inserts that held ~100 MB more resident memory at no measurable gain (bench/sink-throughput.ts).
-process.env.JE_MALLOC_CONF ??= 'dirty_decay_ms:1000,muzzy_decay_ms:0';
 register();
 await import('../cli/main.ts');

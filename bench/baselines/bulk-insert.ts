@@ -2,8 +2,14 @@
  * Baseline: the most the embedded ClickHouse engine writes. Computes in memory the rows the sink would write for
  * the workload (untimed), then times bare bulk inserts of them into fresh tables with the project's DDL.
  * Runs in a process of its own (one chDB data directory per process); prints its figures as JSON.
+ *
+ * With BENCH_BLOCKS_DIR, it then leaves the same rows there in blocks of the sink's size, for the engine-memory
+ * baseline (whose process must not compute them: that would be memory the sink's engine does not need).
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { applySchema, insertLines, openClickHouse } from '../../services/shared/clickhouse.js';
+import { SOLE_WRITER_BLOCK } from '../../services/sink/index.js';
 import { applyChange, type AppliedState, type CurrentRow, type HistoryRow } from '../../services/sink/change-applier.js';
 import { JSON_TEXT_COLUMNS, RowLines } from '../../services/sink/row-block.js';
 import { ownCpuSeconds } from '../lib/environment.js';
@@ -25,24 +31,42 @@ states.clear();
 
 const client = await openClickHouse({ kind: 'chdb', path });
 await applySchema(client, database);
-const BATCH = 50_000;
-// The same bytes the sink writes (JSONCompactEachRow), serialized before the clock starts: only the engine is timed.
-const blocks: { table: string; lines: RowLines }[] = [];
-for (const [table, rows, jsonColumns] of [
+const TABLES = [
   ['aws_apigatewayv2_api_integrations_history', history, JSON_TEXT_COLUMNS.history],
   ['aws_apigatewayv2_api_integrations', current, JSON_TEXT_COLUMNS.current],
-] as const) {
-  for (let i = 0; i < rows.length; i += BATCH) {
-    const lines = new RowLines(jsonColumns);
-    for (const row of rows.slice(i, i + BATCH)) lines.add(row);
-    blocks.push({ table: `${database}.${table}`, lines });
+] as const;
+
+/** The rows as the sink writes them (JSONCompactEachRow), a block of `rowsPerBlock` of each table in turn. */
+function* lineBlocks(rowsPerBlock: number): Generator<{ table: string; lines: RowLines }> {
+  for (let i = 0; i < Math.max(history.length, current.length); i += rowsPerBlock) {
+    for (const [table, rows, jsonColumns] of TABLES) {
+      const lines = new RowLines(jsonColumns);
+      for (const row of rows.slice(i, i + rowsPerBlock)) lines.add(row);
+      if (lines.count > 0) yield { table, lines };
+    }
   }
 }
+
+// Serialized before the clock starts: only the engine is timed.
+const blocks = [...lineBlocks(50_000)];
 const started = performance.now();
 const cpuBefore = ownCpuSeconds();
-for (const { table, lines } of blocks) await insertLines(client, table, lines.columns, lines.bytes());
+for (const { table, lines } of blocks) await insertLines(client, `${database}.${table}`, lines.columns, lines.bytes());
 const ms = performance.now() - started;
 // The engine's threads included: chDB runs inside this process.
 const cpuSeconds = ownCpuSeconds() - cpuBefore;
 await client.close();
+
+const blocksDir = process.env.BENCH_BLOCKS_DIR;
+if (blocksDir) {
+  mkdirSync(blocksDir, { recursive: true });
+  // A sink's block holds at least minRows rows of all tables, about as many history rows as current ones.
+  const sinkBlocks = [];
+  for (const { table, lines } of lineBlocks(SOLE_WRITER_BLOCK.minRows / 2)) {
+    const file = `${String(sinkBlocks.length).padStart(5, '0')}.jsonl`;
+    writeFileSync(join(blocksDir, file), lines.bytes());
+    sinkBlocks.push({ table, columns: lines.columns, file });
+  }
+  writeFileSync(join(blocksDir, 'blocks.json'), JSON.stringify({ blocks: sinkBlocks }));
+}
 process.stdout.write(`${JSON.stringify({ ms, cpuSeconds, currentRows: current.length, historyRows: history.length })}\n`);

@@ -28,6 +28,12 @@ function residentMiB(pid: number): { rss: number; anon: number } | undefined {
   }
 }
 
+/** The most resident memory a live process has had (VmHWM), in MiB: its exact peak, between samples too. */
+export function highWaterMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Math.round(Number(/^VmHWM:\s+(\d+)/m.exec(status)![1]) / 1024);
+}
+
 // Linux reports process times in clock ticks of 1/100 s on every architecture Node supports.
 const TICKS_PER_SECOND = 100;
 

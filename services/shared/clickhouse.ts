@@ -1,3 +1,5 @@
+// First: the engine's allocator reads its settings when chDB loads.
+import './engine-allocator.js';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';

@@ -47,7 +47,7 @@ const MAX_GATHERED_ROWS = 40_000;
  * A sole writer's blocks: at least this many rows, or what gathered in this many milliseconds. Fewer, larger
  * inserts cost the engine less CPU (300k events: blocks of 5,000 rows 12.0 CPU-s for the sink, 10,000 11.0 s).
  */
-const SOLE_WRITER_BLOCK = { minRows: 10_000, lingerMs: 200 };
+export const SOLE_WRITER_BLOCK = { minRows: 10_000, lingerMs: 200 };
 
 const sameApi = (a: ApiInfo, b: ApiInfo) => a.name === b.name && a.protocol_type === b.protocol_type && a.api_endpoint === b.api_endpoint;
 
