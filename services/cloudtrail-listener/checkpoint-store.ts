@@ -1,4 +1,5 @@
 import type { Admin, Kafka, Transaction } from 'kafkajs';
+import { createTopicsWithLeaders } from '../shared/kafka.js';
 import { sleep } from '../shared/retry.js';
 
 /** Where the listener is in CloudTrail for one account and region. */
@@ -26,10 +27,9 @@ export function createCheckpointStore({ kafka, admin, topic }: { kafka: Kafka; a
   return {
     async ensureTopic(): Promise<void> {
       if ((await admin.listTopics()).includes(name)) return;
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: [{ topic: name, numPartitions: 1, replicationFactor: -1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }],
-      });
+      await createTopicsWithLeaders(admin, [
+        { topic: name, numPartitions: 1, replicationFactor: -1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
+      ]);
     },
 
     /** The last committed checkpoint of every region; call after the transactional producer connected (which aborts a dead instance's open transaction). */

@@ -1,5 +1,6 @@
-import { Kafka, Partitioners, logLevel, type Admin, type LogEntry, type Producer } from 'kafkajs';
+import { Kafka, Partitioners, logLevel, type Admin, type ITopicConfig, type LogEntry, type Producer } from 'kafkajs';
 import type { Logger } from './logger.js';
+import { createRetry } from './retry.js';
 
 const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.ERROR]: 'error',
@@ -9,7 +10,7 @@ const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
 };
 
 // kafkajs logs every retried request at ERROR; those it recovers from are noise at our level, so they go to debug.
-const RECOVERABLE = /coordinator is (loading|not available)|There is no leader|Leadership election|not the correct coordinator|Response (Heartbeat|OffsetCommit)/;
+const RECOVERABLE = /coordinator is (loading|not available)|There is no leader|Leadership election|not the correct coordinator|does not host this topic-partition|Response (Heartbeat|OffsetCommit)/;
 
 export function createKafka(options: { brokers: string[]; clientId: string; logger: Logger }): Kafka {
   const log = options.logger.child({ component: 'kafkajs' });
@@ -31,15 +32,28 @@ export function dlqTopic(topic: string): string {
   return `${topic}.dlq`;
 }
 
+const leaderRetry = createRetry({ retries: 10, initialDelayMs: 100, maxDelayMs: 2000 });
+
+/**
+ * Creates topics and returns once every partition of them has a leader. kafkajs's own wait (`waitForLeaders`)
+ * retries only LEADER_NOT_AVAILABLE; a broker that has just started answers UNKNOWN_TOPIC_OR_PARTITION for a moment
+ * after creating a topic (tulios/kafkajs#1222), and the first command against a fresh stack failed on it.
+ */
+export async function createTopicsWithLeaders(admin: Admin, topics: ITopicConfig[]): Promise<void> {
+  await admin.createTopics({ waitForLeaders: false, topics });
+  await leaderRetry(async () => {
+    const metadata = await admin.fetchTopicMetadata({ topics: topics.map(({ topic }) => topic) });
+    const leaderless = metadata.topics.filter(({ partitions }) => partitions.some(({ leader }) => leader < 0)).map(({ name }) => name);
+    if (leaderless.length > 0) throw Object.assign(new Error(`no partition leader yet for ${leaderless.join(', ')}`), { retriable: true });
+  });
+}
+
 /** Creates the topic and its dead-letter topic when missing; returns the topic's partition count. */
 export async function ensureTopics(admin: Admin, topic: string, partitions: number): Promise<number> {
   const existing = new Set(await admin.listTopics());
   const missing = [topic, dlqTopic(topic)].filter((name) => !existing.has(name));
   if (missing.length > 0) {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: missing.map((name) => ({ topic: name, numPartitions: name === topic ? partitions : 1, replicationFactor: -1 })),
-    });
+    await createTopicsWithLeaders(admin, missing.map((name) => ({ topic: name, numPartitions: name === topic ? partitions : 1, replicationFactor: -1 })));
   }
   const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
   return metadata.topics[0]!.partitions.length;
