@@ -152,25 +152,31 @@ async function runSink(stack: Stack, topic: string, id: string, run: number) {
     env: { ...process.env, KAFKA_BROKERS: stack.brokers.join(','), SCHEMA_REGISTRY_URL: stack.registryUrl, CLICKHOUSE_URL: `chdb://${path}`, CLICKHOUSE_DATABASE: 'bench', APIGW_TOPIC: topic, APIGW_SINK_GROUP_ID: groupId, LOG_LEVEL: process.env.BENCH_SINK_LOG_LEVEL ?? 'warn' },
     stdio: ['ignore', process.env.BENCH_SINK_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'],
   });
+  const exited = new Promise((resolve) => sink.once('exit', resolve));
   const memory = sampleMemory(sink.pid!);
-  const brokerBefore = cpuSeconds(brokerPid());
   const admin = new Kafka({ brokers: stack.brokers, logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  const ends = await admin.fetchTopicOffsets(topic);
-  for (;;) {
-    const committed = (await admin.fetchOffsets({ groupId, topics: [topic] }))[0]!.partitions;
-    const done = ends.every((end) => Number(committed.find((p) => p.partition === end.partition)?.offset ?? -1) >= Number(end.high));
-    if (done) break;
-    if (sink.exitCode !== null) throw new Error(`the sink exited with ${sink.exitCode}`);
-    await sleep(100);
+  // Whatever happens here, the sink does not outlive the benchmark.
+  try {
+    const brokerBefore = cpuSeconds(brokerPid());
+    await admin.connect();
+    const ends = await admin.fetchTopicOffsets(topic);
+    for (;;) {
+      const committed = (await admin.fetchOffsets({ groupId, topics: [topic] }))[0]!.partitions;
+      const done = ends.every((end) => Number(committed.find((p) => p.partition === end.partition)?.offset ?? -1) >= Number(end.high));
+      if (done) break;
+      if (sink.exitCode !== null) throw new Error(`the sink exited with ${sink.exitCode}`);
+      await sleep(100);
+    }
+    const ms = performance.now() - started;
+    const rss = { ...memory.stop(), highWaterMiB: highWaterMiB(sink.pid!) };
+    const cpu = { cpuSeconds: cpuSeconds(sink.pid!), brokerCpuSeconds: cpuSeconds(brokerPid()) - brokerBefore };
+    return { ms, rss, path, ...cpu };
+  } finally {
+    memory.stop();
+    await admin.disconnect();
+    if (sink.exitCode === null) sink.kill('SIGTERM');
+    await exited;
   }
-  const ms = performance.now() - started;
-  const rss = { ...memory.stop(), highWaterMiB: highWaterMiB(sink.pid!) };
-  const cpu = { cpuSeconds: cpuSeconds(sink.pid!), brokerCpuSeconds: cpuSeconds(brokerPid()) - brokerBefore };
-  await admin.disconnect();
-  sink.kill('SIGTERM');
-  await new Promise((resolve) => sink.once('exit', resolve));
-  return { ms, rss, path, ...cpu };
 }
 
 /** The sink's tables hold exactly the workload's final state: a fast run that lost rows measures nothing. */
@@ -204,41 +210,47 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
   const { summary, bytesPerEvent } = await produce(stack, topic, events);
   const blocksDir = join(STACK_DIR, 'bench-data', `${id}-blocks`);
   const measured = [];
-  for (let run = 1; run <= runs; run++) {
-    process.stderr.write(`sink throughput: run ${run} of ${runs}: bare decoding consumer, bare bulk insert, the engine's memory alone, apigw-stream sink\n`);
-    const decode = await decodeBaseline(stack, topic, events, run);
-    // The same rows every run: the first leaves them for the engine-memory baseline.
-    const insert = bulkInsertBaseline(events, `${id}-${run}`, run === 1 ? blocksDir : undefined);
-    const engineAlone = await engineMemoryBaseline(blocksDir, `${id}-${run}`);
-    const sink = await runSink(stack, topic, id, run);
-    const tables = await verifiedTables(sink.path, summary);
-    const [sinkRate, decodeRate, insertRate] = [rate(events, sink.ms), rate(events, decode.ms), rate(events, insert.ms)];
-    // The sink does both baselines' work on the same cores (and the broker serves it there too). Even spread
-    // perfectly over every core, that work alone takes this long: the fastest any sink could be on this machine.
-    const bothBaselinesCpu = decode.cpuSeconds + decode.brokerCpuSeconds + insert.cpuSeconds;
-    const ceilingRate = rate(events, (bothBaselinesCpu / cpus().length) * 1000);
-    const slower = Math.min(decodeRate, insertRate);
-    measured.push({
-      tables,
-      rss: sink.rss,
-      engineAlone: { ...engineAlone.rss, highWaterMiB: engineAlone.highWaterMiB },
-      figures: {
-        sink: { ms: Math.round(sink.ms), eventsPerSecond: sinkRate, cpuSeconds: cpu(sink.cpuSeconds), brokerCpuSeconds: cpu(sink.brokerCpuSeconds) },
-        decodeBaseline: { ms: Math.round(decode.ms), eventsPerSecond: decodeRate, cpuSeconds: cpu(decode.cpuSeconds), brokerCpuSeconds: cpu(decode.brokerCpuSeconds) },
-        bulkInsertBaseline: {
-          ms: Math.round(insert.ms), eventsPerSecond: insertRate, cpuSeconds: cpu(insert.cpuSeconds), currentRows: insert.currentRows, historyRows: insert.historyRows,
+  // A failed round leaves neither its topic nor the rows' files (hundreds of MB) behind.
+  try {
+    for (let run = 1; run <= runs; run++) {
+      process.stderr.write(`sink throughput: run ${run} of ${runs}: bare decoding consumer, bare bulk insert, the engine's memory alone, apigw-stream sink\n`);
+      const decode = await decodeBaseline(stack, topic, events, run);
+      // The same rows every run: the first leaves them for the engine-memory baseline.
+      const insert = bulkInsertBaseline(events, `${id}-${run}`, run === 1 ? blocksDir : undefined);
+      const engineAlone = await engineMemoryBaseline(blocksDir, `${id}-${run}`);
+      const sink = await runSink(stack, topic, id, run);
+      const tables = await verifiedTables(sink.path, summary);
+      const [sinkRate, decodeRate, insertRate] = [rate(events, sink.ms), rate(events, decode.ms), rate(events, insert.ms)];
+      // The sink does both baselines' work on the same cores (and the broker serves it there too). Even spread
+      // perfectly over every core, that work alone takes this long: the fastest any sink could be on this machine.
+      const bothBaselinesCpu = decode.cpuSeconds + decode.brokerCpuSeconds + insert.cpuSeconds;
+      const ceilingRate = rate(events, (bothBaselinesCpu / cpus().length) * 1000);
+      const slower = Math.min(decodeRate, insertRate);
+      measured.push({
+        tables,
+        rss: sink.rss,
+        engineAlone: { ...engineAlone.rss, highWaterMiB: engineAlone.highWaterMiB },
+        figures: {
+          sink: { ms: Math.round(sink.ms), eventsPerSecond: sinkRate, cpuSeconds: cpu(sink.cpuSeconds), brokerCpuSeconds: cpu(sink.brokerCpuSeconds) },
+          decodeBaseline: { ms: Math.round(decode.ms), eventsPerSecond: decodeRate, cpuSeconds: cpu(decode.cpuSeconds), brokerCpuSeconds: cpu(decode.brokerCpuSeconds) },
+          bulkInsertBaseline: {
+            ms: Math.round(insert.ms), eventsPerSecond: insertRate, cpuSeconds: cpu(insert.cpuSeconds), currentRows: insert.currentRows, historyRows: insert.historyRows,
+          },
+          ratioToSlowerBaseline: ratio(sinkRate, slower),
+          /** Both baselines' CPU seconds (and the broker's) over the machine's cores: the bound of any sink here. */
+          ceiling: { eventsPerSecond: ceilingRate, ratioToSlowerBaseline: ratio(ceilingRate, slower), cpuSeconds: cpu(bothBaselinesCpu) },
         },
-        ratioToSlowerBaseline: ratio(sinkRate, slower),
-        /** Both baselines' CPU seconds (and the broker's) over the machine's cores: the bound of any sink here. */
-        ceiling: { eventsPerSecond: ceilingRate, ratioToSlowerBaseline: ratio(ceilingRate, slower), cpuSeconds: cpu(bothBaselinesCpu) },
-      },
-    });
+      });
+    }
+  } finally {
+    rmSync(blocksDir, { recursive: true, force: true });
+    const admin = new Kafka({ brokers: stack.brokers, logLevel: logLevel.NOTHING }).admin();
+    // Best effort: a broker that went away must not hide why the round failed.
+    await admin.connect()
+      .then(() => admin.deleteTopics({ topics: [topic, `${topic}.dlq`] }))
+      .catch(() => undefined)
+      .finally(() => admin.disconnect());
   }
-  const admin = new Kafka({ brokers: stack.brokers, logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  await admin.deleteTopics({ topics: [topic, `${topic}.dlq`] }).catch(() => undefined);
-  await admin.disconnect();
-  rmSync(blocksDir, { recursive: true, force: true });
 
   // The run whose ratio is the median one: its sink and baselines ran side by side.
   const medianRatio = median(measured.map((m) => m.figures.ratioToSlowerBaseline));
