@@ -289,7 +289,7 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
       target: 'peak RSS < 512 MB, and flat (the last minute\'s peak within 10% of the first minute\'s; thirds of a run under 3 minutes)',
       // The exact peak too: a run shorter than a few samples (the quick size) can peak between two of them.
       met: highest.peakMiB < 512 && sinkHighWater < 512 && leastFlat <= 1.1,
-      summary: `peak ${highest.peakMiB} MiB${runs === 1 ? '' : `, the highest of ${runs} runs`} (${highest.anonMiBAtPeak} MiB of it anonymous, the rest mapped program and library files); `
+      summary: `peak ${highest.peakMiB} MiB${runs === 1 ? '' : `, the highest of ${runs} runs`} (${highest.anonMiBAtPeak} MiB of it anonymous, the rest mapped program and library files), steady ${highest.steadyMiB} MiB; `
         + `last window's peak over the first's ${runs === 1 ? leastFlat : `at most ${leastFlat} (every run: ${measured.map((m) => m.rss.lastOverFirst).join(', ')})`} (windows of ${highest.windowSeconds} s over ${highest.secondsSampled} s); `
         + `exact peaks: the sink ${sinkHighWater} MiB, the engine alone writing the same rows in the sink's block sizes ${engineAlone.highWaterMiB} MiB (the sink ${ratio(sinkHighWater, engineAlone.highWaterMiB)} of it)`,
       figures: {

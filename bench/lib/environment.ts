@@ -69,11 +69,14 @@ export function sampleMemory(pid: number) {
       const windowSeconds = Math.max(1, Math.min(60, Math.floor(last / 3)));
       const firstWindow = samples.filter((s) => s.atSeconds <= windowSeconds);
       const lastWindow = samples.filter((s) => s.atSeconds > last - windowSeconds);
+      const afterStart = samples.filter((s) => s.atSeconds > windowSeconds).map((s) => s.rssMiB).sort((a, b) => a - b);
       return {
         samples,
         peakMiB: peakSample.rssMiB,
         /** The anonymous part of the peak sample; the rest are pages of mapped files (program and libraries). */
         anonMiBAtPeak: peakSample.anonMiB,
+        /** The steady level: the median sample after the first window (start-up). */
+        steadyMiB: afterStart[Math.floor(afterStart.length / 2)] ?? peakSample.rssMiB,
         windowSeconds,
         firstWindowPeakMiB: peak(firstWindow),
         lastWindowPeakMiB: peak(lastWindow),
