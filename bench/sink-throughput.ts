@@ -2,7 +2,7 @@
  * Benchmarks 1 and 2: sink throughput and memory, against a bare decoding consumer and a bare bulk insert over
  * the same data, in the same run.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -104,41 +104,44 @@ async function decodeBaseline(stack: Stack, topic: string, events: number, run: 
   return { ms, ...cpu };
 }
 
-/** `blocksDir`: where the baseline leaves the rows in the sink's block sizes, for engineMemoryBaseline. */
-function bulkInsertBaseline(events: number, id: string, blocksDir?: string): { ms: number; cpuSeconds: number; currentRows: number; historyRows: number } {
-  const path = join(STACK_DIR, 'bench-data', `${id}-insert`);
-  const result = spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bench/baselines/bulk-insert.ts')], {
-    env: {
-      ...process.env, BENCH_EVENTS: String(events), BENCH_CHDB_PATH: path, BENCH_DATABASE: 'bench', ...(blocksDir ? { BENCH_BLOCKS_DIR: blocksDir } : {}),
-      // The engine as chDB ships it, the fastest it writes: the allocator setting the sink runs with trades ~9% of
-      // the engine's write speed for memory (see services/shared/engine-allocator.ts); the baseline does not pay it.
-      JE_MALLOC_CONF: '',
-    },
-    encoding: 'utf8', maxBuffer: 1 << 20,
-  });
-  rmSync(path, { recursive: true, force: true });
-  if (result.status !== 0) throw new Error(`bulk-insert baseline failed: ${result.stderr.slice(-2000)}`);
-  return JSON.parse(result.stdout.trim().split('\n').at(-1)!);
-}
-
-/** The engine alone writing the sink's rows in the sink's block sizes, its resident memory sampled as the sink's is. */
-async function engineMemoryBaseline(blocksDir: string, id: string) {
-  const path = join(STACK_DIR, 'bench-data', `${id}-engine`);
-  const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bench/baselines/engine-memory.ts')], {
-    env: { ...process.env, BENCH_BLOCKS_DIR: blocksDir, BENCH_CHDB_PATH: path, BENCH_DATABASE: 'bench' },
+/**
+ * Runs a baseline in a process of its own (one chDB data directory per process, removed after) and returns the
+ * figures it prints as its last line of JSON. `started` sees the process as soon as it runs, e.g. to sample it.
+ */
+async function runBaseline<T>(script: string, id: string, env: NodeJS.ProcessEnv, started?: (pid: number) => void): Promise<T> {
+  const path = join(STACK_DIR, 'bench-data', id);
+  const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bench/baselines', script)], {
+    env: { ...process.env, ...env, BENCH_CHDB_PATH: path, BENCH_DATABASE: 'bench' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const memory = sampleMemory(child.pid!);
+  started?.(child.pid!);
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
   const exitCode = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  const rss = memory.stop();
   rmSync(path, { recursive: true, force: true });
-  if (exitCode !== 0) throw new Error(`engine-memory baseline failed: ${stderr.slice(-2000)}`);
-  const { ms, highWaterMiB } = JSON.parse(stdout.trim().split('\n').at(-1)!) as { ms: number; highWaterMiB: number };
-  return { ms, rss, highWaterMiB };
+  if (exitCode !== 0) throw new Error(`${script} baseline failed: ${stderr.slice(-2000)}`);
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
+}
+
+/** `blocksDir`: where the baseline leaves the rows in the sink's block sizes, for engineMemoryBaseline. */
+function bulkInsertBaseline(events: number, id: string, blocksDir?: string) {
+  return runBaseline<{ ms: number; cpuSeconds: number; currentRows: number; historyRows: number }>('bulk-insert.ts', `${id}-insert`, {
+    BENCH_EVENTS: String(events), ...(blocksDir ? { BENCH_BLOCKS_DIR: blocksDir } : {}),
+    // The engine as chDB ships it, the fastest it writes: the allocator setting the sink runs with trades ~9% of
+    // the engine's write speed for memory (see services/shared/engine-allocator.ts); the baseline does not pay it.
+    JE_MALLOC_CONF: '',
+  });
+}
+
+/** The engine alone writing the sink's rows in the sink's block sizes, its resident memory sampled as the sink's is. */
+async function engineMemoryBaseline(blocksDir: string, id: string) {
+  let memory: ReturnType<typeof sampleMemory> | undefined;
+  const { highWaterMiB } = await runBaseline<{ highWaterMiB: number }>('engine-memory.ts', `${id}-engine`, { BENCH_BLOCKS_DIR: blocksDir }, (pid) => {
+    memory = sampleMemory(pid);
+  });
+  return { ...memory!.stop(), highWaterMiB };
 }
 
 /** The sink as users run it (`apigw-stream sink`), timed from its start until its group has committed every offset. */
@@ -172,7 +175,6 @@ async function runSink(stack: Stack, topic: string, id: string, run: number) {
     const cpu = { cpuSeconds: cpuSeconds(sink.pid!), brokerCpuSeconds: cpuSeconds(brokerPid()) - brokerBefore };
     return { ms, rss, path, ...cpu };
   } finally {
-    memory.stop();
     await admin.disconnect();
     if (sink.exitCode === null) sink.kill('SIGTERM');
     await exited;
@@ -216,7 +218,7 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
       process.stderr.write(`sink throughput: run ${run} of ${runs}: bare decoding consumer, bare bulk insert, the engine's memory alone, apigw-stream sink\n`);
       const decode = await decodeBaseline(stack, topic, events, run);
       // The same rows every run: the first leaves them for the engine-memory baseline.
-      const insert = bulkInsertBaseline(events, `${id}-${run}`, run === 1 ? blocksDir : undefined);
+      const insert = await bulkInsertBaseline(events, `${id}-${run}`, run === 1 ? blocksDir : undefined);
       const engineAlone = await engineMemoryBaseline(blocksDir, `${id}-${run}`);
       const sink = await runSink(stack, topic, id, run);
       const tables = await verifiedTables(sink.path, summary);
@@ -229,7 +231,7 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
       measured.push({
         tables,
         rss: sink.rss,
-        engineAlone: { ...engineAlone.rss, highWaterMiB: engineAlone.highWaterMiB },
+        engineAlone,
         figures: {
           sink: { ms: Math.round(sink.ms), eventsPerSecond: sinkRate, cpuSeconds: cpu(sink.cpuSeconds), brokerCpuSeconds: cpu(sink.brokerCpuSeconds) },
           decodeBaseline: { ms: Math.round(decode.ms), eventsPerSecond: decodeRate, cpuSeconds: cpu(decode.cpuSeconds), brokerCpuSeconds: cpu(decode.brokerCpuSeconds) },

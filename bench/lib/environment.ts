@@ -51,14 +51,14 @@ export const ownCpuSeconds = () => {
   return (user + system) / 1e6;
 };
 
-/** Samples a process's resident memory every second until stopped. */
+/** Samples a process's resident memory every second until stopped; its timer does not keep the benchmark running. */
 export function sampleMemory(pid: number) {
   const samples: { atSeconds: number; rssMiB: number; anonMiB: number }[] = [];
   const started = Date.now();
   const timer = setInterval(() => {
     const resident = residentMiB(pid);
     if (resident) samples.push({ atSeconds: Math.round((Date.now() - started) / 1000), rssMiB: Math.round(resident.rss), anonMiB: Math.round(resident.anon) });
-  }, 1000);
+  }, 1000).unref();
   return {
     stop() {
       clearInterval(timer);

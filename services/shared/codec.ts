@@ -36,29 +36,27 @@ export interface DecodedChange {
 }
 
 /**
- * A writer schema's value type, and its parts when `after` and `snapshot` are its last two fields and a null
- * snapshot is one 0 byte (branch 0 of its union): the fields before the after-image are read first, so that an
+ * A writer schema's value type in parts, when `after` and `snapshot` are its last two fields and a null snapshot is
+ * one 0 byte (branch 0 of its union); otherwise null. The fields before the after-image are read first, so that an
  * after-image equal byte for byte to the previous one of its integration is not decoded again (most events are
  * re-reads of an unchanged configuration).
  */
-interface ValueReader {
-  type: avro.Type;
-  parts: { head: avro.Type; after: avro.Type; snapshot: avro.Type } | null;
+interface ValueParts {
+  head: avro.Type;
+  after: avro.Type;
+  snapshot: avro.Type;
 }
 
-function valueReader(type: avro.Type): ValueReader {
+function valueParts(type: avro.Type): ValueParts | null {
   const record = type as avro.types.RecordType;
   const names = record.fields.map((field) => field.name);
   const snapshotBranches = names.at(-1) === 'snapshot' ? (record.field('snapshot').type as avro.types.UnwrappedUnionType).types : undefined;
-  if (names.at(-2) !== 'after' || snapshotBranches?.[0]?.typeName !== 'null') return { type, parts: null };
+  if (names.at(-2) !== 'after' || snapshotBranches?.[0]?.typeName !== 'null') return null;
   const schema = type.schema() as { fields: unknown[] };
   return {
-    type,
-    parts: {
-      head: avro.Type.forSchema({ ...schema, fields: schema.fields.slice(0, -2) } as avro.Schema),
-      after: record.field('after').type,
-      snapshot: record.field('snapshot').type,
-    },
+    head: avro.Type.forSchema({ ...schema, fields: schema.fields.slice(0, -2) } as avro.Schema),
+    after: record.field('after').type,
+    snapshot: record.field('snapshot').type,
   };
 }
 
@@ -79,7 +77,7 @@ export function createChangeCodec({ registryUrl, topic, schemas = { key: KEY_SCH
   // lookup per message; at sink rates that cost a quarter of the time (bench/codec.ts). The schemas still come
   // from the registry by id; only the 5-byte Confluent framing is written here.
   const types = new Map<number, avro.Type>();
-  const readers = new Map<number, ValueReader>();
+  const partsById = new Map<number, ValueParts | null>();
   let scratch = Buffer.alloc(64 * 1024);
 
   async function typeOf(id: number): Promise<avro.Type> {
@@ -109,15 +107,15 @@ export function createChangeCodec({ registryUrl, topic, schemas = { key: KEY_SCH
     return type.fromBuffer(buffer.subarray(5));
   }
 
-  function readerOf(id: number, type: avro.Type): ValueReader {
-    let reader = readers.get(id);
-    if (!reader) readers.set(id, (reader = valueReader(type)));
-    return reader;
+  function partsOf(id: number, type: avro.Type): ValueParts | null {
+    let parts = partsById.get(id);
+    if (parts === undefined) partsById.set(id, (parts = valueParts(type)));
+    return parts;
   }
 
   /** A value and its after-image's bytes; the after-image of `previous` when the bytes are the same. */
-  function readValue(buffer: Buffer, id: number, type: avro.Type, previous: PreviousImage): { value: IntegrationChange; image: EncodedImage | null } {
-    const parts = readerOf(id, type).parts;
+  function readValue(buffer: Buffer, id: number, type: avro.Type, previous: PreviousImage): DecodedChange {
+    const parts = partsOf(id, type);
     if (!parts) return { value: unframe(buffer, type) as IntegrationChange, image: null };
     const head = parts.head.decode(buffer, 5);
     if (head.offset < 0) throw new Error('truncated buffer');
@@ -146,18 +144,24 @@ export function createChangeCodec({ registryUrl, topic, schemas = { key: KEY_SCH
    * Decodes both parts when both schemas are known, synchronously (a batch then decodes without a microtask per
    * message); otherwise fetches them first. Every failure is a PoisonMessageError or (registry down) a DependencyError.
    */
-  function decodeFramed<T>(key: Buffer | null, value: Buffer | null, read: (key: Buffer, value: Buffer, keyType: avro.Type, valueType: avro.Type) => T): T | Promise<T> {
+  function decodeFramed<T>(
+    key: Buffer | null, value: Buffer | null, read: (key: Buffer, value: Buffer, keyType: avro.Type, valueType: avro.Type, valueId: number) => T,
+  ): T | Promise<T> {
+    let keyId: number;
+    let valueId: number;
     try {
       if (!key || !value) throw new PoisonMessageError('empty', 'message has no key or no value');
-      const keyType = types.get(schemaIdOf(key));
-      const valueType = types.get(schemaIdOf(value));
-      if (keyType && valueType) return read(key, value, keyType, valueType);
+      keyId = schemaIdOf(key);
+      valueId = schemaIdOf(value);
+      const keyType = types.get(keyId);
+      const valueType = types.get(valueId);
+      if (keyType && valueType) return read(key, value, keyType, valueType, valueId);
     } catch (error) {
       throw classifyDecodeError(error);
     }
     return (async () => {
       try {
-        return read(key, value, await typeOf(schemaIdOf(key)), await typeOf(schemaIdOf(value)));
+        return read(key, value, await typeOf(keyId), await typeOf(valueId), valueId);
       } catch (error) {
         throw classifyDecodeError(error);
       }
@@ -209,7 +213,7 @@ export function createChangeCodec({ registryUrl, topic, schemas = { key: KEY_SCH
      * checked for its framing and schema but not decoded: the value carries every field of it.
      */
     decodeChange(key: Buffer | null, value: Buffer | null, previous: PreviousImage): DecodedChange | Promise<DecodedChange> {
-      return decodeFramed(key, value, (_, v, _keyType, valueType) => readValue(v, schemaIdOf(v), valueType, previous));
+      return decodeFramed(key, value, (_, v, _keyType, valueType, valueId) => readValue(v, valueId, valueType, previous));
     },
   };
 }
