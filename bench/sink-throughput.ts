@@ -3,7 +3,7 @@
  * the same data, in the same run.
  */
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
@@ -144,6 +144,14 @@ async function engineMemoryBaseline(blocksDir: string, id: string) {
   return { ...memory!.stop(), highWaterMiB };
 }
 
+const COMMAND = join(PROJECT_ROOT, 'bin/apigw-stream.js');
+
+/** The node flags the installed command runs with: those on its `#!/usr/bin/env -S node …` line. */
+function commandNodeFlags(): string[] {
+  const shebang = readFileSync(COMMAND, 'utf8').split('\n', 1)[0]!;
+  return (/^#!.*?\bnode\b(.*)$/.exec(shebang)?.[1] ?? '').split(/\s+/).filter(Boolean);
+}
+
 /** The sink as users run it (`apigw-stream sink`), timed from its start until its group has committed every offset. */
 async function runSink(stack: Stack, topic: string, id: string, run: number) {
   const path = join(STACK_DIR, 'bench-data', `${id}-sink-${run}`);
@@ -151,7 +159,7 @@ async function runSink(stack: Stack, topic: string, id: string, run: number) {
   const started = performance.now();
   // BENCH_SINK_NODE_ARGS passes node flags to the sink alone, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile it.
   const nodeArgs = process.env.BENCH_SINK_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const sink = spawn(process.execPath, [...nodeArgs, join(PROJECT_ROOT, 'bin/apigw-stream.js'), 'sink'], {
+  const sink = spawn(process.execPath, [...commandNodeFlags(), ...nodeArgs, COMMAND, 'sink'], {
     env: { ...process.env, KAFKA_BROKERS: stack.brokers.join(','), SCHEMA_REGISTRY_URL: stack.registryUrl, CLICKHOUSE_URL: `chdb://${path}`, CLICKHOUSE_DATABASE: 'bench', APIGW_TOPIC: topic, APIGW_SINK_GROUP_ID: groupId, LOG_LEVEL: process.env.BENCH_SINK_LOG_LEVEL ?? 'warn' },
     stdio: ['ignore', process.env.BENCH_SINK_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'],
   });
