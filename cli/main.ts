@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { loadConfig, type Config } from '../services/shared/config.js';
 import { ApigwError, ConfigError, DependencyError, describeError } from '../services/shared/errors.js';
@@ -88,7 +89,10 @@ function fail(error: unknown, logger?: Logger): never {
   process.exit(1);
 }
 
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
 const program = new Command('apigw-stream')
+  .version(version)
   .description('Change-data-capture for AWS API Gateway v2 integrations: AWS -> Avro change events on Kafka -> ClickHouse current state and history.')
   .addHelpText('after', ENVIRONMENT_HELP)
   .showHelpAfterError();

@@ -38,7 +38,7 @@ function describe(change: IntegrationChange, previous: IntegrationState | null |
 
 export function tailCommand(): Command {
   return new Command('tail')
-    .description('decode and print change events as they arrive (key, op, time, source, principal, and the changed fields or the after-image)')
+    .description('Decode and print change events as they arrive (key, op, time, source, principal, and the changed fields or the after-image)')
     .option('--from-beginning', 'start at the oldest event on the topic instead of new ones')
     .option('--api <api-id>', 'only events of this API (AWS ApiId)')
     .option('--integration <integration-id>', 'only events of this integration')

@@ -1,0 +1,27 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { PROJECT_ROOT } from '../../stack/layout.js';
+import { apigwStream } from '../support/cli.js';
+
+const { version } = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string };
+
+describe('the command line explains itself', () => {
+  it('--version prints the release and exits 0', async () => {
+    const result = await apigwStream(['--version'], {});
+    assert.equal(result.status, 0);
+    assert.equal(result.stdout, version);
+  });
+
+  it('--help names every command and the configuration variables', async () => {
+    const result = await apigwStream(['--help'], {});
+    assert.equal(result.status, 0);
+    for (const command of ['snapshot', 'listen', 'sink', 'run', 'demo', 'stack', 'tail', 'query']) {
+      assert.match(result.stdout, new RegExp(`^  ${command}\\b`, 'm'), `--help lists ${command}`);
+    }
+    for (const variable of ['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'CLICKHOUSE_URL', 'AWS_REGIONS']) {
+      assert.match(result.stdout, new RegExp(variable), `--help explains ${variable}`);
+    }
+  });
+});
