@@ -145,12 +145,8 @@ async function engineMemoryBaseline(blocksDir: string, id: string) {
 }
 
 const COMMAND = join(PROJECT_ROOT, 'bin/apigw-stream.js');
-
 /** The node flags the installed command runs with: those on its `#!/usr/bin/env -S node …` line. */
-function commandNodeFlags(): string[] {
-  const shebang = readFileSync(COMMAND, 'utf8').split('\n', 1)[0]!;
-  return (/^#!.*?\bnode\b(.*)$/.exec(shebang)?.[1] ?? '').split(/\s+/).filter(Boolean);
-}
+const COMMAND_NODE_FLAGS = (/^#!.*?\bnode\b(.*)$/.exec(readFileSync(COMMAND, 'utf8').split('\n', 1)[0]!)?.[1] ?? '').split(/\s+/).filter(Boolean);
 
 /** The sink as users run it (`apigw-stream sink`), timed from its start until its group has committed every offset. */
 async function runSink(stack: Stack, topic: string, id: string, run: number) {
@@ -159,7 +155,7 @@ async function runSink(stack: Stack, topic: string, id: string, run: number) {
   const started = performance.now();
   // BENCH_SINK_NODE_ARGS passes node flags to the sink alone, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile it.
   const nodeArgs = process.env.BENCH_SINK_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const sink = spawn(process.execPath, [...commandNodeFlags(), ...nodeArgs, COMMAND, 'sink'], {
+  const sink = spawn(process.execPath, [...COMMAND_NODE_FLAGS, ...nodeArgs, COMMAND, 'sink'], {
     env: { ...process.env, KAFKA_BROKERS: stack.brokers.join(','), SCHEMA_REGISTRY_URL: stack.registryUrl, CLICKHOUSE_URL: `chdb://${path}`, CLICKHOUSE_DATABASE: 'bench', APIGW_TOPIC: topic, APIGW_SINK_GROUP_ID: groupId, LOG_LEVEL: process.env.BENCH_SINK_LOG_LEVEL ?? 'warn' },
     stdio: ['ignore', process.env.BENCH_SINK_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'],
   });
@@ -205,6 +201,8 @@ async function verifiedTables(path: string, expected: { live: number; historyRow
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+/** The item with the greatest `value` (the first of equals). */
+const highestBy = <T>(items: T[], value: (item: T) => number) => items.reduce((top, item) => (value(item) > value(top) ? item : top));
 const cpu = (seconds: number) => Math.round(seconds * 10) / 10;
 
 /**
@@ -269,11 +267,11 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
   const sinkRate = median(measured.map((m) => m.figures.sink.eventsPerSecond));
   const ofRuns = (values: number[]) => (runs === 1 ? '' : ` (median of ${runs} runs: ${Math.min(...values)}-${Math.max(...values)})`);
   // Memory: the run that peaked highest, and the least flat one.
-  const highest = measured.reduce((top, m) => (m.rss.peakMiB > top.rss.peakMiB ? m : top)).rss;
+  const highest = highestBy(measured, (m) => m.rss.peakMiB).rss;
   const leastFlat = Math.max(...measured.map((m) => m.rss.lastOverFirst));
   // Exact peaks (VmHWM) compared: the engine alone may end between two samples.
   const sinkHighWater = Math.max(...measured.map((m) => m.rss.highWaterMiB));
-  const engineAlone = measured.reduce((top, m) => (m.engineAlone.highWaterMiB > top.engineAlone.highWaterMiB ? m : top)).engineAlone;
+  const engineAlone = highestBy(measured, (m) => m.engineAlone.highWaterMiB).engineAlone;
   const env = typical.tables.env;
   const measuredAt = new Date().toISOString();
   const size = quick ? 'quick' as const : 'full' as const;

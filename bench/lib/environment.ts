@@ -16,11 +16,16 @@ export async function machine(clickhouse?: ClickHouseClient) {
   };
 }
 
+/** A reader of a live process's /proc status fields counted in kB (VmRSS, RssAnon, VmHWM), in MiB; NaN when absent. */
+function statusMiB(pid: number): (name: string) => number {
+  const lines = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n');
+  return (name) => Number(lines.find((l) => l.startsWith(`${name}:`))?.replace(/\D+/g, '') ?? NaN) / 1024;
+}
+
 /** A process's resident memory in MiB, from /proc: all of it, and the anonymous part (not pages of mapped files). */
 function residentMiB(pid: number): { rss: number; anon: number } | undefined {
   try {
-    const lines = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n');
-    const field = (name: string) => Number(lines.find((l) => l.startsWith(`${name}:`))?.replace(/\D+/g, '') ?? NaN) / 1024;
+    const field = statusMiB(pid);
     const rss = field('VmRSS');
     return Number.isNaN(rss) ? undefined : { rss, anon: field('RssAnon') };
   } catch {
@@ -30,8 +35,7 @@ function residentMiB(pid: number): { rss: number; anon: number } | undefined {
 
 /** The most resident memory a live process has had (VmHWM), in MiB: its exact peak, between samples too. */
 export function highWaterMiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Math.round(Number(/^VmHWM:\s+(\d+)/m.exec(status)![1]) / 1024);
+  return Math.round(statusMiB(pid)('VmHWM'));
 }
 
 // Linux reports process times in clock ticks of 1/100 s on every architecture Node supports.
