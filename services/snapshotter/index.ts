@@ -10,7 +10,12 @@ import { sleep } from '../shared/retry.js';
 import { createInventoryReader } from './inventory-reader.js';
 import type { SnapshotProgress } from './progress.js';
 
-const EMIT_BATCH = 500;
+/**
+ * Observations sent per send. Each send encodes and frames its events in one go on the JS thread, which meanwhile
+ * neither reads AWS's answers nor sends the next calls: sends of 500 stalled it for 16-18 ms (p99 event-loop delay),
+ * sends of 100 for 6-9 ms, and the snapshot went from 0.87-0.92 of the bare list loop to 0.95-0.99 (bench/snapshot.ts).
+ */
+const EMIT_BATCH = 100;
 
 export interface SnapshotterDeps {
   regions: string[];
