@@ -17,7 +17,13 @@ export function subjectsOf(topic: string) {
 /** An after-image as decoded, with its Avro bytes under writer schema `schemaId`. */
 export interface EncodedImage {
   schemaId: number;
-  bytes: Buffer;
+  /**
+   * The bytes as a latin1 string, one character per byte. A string is a copy in the JS heap; a Buffer of its own per
+   * image was an allocation outside it, each counted against the heap's external memory (a Buffer from the shared
+   * pool would keep a whole 8 KB slab alive). 1M benchmark events, eleven interleaved pairs: faster in nine, medians
+   * 16.9 s against 17.6 s; peaks 835-901 MiB against 806-898.
+   */
+  bytes: string;
   after: IntegrationState;
 }
 
@@ -124,7 +130,7 @@ export function createChangeCodec({ registryUrl, topic, schemas = { key: KEY_SCH
     // With no snapshot (branch 0 of its union, one byte), the after-image runs to the last byte.
     const afterEnd = buffer.length - 1;
     const known = buffer[afterEnd] === 0 ? previous(value.arn) : undefined;
-    if (known && known.schemaId === id && known.bytes.length === afterEnd - afterStart && known.bytes.equals(buffer.subarray(afterStart, afterEnd))) {
+    if (known && known.schemaId === id && known.bytes.length === afterEnd - afterStart && buffer.toString('latin1', afterStart, afterEnd) === known.bytes) {
       value.after = known.after;
       value.snapshot = null;
       return { value, image: known };
@@ -136,7 +142,7 @@ export function createChangeCodec({ registryUrl, topic, schemas = { key: KEY_SCH
     value.after = after.value as IntegrationState | null;
     value.snapshot = snapshot.value as IntegrationChange['snapshot'];
     // A copy: a view would keep the whole fetched batch it came in alive.
-    const image = value.after ? { schemaId: id, bytes: copyOf(buffer, afterStart, after.offset), after: value.after } : null;
+    const image = value.after ? { schemaId: id, bytes: buffer.toString('latin1', afterStart, after.offset), after: value.after } : null;
     return { value, image };
   }
 
@@ -229,15 +235,4 @@ function classifyDecodeError(error: unknown): Error {
 function isUnreachable(error: unknown): boolean {
   const text = String((error as Error)?.message ?? error);
   return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|socket hang up|fetch failed|Too many retries/i.test(text);
-}
-
-/**
- * A copy in memory of its own. Not from Buffer's shared pool: an image lives as long as its integration's
- * configuration, and one live image would keep a whole 8 KB pool slab of dead ones. 1M benchmark events, four
- * runs each: peak resident memory 803-845 MiB against 827-921 MiB from the pool, at the same speed.
- */
-function copyOf(buffer: Buffer, start: number, end: number): Buffer {
-  const copy = Buffer.allocUnsafeSlow(end - start);
-  buffer.copy(copy, 0, start, end);
-  return copy;
 }

@@ -44,7 +44,7 @@ describe('decoding changes for the sink', { timeout: 60_000 }, () => {
     assert.ok(image);
     assert.equal(image.after, value.after);
     const reencoded = await encode({ ...event, after: image.after });
-    assert.ok(reencoded.value.includes(image.bytes), 'the bytes are the after-image as written');
+    assert.ok(reencoded.value.includes(image.bytes, 0, 'latin1'), 'the bytes are the after-image as written');
   });
 
   it('takes a re-read with the same after-image bytes as the previous image, every other field as read', async () => {
