@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ApiGatewayV2Client } from '@aws-sdk/client-apigatewayv2';
 import pLimit from 'p-limit';
-import type { ChangeEmitter, Observation } from '../shared/change-emitter.js';
+import { SEND_BATCH, type ChangeEmitter, type Observation } from '../shared/change-emitter.js';
 import { describeError } from '../shared/errors.js';
 import { mapIntegration, type ChangeSource } from '../shared/integration-model.js';
 import type { Logger } from '../shared/logger.js';
@@ -9,13 +9,6 @@ import type { Metrics } from '../shared/metrics.js';
 import { sleep } from '../shared/retry.js';
 import { createInventoryReader } from './inventory-reader.js';
 import type { SnapshotProgress } from './progress.js';
-
-/**
- * Observations sent per send. Each send encodes and frames its events in one go on the JS thread, which meanwhile
- * neither reads AWS's answers nor sends the next calls: sends of 500 stalled it for 16-18 ms (p99 event-loop delay),
- * sends of 100 for 6-9 ms, and the snapshot went from 0.87-0.92 of the bare list loop to 0.95-0.99 (bench/snapshot.ts).
- */
-const EMIT_BATCH = 100;
 
 export interface SnapshotterDeps {
   regions: string[];
@@ -57,8 +50,8 @@ export function createSnapshotter(deps: SnapshotterDeps) {
     const limit = pLimit(deps.concurrency);
     const seenApiIds: string[] = [];
     let integrationCount = 0;
-    // Listing does not wait for Kafka: observations are sent in batches behind it, one send at a time, and all of
-    // them are acknowledged before the completion marker.
+    // Listing does not wait for Kafka: observations are sent in batches behind it (SEND_BATCH, short stalls of the
+    // JS thread), one send at a time, and all of them are acknowledged before the completion marker.
     let buffer: Observation[] = [];
     let sending: Promise<void> = Promise.resolve();
     const flush = () => {
@@ -93,7 +86,7 @@ export function createSnapshotter(deps: SnapshotterDeps) {
         after: mapIntegration(region, apiId, integration),
       }));
       buffer.push(...observations);
-      if (buffer.length >= EMIT_BATCH) flush().catch(() => undefined); // the failure surfaces at the final await
+      if (buffer.length >= SEND_BATCH) flush().catch(() => undefined); // the failure surfaces at the final await
       seenApiIds.push(apiId);
       integrationCount += observations.length;
       progress.apiDone(region, observations.length);
