@@ -15,7 +15,7 @@ import { createTopicsWithLeaders } from '../services/shared/kafka.js';
 import { PROJECT_ROOT, RUN_DIR, STACK_DIR } from '../stack/layout.js';
 import { readPid } from '../stack/processes.js';
 import { sleep } from '../services/shared/retry.js';
-import { cpuSeconds, highWaterMiB, machine, ownCpuSeconds, rate, ratio, sampleMemory } from './lib/environment.js';
+import { cpuSeconds, highWaterMiB, machine, mainThreadSchedule, ownCpuSeconds, rate, ratio, sampleMemory } from './lib/environment.js';
 import type { BenchResult } from './lib/report.js';
 import { generateWorkload } from './lib/workload.js';
 
@@ -25,6 +25,8 @@ interface Stack {
 }
 
 const PARTITIONS = 6;
+/** The target: the sink at this fraction of the slower baseline's rate, or better. */
+const TARGET_RATIO = 0.7;
 
 /** The local stack's broker, whose CPU the sink and the decoding baseline share the machine's cores with. */
 function brokerPid(): number {
@@ -177,7 +179,7 @@ async function runSink(stack: Stack, topic: string, id: string, run: number) {
     const ms = performance.now() - started;
     const rss = { ...memory.stop(), highWaterMiB: highWaterMiB(sink.pid!) };
     const cpu = { cpuSeconds: cpuSeconds(sink.pid!), brokerCpuSeconds: cpuSeconds(brokerPid()) - brokerBefore };
-    return { ms, rss, path, ...cpu };
+    return { ms, rss, path, ...cpu, mainThread: mainThreadSchedule(sink.pid!) };
   } finally {
     await admin.disconnect();
     if (sink.exitCode === null) sink.kill('SIGTERM');
@@ -234,12 +236,18 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
       const bothBaselinesCpu = decode.cpuSeconds + decode.brokerCpuSeconds + insert.cpuSeconds;
       const ceilingRate = rate(events, (bothBaselinesCpu / cpus().length) * 1000);
       const slower = Math.min(decodeRate, insertRate);
+      // At the target the sink has this long, so the cores give this many CPU seconds to it and the broker together.
+      const secondsAtTarget = events / (slower * TARGET_RATIO);
       measured.push({
         tables,
         rss: sink.rss,
         engineAlone,
         figures: {
-          sink: { ms: Math.round(sink.ms), eventsPerSecond: sinkRate, cpuSeconds: cpu(sink.cpuSeconds), brokerCpuSeconds: cpu(sink.brokerCpuSeconds) },
+          sink: {
+            ms: Math.round(sink.ms), eventsPerSecond: sinkRate, cpuSeconds: cpu(sink.cpuSeconds), brokerCpuSeconds: cpu(sink.brokerCpuSeconds),
+            /** Its JavaScript thread: the time it ran, and the time it was ready to run but every core was busy. */
+            mainThread: sink.mainThread,
+          },
           decodeBaseline: { ms: Math.round(decode.ms), eventsPerSecond: decodeRate, cpuSeconds: cpu(decode.cpuSeconds), brokerCpuSeconds: cpu(decode.brokerCpuSeconds) },
           bulkInsertBaseline: {
             ms: Math.round(insert.ms), eventsPerSecond: insertRate, cpuSeconds: cpu(insert.cpuSeconds), currentRows: insert.currentRows, historyRows: insert.historyRows,
@@ -247,6 +255,10 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
           ratioToSlowerBaseline: ratio(sinkRate, slower),
           /** Both baselines' CPU seconds (and the broker's) over the machine's cores: the bound of any sink here. */
           ceiling: { eventsPerSecond: ceilingRate, ratioToSlowerBaseline: ratio(ceilingRate, slower), cpuSeconds: cpu(bothBaselinesCpu) },
+          /** The CPU seconds every core together gives in the time the target allows, against what the sink and the broker used. */
+          atTarget: {
+            seconds: cpu(secondsAtTarget), cpuSecondsOfAllCores: cpu(secondsAtTarget * cpus().length), sinkAndBrokerCpuSeconds: cpu(sink.cpuSeconds + sink.brokerCpuSeconds),
+          },
         },
       });
     }
@@ -263,7 +275,7 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
   // The run whose ratio is the median one: its sink and baselines ran side by side.
   const medianRatio = median(measured.map((m) => m.figures.ratioToSlowerBaseline));
   const typical = measured.find((m) => m.figures.ratioToSlowerBaseline === medianRatio)!;
-  const { sink, decodeBaseline: decode, bulkInsertBaseline: insert, ceiling } = typical.figures;
+  const { sink, decodeBaseline: decode, bulkInsertBaseline: insert, ceiling, atTarget } = typical.figures;
   const sinkRate = median(measured.map((m) => m.figures.sink.eventsPerSecond));
   const ofRuns = (values: number[]) => (runs === 1 ? '' : ` (median of ${runs} runs: ${Math.min(...values)}-${Math.max(...values)})`);
   // Memory: the run that peaked highest, and the least flat one.
@@ -278,16 +290,17 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
   return [
     {
       name: 'sink-throughput', size, measuredAt, machine: env,
-      target: '>= 50,000 events/s and >= 0.7 of the slower baseline',
-      met: sinkRate >= 50_000 && medianRatio >= 0.7,
+      target: `>= 50,000 events/s and >= ${TARGET_RATIO} of the slower baseline`,
+      met: sinkRate >= 50_000 && medianRatio >= TARGET_RATIO,
       summary: `${medianRatio} of the slower baseline${ofRuns(measured.map((m) => m.figures.ratioToSlowerBaseline))}; `
         + `sink ${sinkRate} events/s${ofRuns(measured.map((m) => m.figures.sink.eventsPerSecond))}, decode-only ${decode.eventsPerSecond}/s, bulk insert ${insert.eventsPerSecond}/s; `
-        + `both baselines' CPU spread over ${cpus().length} cores would allow at most ${ceiling.eventsPerSecond}/s (${ceiling.ratioToSlowerBaseline})`,
+        + `both baselines' CPU spread over ${cpus().length} cores would allow at most ${ceiling.eventsPerSecond}/s (${ceiling.ratioToSlowerBaseline}); `
+        + `at ${TARGET_RATIO} the cores give ${atTarget.cpuSecondsOfAllCores} CPU-s, the sink and broker used ${atTarget.sinkAndBrokerCpuSeconds}`,
       figures: {
         events, bytesPerEvent, workload: summary, runs,
         medianSinkEventsPerSecond: sinkRate,
         ratioToSlowerBaseline: medianRatio,
-        medianRun: { sink, decodeBaseline: decode, bulkInsertBaseline: insert, ceiling },
+        medianRun: { sink, decodeBaseline: decode, bulkInsertBaseline: insert, ceiling, atTarget },
         everyRun: measured.map((m) => m.figures),
         tablesVerified: typical.tables.counts,
       },

@@ -49,6 +49,19 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
 }
 
+/**
+ * How long a live process's main thread has run on a core so far, and how long it waited, runnable, for one
+ * (/proc schedstat, kept by kernels with scheduler statistics); undefined where the kernel does not keep them.
+ */
+export function mainThreadSchedule(pid: number): { ranSeconds: number; waitedForCoreSeconds: number } | undefined {
+  try {
+    const [ran, waited] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').trim().split(' ').map(Number);
+    return { ranSeconds: Math.round(ran! / 1e8) / 10, waitedForCoreSeconds: Math.round(waited! / 1e8) / 10 };
+  } catch {
+    return undefined;
+  }
+}
+
 /** This process's CPU seconds so far (every thread), to difference around a measured section. */
 export const ownCpuSeconds = () => {
   const { user, system } = process.cpuUsage();
