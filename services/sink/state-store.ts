@@ -2,7 +2,7 @@ import type { ClickHouseClient } from '../shared/clickhouse.js';
 import { insertLines, queryRows } from '../shared/clickhouse.js';
 import { sha256, stateFromColumns } from '../shared/integration-model.js';
 import { toCurrentRow, type AppliedState, type CurrentRow } from './change-applier.js';
-import type { RowBlock, RowLines } from './row-block.js';
+import { InsertBuffer, type RowBlock, type RowLines } from './row-block.js';
 
 export interface ApiRow {
   api_id: string;
@@ -33,6 +33,8 @@ export function createStateStore({ client, database }: { client: ClickHouseClien
   const current = `${database}.aws_apigatewayv2_api_integrations`;
   const history = `${database}.aws_apigatewayv2_api_integrations_history`;
   const apis = `${database}.aws_apigatewayv2_apis`;
+  // Writes run one at a time (the sink's write batcher), each insert after the one before: one buffer serves them all.
+  const assembled = new InsertBuffer();
 
   /**
    * Bulk insert as JSONCompactEachRow (arrays in a fixed column order), about 2.5 times cheaper for ClickHouse to
@@ -42,7 +44,7 @@ export function createStateStore({ client, database }: { client: ClickHouseClien
   async function insert(table: string, rows: RowLines): Promise<void> {
     if (rows.count === 0) return;
     const settings: Record<string, string> = rows.ids.length > 0 ? { insert_deduplication_token: sha256(rows.ids.join('\n')) } : {};
-    await insertLines(client, table, rows.columns, rows.bytes(), settings);
+    await insertLines(client, table, rows.columns, rows.bytes(assembled), settings);
   }
 
   function fromCurrent(row: Record<string, unknown>): AppliedState {

@@ -1,4 +1,4 @@
-import { appendBlock, blockSize, emptyBlock, type RowBlock } from './row-block.js';
+import { appendBlock, blockSize, emptyBlock, releaseBlock, type RowBlock } from './row-block.js';
 
 /** A promise settled from outside; a rejection nobody awaits (a block no batch waits on) is not an unhandled one. */
 function deferred() {
@@ -63,7 +63,10 @@ export function createWriteBatcher(write: (block: RowBlock) => Promise<void>, { 
     gathering = emptyBlock();
     gathered = deferred();
     writing = done.promise;
-    write(block).then(done.resolve, (error: unknown) => {
+    write(block).then(() => {
+      releaseBlock(block);
+      done.resolve();
+    }, (error: unknown) => {
       failure = error;
       done.reject(error);
     }).finally(() => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { RowLines, emptyBlock, type RowBlock } from '../../services/sink/row-block.js';
+import { InsertBuffer, RowLines, emptyBlock, releaseBlock, type RowBlock } from '../../services/sink/row-block.js';
 import { createWriteBatcher } from '../../services/sink/write-batcher.js';
 
 const row = (arn: string, version: number) => ({ arn, version, after: `{"description":"say \\"hi\\"\\n"}` });
@@ -61,6 +61,31 @@ describe('row lines', () => {
     for (let i = 0; i < 5; i++) lines.add({ i, text });
     const parsed = lines.bytes().toString('utf8').trimEnd().split('\n').map((line) => JSON.parse(line));
     assert.deepEqual(parsed, Array.from({ length: 5 }, (_, i) => [i, text]));
+  });
+
+  it('writes new rows whole into chunks that written rows gave back', () => {
+    const parse = (lines: RowLines) => lines.bytes().toString('utf8').trimEnd().split('\n').map((text) => JSON.parse(text));
+    const template = (n: number) => JSON.stringify({ 'application/json': `{"n":${n},"pad":"${'x'.repeat(3000)}"}` });
+    const written = emptyBlock();
+    for (let i = 0; i < 200; i++) written.current.add({ i, request_templates: template(i) });
+    assert.equal(parse(written.current).length, 200);
+    releaseBlock(written);
+    // The same chunks, fewer and shorter rows: nothing of the earlier rows may show through.
+    const next = new RowLines(['request_templates']);
+    for (let i = 0; i < 30; i++) next.add({ i: 1000 + i, request_templates: null });
+    assert.deepEqual(parse(next), Array.from({ length: 30 }, (_, i) => [1000 + i, null]));
+  });
+
+  it('assembles rows spread over many chunks in one insert buffer, the same bytes as joined, again and again', () => {
+    const into = new InsertBuffer();
+    for (const rows of [400, 50, 1]) {
+      const lines = new RowLines(['after']);
+      for (let i = 0; i < rows; i++) lines.add({ arn: `arn-${i}`, version: i, after: JSON.stringify({ pad: 'é'.repeat(500 + i) }) });
+      const joined = Buffer.from(lines.bytes());
+      const assembled = lines.bytes(into);
+      assert.equal(assembled.length, joined.length);
+      assert.ok(assembled.equals(joined), `${rows} rows`);
+    }
   });
 
   it('refuses to append rows of other columns', () => {
