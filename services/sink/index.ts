@@ -419,12 +419,14 @@ export function createSink(deps: SinkDeps) {
         readUncommitted: false,
         // A fetch waits at most this long for new events: stopping waits for the fetch in flight (5 s by default).
         maxWaitTimeInMs: 500,
-        // A fetch's messages live until their batch is applied, long enough for the young-generation collector
-        // to copy them into the old generation: the fewer bytes in flight, the less it copies, down to where the
-        // JS thread starts waiting for fetches. 300k events, three runs each: 1 MiB per partition and 2 MiB in
-        // all, 6.4-6.8 s (175 MB promoted); 2 MiB and 8 MiB, 7.1-7.8 s (645 MB); 256 KiB and 1 MiB, 11.1 s.
+        // A fetch's response lives until every batch in it is applied. Much longer, and the young-generation
+        // collector copies its messages into the old generation, and its bytes (outside the heap) count towards
+        // V8's next full collection: at 2 MiB a response, about a third of 1M-event runs fell into a mode of ~23 full
+        // collections and ~10% more CPU, none of ten at 1 MiB (ten interleaved pairs: medians 16.6 s against
+        // 17.3). Smaller still, the JS thread waits for fetches (256 KiB per partition: 300k events 11.1 s against
+        // 6.4-6.8 s).
         maxBytesPerPartition: 1024 * 1024,
-        maxBytes: 2 * 1024 * 1024,
+        maxBytes: 1024 * 1024,
         retry: {
           retries: 10,
           restartOnFailure: async (error) => {
