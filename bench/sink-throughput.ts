@@ -205,7 +205,8 @@ async function verifiedTables(path: string, expected: { live: number; historyRow
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 /** The item with the greatest `value` (the first of equals). */
 const highestBy = <T>(items: T[], value: (item: T) => number) => items.reduce((top, item) => (value(item) > value(top) ? item : top));
-const cpu = (seconds: number) => Math.round(seconds * 10) / 10;
+/** Seconds (of the clock or of CPU) to a tenth, as reported. */
+const tenths = (seconds: number) => Math.round(seconds * 10) / 10;
 
 /**
  * The sink and both baselines over the same events, `runs` times in turn (full size: 3), so that a slow minute of
@@ -244,20 +245,20 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
         engineAlone,
         figures: {
           sink: {
-            ms: Math.round(sink.ms), eventsPerSecond: sinkRate, cpuSeconds: cpu(sink.cpuSeconds), brokerCpuSeconds: cpu(sink.brokerCpuSeconds),
+            ms: Math.round(sink.ms), eventsPerSecond: sinkRate, cpuSeconds: tenths(sink.cpuSeconds), brokerCpuSeconds: tenths(sink.brokerCpuSeconds),
             /** Its JavaScript thread: the time it ran, and the time it was ready to run but every core was busy. */
             mainThread: sink.mainThread,
           },
-          decodeBaseline: { ms: Math.round(decode.ms), eventsPerSecond: decodeRate, cpuSeconds: cpu(decode.cpuSeconds), brokerCpuSeconds: cpu(decode.brokerCpuSeconds) },
+          decodeBaseline: { ms: Math.round(decode.ms), eventsPerSecond: decodeRate, cpuSeconds: tenths(decode.cpuSeconds), brokerCpuSeconds: tenths(decode.brokerCpuSeconds) },
           bulkInsertBaseline: {
-            ms: Math.round(insert.ms), eventsPerSecond: insertRate, cpuSeconds: cpu(insert.cpuSeconds), currentRows: insert.currentRows, historyRows: insert.historyRows,
+            ms: Math.round(insert.ms), eventsPerSecond: insertRate, cpuSeconds: tenths(insert.cpuSeconds), currentRows: insert.currentRows, historyRows: insert.historyRows,
           },
           ratioToSlowerBaseline: ratio(sinkRate, slower),
           /** Both baselines' CPU seconds (and the broker's) over the machine's cores: the bound of any sink here. */
-          ceiling: { eventsPerSecond: ceilingRate, ratioToSlowerBaseline: ratio(ceilingRate, slower), cpuSeconds: cpu(bothBaselinesCpu) },
+          ceiling: { eventsPerSecond: ceilingRate, ratioToSlowerBaseline: ratio(ceilingRate, slower), cpuSeconds: tenths(bothBaselinesCpu) },
           /** The CPU seconds every core together gives in the time the target allows, against what the sink and the broker used. */
           atTarget: {
-            seconds: cpu(secondsAtTarget), cpuSecondsOfAllCores: cpu(secondsAtTarget * cpus().length), sinkAndBrokerCpuSeconds: cpu(sink.cpuSeconds + sink.brokerCpuSeconds),
+            seconds: tenths(secondsAtTarget), cpuSecondsOfAllCores: tenths(secondsAtTarget * cpus().length), sinkAndBrokerCpuSeconds: tenths(sink.cpuSeconds + sink.brokerCpuSeconds),
           },
         },
       });
