@@ -2,10 +2,11 @@
  * Benchmarks 1 and 2: sink throughput and memory, against a bare decoding consumer and a bare bulk insert over
  * the same data, in the same run.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import type avro from 'avsc';
 import { Kafka, Partitioners, logLevel } from 'kafkajs';
@@ -68,8 +69,11 @@ async function produce(stack: Stack, topic: string, events: number) {
 /**
  * Baseline: a bare kafkajs consumer that only decodes every key and value with avsc (schemas fetched from the
  * registry once per id): the most a JS consumer reads. Returns its time, its CPU seconds and the broker's.
+ * `group` names its consumer group within the round; `starting` runs as its clock starts.
  */
-async function decodeBaseline(stack: Stack, topic: string, events: number, run: number): Promise<{ ms: number; cpuSeconds: number; brokerCpuSeconds: number }> {
+async function decodeBaseline(
+  stack: Stack, topic: string, events: number, group: string, starting?: () => void,
+): Promise<{ ms: number; cpuSeconds: number; brokerCpuSeconds: number }> {
   const kafka = new Kafka({ brokers: stack.brokers, logLevel: logLevel.WARN });
   const registry = new SchemaRegistry({ host: stack.registryUrl });
   const types = new Map<number, avro.Type>();
@@ -79,9 +83,10 @@ async function decodeBaseline(stack: Stack, topic: string, events: number, run: 
     if (!type) types.set(id, (type = (await registry.getSchema(id)) as unknown as avro.Type));
     return type.fromBuffer(buffer.subarray(5));
   };
-  const consumer = kafka.consumer({ groupId: `${topic}.decode-baseline.${run}`, maxBytesPerPartition: 16 * 1024 * 1024, maxBytes: 64 * 1024 * 1024 });
+  const consumer = kafka.consumer({ groupId: `${topic}.${group}`, maxBytesPerPartition: 16 * 1024 * 1024, maxBytes: 64 * 1024 * 1024 });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
+  starting?.();
   const started = performance.now();
   const cpuBefore = ownCpuSeconds();
   const brokerBefore = cpuSeconds(brokerPid());
@@ -110,13 +115,13 @@ async function decodeBaseline(stack: Stack, topic: string, events: number, run: 
  * Runs a baseline in a process of its own (one chDB data directory per process, removed after) and returns the
  * figures it prints as its last line of JSON. `started` sees the process as soon as it runs, e.g. to sample it.
  */
-async function runBaseline<T>(script: string, id: string, env: NodeJS.ProcessEnv, started?: (pid: number) => void): Promise<T> {
+async function runBaseline<T>(script: string, id: string, env: NodeJS.ProcessEnv, started?: (child: ChildProcessByStdio<Writable, Readable, Readable>) => void): Promise<T> {
   const path = join(STACK_DIR, 'bench-data', id);
   const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bench/baselines', script)], {
     env: { ...process.env, ...env, BENCH_CHDB_PATH: path, BENCH_DATABASE: 'bench' },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
-  started?.(child.pid!);
+  started?.(child);
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
@@ -127,21 +132,51 @@ async function runBaseline<T>(script: string, id: string, env: NodeJS.ProcessEnv
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
 }
 
-/** `blocksDir`: where the baseline leaves the rows in the sink's block sizes, for engineMemoryBaseline. */
-function bulkInsertBaseline(events: number, id: string, blocksDir?: string) {
+/**
+ * `blocksDir`: where the baseline leaves the rows in the sink's block sizes, for engineMemoryBaseline. `ready`: the
+ * baseline's rows are serialized and it waits to be told to start its clock (or to stop); `ready` is called then.
+ */
+function bulkInsertBaseline(
+  events: number, id: string, { blocksDir, ready }: { blocksDir?: string; ready?: (start: () => void, stop: () => void) => void } = {},
+) {
   return runBaseline<{ ms: number; cpuSeconds: number; currentRows: number; historyRows: number }>('bulk-insert.ts', `${id}-insert`, {
-    BENCH_EVENTS: String(events), ...(blocksDir ? { BENCH_BLOCKS_DIR: blocksDir } : {}),
+    BENCH_EVENTS: String(events), ...(blocksDir ? { BENCH_BLOCKS_DIR: blocksDir } : {}), ...(ready ? { BENCH_START_ON_STDIN: '1' } : {}),
     // The engine as chDB ships it, the fastest it writes: the allocator setting the sink runs with trades ~9% of
     // the engine's write speed for memory (see services/shared/engine-allocator.ts); the baseline does not pay it.
     JE_MALLOC_CONF: '',
+  }, ready && ((child) => {
+    child.stdout.once('data', () => ready(() => child.stdin.end('go\n'), () => child.kill()));
+  }));
+}
+
+/**
+ * Both baselines at once, on the same cores, each started when the other is ready: the decoding consumer in this
+ * process and the bulk insert in its own. A sink does both halves' work and more, so until both are done is the
+ * least time any sink takes on this machine, measured rather than computed from CPU seconds (`ceiling`).
+ */
+async function bothBaselinesAtOnce(stack: Stack, topic: string, events: number, id: string, run: number) {
+  let decoding: ReturnType<typeof decodeBaseline> | undefined;
+  const inserting = bulkInsertBaseline(events, `${id}-${run}-both`, {
+    ready: (start, stop) => {
+      decoding = decodeBaseline(stack, topic, events, `decode-beside-insert.${run}`, start);
+      // A consumer that fails before it starts must not leave the insert waiting.
+      decoding.catch(stop);
+    },
   });
+  // When the insert fails, a failed consumer is the likelier cause: its error is the one reported.
+  const insert = await inserting.catch(async (error: unknown) => {
+    await decoding;
+    throw error;
+  });
+  const decode = await decoding!;
+  return { ms: Math.max(decode.ms, insert.ms), decodeMs: decode.ms, insertMs: insert.ms };
 }
 
 /** The engine alone writing the sink's rows in the sink's block sizes, its resident memory sampled as the sink's is. */
 async function engineMemoryBaseline(blocksDir: string, id: string) {
   let memory: ReturnType<typeof sampleMemory> | undefined;
-  const { highWaterMiB } = await runBaseline<{ highWaterMiB: number }>('engine-memory.ts', `${id}-engine`, { BENCH_BLOCKS_DIR: blocksDir }, (pid) => {
-    memory = sampleMemory(pid);
+  const { highWaterMiB } = await runBaseline<{ highWaterMiB: number }>('engine-memory.ts', `${id}-engine`, { BENCH_BLOCKS_DIR: blocksDir }, (child) => {
+    memory = sampleMemory(child.pid);
   });
   return { ...memory!.stop(), highWaterMiB };
 }
@@ -224,10 +259,11 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
   // A failed round leaves neither its topic nor the rows' files (hundreds of MB) behind.
   try {
     for (let run = 1; run <= runs; run++) {
-      process.stderr.write(`sink throughput: run ${run} of ${runs}: bare decoding consumer, bare bulk insert, the engine's memory alone, apigw-stream sink\n`);
-      const decode = await decodeBaseline(stack, topic, events, run);
+      process.stderr.write(`sink throughput: run ${run} of ${runs}: bare decoding consumer, bare bulk insert, both at once, the engine's memory alone, apigw-stream sink\n`);
+      const decode = await decodeBaseline(stack, topic, events, `decode-baseline.${run}`);
       // The same rows every run: the first leaves them for the engine-memory baseline.
-      const insert = await bulkInsertBaseline(events, `${id}-${run}`, run === 1 ? blocksDir : undefined);
+      const insert = await bulkInsertBaseline(events, `${id}-${run}`, { blocksDir: run === 1 ? blocksDir : undefined });
+      const both = await bothBaselinesAtOnce(stack, topic, events, id, run);
       const engineAlone = await engineMemoryBaseline(blocksDir, `${id}-${run}`);
       const sink = await runSink(stack, topic, id, run);
       const tables = await verifiedTables(sink.path, summary);
@@ -256,6 +292,11 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
           ratioToSlowerBaseline: ratio(sinkRate, slower),
           /** Both baselines' CPU seconds (and the broker's) over the machine's cores: the bound of any sink here. */
           ceiling: { eventsPerSecond: ceilingRate, ratioToSlowerBaseline: ratio(ceilingRate, slower), cpuSeconds: tenths(bothBaselinesCpu) },
+          /** Both baselines run at once: until both are done, and the sink's time over that. */
+          bothAtOnce: {
+            ms: Math.round(both.ms), eventsPerSecond: rate(events, both.ms), ratioToSlowerBaseline: ratio(rate(events, both.ms), slower),
+            decodeMs: Math.round(both.decodeMs), insertMs: Math.round(both.insertMs), sinkTimeOverIt: ratio(sink.ms, both.ms),
+          },
           /** The CPU seconds every core together gives in the time the target allows, against what the sink and the broker used. */
           atTarget: {
             seconds: tenths(secondsAtTarget), cpuSecondsOfAllCores: tenths(secondsAtTarget * cpus().length), sinkAndBrokerCpuSeconds: tenths(sink.cpuSeconds + sink.brokerCpuSeconds),
@@ -276,7 +317,7 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
   // The run whose ratio is the median one: its sink and baselines ran side by side.
   const medianRatio = median(measured.map((m) => m.figures.ratioToSlowerBaseline));
   const typical = measured.find((m) => m.figures.ratioToSlowerBaseline === medianRatio)!;
-  const { sink, decodeBaseline: decode, bulkInsertBaseline: insert, ceiling, atTarget } = typical.figures;
+  const { sink, decodeBaseline: decode, bulkInsertBaseline: insert, ceiling, bothAtOnce, atTarget } = typical.figures;
   const sinkRate = median(measured.map((m) => m.figures.sink.eventsPerSecond));
   const ofRuns = (values: number[]) => (runs === 1 ? '' : ` (median of ${runs} runs: ${Math.min(...values)}-${Math.max(...values)})`);
   // Memory: the run that peaked highest, and the least flat one.
@@ -296,12 +337,13 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
       summary: `${medianRatio} of the slower baseline${ofRuns(measured.map((m) => m.figures.ratioToSlowerBaseline))}; `
         + `sink ${sinkRate} events/s${ofRuns(measured.map((m) => m.figures.sink.eventsPerSecond))}, decode-only ${decode.eventsPerSecond}/s, bulk insert ${insert.eventsPerSecond}/s; `
         + `both baselines' CPU spread over ${cpus().length} cores would allow at most ${ceiling.eventsPerSecond}/s (${ceiling.ratioToSlowerBaseline}); `
+        + `both run at once took ${bothAtOnce.ms} ms, ${bothAtOnce.eventsPerSecond}/s (${bothAtOnce.ratioToSlowerBaseline}), the sink ${bothAtOnce.sinkTimeOverIt} times as long; `
         + `at ${TARGET_RATIO} the cores give ${atTarget.cpuSecondsOfAllCores} CPU-s, the sink and broker used ${atTarget.sinkAndBrokerCpuSeconds}`,
       figures: {
         events, bytesPerEvent, workload: summary, runs,
         medianSinkEventsPerSecond: sinkRate,
         ratioToSlowerBaseline: medianRatio,
-        medianRun: { sink, decodeBaseline: decode, bulkInsertBaseline: insert, ceiling, atTarget },
+        medianRun: { sink, decodeBaseline: decode, bulkInsertBaseline: insert, ceiling, bothAtOnce, atTarget },
         everyRun: measured.map((m) => m.figures),
         tablesVerified: typical.tables.counts,
       },

@@ -6,6 +6,7 @@
  * With BENCH_BLOCKS_DIR, it then leaves the same rows there in blocks of the sink's size, for the engine-memory
  * baseline (whose process must not compute them: that would be memory the sink's engine does not need).
  */
+import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { applySchema, insertLines, openClickHouse } from '../../services/shared/clickhouse.js';
@@ -49,6 +50,11 @@ function* lineBlocks(rowsPerBlock: number): Generator<{ table: string; lines: Ro
 
 // Serialized before the clock starts: only the engine is timed.
 const blocks = [...lineBlocks(50_000)];
+if (process.env.BENCH_START_ON_STDIN) {
+  // Run beside the decoding consumer: say the rows are ready, and start when told to.
+  process.stdout.write('ready\n');
+  await once(process.stdin, 'data');
+}
 const started = performance.now();
 const cpuBefore = ownCpuSeconds();
 for (const { table, lines } of blocks) await insertLines(client, `${database}.${table}`, lines.columns, lines.bytes());
