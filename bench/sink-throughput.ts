@@ -145,14 +145,20 @@ function bulkInsertBaseline(
     // the engine's write speed for memory (see services/shared/engine-allocator.ts); the baseline does not pay it.
     JE_MALLOC_CONF: '',
   }, ready && ((child) => {
-    child.stdout.once('data', () => ready(() => child.stdin.end('go\n'), () => child.kill()));
+    const onOutput = (chunk: Buffer) => {
+      if (!String(chunk).includes('ready')) return;
+      child.stdout.off('data', onOutput);
+      ready(() => child.stdin.end('go\n'), () => child.kill());
+    };
+    child.stdout.on('data', onOutput);
   }));
 }
 
 /**
  * Both baselines at once, on the same cores, each started when the other is ready: the decoding consumer in this
- * process and the bulk insert in its own. A sink does both halves' work and more, so until both are done is the
- * least time any sink takes on this machine, measured rather than computed from CPU seconds (`ceiling`).
+ * process and the bulk insert in its own. A sink reads what the one reads and writes what the other writes, so until
+ * both are done is about the least time a sink takes on this machine (not strictly: the sink does not decode most
+ * re-reads in full), measured rather than computed from CPU seconds as `ceiling` is.
  */
 async function bothBaselinesAtOnce(stack: Stack, topic: string, events: number, id: string, run: number) {
   let decoding: ReturnType<typeof decodeBaseline> | undefined;
