@@ -66,14 +66,18 @@ async function produce(stack: Stack, topic: string, events: number) {
   return { summary, bytesPerEvent: Math.round(bytes / events) };
 }
 
+interface DecodeFigures {
+  ms: number;
+  cpuSeconds: number;
+  brokerCpuSeconds: number;
+}
+
 /**
  * Baseline: a bare kafkajs consumer that only decodes every key and value with avsc (schemas fetched from the
- * registry once per id): the most a JS consumer reads. Returns its time, its CPU seconds and the broker's.
- * `group` names its consumer group within the round; `starting` runs as its clock starts.
+ * registry once per id): the most a JS consumer reads. Connects and subscribes; `run` decodes every event and
+ * returns its time, its CPU seconds and the broker's. `group` names its consumer group within the round.
  */
-async function decodeBaseline(
-  stack: Stack, topic: string, events: number, group: string, starting?: () => void,
-): Promise<{ ms: number; cpuSeconds: number; brokerCpuSeconds: number }> {
+async function decodingConsumer(stack: Stack, topic: string, events: number, group: string): Promise<{ run: () => Promise<DecodeFigures> }> {
   const kafka = new Kafka({ brokers: stack.brokers, logLevel: logLevel.WARN });
   const registry = new SchemaRegistry({ host: stack.registryUrl });
   const types = new Map<number, avro.Type>();
@@ -86,30 +90,34 @@ async function decodeBaseline(
   const consumer = kafka.consumer({ groupId: `${topic}.${group}`, maxBytesPerPartition: 16 * 1024 * 1024, maxBytes: 64 * 1024 * 1024 });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
-  starting?.();
-  const started = performance.now();
-  const cpuBefore = ownCpuSeconds();
-  const brokerBefore = cpuSeconds(brokerPid());
-  let decoded = 0;
-  await new Promise<void>((resolve, reject) => {
-    consumer.run({
-      autoCommit: false,
-      partitionsConsumedConcurrently: PARTITIONS,
-      eachBatch: async ({ batch }) => {
-        for (const message of batch.messages) {
-          await decode(message.key!);
-          await decode(message.value!);
-        }
-        decoded += batch.messages.length;
-        if (decoded >= events) resolve();
-      },
-    }).catch(reject);
-  });
-  const ms = performance.now() - started;
-  const cpu = { cpuSeconds: ownCpuSeconds() - cpuBefore, brokerCpuSeconds: cpuSeconds(brokerPid()) - brokerBefore };
-  await consumer.disconnect();
-  return { ms, ...cpu };
+  async function run(): Promise<DecodeFigures> {
+    const started = performance.now();
+    const cpuBefore = ownCpuSeconds();
+    const brokerBefore = cpuSeconds(brokerPid());
+    let decoded = 0;
+    await new Promise<void>((resolve, reject) => {
+      consumer.run({
+        autoCommit: false,
+        partitionsConsumedConcurrently: PARTITIONS,
+        eachBatch: async ({ batch }) => {
+          for (const message of batch.messages) {
+            await decode(message.key!);
+            await decode(message.value!);
+          }
+          decoded += batch.messages.length;
+          if (decoded >= events) resolve();
+        },
+      }).catch(reject);
+    });
+    const ms = performance.now() - started;
+    const cpu = { cpuSeconds: ownCpuSeconds() - cpuBefore, brokerCpuSeconds: cpuSeconds(brokerPid()) - brokerBefore };
+    await consumer.disconnect();
+    return { ms, ...cpu };
+  }
+  return { run };
 }
+
+const decodeBaseline = async (stack: Stack, topic: string, events: number, group: string) => (await decodingConsumer(stack, topic, events, group)).run();
 
 /**
  * Runs a baseline in a process of its own (one chDB data directory per process, removed after) and returns the
@@ -133,48 +141,38 @@ async function runBaseline<T>(script: string, id: string, env: NodeJS.ProcessEnv
 }
 
 /**
- * `blocksDir`: where the baseline leaves the rows in the sink's block sizes, for engineMemoryBaseline. `ready`: the
- * baseline's rows are serialized and it waits to be told to start its clock (or to stop); `ready` is called then.
+ * `blocksDir`: where the baseline leaves the rows in the sink's block sizes, for engineMemoryBaseline. `onReady`: the
+ * baseline waits, its rows serialized, until this is called to start its clock beside something else.
  */
-function bulkInsertBaseline(
-  events: number, id: string, { blocksDir, ready }: { blocksDir?: string; ready?: (start: () => void, stop: () => void) => void } = {},
-) {
+function bulkInsertBaseline(events: number, id: string, { blocksDir, onReady }: { blocksDir?: string; onReady?: () => void } = {}) {
   return runBaseline<{ ms: number; cpuSeconds: number; currentRows: number; historyRows: number }>('bulk-insert.ts', `${id}-insert`, {
-    BENCH_EVENTS: String(events), ...(blocksDir ? { BENCH_BLOCKS_DIR: blocksDir } : {}), ...(ready ? { BENCH_START_ON_STDIN: '1' } : {}),
+    BENCH_EVENTS: String(events), ...(blocksDir ? { BENCH_BLOCKS_DIR: blocksDir } : {}), ...(onReady ? { BENCH_START_ON_STDIN: '1' } : {}),
     // The engine as chDB ships it, the fastest it writes: the allocator setting the sink runs with trades ~9% of
     // the engine's write speed for memory (see services/shared/engine-allocator.ts); the baseline does not pay it.
     JE_MALLOC_CONF: '',
-  }, ready && ((child) => {
+  }, onReady && ((child) => {
     const onOutput = (chunk: Buffer) => {
       if (!String(chunk).includes('ready')) return;
       child.stdout.off('data', onOutput);
-      ready(() => child.stdin.end('go\n'), () => child.kill());
+      child.stdin.end('go\n');
+      onReady();
     };
     child.stdout.on('data', onOutput);
   }));
 }
 
 /**
- * Both baselines at once, on the same cores, each started when the other is ready: the decoding consumer in this
- * process and the bulk insert in its own. A sink reads what the one reads and writes what the other writes, so until
- * both are done is about the least time a sink takes on this machine (not strictly: the sink does not decode most
- * re-reads in full), measured rather than computed from CPU seconds as `ceiling` is.
+ * Both baselines at once, on the same cores: the decoding consumer in this process, connected first and started the
+ * moment the bulk insert (in its own process) has its rows ready and starts too. A sink reads what the one reads and
+ * writes what the other writes, so until both are done is about the least time a sink takes on this machine (not
+ * strictly: the sink does not decode most re-reads in full), measured rather than computed from CPU seconds as
+ * `ceiling` is.
  */
 async function bothBaselinesAtOnce(stack: Stack, topic: string, events: number, id: string, run: number) {
-  let decoding: ReturnType<typeof decodeBaseline> | undefined;
-  const inserting = bulkInsertBaseline(events, `${id}-${run}-both`, {
-    ready: (start, stop) => {
-      decoding = decodeBaseline(stack, topic, events, `decode-beside-insert.${run}`, start);
-      // A consumer that fails before it starts must not leave the insert waiting.
-      decoding.catch(stop);
-    },
-  });
-  // When the insert fails, a failed consumer is the likelier cause: its error is the one reported.
-  const insert = await inserting.catch(async (error: unknown) => {
-    await decoding;
-    throw error;
-  });
-  const decode = await decoding!;
+  const decoder = await decodingConsumer(stack, topic, events, `decode-beside-insert.${run}`);
+  let startDecoding!: () => void;
+  const decoding = new Promise<void>((resolve) => (startDecoding = resolve)).then(decoder.run);
+  const [insert, decode] = await Promise.all([bulkInsertBaseline(events, `${id}-${run}-both`, { onReady: startDecoding }), decoding]);
   return { ms: Math.max(decode.ms, insert.ms), decodeMs: decode.ms, insertMs: insert.ms };
 }
 
