@@ -16,7 +16,7 @@ import { createTopicsWithLeaders } from '../services/shared/kafka.js';
 import { PROJECT_ROOT, RUN_DIR, STACK_DIR } from '../stack/layout.js';
 import { readPid } from '../stack/processes.js';
 import { sleep } from '../services/shared/retry.js';
-import { cpuSeconds, highWaterMiB, machine, mainThreadSchedule, ownCpuSeconds, rate, ratio, sampleMemory } from './lib/environment.js';
+import { cpuSeconds, highWaterMiB, machine, mainThreadSchedule, ownCpuSeconds, rate, ratio, sampleMemory, tenths } from './lib/environment.js';
 import type { BenchResult } from './lib/report.js';
 import { generateWorkload } from './lib/workload.js';
 
@@ -244,8 +244,6 @@ async function verifiedTables(path: string, expected: { live: number; historyRow
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 /** The item with the greatest `value` (the first of equals). */
 const highestBy = <T>(items: T[], value: (item: T) => number) => items.reduce((top, item) => (value(item) > value(top) ? item : top));
-/** Seconds (of the clock or of CPU) to a tenth, as reported. */
-const tenths = (seconds: number) => Math.round(seconds * 10) / 10;
 
 /**
  * The sink and both baselines over the same events, `runs` times in turn (full size: 3), so that a slow minute of
@@ -271,7 +269,7 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
       const engineAlone = await engineMemoryBaseline(blocksDir, `${id}-${run}`);
       const sink = await runSink(stack, topic, id, run);
       const tables = await verifiedTables(sink.path, summary);
-      const [sinkRate, decodeRate, insertRate] = [rate(events, sink.ms), rate(events, decode.ms), rate(events, insert.ms)];
+      const [sinkRate, decodeRate, insertRate, bothRate] = [rate(events, sink.ms), rate(events, decode.ms), rate(events, insert.ms), rate(events, both.ms)];
       // The sink does both baselines' work on the same cores (and the broker serves it there too). Even spread
       // perfectly over every core, that work alone takes this long: the fastest any sink could be on this machine.
       const bothBaselinesCpu = decode.cpuSeconds + decode.brokerCpuSeconds + insert.cpuSeconds;
@@ -298,7 +296,7 @@ export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<B
           ceiling: { eventsPerSecond: ceilingRate, ratioToSlowerBaseline: ratio(ceilingRate, slower), cpuSeconds: tenths(bothBaselinesCpu) },
           /** Both baselines run at once: until both are done, and the sink's time over that. */
           bothAtOnce: {
-            ms: Math.round(both.ms), eventsPerSecond: rate(events, both.ms), ratioToSlowerBaseline: ratio(rate(events, both.ms), slower),
+            ms: Math.round(both.ms), eventsPerSecond: bothRate, ratioToSlowerBaseline: ratio(bothRate, slower),
             decodeMs: Math.round(both.decodeMs), insertMs: Math.round(both.insertMs), sinkTimeOverIt: ratio(sink.ms, both.ms),
           },
           /** The CPU seconds every core together gives in the time the target allows, against what the sink and the broker used. */

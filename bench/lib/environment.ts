@@ -9,7 +9,7 @@ export async function machine(clickhouse?: ClickHouseClient) {
   return {
     cores: cpus().length,
     cpu: cpus()[0]?.model,
-    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    memoryGiB: tenths(totalmem() / 2 ** 30),
     node: process.version,
     kafka: KAFKA_VERSION,
     clickhouse: version ? `chDB ${version}` : undefined,
@@ -56,7 +56,7 @@ export function cpuSeconds(pid: number): number {
 export function mainThreadSchedule(pid: number): { ranSeconds: number; waitedForCoreSeconds: number } | undefined {
   try {
     const [ran, waited] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').trim().split(' ').map(Number);
-    return { ranSeconds: Math.round(ran! / 1e8) / 10, waitedForCoreSeconds: Math.round(waited! / 1e8) / 10 };
+    return { ranSeconds: tenths(ran! / 1e9), waitedForCoreSeconds: tenths(waited! / 1e9) };
   } catch {
     return undefined;
   }
@@ -106,4 +106,6 @@ export function sampleMemory(pid: number) {
 }
 
 export const rate = (count: number, ms: number) => Math.round(count / (ms / 1000));
+/** Rounded to one decimal: seconds, CPU seconds, GiB. */
+export const tenths = (value: number) => Math.round(value * 10) / 10;
 export const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
