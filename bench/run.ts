@@ -12,6 +12,7 @@ import { motoPart, registryPart } from '../stack/parts.js';
 import { writeResult, type BenchResult } from './lib/report.js';
 import { runChangeLatency } from './change-latency.js';
 import { runCodec } from './codec.js';
+import { runSinkLive } from './sink-live.js';
 import { runSinkThroughput } from './sink-throughput.js';
 import { runSnapshotBench } from './snapshot.js';
 
@@ -31,6 +32,7 @@ const suites: Record<string, () => Promise<BenchResult[]>> = {
   sink: () => runSinkThroughput(stack, quick),
   snapshot: () => runSnapshotBench(stack, quick),
   latency: () => runChangeLatency(stack, quick),
+  live: () => runSinkLive(stack, quick),
 };
 
 const results: BenchResult[] = [];

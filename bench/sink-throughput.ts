@@ -3,121 +3,22 @@
  * the same data, in the same run.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import type avro from 'avsc';
-import { Kafka, Partitioners, logLevel } from 'kafkajs';
-import { openClickHouse, queryRows } from '../services/shared/clickhouse.js';
-import { createChangeCodec } from '../services/shared/codec.js';
-import { createTopicsWithLeaders } from '../services/shared/kafka.js';
-import { PROJECT_ROOT, RUN_DIR, STACK_DIR } from '../stack/layout.js';
-import { readPid } from '../stack/processes.js';
-import { sleep } from '../services/shared/retry.js';
-import { cpuSeconds, highWaterMiB, machine, mainThreadSchedule, ownCpuSeconds, rate, ratio, sampleMemory, tenths } from './lib/environment.js';
+import { Kafka, logLevel } from 'kafkajs';
+import { PROJECT_ROOT, STACK_DIR } from '../stack/layout.js';
+import { brokerPid, decodingConsumer } from './lib/decoding-consumer.js';
+import { cpuSeconds, highWaterMiB, mainThreadSchedule, rate, ratio, sampleMemory, tenths } from './lib/environment.js';
+import { PARTITIONS, createBenchTopic, produceWorkload, type BenchStack } from './lib/feed.js';
 import type { BenchResult } from './lib/report.js';
-import { generateWorkload } from './lib/workload.js';
+import { spawnSink, verifiedTables, waitForCommits } from './lib/sink-process.js';
 
-interface Stack {
-  brokers: string[];
-  registryUrl: string;
-}
-
-const PARTITIONS = 6;
 /** The target: the sink at this fraction of the slower baseline's rate, or better. */
 const TARGET_RATIO = 0.7;
 
-/** The local stack's broker, whose CPU the sink and the decoding baseline share the machine's cores with. */
-function brokerPid(): number {
-  const pid = readPid(join(RUN_DIR, 'kafka.pid'));
-  if (!pid) throw new Error(`no Kafka broker pid in ${RUN_DIR}: start the stack with \`apigw-stream stack up\``);
-  return pid;
-}
-
-async function produce(stack: Stack, topic: string, events: number) {
-  const kafka = new Kafka({ brokers: stack.brokers, logLevel: logLevel.WARN });
-  const admin = kafka.admin();
-  await admin.connect();
-  await createTopicsWithLeaders(admin, [{ topic, numPartitions: PARTITIONS }]);
-  await admin.disconnect();
-  const codec = createChangeCodec({ registryUrl: stack.registryUrl, topic });
-  await codec.register();
-  const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
-  await producer.connect();
-  let batch: Promise<{ key: Buffer; value: Buffer }>[] = [];
-  let bytes = 0;
-  const flush = async () => {
-    const messages = await Promise.all(batch);
-    for (const m of messages) bytes += m.key.length + m.value.length;
-    await producer.send({ topic, acks: -1, messages });
-    batch = [];
-  };
-  const workload = generateWorkload({ events, region: 'us-east-2', accountId: '123456789012' });
-  let next = workload.next();
-  for (; !next.done; next = workload.next()) {
-    batch.push(codec.encode(next.value, next.value));
-    if (batch.length === 500) await flush();
-  }
-  await flush();
-  const summary = next.value;
-  await producer.disconnect();
-  return { summary, bytesPerEvent: Math.round(bytes / events) };
-}
-
-interface DecodeFigures {
-  ms: number;
-  cpuSeconds: number;
-  brokerCpuSeconds: number;
-}
-
-/**
- * Baseline: a bare kafkajs consumer that only decodes every key and value with avsc (schemas fetched from the
- * registry once per id): the most a JS consumer reads. Connects and subscribes; `run` decodes every event and
- * returns its time, its CPU seconds and the broker's. `group` names its consumer group within the round.
- */
-async function decodingConsumer(stack: Stack, topic: string, events: number, group: string): Promise<{ run: () => Promise<DecodeFigures> }> {
-  const kafka = new Kafka({ brokers: stack.brokers, logLevel: logLevel.WARN });
-  const registry = new SchemaRegistry({ host: stack.registryUrl });
-  const types = new Map<number, avro.Type>();
-  const decode = async (buffer: Buffer) => {
-    const id = buffer.readInt32BE(1);
-    let type = types.get(id);
-    if (!type) types.set(id, (type = (await registry.getSchema(id)) as unknown as avro.Type));
-    return type.fromBuffer(buffer.subarray(5));
-  };
-  const consumer = kafka.consumer({ groupId: `${topic}.${group}`, maxBytesPerPartition: 16 * 1024 * 1024, maxBytes: 64 * 1024 * 1024 });
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  async function run(): Promise<DecodeFigures> {
-    const started = performance.now();
-    const cpuBefore = ownCpuSeconds();
-    const brokerBefore = cpuSeconds(brokerPid());
-    let decoded = 0;
-    await new Promise<void>((resolve, reject) => {
-      consumer.run({
-        autoCommit: false,
-        partitionsConsumedConcurrently: PARTITIONS,
-        eachBatch: async ({ batch }) => {
-          for (const message of batch.messages) {
-            await decode(message.key!);
-            await decode(message.value!);
-          }
-          decoded += batch.messages.length;
-          if (decoded >= events) resolve();
-        },
-      }).catch(reject);
-    });
-    const ms = performance.now() - started;
-    const cpu = { cpuSeconds: ownCpuSeconds() - cpuBefore, brokerCpuSeconds: cpuSeconds(brokerPid()) - brokerBefore };
-    await consumer.disconnect();
-    return { ms, ...cpu };
-  }
-  return { run };
-}
-
-const decodeBaseline = async (stack: Stack, topic: string, events: number, group: string) => (await decodingConsumer(stack, topic, events, group)).run();
+const decodeBaseline = async (stack: BenchStack, topic: string, events: number, group: string) => (await decodingConsumer(stack, topic, events, group)).run();
 
 /**
  * Runs a baseline in a process of its own (one chDB data directory per process, removed after) and returns the
@@ -168,7 +69,7 @@ function bulkInsertBaseline(events: number, id: string, { blocksDir, onReady }: 
  * strictly: the sink does not decode most re-reads in full), measured rather than computed from CPU seconds as
  * `ceiling` is.
  */
-async function bothBaselinesAtOnce(stack: Stack, topic: string, events: number, id: string, run: number) {
+async function bothBaselinesAtOnce(stack: BenchStack, topic: string, events: number, id: string, run: number) {
   const decoder = await decodingConsumer(stack, topic, events, `decode-beside-insert.${run}`);
   let startDecoding!: () => void;
   const decoding = new Promise<void>((resolve) => (startDecoding = resolve)).then(decoder.run);
@@ -185,36 +86,19 @@ async function engineMemoryBaseline(blocksDir: string, id: string) {
   return { ...memory!.stop(), highWaterMiB };
 }
 
-const COMMAND = join(PROJECT_ROOT, 'bin/apigw-stream.js');
-/** The node flags the installed command runs with: those on its `#!/usr/bin/env -S node …` line. */
-const COMMAND_NODE_FLAGS = (/^#!.*?\bnode\b(.*)$/.exec(readFileSync(COMMAND, 'utf8').split('\n', 1)[0]!)?.[1] ?? '').split(/\s+/).filter(Boolean);
-
-/** The sink as users run it (`apigw-stream sink`), timed from its start until its group has committed every offset. */
-async function runSink(stack: Stack, topic: string, id: string, run: number) {
+/** The sink as users run it, timed from its start until its group has committed every offset. */
+async function runSink(stack: BenchStack, topic: string, id: string, run: number) {
   const path = join(STACK_DIR, 'bench-data', `${id}-sink-${run}`);
   const groupId = `${topic}.sink.${run}`;
   const started = performance.now();
-  // BENCH_SINK_NODE_ARGS passes node flags to the sink alone, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile it.
-  const nodeArgs = process.env.BENCH_SINK_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const sink = spawn(process.execPath, [...COMMAND_NODE_FLAGS, ...nodeArgs, COMMAND, 'sink'], {
-    env: { ...process.env, KAFKA_BROKERS: stack.brokers.join(','), SCHEMA_REGISTRY_URL: stack.registryUrl, CLICKHOUSE_URL: `chdb://${path}`, CLICKHOUSE_DATABASE: 'bench', APIGW_TOPIC: topic, APIGW_SINK_GROUP_ID: groupId, LOG_LEVEL: process.env.BENCH_SINK_LOG_LEVEL ?? 'warn' },
-    stdio: ['ignore', process.env.BENCH_SINK_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'],
-  });
-  const exited = new Promise((resolve) => sink.once('exit', resolve));
+  const { sink, exited } = spawnSink(stack, topic, groupId, path);
   const memory = sampleMemory(sink.pid!);
   const admin = new Kafka({ brokers: stack.brokers, logLevel: logLevel.NOTHING }).admin();
   // Whatever happens here, the sink does not outlive the benchmark.
   try {
     const brokerBefore = cpuSeconds(brokerPid());
     await admin.connect();
-    const ends = await admin.fetchTopicOffsets(topic);
-    for (;;) {
-      const committed = (await admin.fetchOffsets({ groupId, topics: [topic] }))[0]!.partitions;
-      const done = ends.every((end) => Number(committed.find((p) => p.partition === end.partition)?.offset ?? -1) >= Number(end.high));
-      if (done) break;
-      if (sink.exitCode !== null) throw new Error(`the sink exited with ${sink.exitCode}`);
-      await sleep(100);
-    }
+    await waitForCommits(admin, sink, groupId, topic, await admin.fetchTopicOffsets(topic));
     const ms = performance.now() - started;
     const rss = { ...memory.stop(), highWaterMiB: highWaterMiB(sink.pid!) };
     const cpu = { cpuSeconds: cpuSeconds(sink.pid!), brokerCpuSeconds: cpuSeconds(brokerPid()) - brokerBefore };
@@ -226,21 +110,6 @@ async function runSink(stack: Stack, topic: string, id: string, run: number) {
   }
 }
 
-/** The sink's tables hold exactly the workload's final state: a fast run that lost rows measures nothing. */
-async function verifiedTables(path: string, expected: { live: number; historyRows: number }) {
-  const client = await openClickHouse({ kind: 'chdb', path });
-  const [counts] = await queryRows<{ live: string; history: string }>(client,
-    `SELECT (SELECT count() FROM bench.aws_apigatewayv2_api_integrations FINAL WHERE is_deleted = 0) AS live,
-            (SELECT count() FROM bench.aws_apigatewayv2_api_integrations_history) AS history`);
-  const env = await machine(client);
-  await client.close();
-  rmSync(path, { recursive: true, force: true });
-  if (Number(counts!.live) !== expected.live || Number(counts!.history) !== expected.historyRows) {
-    throw new Error(`the sink's tables are wrong: ${JSON.stringify(counts)} expected live ${expected.live}, history ${expected.historyRows}`);
-  }
-  return { counts: counts!, env };
-}
-
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 /** The item with the greatest `value` (the first of equals). */
 const highestBy = <T>(items: T[], value: (item: T) => number) => items.reduce((top, item) => (value(item) > value(top) ? item : top));
@@ -249,13 +118,14 @@ const highestBy = <T>(items: T[], value: (item: T) => number) => items.reduce((t
  * The sink and both baselines over the same events, `runs` times in turn (full size: 3), so that a slow minute of
  * the machine falls on all three alike; rates are reported as the median run's, with every run beside them.
  */
-export async function runSinkThroughput(stack: Stack, quick: boolean): Promise<BenchResult[]> {
+export async function runSinkThroughput(stack: BenchStack, quick: boolean): Promise<BenchResult[]> {
   const events = Number(process.env.BENCH_SINK_EVENTS) || (quick ? 20_000 : 1_000_000);
   const runs = Number(process.env.BENCH_SINK_RUNS) || (quick ? 1 : 3);
   const id = `bench-${Date.now().toString(36)}`;
   const topic = `bench.sink.${id}`;
   process.stderr.write(`sink throughput: producing ${events} events to ${topic} (${PARTITIONS} partitions)\n`);
-  const { summary, bytesPerEvent } = await produce(stack, topic, events);
+  await createBenchTopic(stack, topic);
+  const { summary, bytesPerEvent } = await produceWorkload(stack, topic, events);
   const blocksDir = join(STACK_DIR, 'bench-data', `${id}-blocks`);
   const measured = [];
   // A failed round leaves neither its topic nor the rows' files (hundreds of MB) behind.
