@@ -44,10 +44,13 @@ const CHUNK = 200;
 /** Rows a sole writer may hold in memory for its next write before its batches wait for the current one. */
 const MAX_GATHERED_ROWS = 40_000;
 /**
- * A sole writer's blocks: at least this many rows, or what gathered in this many milliseconds. Fewer, larger
- * inserts cost the engine less CPU (300k events: blocks of 5,000 rows 12.0 CPU-s for the sink, 10,000 11.0 s).
+ * A sole writer's blocks: at least this many rows, or, below that, one write per this many milliseconds. Fewer,
+ * larger inserts cost the engine less CPU: each is a part to write and later to merge (300k events: blocks of 5,000
+ * rows 12.0 CPU-s for the sink, 10,000 11.0 s). Following a live feed of 4,000 events/s, writing whatever gathered
+ * at once cost 0.125-0.145 CPU-s per 1,000 events; one write per 200 ms 0.097-0.102, per 500 ms 0.070-0.073 (one per
+ * second saved nothing more in a scratch run; bench/sink-live.ts).
  */
-export const SOLE_WRITER_BLOCK = { minRows: 10_000, lingerMs: 200 };
+export const SOLE_WRITER_BLOCK = { minRows: 10_000, lingerMs: 500 };
 
 const sameApi = (a: ApiInfo, b: ApiInfo) => a.name === b.name && a.protocol_type === b.protocol_type && a.api_endpoint === b.api_endpoint;
 
@@ -389,10 +392,11 @@ export function createSink(deps: SinkDeps) {
       if (deps.soleWriter) {
         if (!isRunning() || isStale()) return;
         resolveOffset(batch.lastOffset());
-        // Caught up with every partition: no more rows are coming to gather, so write and commit without lingering.
+        // Caught up with every partition: no more rows are coming to gather, so the block is written once it has
+        // lingered (at once after a quiet spell, see createWriteBatcher) and its offsets committed at once after.
         lagByPartition.set(batch.partition, Number(batch.offsetLag()));
         const caughtUp = [...lagByPartition.values()].every((lag) => lag === 0);
-        void commitWhenWritten(batch.partition, batch.lastOffset(), caughtUp ? batcher.durable() : batcher.written(), caughtUp);
+        void commitWhenWritten(batch.partition, batch.lastOffset(), batcher.written(), caughtUp);
         await batcher.room(MAX_GATHERED_ROWS);
       } else {
         await written;

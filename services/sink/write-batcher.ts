@@ -35,7 +35,11 @@ export function createWriteBatcher(write: (block: RowBlock) => Promise<void>, { 
    * @default 1 (a block is written as soon as the engine is free)
    */
   minRows?: number;
-  /** Milliseconds a block below `minRows` waits before it is written anyway. @default 0 */
+  /**
+   * How long after the previous write ended a block below `minRows` is written anyway: at once when the engine
+   * has been idle that long (a lone change is not held back), otherwise no more than one such write per
+   * `lingerMs`, so a steady trickle of rows does not become a stream of tiny parts. @default 0
+   */
   lingerMs?: number;
 } = {}) {
   let gathering = emptyBlock();
@@ -45,6 +49,7 @@ export function createWriteBatcher(write: (block: RowBlock) => Promise<void>, { 
   // Someone waits for the gathering block, or it lingered long enough: write it whatever its size.
   let due = false;
   let linger: NodeJS.Timeout | undefined;
+  let lastWriteEnded = -Infinity;
 
   function startWrite(): void {
     if (writing || blockSize(gathering) === 0) return;
@@ -52,7 +57,7 @@ export function createWriteBatcher(write: (block: RowBlock) => Promise<void>, { 
       linger ??= setTimeout(() => {
         due = true;
         startWrite();
-      }, lingerMs);
+      }, Math.max(0, lastWriteEnded + lingerMs - performance.now()));
       return;
     }
     clearTimeout(linger);
@@ -71,6 +76,7 @@ export function createWriteBatcher(write: (block: RowBlock) => Promise<void>, { 
       done.reject(error);
     }).finally(() => {
       writing = undefined;
+      lastWriteEnded = performance.now();
       // A failed write leaves what was applied in memory ahead of ClickHouse: nothing more is written until reset.
       if (failure === undefined) startWrite();
       else {
