@@ -14,6 +14,7 @@ import { sleep } from '../services/shared/retry.js';
 import { STACK_DIR } from '../stack/layout.js';
 import { startCloudTrailServer } from '../test/support/cloudtrail-server.js';
 import { PRINCIPALS } from '../test/support/recorded-changes.js';
+import { deleteTopicsStartingWith } from '../test/support/topics.js';
 import { machine } from './lib/environment.js';
 import type { BenchResult } from './lib/report.js';
 
@@ -85,6 +86,7 @@ export async function runChangeLatency(stack: { brokers: string[]; registryUrl: 
   await trail.close();
   aws.destroy();
   rmSync(dataDir, { recursive: true, force: true });
+  await deleteTopicsStartingWith(stack.brokers, config.topic);
 
   const sorted = [...latencies].sort((a, b) => a - b);
   const [p50, p95, p99] = [50, 95, 99].map((p) => percentile(sorted, p));

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { PROJECT_ROOT, STACK_DIR } from '../stack/layout.js';
+import { deleteTopicsStartingWith } from '../test/support/topics.js';
 import { decodingConsumer } from './lib/decoding-consumer.js';
 import { cpuSeconds, highWaterMiB, ratio, sampleMemory } from './lib/environment.js';
 import { createBenchTopic, type BenchStack, type Produced } from './lib/feed.js';
@@ -67,8 +68,8 @@ export async function runSinkLive(stack: BenchStack, quick: boolean): Promise<Be
   } finally {
     if (sink.exitCode === null) sink.kill('SIGTERM');
     await exited;
-    await admin.deleteTopics({ topics: [topic, `${topic}.dlq`] }).catch(() => undefined);
     await admin.disconnect();
+    await deleteTopicsStartingWith(stack.brokers, topic).catch(() => undefined);
   }
   const { produced, decode, caughtUpMs, sinkCpuSeconds, rss } = measured;
   const tables = await verifiedTables(path, produced.summary);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { Kafka, logLevel } from 'kafkajs';
 import { PROJECT_ROOT, STACK_DIR } from '../stack/layout.js';
+import { deleteTopicsStartingWith } from '../test/support/topics.js';
 import { brokerPid, decodingConsumer } from './lib/decoding-consumer.js';
 import { cpuSeconds, highWaterMiB, mainThreadSchedule, rate, ratio, sampleMemory, tenths } from './lib/environment.js';
 import { PARTITIONS, createBenchTopic, produceWorkload, type BenchStack } from './lib/feed.js';
@@ -178,12 +179,8 @@ export async function runSinkThroughput(stack: BenchStack, quick: boolean): Prom
     }
   } finally {
     rmSync(blocksDir, { recursive: true, force: true });
-    const admin = new Kafka({ brokers: stack.brokers, logLevel: logLevel.NOTHING }).admin();
     // Best effort: a broker that went away must not hide why the round failed.
-    await admin.connect()
-      .then(() => admin.deleteTopics({ topics: [topic, `${topic}.dlq`] }))
-      .catch(() => undefined)
-      .finally(() => admin.disconnect());
+    await deleteTopicsStartingWith(stack.brokers, topic).catch(() => undefined);
   }
 
   // The run whose ratio is the median one: its sink and baselines ran side by side.

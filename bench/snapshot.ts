@@ -8,6 +8,7 @@ import { openPipeline } from '../cli/pipeline.js';
 import { loadConfig } from '../services/shared/config.js';
 import { createLogger } from '../services/shared/logger.js';
 import { createMetrics } from '../services/shared/metrics.js';
+import { deleteTopicsStartingWith } from '../test/support/topics.js';
 import { machine, rate, ratio } from './lib/environment.js';
 import type { BenchResult } from './lib/report.js';
 
@@ -90,6 +91,7 @@ export async function runSnapshotBench(stack: { brokers: string[]; registryUrl: 
   const calls = (await metrics.awsCalls.get()).values.reduce((n, v) => n + v.value, 0) / rounds;
   await pipeline.close();
   client.destroy();
+  await deleteTopicsStartingWith(stack.brokers, config.topic);
 
   const snapshotRate = rate(bestSnapshot.integrations, bestSnapshot.ms);
   const bareRate = rate(bestBare.integrations, bestBare.ms);

@@ -103,7 +103,7 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
     await trail?.close();
     aws.destroy();
     otherAws.destroy();
-    env?.cleanup();
+    await env?.cleanup();
   });
 
   it('follows creates, updates, deletes, API deletion and reimport, with one history row per change and its principal', async () => {

@@ -19,7 +19,7 @@ describe('messages the sink cannot decode go to the dead-letter topic and the pi
   after(async () => {
     await pipeline?.close();
     aws.destroy();
-    env.cleanup();
+    await env.cleanup();
   });
 
   it('dead-letters garbage and a message with an unknown schema id, with headers saying why, and applies the rest', async () => {

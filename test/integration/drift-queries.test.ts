@@ -130,7 +130,7 @@ describe('drift queries over a scripted sequence of changes', { timeout: 300_000
     await pipeline?.close();
     await trail?.close();
     aws.destroy();
-    env?.cleanup();
+    await env?.cleanup();
   });
 
   it('as-of each step equals the emulator as recorded at that step', async () => {

@@ -26,7 +26,7 @@ describe('query while `run` holds the embedded engine', { timeout: 180_000 }, ()
   after(async () => {
     await trail?.close();
     aws.destroy();
-    env?.cleanup();
+    await env?.cleanup();
   });
 
   it('answers through the running process, and the process stops cleanly', async () => {

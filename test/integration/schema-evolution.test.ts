@@ -34,7 +34,7 @@ describe('schema evolution is safe', { timeout: 120_000 }, () => {
   });
   after(async () => {
     await pipeline?.close();
-    env.cleanup();
+    await env.cleanup();
   });
 
   it('an added optional field: old readers still decode new events, and the sink still applies them', async () => {

@@ -26,7 +26,7 @@ describe('a ClickHouse write that fails for good loses nothing and duplicates no
   after(async () => {
     await pipeline?.close();
     aws.destroy();
-    env.cleanup();
+    await env.cleanup();
   });
 
   it('commits nothing of the failed write, then applies every change once from the committed offsets', async () => {

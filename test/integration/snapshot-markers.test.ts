@@ -78,7 +78,7 @@ describe('completion markers: two regions under one snapshot id, and snapshots t
   after(async () => {
     await producer?.disconnect();
     await pipeline?.close();
-    env.cleanup();
+    await env.cleanup();
   });
 
   it('the first region\'s marker does not take the second region\'s seen integrations with it', async () => {

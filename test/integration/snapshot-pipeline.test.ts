@@ -56,7 +56,7 @@ describe('snapshot path: emulator -> snapshotter -> Kafka -> sink -> ClickHouse'
   after(async () => {
     await pipeline?.close();
     aws.destroy();
-    env.cleanup();
+    await env.cleanup();
   });
 
   it('stores every column of every integration exactly as GetIntegration returns it', async () => {

@@ -10,6 +10,7 @@ import { createLogger } from '../../services/shared/logger.js';
 import { createMetrics } from '../../services/shared/metrics.js';
 import { STACK_DIR } from '../../stack/layout.js';
 import { motoPart, registryPart } from '../../stack/parts.js';
+import { deleteTopicsStartingWith } from './topics.js';
 
 export const ports = stackPorts();
 export const motoEndpoint = motoPart(ports.moto).endpoint;
@@ -62,7 +63,11 @@ export function testEnvironment(options: { region: string; partitions?: number; 
     env,
     open,
     table: (name: string) => `${config.clickhouseDatabase}.${name}`,
-    cleanup: () => rmSync(dataDir, { recursive: true, force: true }),
+    /** Removes the embedded data directory and the topics the test made. */
+    cleanup: async () => {
+      rmSync(dataDir, { recursive: true, force: true });
+      await deleteTopicsStartingWith(brokers, config.topic);
+    },
   };
 }
 
