@@ -38,7 +38,8 @@ async function runFeed(stack: BenchStack, topic: string, events: number): Promis
 const perThousand = (cpu: number, events: number) => Math.round((cpu / events) * 1000 * 1000) / 1000;
 
 export async function runSinkLive(stack: BenchStack, quick: boolean): Promise<BenchResult[]> {
-  const seconds = quick ? 5 : 30;
+  // BENCH_LIVE_SECONDS: a longer feed, e.g. 180 for whole minutes to compare the first and last of.
+  const seconds = Number(process.env.BENCH_LIVE_SECONDS) || (quick ? 5 : 30);
   const events = EVENTS_PER_SECOND * seconds;
   const id = `bench-live-${Date.now().toString(36)}`;
   const topic = `bench.live.${id}`;
