@@ -21,9 +21,9 @@ const EVENTS_PER_SECOND = 4_000;
 const CAUGHT_UP_WITHIN_MS = 1_000;
 
 /** The feed in a process of its own (lib/feed-process.ts): its producing counts against neither the sink nor the consumer. */
-async function runFeed(stack: BenchStack, topic: string, events: number): Promise<Produced> {
+async function runFeed(stack: BenchStack, topic: string, events: number, inventory: number | undefined): Promise<Produced> {
   const feed = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bench/lib/feed-process.ts')], {
-    env: { ...process.env, BENCH_BROKERS: stack.brokers.join(','), BENCH_REGISTRY_URL: stack.registryUrl, BENCH_TOPIC: topic, BENCH_EVENTS: String(events), BENCH_RATE: String(EVENTS_PER_SECOND) },
+    env: { ...process.env, BENCH_BROKERS: stack.brokers.join(','), BENCH_REGISTRY_URL: stack.registryUrl, BENCH_TOPIC: topic, BENCH_EVENTS: String(events), BENCH_RATE: String(EVENTS_PER_SECOND), BENCH_INVENTORY: String(inventory ?? '') },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -38,8 +38,10 @@ async function runFeed(stack: BenchStack, topic: string, events: number): Promis
 const perThousand = (cpu: number, events: number) => Math.round((cpu / events) * 1000 * 1000) / 1000;
 
 export async function runSinkLive(stack: BenchStack, quick: boolean): Promise<BenchResult[]> {
-  // BENCH_LIVE_SECONDS: a longer feed, e.g. 180 for whole minutes to compare the first and last of.
+  // BENCH_LIVE_SECONDS: a longer feed, e.g. 180 for whole minutes to compare the first and last of;
+  // BENCH_LIVE_INVENTORY: a steady inventory of that many integrations (see WorkloadShape).
   const seconds = Number(process.env.BENCH_LIVE_SECONDS) || (quick ? 5 : 30);
+  const inventory = Number(process.env.BENCH_LIVE_INVENTORY) || undefined;
   const events = EVENTS_PER_SECOND * seconds;
   const id = `bench-live-${Date.now().toString(36)}`;
   const topic = `bench.live.${id}`;
@@ -58,7 +60,7 @@ export async function runSinkLive(stack: BenchStack, quick: boolean): Promise<Be
     await waitForMember(admin, sink, groupId);
     // From here on the sink's CPU is following the feed: its start (modules, engine, tables) is not counted.
     const sinkCpuBefore = cpuSeconds(sink.pid!);
-    const [produced, decode] = await Promise.all([runFeed(stack, topic, events), decoder.run()]);
+    const [produced, decode] = await Promise.all([runFeed(stack, topic, events, inventory), decoder.run()]);
     await waitForCommits(admin, sink, groupId, topic, await admin.fetchTopicOffsets(topic));
     measured = {
       produced, decode,
@@ -83,7 +85,7 @@ export async function runSinkLive(stack: BenchStack, quick: boolean): Promise<Be
     summary: `${overDecode} times the decoding consumer's CPU (sink ${sinkPerThousand} CPU-s per 1,000 events, consumer ${decodePerThousand}; ${EVENTS_PER_SECOND}/s for ${seconds} s); `
       + `everything committed ${caughtUpMs} ms after the last event; resident peak ${rss.peakMiB} MiB (exact ${rss.highWaterMiB}), steady ${rss.steadyMiB}, last window's peak over the first's ${rss.lastOverFirst}`,
     figures: {
-      events, eventsPerSecond: EVENTS_PER_SECOND, seconds, bytesPerEvent: produced.bytesPerEvent, workload: produced.summary,
+      events, eventsPerSecond: EVENTS_PER_SECOND, seconds, steadyInventory: inventory ?? null, bytesPerEvent: produced.bytesPerEvent, workload: produced.summary,
       sink: { cpuSeconds: sinkCpuSeconds, cpuSecondsPerThousandEvents: sinkPerThousand, caughtUpMs },
       decodeBaseline: { cpuSeconds: decode.cpuSeconds, cpuSecondsPerThousandEvents: decodePerThousand, brokerCpuSeconds: decode.brokerCpuSeconds },
       sinkCpuOverDecode: overDecode,

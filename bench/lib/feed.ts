@@ -38,9 +38,9 @@ export interface Produced {
 
 /**
  * Produces the workload's `events` to an existing topic: all at once, or `perSecond` of them a second, sent every
- * 100 ms as they fall due (a live feed).
+ * 100 ms as they fall due (a live feed); `inventory`: a steady one of that size (see WorkloadShape).
  */
-export async function produceWorkload(stack: BenchStack, topic: string, events: number, perSecond?: number): Promise<Produced> {
+export async function produceWorkload(stack: BenchStack, topic: string, events: number, perSecond?: number, inventory?: number): Promise<Produced> {
   const codec = createChangeCodec({ registryUrl: stack.registryUrl, topic });
   await codec.register();
   const producer = new Kafka({ brokers: stack.brokers, logLevel: logLevel.WARN })
@@ -51,7 +51,7 @@ export async function produceWorkload(stack: BenchStack, topic: string, events: 
     const started = Date.now();
     let sent = 0;
     let bytes = 0;
-    const workload = generateWorkload({ events, region: 'us-east-2', accountId: '123456789012' });
+    const workload = generateWorkload({ events, region: 'us-east-2', accountId: '123456789012', inventory });
     let next = workload.next();
     while (!next.done) {
       const encoding: Promise<{ key: Buffer; value: Buffer }>[] = [];

@@ -9,6 +9,12 @@ export interface WorkloadShape {
   events: number;
   region: string;
   accountId: string;
+  /**
+   * A steady inventory: the first `inventory` events create it, and the rest hold it steady, as many creates as
+   * deletes (2.5% each) beside the same re-reads and updates. Without it the inventory grows as the stream goes
+   * (4% creates, 1% deletes).
+   */
+  inventory?: number;
 }
 
 export interface WorkloadSummary {
@@ -48,9 +54,11 @@ function template(rng: () => number, kilobytes: number): string {
 /** Every event in order; returns what the tables must hold at the end. A generator, so 1M events never sit in memory. */
 export function* generateWorkload(shape: WorkloadShape): Generator<IntegrationChange, WorkloadSummary> {
   const rng = random(42);
-  const creates = Math.round(shape.events * 0.04);
-  const deletes = Math.round(shape.events * 0.01);
-  const updates = Math.round(shape.events * 0.15);
+  const inventory = Math.min(shape.inventory ?? 0, shape.events);
+  const rest = shape.events - inventory;
+  const creates = inventory + Math.round(rest * (inventory ? 0.025 : 0.04));
+  const deletes = Math.round(rest * (inventory ? 0.025 : 0.01));
+  const updates = Math.round(rest * 0.15);
   const rereads = shape.events - creates - deletes - updates;
   const live: { apiId: string; integrationId: string; version: number; templated: boolean }[] = [];
   const base = Date.parse('2026-11-01T00:00:00Z');
@@ -63,9 +71,10 @@ export function* generateWorkload(shape: WorkloadShape): Generator<IntegrationCh
 
   let left = { creates, updates, deletes, rereads };
   for (let n = 0; n < shape.events; n++) {
-    // Creates come first while there is nothing to act on, then the mix is drawn in proportion to what is left.
+    // Creates come first while there is nothing to act on (or the steady inventory is being made), then the mix is
+    // drawn in proportion to what is left.
     const total = left.creates + left.updates + left.deletes + left.rereads;
-    const pick = live.length < 10 ? 0 : rng() * total;
+    const pick = live.length < 10 || n < inventory ? 0 : rng() * total;
     let kind: keyof typeof left;
     if (pick < left.creates && left.creates > 0) kind = 'creates';
     else if (pick < left.creates + left.updates && left.updates > 0) kind = 'updates';
