@@ -4,14 +4,14 @@
  * the sink's CPU seconds per 1,000 events against the consumer's, its resident memory, and how soon after the
  * feed's last event everything is committed.
  */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
-import { PROJECT_ROOT, STACK_DIR } from '../stack/layout.js';
+import { STACK_DIR } from '../stack/layout.js';
 import { deleteTopicsStartingWith } from '../test/support/topics.js';
 import { decodingConsumer } from './lib/decoding-consumer.js';
 import { cpuSeconds, highWaterMiB, ratio, sampleMemory } from './lib/environment.js';
 import { createBenchTopic, type BenchStack, type Produced } from './lib/feed.js';
+import { runJsonScript } from './lib/json-script.js';
 import type { BenchResult } from './lib/report.js';
 import { spawnSink, verifiedTables, waitForCommits, waitForMember } from './lib/sink-process.js';
 
@@ -21,19 +21,9 @@ const EVENTS_PER_SECOND = 4_000;
 const CAUGHT_UP_WITHIN_MS = 1_000;
 
 /** The feed in a process of its own (lib/feed-process.ts): its producing counts against neither the sink nor the consumer. */
-async function runFeed(stack: BenchStack, topic: string, events: number, inventory: number | undefined): Promise<Produced> {
-  const feed = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bench/lib/feed-process.ts')], {
-    env: { ...process.env, BENCH_BROKERS: stack.brokers.join(','), BENCH_REGISTRY_URL: stack.registryUrl, BENCH_TOPIC: topic, BENCH_EVENTS: String(events), BENCH_RATE: String(EVENTS_PER_SECOND), BENCH_INVENTORY: String(inventory ?? '') },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  feed.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
-  feed.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-  const exitCode = await new Promise<number | null>((resolve) => feed.once('exit', resolve));
-  if (exitCode !== 0) throw new Error(`the live feed failed: ${stderr.slice(-2000)}`);
-  return JSON.parse(stdout.trim().split('\n').at(-1)!) as Produced;
-}
+const runFeed = (stack: BenchStack, topic: string, events: number, inventory: number | undefined) => runJsonScript<Produced>('lib/feed-process.ts', {
+  BENCH_BROKERS: stack.brokers.join(','), BENCH_REGISTRY_URL: stack.registryUrl, BENCH_TOPIC: topic, BENCH_EVENTS: String(events), BENCH_RATE: String(EVENTS_PER_SECOND), BENCH_INVENTORY: String(inventory ?? ''),
+});
 
 const perThousand = (cpu: number, events: number) => Math.round((cpu / events) * 1000 * 1000) / 1000;
 

@@ -2,17 +2,16 @@
  * Benchmarks 1 and 2: sink throughput and memory, against a bare decoding consumer and a bare bulk insert over
  * the same data, in the same run.
  */
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
 import { Kafka, logLevel } from 'kafkajs';
-import { PROJECT_ROOT, STACK_DIR } from '../stack/layout.js';
+import { STACK_DIR } from '../stack/layout.js';
 import { deleteTopicsStartingWith } from '../test/support/topics.js';
 import { brokerPid, decodingConsumer } from './lib/decoding-consumer.js';
 import { cpuSeconds, highWaterMiB, mainThreadSchedule, rate, ratio, sampleMemory, tenths } from './lib/environment.js';
 import { PARTITIONS, createBenchTopic, produceWorkload, type BenchStack } from './lib/feed.js';
+import { runJsonScript, type ScriptProcess } from './lib/json-script.js';
 import type { BenchResult } from './lib/report.js';
 import { spawnSink, verifiedTables, waitForCommits } from './lib/sink-process.js';
 
@@ -23,23 +22,15 @@ const decodeBaseline = async (stack: BenchStack, topic: string, events: number, 
 
 /**
  * Runs a baseline in a process of its own (one chDB data directory per process, removed after) and returns the
- * figures it prints as its last line of JSON. `started` sees the process as soon as it runs, e.g. to sample it.
+ * figures it prints as its last line of JSON.
  */
-async function runBaseline<T>(script: string, id: string, env: NodeJS.ProcessEnv, started?: (child: ChildProcessByStdio<Writable, Readable, Readable>) => void): Promise<T> {
+async function runBaseline<T>(script: string, id: string, env: NodeJS.ProcessEnv, started?: (child: ScriptProcess) => void): Promise<T> {
   const path = join(STACK_DIR, 'bench-data', id);
-  const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bench/baselines', script)], {
-    env: { ...process.env, ...env, BENCH_CHDB_PATH: path, BENCH_DATABASE: 'bench' },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  started?.(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-  const exitCode = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  rmSync(path, { recursive: true, force: true });
-  if (exitCode !== 0) throw new Error(`${script} baseline failed: ${stderr.slice(-2000)}`);
-  return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
+  try {
+    return await runJsonScript<T>(`baselines/${script}`, { ...env, BENCH_CHDB_PATH: path, BENCH_DATABASE: 'bench' }, started);
+  } finally {
+    rmSync(path, { recursive: true, force: true });
+  }
 }
 
 /**

@@ -6,5 +6,7 @@
 import { produceWorkload } from './feed.js';
 
 const stack = { brokers: process.env.BENCH_BROKERS!.split(','), registryUrl: process.env.BENCH_REGISTRY_URL! };
-const produced = await produceWorkload(stack, process.env.BENCH_TOPIC!, Number(process.env.BENCH_EVENTS), Number(process.env.BENCH_RATE), Number(process.env.BENCH_INVENTORY) || undefined);
+const produced = await produceWorkload(stack, process.env.BENCH_TOPIC!, Number(process.env.BENCH_EVENTS), {
+  perSecond: Number(process.env.BENCH_RATE), inventory: Number(process.env.BENCH_INVENTORY) || undefined,
+});
 process.stdout.write(`${JSON.stringify(produced)}\n`);

@@ -40,7 +40,7 @@ export interface Produced {
  * Produces the workload's `events` to an existing topic: all at once, or `perSecond` of them a second, sent every
  * 100 ms as they fall due (a live feed); `inventory`: a steady one of that size (see WorkloadShape).
  */
-export async function produceWorkload(stack: BenchStack, topic: string, events: number, perSecond?: number, inventory?: number): Promise<Produced> {
+export async function produceWorkload(stack: BenchStack, topic: string, events: number, { perSecond, inventory }: { perSecond?: number; inventory?: number } = {}): Promise<Produced> {
   const codec = createChangeCodec({ registryUrl: stack.registryUrl, topic });
   await codec.register();
   const producer = new Kafka({ brokers: stack.brokers, logLevel: logLevel.WARN })

@@ -27,24 +27,28 @@ export function spawnSink(stack: BenchStack, topic: string, groupId: string, pat
   return { sink, exited: new Promise((resolve) => sink.once('exit', resolve)) };
 }
 
-/** Waits until the group has committed every partition's offset up to `ends` (fetchTopicOffsets), while the sink runs. */
-export async function waitForCommits(admin: Admin, sink: ChildProcess, groupId: string, topic: string, ends: { partition: number; high: string }[]): Promise<void> {
-  for (;;) {
-    const committed = (await admin.fetchOffsets({ groupId, topics: [topic] }))[0]!.partitions;
-    if (ends.every((end) => Number(committed.find((p) => p.partition === end.partition)?.offset ?? -1) >= Number(end.high))) return;
+/** Checks every 100 ms until `done` says so; fails once the sink has exited instead. */
+async function whileSinkRuns(sink: ChildProcess, done: () => Promise<boolean>): Promise<void> {
+  while (!(await done())) {
     if (sink.exitCode !== null) throw new Error(`the sink exited with ${sink.exitCode}`);
     await sleep(100);
   }
 }
 
+/** Waits until the group has committed every partition's offset up to `ends` (fetchTopicOffsets), while the sink runs. */
+export function waitForCommits(admin: Admin, sink: ChildProcess, groupId: string, topic: string, ends: { partition: number; high: string }[]): Promise<void> {
+  return whileSinkRuns(sink, async () => {
+    const committed = (await admin.fetchOffsets({ groupId, topics: [topic] }))[0]!.partitions;
+    return ends.every((end) => Number(committed.find((p) => p.partition === end.partition)?.offset ?? -1) >= Number(end.high));
+  });
+}
+
 /** Waits until the sink's consumer has joined its group: from then on, its CPU is the work it is given. */
-export async function waitForMember(admin: Admin, sink: ChildProcess, groupId: string): Promise<void> {
-  for (;;) {
+export function waitForMember(admin: Admin, sink: ChildProcess, groupId: string): Promise<void> {
+  return whileSinkRuns(sink, async () => {
     const { groups: [group] } = await admin.describeGroups([groupId]);
-    if (group?.state === 'Stable' && group.members.length > 0) return;
-    if (sink.exitCode !== null) throw new Error(`the sink exited with ${sink.exitCode}`);
-    await sleep(100);
-  }
+    return group?.state === 'Stable' && group.members.length > 0;
+  });
 }
 
 /** The sink's tables hold exactly the workload's final state: a fast run that lost rows measures nothing. */
