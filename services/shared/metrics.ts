@@ -19,6 +19,7 @@ export function createMetrics() {
     historyRows: new Counter({ name: 'apigw_stream_history_rows_total', help: 'Rows written to the history table', labelNames: ['operation'], registers: [registry] }),
     sinkWriteFailures: new Counter({ name: 'apigw_stream_sink_write_failures_total', help: 'ClickHouse writes that failed after their retries (the sink then consumed again from its committed offsets)', registers: [registry] }),
     deadLettered: new Counter({ name: 'apigw_stream_dead_lettered_total', help: 'Messages sent to the dead-letter topic', labelNames: ['reason'], registers: [registry] }),
+    sinkIntegrationsHeld: new Gauge({ name: 'apigw_stream_sink_integrations_held', help: 'Integrations whose applied state the sink holds in memory: the live ones of its partitions, and deleted ones until their deletion is written', registers: [registry] }),
     sinkLag: new Gauge({ name: 'apigw_stream_sink_last_offset', help: 'Last offset the sink applied', labelNames: ['partition'], registers: [registry] }),
   };
 }

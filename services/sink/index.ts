@@ -69,8 +69,12 @@ const yieldToEngine = () => new Promise<void>((resolve) => setImmediate(resolve)
 export function createSink(deps: SinkDeps) {
   const { kafka, codec, store, topic, metrics } = deps;
   const log = deps.logger.child({ component: 'sink' });
-  // What was applied per integration ARN, for the partitions this instance owns; cleared on every rebalance.
+  // What was applied per integration ARN, for the partitions this instance owns; cleared on every rebalance. A
+  // deleted integration's state is dropped once its deletion is written (see dropWrittenDeletions), so the map holds
+  // the live inventory, not every integration ever deleted.
   const applied = new Map<string, AppliedState>();
+  // Deleted states whose rows are written, per partition, until that partition's next chunk drops them.
+  const writtenDeletions = new Map<number, AppliedState[]>();
   // What the API table holds per API id: an API row is written only when it changes.
   const apiStored = new Map<string, ApiInfo>();
   // What each complete read saw, per partition, until its marker (see ReadTracker); and when the first message this
@@ -123,6 +127,11 @@ export function createSink(deps: SinkDeps) {
       throw error;
     });
     for (const [operation, count] of block.historyOperations) metrics.historyRows.inc({ operation }, count);
+    for (const state of block.deletions) {
+      const partitionDeletions = writtenDeletions.get(state.kafka_partition);
+      if (partitionDeletions) partitionDeletions.push(state);
+      else writtenDeletions.set(state.kafka_partition, [state]);
+    }
     log.debug({ history: block.history.count, current: block.current.count, apis: block.apis.count, ms: Math.round(performance.now() - started) }, 'wrote a block');
   }, deps.soleWriter ? SOLE_WRITER_BLOCK : {});
   let activeBatches = 0;
@@ -156,10 +165,24 @@ export function createSink(deps: SinkDeps) {
     apiStored.clear();
     tablesRead = batcher.idle().then(() => {
       batcher.reset();
+      writtenDeletions.clear();
       return readTables();
     });
     // The next batch awaits it; a failure before one does is not an unhandled one (that batch reads again).
     tablesRead.catch(() => undefined);
+  }
+
+  /**
+   * Drops from memory the deleted states of a partition whose deletion is written, unless a later change replaced
+   * them: an event that comes for one of them again finds it in the tables (`ensureLoaded`). Only the partition's own
+   * batch calls this, before it looks up its chunk's keys: a state dropped between that look-up and the chunk's
+   * changes would make a redelivered event look like a new integration.
+   */
+  function dropWrittenDeletions(partition: number): void {
+    const states = writtenDeletions.get(partition);
+    if (!states) return;
+    writtenDeletions.delete(partition);
+    for (const state of states) if (applied.get(state.arn) === state) applied.delete(state.arn);
   }
 
   async function ensureLoaded(keys: { account_id: string; region: string; arn: string }[], rows: RowBlock): Promise<void> {
@@ -190,6 +213,7 @@ export function createSink(deps: SinkDeps) {
     const result = applyChange(prior, change, { partition, offset }, image);
     if (!result) return 'unchanged';
     applied.set(change.arn, result.state);
+    if (result.state.deleted) rows.deletions.push(result.state);
     if (result.current) {
       rows.current.add(result.current);
       inTables.add(change.arn);
@@ -372,6 +396,7 @@ export function createSink(deps: SinkDeps) {
         if (!isRunning() || isStale()) return;
         const decoded = await decodeAll(batch.messages.slice(start, start + CHUNK), batch.partition);
         let rows = emptyBlock();
+        dropWrittenDeletions(batch.partition);
         await ensureLoaded(decoded.filter(({ change }) => change.op !== 'SNAPSHOT_COMPLETE').map(({ change }) => change), rows);
         for (const { message, change, image } of decoded) {
           const offset = Number(message.offset);
@@ -386,6 +411,7 @@ export function createSink(deps: SinkDeps) {
           }
         }
         written = batcher.add(rows);
+        metrics.sinkIntegrationsHeld.set(applied.size);
         await yieldToEngine();
       }
       for (const [outcome, count] of outcomes) metrics.sinkMessages.inc({ outcome }, count);

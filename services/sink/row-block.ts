@@ -1,4 +1,5 @@
 import { JSON_COLUMNS } from '../shared/integration-model.js';
+import type { AppliedState } from './change-applier.js';
 
 /**
  * Rows are written into chunks of this size, taken from spare ones when there are some and given back once the rows
@@ -155,6 +156,8 @@ export interface RowBlock {
   current: RowLines;
   apis: RowLines;
   historyOperations: Map<string, number>;
+  /** The states these rows delete: once the rows are written, the tables hold them and memory need not. */
+  deletions: AppliedState[];
 }
 
 /** The columns of each table that hold JSON text: the history's after-image, and the current state's maps. */
@@ -165,6 +168,7 @@ export const emptyBlock = (): RowBlock => ({
   current: new RowLines(JSON_TEXT_COLUMNS.current),
   apis: new RowLines(),
   historyOperations: new Map(),
+  deletions: [],
 });
 
 /** Gives a written block's chunks back for reuse (see RowLines.release). */
@@ -185,6 +189,7 @@ export function appendBlock(block: RowBlock, other: RowBlock): void {
   block.current.append(other.current);
   block.apis.append(other.apis);
   for (const [operation, count] of other.historyOperations) countOperation(block, operation, count);
+  for (const state of other.deletions) block.deletions.push(state);
 }
 
 export const blockSize = (block: RowBlock) => block.history.count + block.current.count + block.apis.count;

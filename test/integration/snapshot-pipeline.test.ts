@@ -5,7 +5,7 @@ import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import type { Pipeline } from '../../cli/pipeline.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
 import { columnsOf, emulatorInventory, expectedColumns } from '../support/emulator-state.js';
-import { awsClient, motoEndpoint, plainKafka, registryUrl, rows, testEnvironment } from '../support/harness.js';
+import { awsClient, motoEndpoint, plainKafka, registryUrl, rows, testEnvironment, uniqueName } from '../support/harness.js';
 
 const REGION = 'eu-west-1';
 const aws = awsClient(REGION);
@@ -37,6 +37,30 @@ async function emulatorArns(): Promise<string[]> {
 
 async function liveArns(): Promise<string[]> {
   return (await rows<{ arn: string }>(pipeline, `SELECT arn FROM ${CURRENT} FINAL WHERE is_deleted = 0 ORDER BY arn`)).map((r) => r.arn);
+}
+
+/** Every message of the topic, as its bytes, read by a consumer of its own. */
+async function topicMessages(): Promise<{ partition: number; key: Buffer; value: Buffer }[]> {
+  const kafka = plainKafka();
+  const admin = kafka.admin();
+  await admin.connect();
+  const offsets = await admin.fetchTopicOffsets(env.config.topic);
+  await admin.disconnect();
+  const total = offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
+  const consumer = kafka.consumer({ groupId: uniqueName('plain') });
+  await consumer.connect();
+  await consumer.subscribe({ topic: env.config.topic, fromBeginning: true });
+  const messages: { partition: number; key: Buffer; value: Buffer }[] = [];
+  await new Promise<void>((resolve, reject) => {
+    consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        messages.push({ partition, key: message.key!, value: message.value! });
+        if (messages.length === total) resolve();
+      },
+    }).catch(reject);
+  });
+  await consumer.disconnect();
+  return messages;
 }
 
 async function snapshot(): Promise<void> {
@@ -130,34 +154,48 @@ describe('snapshot path: emulator -> snapshotter -> Kafka -> sink -> ClickHouse'
   });
 
   it('writes messages any Confluent-compatible consumer decodes, key and value', async () => {
-    const kafka = plainKafka();
-    const admin = kafka.admin();
-    await admin.connect();
-    const offsets = await admin.fetchTopicOffsets(env.config.topic);
-    await admin.disconnect();
-    const total = offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
     const registry = new SchemaRegistry({ host: registryUrl });
-    const consumer = kafka.consumer({ groupId: `plain-${env.config.topic}` });
-    await consumer.connect();
-    await consumer.subscribe({ topic: env.config.topic, fromBeginning: true });
     const ops = new Map<string, number>();
-    let decoded = 0;
-    await new Promise<void>((resolve, reject) => {
-      consumer.run({
-        eachMessage: async ({ message }) => {
-          const key = await registry.decode(message.key!);
-          const value = await registry.decode(message.value!);
-          assert.equal(message.value![0], 0, 'Confluent magic byte');
-          assert.equal(key.integration_id, value.integration_id);
-          assert.equal(key.api_id, value.api_id);
-          ops.set(value.op, (ops.get(value.op) ?? 0) + 1);
-          if (++decoded === total) resolve();
-        },
-      }).catch(reject);
-    });
-    await consumer.disconnect();
-    assert.equal(decoded, total);
+    for (const message of await topicMessages()) {
+      const key = await registry.decode(message.key);
+      const value = await registry.decode(message.value);
+      assert.equal(message.value[0], 0, 'Confluent magic byte');
+      assert.equal(key.integration_id, value.integration_id);
+      assert.equal(key.api_id, value.api_id);
+      ops.set(value.op, (ops.get(value.op) ?? 0) + 1);
+    }
     assert.ok((ops.get('SNAPSHOT') ?? 0) > 0);
     assert.equal(ops.get('SNAPSHOT_COMPLETE'), 3 * 3, 'one completion marker per partition per snapshot');
+  });
+
+  it('lets go of deleted integrations once their deletion is written; their old events delivered again change nothing', async () => {
+    const deleted = new Set((await rows<{ arn: string }>(pipeline, `SELECT DISTINCT arn FROM ${HISTORY} WHERE operation = 'DELETE'`)).map((r) => r.arn));
+    assert.ok(deleted.size >= 2, 'the test before deleted integrations');
+    // The next snapshot gives every partition a batch, which drops the deleted states its partition's writes wrote.
+    await snapshot();
+    const held = (await env.metrics.sinkIntegrationsHeld.get()).values[0]?.value;
+    assert.equal(held, (await liveArns()).length, 'the sink holds the live integrations, not the deleted ones');
+
+    // Copies of the deleted integrations' snapshot events, produced again: the sink must find their deletion in the tables.
+    const history = await rows(pipeline, `SELECT * FROM ${HISTORY} ORDER BY arn, version`);
+    const current = await rows(pipeline, `SELECT * FROM ${CURRENT} FINAL ORDER BY arn`);
+    const registry = new SchemaRegistry({ host: registryUrl });
+    const copies: { partition: number; key: Buffer; value: Buffer }[] = [];
+    for (const message of await topicMessages()) {
+      const value = await registry.decode(message.value);
+      if (value.op === 'SNAPSHOT' && deleted.has(value.arn)) copies.push(message);
+    }
+    assert.ok(copies.length >= deleted.size, 'every deleted integration was read by a snapshot before');
+    const unchangedBefore = (await env.metrics.sinkMessages.get()).values.find((v) => v.labels.outcome === 'unchanged')?.value ?? 0;
+    const producer = plainKafka().producer();
+    await producer.connect();
+    await producer.send({ topic: env.config.topic, messages: copies });
+    await producer.disconnect();
+    await pipeline.sink!.waitForCatchUp();
+
+    assert.deepEqual(await rows(pipeline, `SELECT * FROM ${HISTORY} ORDER BY arn, version`), history);
+    assert.deepEqual(await rows(pipeline, `SELECT * FROM ${CURRENT} FINAL ORDER BY arn`), current);
+    const unchanged = (await env.metrics.sinkMessages.get()).values.find((v) => v.labels.outcome === 'unchanged')?.value ?? 0;
+    assert.equal(unchanged - unchangedBefore, copies.length, 'every copy counted as changing nothing');
   });
 });
