@@ -73,7 +73,7 @@ export function createSink(deps: SinkDeps) {
   // deleted integration's state is dropped once its deletion is written (see dropWrittenDeletions), so the map holds
   // the live inventory, not every integration ever deleted.
   const applied = new Map<string, AppliedState>();
-  // Deleted states whose rows are written, per partition, until that partition's next chunk drops them.
+  // Deleted states the tables hold (written, or read back), per partition, until that partition's next chunk drops them.
   const writtenDeletions = new Map<number, AppliedState[]>();
   // What the API table holds per API id: an API row is written only when it changes.
   const apiStored = new Map<string, ApiInfo>();
@@ -127,11 +127,7 @@ export function createSink(deps: SinkDeps) {
       throw error;
     });
     for (const [operation, count] of block.historyOperations) metrics.historyRows.inc({ operation }, count);
-    for (const state of block.deletions) {
-      const partitionDeletions = writtenDeletions.get(state.kafka_partition);
-      if (partitionDeletions) partitionDeletions.push(state);
-      else writtenDeletions.set(state.kafka_partition, [state]);
-    }
+    for (const state of block.deletions) letGo(state.kafka_partition, state);
     log.debug({ history: block.history.count, current: block.current.count, apis: block.apis.count, ms: Math.round(performance.now() - started) }, 'wrote a block');
   }, deps.soleWriter ? SOLE_WRITER_BLOCK : {});
   let activeBatches = 0;
@@ -172,6 +168,13 @@ export function createSink(deps: SinkDeps) {
     tablesRead.catch(() => undefined);
   }
 
+  /** A deleted state the tables hold: the partition's next chunk drops it from memory (see dropWrittenDeletions). */
+  function letGo(partition: number, state: AppliedState): void {
+    const states = writtenDeletions.get(partition);
+    if (states) states.push(state);
+    else writtenDeletions.set(partition, [state]);
+  }
+
   /**
    * Drops from memory the deleted states of a partition whose deletion is written, unless a later change replaced
    * them: an event that comes for one of them again finds it in the tables (`ensureLoaded`). Only the partition's own
@@ -185,7 +188,7 @@ export function createSink(deps: SinkDeps) {
     for (const state of states) if (applied.get(state.arn) === state) applied.delete(state.arn);
   }
 
-  async function ensureLoaded(keys: { account_id: string; region: string; arn: string }[], rows: RowBlock): Promise<void> {
+  async function ensureLoaded(keys: { account_id: string; region: string; arn: string }[], partition: number, rows: RowBlock): Promise<void> {
     await (tablesRead ??= readTables());
     const missing = new Map<string, { scope: { account_id: string; region: string }; arns: Set<string> }>();
     for (const { account_id, region, arn } of keys) {
@@ -196,7 +199,12 @@ export function createSink(deps: SinkDeps) {
     }
     for (const { scope, arns } of missing.values()) {
       const loaded = await store.load(scope, [...arns]);
-      for (const state of loaded.states) applied.set(state.arn, state);
+      for (const state of loaded.states) {
+        applied.set(state.arn, state);
+        // Read back for a late event of a deleted integration: the tables hold it (a repair among this block's rows
+        // would only be made again by the next look-up), so the partition's next chunk lets go of it again.
+        if (state.deleted) letGo(partition, state);
+      }
       if (loaded.repairs.length > 0) log.warn({ count: loaded.repairs.length }, 'current state behind history after an interrupted write; repairing');
       for (const repair of loaded.repairs) rows.current.add(repair);
     }
@@ -258,7 +266,7 @@ export function createSink(deps: SinkDeps) {
       return;
     }
     const unseen = (await store.liveBeforeMarker({ ...scope, partition, offset, started_at: snapshot.started_at })).filter((arn) => !seen.has(arn));
-    await ensureLoaded(unseen.map((arn) => ({ ...scope, arn })), rows);
+    await ensureLoaded(unseen.map((arn) => ({ ...scope, arn })), partition, rows);
     for (const arn of unseen) {
       const state = applied.get(arn)!;
       apply({
@@ -397,7 +405,7 @@ export function createSink(deps: SinkDeps) {
         const decoded = await decodeAll(batch.messages.slice(start, start + CHUNK), batch.partition);
         let rows = emptyBlock();
         dropWrittenDeletions(batch.partition);
-        await ensureLoaded(decoded.filter(({ change }) => change.op !== 'SNAPSHOT_COMPLETE').map(({ change }) => change), rows);
+        await ensureLoaded(decoded.filter(({ change }) => change.op !== 'SNAPSHOT_COMPLETE').map(({ change }) => change), batch.partition, rows);
         for (const { message, change, image } of decoded) {
           const offset = Number(message.offset);
           if (!firstProducedAt.has(batch.partition)) firstProducedAt.set(batch.partition, Number(message.timestamp));

@@ -173,8 +173,7 @@ describe('snapshot path: emulator -> snapshotter -> Kafka -> sink -> ClickHouse'
     assert.ok(deleted.size >= 2, 'the test before deleted integrations');
     // The next snapshot gives every partition a batch, which drops the deleted states its partition's writes wrote.
     await snapshot();
-    const held = (await env.metrics.sinkIntegrationsHeld.get()).values[0]?.value;
-    assert.equal(held, (await liveArns()).length, 'the sink holds the live integrations, not the deleted ones');
+    assert.equal((await env.metrics.sinkIntegrationsHeld.get()).values[0]?.value, (await liveArns()).length, 'the sink holds the live integrations, not the deleted ones');
 
     // Copies of the deleted integrations' snapshot events, produced again: the sink must find their deletion in the tables.
     const history = await rows(pipeline, `SELECT * FROM ${HISTORY} ORDER BY arn, version`);
@@ -197,5 +196,7 @@ describe('snapshot path: emulator -> snapshotter -> Kafka -> sink -> ClickHouse'
     assert.deepEqual(await rows(pipeline, `SELECT * FROM ${CURRENT} FINAL ORDER BY arn`), current);
     const unchanged = (await env.metrics.sinkMessages.get()).values.find((v) => v.labels.outcome === 'unchanged')?.value ?? 0;
     assert.equal(unchanged - unchangedBefore, copies.length, 'every copy counted as changing nothing');
+    await snapshot();
+    assert.equal((await env.metrics.sinkIntegrationsHeld.get()).values[0]?.value, (await liveArns()).length, 'the deletions read back are let go again');
   });
 });
