@@ -70,11 +70,11 @@ export function createSink(deps: SinkDeps) {
   const { kafka, codec, store, topic, metrics } = deps;
   const log = deps.logger.child({ component: 'sink' });
   // What was applied per integration ARN, for the partitions this instance owns; cleared on every rebalance. A
-  // deleted integration's state is dropped once its deletion is written (see dropWrittenDeletions), so the map holds
+  // deleted integration's state is dropped once its deletion is written (see dropDeletedStates), so the map holds
   // the live inventory, not every integration ever deleted.
   const applied = new Map<string, AppliedState>();
   // Deleted states the tables hold (written, or read back), per partition, until that partition's next chunk drops them.
-  const writtenDeletions = new Map<number, AppliedState[]>();
+  const deletedInTables = new Map<number, AppliedState[]>();
   // What the API table holds per API id: an API row is written only when it changes.
   const apiStored = new Map<string, ApiInfo>();
   // What each complete read saw, per partition, until its marker (see ReadTracker); and when the first message this
@@ -161,30 +161,30 @@ export function createSink(deps: SinkDeps) {
     apiStored.clear();
     tablesRead = batcher.idle().then(() => {
       batcher.reset();
-      writtenDeletions.clear();
+      deletedInTables.clear();
       return readTables();
     });
     // The next batch awaits it; a failure before one does is not an unhandled one (that batch reads again).
     tablesRead.catch(() => undefined);
   }
 
-  /** A deleted state the tables hold: the partition's next chunk drops it from memory (see dropWrittenDeletions). */
+  /** A deleted state the tables hold: the partition's next chunk drops it from memory (see dropDeletedStates). */
   function letGo(partition: number, state: AppliedState): void {
-    const states = writtenDeletions.get(partition);
+    const states = deletedInTables.get(partition);
     if (states) states.push(state);
-    else writtenDeletions.set(partition, [state]);
+    else deletedInTables.set(partition, [state]);
   }
 
   /**
-   * Drops from memory the deleted states of a partition whose deletion is written, unless a later change replaced
+   * Drops from memory a partition's deleted states that the tables hold (see letGo), unless a later change replaced
    * them: an event that comes for one of them again finds it in the tables (`ensureLoaded`). Only the partition's own
    * batch calls this, before it looks up its chunk's keys: a state dropped between that look-up and the chunk's
    * changes would make a redelivered event look like a new integration.
    */
-  function dropWrittenDeletions(partition: number): void {
-    const states = writtenDeletions.get(partition);
+  function dropDeletedStates(partition: number): void {
+    const states = deletedInTables.get(partition);
     if (!states) return;
-    writtenDeletions.delete(partition);
+    deletedInTables.delete(partition);
     for (const state of states) if (applied.get(state.arn) === state) applied.delete(state.arn);
   }
 
@@ -404,7 +404,7 @@ export function createSink(deps: SinkDeps) {
         if (!isRunning() || isStale()) return;
         const decoded = await decodeAll(batch.messages.slice(start, start + CHUNK), batch.partition);
         let rows = emptyBlock();
-        dropWrittenDeletions(batch.partition);
+        dropDeletedStates(batch.partition);
         await ensureLoaded(decoded.filter(({ change }) => change.op !== 'SNAPSHOT_COMPLETE').map(({ change }) => change), batch.partition, rows);
         for (const { message, change, image } of decoded) {
           const offset = Number(message.offset);
