@@ -73,7 +73,7 @@ export async function runSinkLive(stack: BenchStack, quick: boolean): Promise<Be
     target: `every event committed within ${CAUGHT_UP_WITHIN_MS} ms of the feed's last one`,
     met: caughtUpMs <= CAUGHT_UP_WITHIN_MS,
     summary: `${overDecode} times the decoding consumer's CPU (sink ${sinkPerThousand} CPU-s per 1,000 events, consumer ${decodePerThousand}; ${EVENTS_PER_SECOND}/s for ${seconds} s); `
-      + `everything committed ${caughtUpMs} ms after the last event; resident peak ${rss.peakMiB} MiB (exact ${rss.highWaterMiB}), steady ${rss.steadyMiB}, last window's peak over the first's ${rss.lastOverFirst}`,
+      + `everything committed ${caughtUpMs} ms after the last event; resident peak ${rss.peakMiB} MiB (exact ${rss.highWaterMiB}), steady ${rss.steadyMiB}, medians per ${rss.windowSeconds} s ${rss.windowMediansMiB.join(', ')}, last window's peak over the first's ${rss.lastOverFirst}`,
     figures: {
       events, eventsPerSecond: EVENTS_PER_SECOND, seconds, steadyInventory: inventory ?? null, bytesPerEvent: produced.bytesPerEvent, workload: produced.summary,
       sink: { cpuSeconds: sinkCpuSeconds, cpuSecondsPerThousandEvents: sinkPerThousand, caughtUpMs },

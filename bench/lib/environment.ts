@@ -68,6 +68,8 @@ export const ownCpuSeconds = () => {
   return (user + system) / 1e6;
 };
 
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
 /** Samples a process's resident memory every second until stopped; its timer does not keep the benchmark running. */
 export function sampleMemory(pid: number) {
   const samples: { atSeconds: number; rssMiB: number; anonMiB: number }[] = [];
@@ -86,15 +88,21 @@ export function sampleMemory(pid: number) {
       const windowSeconds = Math.max(1, Math.min(60, Math.floor(last / 3)));
       const firstWindow = samples.filter((s) => s.atSeconds <= windowSeconds);
       const lastWindow = samples.filter((s) => s.atSeconds > last - windowSeconds);
-      const afterStart = samples.filter((s) => s.atSeconds > windowSeconds).map((s) => s.rssMiB).sort((a, b) => a - b);
+      const afterStart = samples.filter((s) => s.atSeconds > windowSeconds).map((s) => s.rssMiB);
+      const windowMedians: number[] = [];
+      for (let end = windowSeconds; end <= last; end += windowSeconds) {
+        windowMedians.push(median(samples.filter((s) => s.atSeconds > end - windowSeconds && s.atSeconds <= end).map((s) => s.rssMiB)) ?? 0);
+      }
       return {
         samples,
         peakMiB: peakSample.rssMiB,
         /** The anonymous part of the peak sample; the rest are pages of mapped files (program and libraries). */
         anonMiBAtPeak: peakSample.anonMiB,
         /** The steady level: the median sample after the first window (start-up). */
-        steadyMiB: afterStart[Math.floor(afterStart.length / 2)] ?? peakSample.rssMiB,
+        steadyMiB: median(afterStart) ?? peakSample.rssMiB,
         windowSeconds,
+        /** The median sample of each whole window in turn: a level that keeps rising is growth, not a spike. */
+        windowMediansMiB: windowMedians,
         firstWindowPeakMiB: peak(firstWindow),
         lastWindowPeakMiB: peak(lastWindow),
         /** the last window's peak over the first window's: 1.0 is flat */
