@@ -419,10 +419,10 @@ export function createSink(deps: SinkDeps) {
           }
         }
         written = batcher.add(rows);
-        metrics.sinkIntegrationsHeld.set(applied.size);
         await yieldToEngine();
       }
       for (const [outcome, count] of outcomes) metrics.sinkMessages.inc({ outcome }, count);
+      metrics.sinkIntegrationsHeld.set(applied.size);
       if (deps.soleWriter) {
         if (!isRunning() || isStale()) return;
         resolveOffset(batch.lastOffset());

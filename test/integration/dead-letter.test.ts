@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Pipeline } from '../../cli/pipeline.js';
 import { dlqTopic } from '../../services/shared/kafka.js';
 import { resetEmulator, seedSampleInventory } from '../../stack/sample-inventory.js';
-import { awsClient, motoEndpoint, plainKafka, rows, testEnvironment } from '../support/harness.js';
+import { awsClient, motoEndpoint, plainKafka, rows, testEnvironment, topicMessages } from '../support/harness.js';
 
 const REGION = 'ap-southeast-2';
 const env = testEnvironment({ region: REGION, partitions: 2 });
@@ -40,19 +40,7 @@ describe('messages the sink cannot decode go to the dead-letter topic and the pi
     const [{ live }] = await rows<{ live: string }>(pipeline, `SELECT count() AS live FROM ${env.table('aws_apigatewayv2_api_integrations')} FINAL WHERE is_deleted = 0`) as [{ live: string }];
     assert.equal(Number(live), result.regions[0]!.integrations);
 
-    const consumer = plainKafka().consumer({ groupId: `dlq-reader-${env.config.topic}` });
-    await consumer.connect();
-    await consumer.subscribe({ topic: dlqTopic(env.config.topic), fromBeginning: true });
-    const dead: Record<string, string>[] = [];
-    await new Promise<void>((resolve, reject) => {
-      consumer.run({
-        eachMessage: async ({ message }) => {
-          dead.push(Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)])));
-          if (dead.length === 2) resolve();
-        },
-      }).catch(reject);
-    });
-    await consumer.disconnect();
+    const dead = (await topicMessages(dlqTopic(env.config.topic))).map((message) => message.headers);
     dead.sort((a, b) => a['dlq.partition']!.localeCompare(b['dlq.partition']!));
     assert.deepEqual(dead.map((h) => [h['dlq.reason'], h['dlq.topic'], h['dlq.partition'], h['dlq.offset']]), [
       ['undecodable', env.config.topic, '0', '0'],

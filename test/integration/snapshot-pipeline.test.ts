@@ -5,7 +5,7 @@ import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import type { Pipeline } from '../../cli/pipeline.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
 import { columnsOf, emulatorInventory, expectedColumns } from '../support/emulator-state.js';
-import { awsClient, motoEndpoint, plainKafka, registryUrl, rows, testEnvironment, uniqueName } from '../support/harness.js';
+import { awsClient, motoEndpoint, plainKafka, registryUrl, rows, testEnvironment, topicMessages, type TopicMessage } from '../support/harness.js';
 
 const REGION = 'eu-west-1';
 const aws = awsClient(REGION);
@@ -39,29 +39,11 @@ async function liveArns(): Promise<string[]> {
   return (await rows<{ arn: string }>(pipeline, `SELECT arn FROM ${CURRENT} FINAL WHERE is_deleted = 0 ORDER BY arn`)).map((r) => r.arn);
 }
 
-/** Every message of the topic, as its bytes, read by a consumer of its own. */
-async function topicMessages(): Promise<{ partition: number; key: Buffer; value: Buffer }[]> {
-  const kafka = plainKafka();
-  const admin = kafka.admin();
-  await admin.connect();
-  const offsets = await admin.fetchTopicOffsets(env.config.topic);
-  await admin.disconnect();
-  const total = offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
-  const consumer = kafka.consumer({ groupId: uniqueName('plain') });
-  await consumer.connect();
-  await consumer.subscribe({ topic: env.config.topic, fromBeginning: true });
-  const messages: { partition: number; key: Buffer; value: Buffer }[] = [];
-  await new Promise<void>((resolve, reject) => {
-    consumer.run({
-      eachMessage: async ({ partition, message }) => {
-        messages.push({ partition, key: message.key!, value: message.value! });
-        if (messages.length === total) resolve();
-      },
-    }).catch(reject);
-  });
-  await consumer.disconnect();
-  return messages;
-}
+/** Integrations whose state the sink holds in memory (its gauge). */
+const held = async () => (await env.metrics.sinkIntegrationsHeld.get()).values[0]?.value;
+
+/** Messages the sink counted as changing nothing. */
+const unchangedCount = async () => (await env.metrics.sinkMessages.get()).values.find((v) => v.labels.outcome === 'unchanged')?.value ?? 0;
 
 async function snapshot(): Promise<void> {
   const result = await pipeline.snapshotter!.runOnce();
@@ -156,7 +138,7 @@ describe('snapshot path: emulator -> snapshotter -> Kafka -> sink -> ClickHouse'
   it('writes messages any Confluent-compatible consumer decodes, key and value', async () => {
     const registry = new SchemaRegistry({ host: registryUrl });
     const ops = new Map<string, number>();
-    for (const message of await topicMessages()) {
+    for (const message of await topicMessages(env.config.topic)) {
       const key = await registry.decode(message.key);
       const value = await registry.decode(message.value);
       assert.equal(message.value[0], 0, 'Confluent magic byte');
@@ -173,30 +155,29 @@ describe('snapshot path: emulator -> snapshotter -> Kafka -> sink -> ClickHouse'
     assert.ok(deleted.size >= 2, 'the test before deleted integrations');
     // The next snapshot gives every partition a batch, which drops the deleted states its partition's writes wrote.
     await snapshot();
-    assert.equal((await env.metrics.sinkIntegrationsHeld.get()).values[0]?.value, (await liveArns()).length, 'the sink holds the live integrations, not the deleted ones');
+    assert.equal(await held(), (await liveArns()).length, 'the sink holds the live integrations, not the deleted ones');
 
     // Copies of the deleted integrations' snapshot events, produced again: the sink must find their deletion in the tables.
     const history = await rows(pipeline, `SELECT * FROM ${HISTORY} ORDER BY arn, version`);
     const current = await rows(pipeline, `SELECT * FROM ${CURRENT} FINAL ORDER BY arn`);
     const registry = new SchemaRegistry({ host: registryUrl });
-    const copies: { partition: number; key: Buffer; value: Buffer }[] = [];
-    for (const message of await topicMessages()) {
+    const copies: TopicMessage[] = [];
+    for (const message of await topicMessages(env.config.topic)) {
       const value = await registry.decode(message.value);
       if (value.op === 'SNAPSHOT' && deleted.has(value.arn)) copies.push(message);
     }
     assert.ok(copies.length >= deleted.size, 'every deleted integration was read by a snapshot before');
-    const unchangedBefore = (await env.metrics.sinkMessages.get()).values.find((v) => v.labels.outcome === 'unchanged')?.value ?? 0;
+    const unchangedBefore = await unchangedCount();
     const producer = plainKafka().producer();
     await producer.connect();
-    await producer.send({ topic: env.config.topic, messages: copies });
+    await producer.send({ topic: env.config.topic, messages: copies.map(({ partition, key, value }) => ({ partition, key, value })) });
     await producer.disconnect();
     await pipeline.sink!.waitForCatchUp();
 
     assert.deepEqual(await rows(pipeline, `SELECT * FROM ${HISTORY} ORDER BY arn, version`), history);
     assert.deepEqual(await rows(pipeline, `SELECT * FROM ${CURRENT} FINAL ORDER BY arn`), current);
-    const unchanged = (await env.metrics.sinkMessages.get()).values.find((v) => v.labels.outcome === 'unchanged')?.value ?? 0;
-    assert.equal(unchanged - unchangedBefore, copies.length, 'every copy counted as changing nothing');
+    assert.equal(await unchangedCount() - unchangedBefore, copies.length, 'every copy counted as changing nothing');
     await snapshot();
-    assert.equal((await env.metrics.sinkIntegrationsHeld.get()).values[0]?.value, (await liveArns()).length, 'the deletions read back are let go again');
+    assert.equal(await held(), (await liveArns()).length, 'the deletions read back are let go again');
   });
 });

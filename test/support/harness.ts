@@ -31,6 +31,39 @@ export function plainKafka(): Kafka {
   return new Kafka({ brokers, logLevel: logLevel.NOTHING });
 }
 
+export interface TopicMessage {
+  partition: number;
+  key: Buffer;
+  value: Buffer;
+  headers: Record<string, string>;
+}
+
+/** Every message a topic holds now, as its bytes, read from its start by a consumer group of its own. */
+export async function topicMessages(topic: string): Promise<TopicMessage[]> {
+  const kafka = plainKafka();
+  const admin = kafka.admin();
+  await admin.connect();
+  const offsets = await admin.fetchTopicOffsets(topic);
+  await admin.disconnect();
+  const total = offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
+  const consumer = kafka.consumer({ groupId: uniqueName('reader') });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  const messages: TopicMessage[] = [];
+  await new Promise<void>((resolve, reject) => {
+    if (total === 0) resolve();
+    consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        const headers = Object.fromEntries(Object.entries(message.headers ?? {}).map(([name, value]) => [name, String(value)]));
+        messages.push({ partition, key: message.key!, value: message.value!, headers });
+        if (messages.length === total) resolve();
+      },
+    }).catch(reject);
+  });
+  await consumer.disconnect();
+  return messages;
+}
+
 /**
  * A pipeline of its own for one test file: its own topic, consumer group, ClickHouse database and embedded data
  * directory, and one region of the emulator (moto keeps state per region) so tests never see each other's data.
