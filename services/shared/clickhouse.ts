@@ -2,9 +2,11 @@
 import './engine-allocator.js';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import { Session } from 'chdb';
 import { createChdbConnection, type ChdbConnection } from 'chdb/connection';
 import type { ClickHouseTarget } from './config.js';
 import { DependencyError, describeError } from './errors.js';
@@ -14,6 +16,7 @@ export type { ClickHouseClient };
 type ClientConnection = NonNullable<Parameters<typeof createClient>[0]>['connection'];
 
 const DDL_DIR = new URL('../../schemas/clickhouse/', import.meta.url);
+const ENGINE_CONFIG = fileURLToPath(new URL('./embedded-engine.xml', import.meta.url));
 
 /**
  * chDB refuses a data directory another process holds: it prints `Cannot lock file …/status` on stderr and
@@ -85,13 +88,28 @@ function createClickHouse(target: ClickHouseTarget): ClickHouseClient {
   }
   const path = resolve(target.path);
   mkdirSync(path, { recursive: true });
-  {
-    // chdb types its connection against @clickhouse/client-common, which @clickhouse/client now bundles under
-    // its own names; the shapes are the same (chdb's parity suite runs against this client).
-    const chdb = createChdbConnection({ path });
-    const client = createClient({ connection: chdb as unknown as ClientConnection, clickhouse_settings: settings });
-    embedded.set(client, chdb);
-    return client;
+  const chdb = openEmbedded(path);
+  // chdb types its connection against @clickhouse/client-common, which @clickhouse/client now bundles under
+  // its own names; the shapes are the same (chdb's parity suite runs against this client).
+  const client = createClient({ connection: chdb as unknown as ClientConnection, clickhouse_settings: settings });
+  embedded.set(client, chdb);
+  return client;
+}
+
+/**
+ * A connection to the embedded engine at `path`. The first connection a process opens starts the engine, which
+ * without a config file named reads config.xml or clickhouse-local.xml from the working directory: a ClickHouse
+ * server's there would put the tables under its <path> (chDB refuses a --path argument for that very reason), a
+ * malformed one would stop the engine. chdb's client connection takes no engine arguments, so a session that names
+ * the project's (empty) config file opens first; the engine it started serves the client's connection, which
+ * outlives it.
+ */
+function openEmbedded(path: string): ChdbConnection {
+  const starter = new Session(path, { connectionArgs: [`--config-file=${ENGINE_CONFIG}`] });
+  try {
+    return createChdbConnection({ path });
+  } finally {
+    starter.close();
   }
 }
 

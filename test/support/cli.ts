@@ -6,8 +6,11 @@ import { PROJECT_ROOT } from '../../stack/layout.js';
  * Runs the real executable, the way a user does, and returns its exit code and output. Asynchronous, so that a
  * query API served by the test's own process can answer it.
  */
-export function apigwStream(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<{ status: number | null; stdout: string; stderr: string }> {
+export function apigwStream(
+  args: string[], env: NodeJS.ProcessEnv, { cwd, timeoutMs = 60_000 }: { cwd?: string; timeoutMs?: number } = {},
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/apigw-stream.js'), ...args], {
+    cwd,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

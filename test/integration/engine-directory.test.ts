@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { PROJECT_ROOT, STACK_DIR } from '../../stack/layout.js';
+import { resetEmulator, seedSampleInventory } from '../../stack/sample-inventory.js';
+import { apigwStream } from '../support/cli.js';
+import { columnsOf, emulatorInventory } from '../support/emulator-state.js';
+import { awsClient, motoEndpoint, testEnvironment, uniqueName, waitFor } from '../support/harness.js';
+
+const REGION = 'eu-north-1';
+const aws = awsClient(REGION);
+
+// chDB reads config.xml from the directory a process runs in: a ClickHouse server's config there names its own data
+// directory, and a Maven or IDE project's is no ClickHouse config at all.
+describe('the embedded engine keeps its tables where CLICKHOUSE_URL says, whatever directory the command runs in', { timeout: 180_000 }, () => {
+  let env: ReturnType<typeof testEnvironment>;
+  const workDir = join(STACK_DIR, 'test-data', uniqueName('cwd'));
+  const elsewhere = join(workDir, 'server-data');
+  before(async () => {
+    await resetEmulator(motoEndpoint);
+    await seedSampleInventory(aws, { httpApis: 2, websocketApis: 1, prefix: 'cwd' });
+    env = testEnvironment({ region: REGION });
+    mkdirSync(workDir, { recursive: true });
+    writeFileSync(join(workDir, 'config.xml'), `<clickhouse><path>${elsewhere}/</path></clickhouse>\n`);
+  });
+  after(async () => {
+    aws.destroy();
+    await env?.cleanup();
+    rmSync(workDir, { recursive: true, force: true });
+  });
+
+  it('run, started beside a ClickHouse server\'s config.xml, writes into its own directory; a query reads it beside a broken one', async () => {
+    const run = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/apigw-stream.js'), 'run'], { cwd: workDir, env: env.env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    run.stderr!.on('data', (chunk: Buffer) => { log += chunk.toString(); });
+    const exited = new Promise<number | null>((resolve) => run.once('exit', resolve));
+    const expected = await emulatorInventory(aws, REGION);
+    const current = async (cwd?: string) => {
+      const result = await apigwStream(['query', 'current', '--format', 'json'], env.env, { cwd });
+      return result.status === 0 ? (JSON.parse(result.stdout) as Record<string, unknown>[]) : undefined;
+    };
+    try {
+      await waitFor('`query current` to show the snapshot', async () => (await current())?.length === expected.size, 90_000)
+        .catch((error: Error) => { throw new Error(`${error.message}; run's log: ${log.slice(-1500)}`); });
+    } finally {
+      run.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, `run exits 0 on SIGTERM; its log:\n${log.slice(-2000)}`);
+    // With run stopped, the query opens CLICKHOUSE_URL's directory itself, beside a config.xml that is no XML at all.
+    writeFileSync(join(workDir, 'config.xml'), '<project><modelVersion>4.0.0\n');
+    const answer = await current(workDir);
+    assert.ok(answer, 'the tables are in CLICKHOUSE_URL\'s directory, and the engine starts');
+    assert.deepEqual(new Map(answer.map((row) => [String(row.arn), columnsOf(row)])), expected);
+    assert.equal(existsSync(elsewhere), false, 'nothing is written where the config.xml points');
+  });
+});
