@@ -9,6 +9,7 @@ import { finished } from 'node:stream/promises';
 import { Session } from 'chdb';
 import { createChdbConnection, type ChdbConnection } from 'chdb/connection';
 import type { ClickHouseTarget } from './config.js';
+import { DirectoryHeldError, directoryHolder } from './engine-directory.js';
 import { DependencyError, describeError } from './errors.js';
 import { RetriesExhaustedError, createRetry } from './retry.js';
 
@@ -18,23 +19,35 @@ type ClientConnection = NonNullable<Parameters<typeof createClient>[0]>['connect
 const DDL_DIR = new URL('../../schemas/clickhouse/', import.meta.url);
 const ENGINE_CONFIG = fileURLToPath(new URL('./embedded-engine.xml', import.meta.url));
 
-/**
- * chDB refuses a data directory another process holds: it prints `Cannot lock file …/status` on stderr and
- * throws `Failed to create connection for path …`.
- */
+/** Whether opening ClickHouse failed because another process holds the embedded engine's directory. */
 export function isDirectoryLocked(error: unknown): boolean {
-  return /Cannot lock file|Failed to create connection for path/.test(String((error as Error)?.message ?? error));
+  return error instanceof DirectoryHeldError;
+}
+
+/** Throws when another process holds the embedded engine's directory `path`. */
+function refuseHeldDirectory(path: string): void {
+  const holder = directoryHolder(path);
+  if (holder) throw new DirectoryHeldError(path, holder);
 }
 
 /**
  * Opens ClickHouse and checks that it answers. The embedded engine's directory may be held for a moment by a
- * short-lived process (a `query`): that is waited out for `lockWaitMs`.
+ * short-lived process (a `query`): that is waited out for `lockWaitMs`. The holder is looked for before the engine
+ * is asked (which would print its own refusal on stderr), and again after it refused.
  */
 export async function openClickHouse(target: ClickHouseTarget, lockWaitMs = 20_000): Promise<ClickHouseClient> {
   const retry = createRetry({ retries: Math.ceil(lockWaitMs / 1000), initialDelayMs: 500, maxDelayMs: 2000, shouldRetry: isDirectoryLocked });
+  const path = target.kind === 'chdb' ? resolve(target.path) : undefined;
   try {
     return await retry(async () => {
-      const client = createClickHouse(target);
+      if (path) refuseHeldDirectory(path);
+      let client: ClickHouseClient;
+      try {
+        client = createClickHouse(target);
+      } catch (error) {
+        if (path) refuseHeldDirectory(path);
+        throw error;
+      }
       const result = await client.ping();
       if (result.success) return client;
       await client.close().catch(() => undefined);
@@ -44,7 +57,7 @@ export async function openClickHouse(target: ClickHouseTarget, lockWaitMs = 20_0
     const where = target.kind === 'http' ? target.url : resolve(target.path);
     const cause = error instanceof RetriesExhaustedError ? error.cause : error;
     const problem = isDirectoryLocked(cause)
-      ? `cannot open the embedded ClickHouse directory ${where}: another process holds it`
+      ? `cannot open the embedded ClickHouse directory ${where}: ${(cause as Error).message}`
       : `ClickHouse does not answer at ${where} (${describeError(cause)})`;
     throw new DependencyError('CLICKHOUSE_URL', problem, error);
   }

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { openClickHouse } from '../../services/shared/clickhouse.js';
 import { PROJECT_ROOT, STACK_DIR } from '../../stack/layout.js';
 import { resetEmulator, seedSampleInventory } from '../../stack/sample-inventory.js';
 import { apigwStream } from '../support/cli.js';
@@ -54,5 +55,20 @@ describe('the embedded engine keeps its tables where CLICKHOUSE_URL says, whatev
     assert.ok(answer, 'the tables are in CLICKHOUSE_URL\'s directory, and the engine starts');
     assert.deepEqual(new Map(answer.map((row) => [String(row.arn), columnsOf(row)])), expected);
     assert.equal(existsSync(elsewhere), false, 'nothing is written where the config.xml points');
+  });
+
+  it('sink, on a directory another process holds, stops with one line naming that process', async () => {
+    const held = join(workDir, 'held');
+    const holder = await openClickHouse({ kind: 'chdb', path: held });
+    try {
+      const result = await apigwStream(['sink'], { ...env.env, CLICKHOUSE_URL: `chdb://${held}` });
+      assert.equal(result.status, 3, result.stderr);
+      const [line, ...more] = result.stderr.split('\n');
+      assert.deepEqual(more, [], `one line on stderr, got:\n${result.stderr}`);
+      assert.ok(line!.startsWith(`apigw-stream: CLICKHOUSE_URL: cannot open the embedded ClickHouse directory ${held}: process ${process.pid} (`), line);
+      assert.ok(line!.endsWith(`${process.argv[1]}) holds it`), line);
+    } finally {
+      await holder.close();
+    }
   });
 });
