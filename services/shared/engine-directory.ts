@@ -1,11 +1,11 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { ApigwError } from './errors.js';
 
-/** Another process has the embedded engine's data directory open: one process at a time may. */
-export class DirectoryHeldError extends Error {
+/** Another process has the embedded engine's data directory open: one process at a time may (retriable: it may let go). */
+export class DirectoryHeldError extends ApigwError {
   constructor(readonly path: string, readonly holder: { pid: number; command: string }) {
-    super(`process ${holder.pid}${holder.command ? ` (${holder.command})` : ''} holds it`);
-    this.name = 'DirectoryHeldError';
+    super(`process ${holder.pid}${holder.command ? ` (${holder.command})` : ''} holds it`, { retriable: true, context: { path, pid: holder.pid } });
   }
 }
 

@@ -38,12 +38,12 @@ describe('the embedded engine keeps its tables where CLICKHOUSE_URL says, whatev
     run.stderr!.on('data', (chunk: Buffer) => { log += chunk.toString(); });
     const exited = new Promise<number | null>((resolve) => run.once('exit', resolve));
     const expected = await emulatorInventory(aws, REGION);
-    const current = async (cwd?: string) => {
-      const result = await apigwStream(['query', 'current', '--format', 'json'], env.env, { cwd });
-      return result.status === 0 ? (JSON.parse(result.stdout) as Record<string, unknown>[]) : undefined;
-    };
+    const current = (cwd?: string) => apigwStream(['query', 'current', '--format', 'json'], env.env, { cwd });
     try {
-      await waitFor('`query current` to show the snapshot', async () => (await current())?.length === expected.size, 90_000)
+      await waitFor('`query current` to show the snapshot', async () => {
+        const result = await current();
+        return result.status === 0 && (JSON.parse(result.stdout) as unknown[]).length === expected.size;
+      }, 90_000)
         .catch((error: Error) => { throw new Error(`${error.message}; run's log: ${log.slice(-1500)}`); });
     } finally {
       run.kill('SIGTERM');
@@ -51,8 +51,9 @@ describe('the embedded engine keeps its tables where CLICKHOUSE_URL says, whatev
     assert.equal(await exited, 0, `run exits 0 on SIGTERM; its log:\n${log.slice(-2000)}`);
     // With run stopped, the query opens CLICKHOUSE_URL's directory itself, beside a config.xml that is no XML at all.
     writeFileSync(join(workDir, 'config.xml'), '<project><modelVersion>4.0.0\n');
-    const answer = await current(workDir);
-    assert.ok(answer, 'the tables are in CLICKHOUSE_URL\'s directory, and the engine starts');
+    const result = await current(workDir);
+    assert.equal(result.status, 0, `the engine starts and finds the tables in CLICKHOUSE_URL's directory: ${result.stderr}`);
+    const answer = JSON.parse(result.stdout) as Record<string, unknown>[];
     assert.deepEqual(new Map(answer.map((row) => [String(row.arn), columnsOf(row)])), expected);
     assert.equal(existsSync(elsewhere), false, 'nothing is written where the config.xml points');
   });
