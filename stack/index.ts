@@ -2,7 +2,8 @@ import { mkdirSync } from 'node:fs';
 import { stackPorts } from '../services/shared/config.js';
 import { RUN_DIR } from './layout.js';
 import { kafkaPart, motoPart, registryPart, type StackPart } from './parts.js';
-import { isAlive, readPid, stopPidFile, waitUntil } from './processes.js';
+import { isAlive } from '../services/shared/process-alive.js';
+import { readPid, stopPidFile, waitUntil } from './processes.js';
 
 export interface PartStatus {
   name: string;

@@ -2,6 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
+import { isAlive } from '../services/shared/process-alive.js';
 import { sleep } from '../services/shared/retry.js';
 
 /** Runs a command to completion, failing with its output when it exits non-zero. */
@@ -25,15 +26,6 @@ export function readPid(pidFile: string): number | undefined {
   if (!existsSync(pidFile)) return undefined;
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
   return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Stops the process group of a pid file (SIGTERM, then SIGKILL after the grace period) and removes the file. */

@@ -1,6 +1,7 @@
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApigwError } from './errors.js';
+import { isAlive } from './process-alive.js';
 
 /** Another process has the embedded engine's data directory open: one process at a time may (retriable: it may let go). */
 export class DirectoryHeldError extends ApigwError {
@@ -26,14 +27,17 @@ export function directoryHolder(path: string): { pid: number; command: string } 
   return { pid, command: commandOf(pid) };
 }
 
-/** Whether `pid` has `file` open; where its descriptors cannot be read (another user's), whether it is alive. */
+/**
+ * Whether `pid` has `file` open; where its descriptors cannot be read (another user's process, or no /proc as on
+ * macOS), whether it is alive.
+ */
 function holdsFile(pid: number, file: string): boolean {
   let descriptors: string[];
   try {
     descriptors = readdirSync(`/proc/${pid}/fd`);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    return code === 'EACCES' || code === 'EPERM';
+    return (code === 'EACCES' || code === 'EPERM' || !existsSync('/proc/self/fd')) && isAlive(pid);
   }
   return descriptors.some((fd) => {
     try {
