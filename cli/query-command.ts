@@ -1,10 +1,9 @@
 import { stringify } from 'csv-stringify/sync';
 import { Command, Option } from 'commander';
-import { isDirectoryLocked, openClickHouse } from '../services/shared/clickhouse.js';
 import { sleep } from '../services/shared/retry.js';
 import { loadConfig } from '../services/shared/config.js';
 import { DependencyError } from '../services/shared/errors.js';
-import { createDriftQueries, type DriftQueries, type InventoryFilter } from '../services/query/drift-queries.js';
+import type { DriftQueries, InventoryFilter } from '../services/query/drift-queries.js';
 import { findEndpoint } from '../services/query/query-endpoint.js';
 import { queriesOver } from '../services/query/query-server.js';
 import { parseTimeInput } from '../services/query/time-input.js';
@@ -23,6 +22,10 @@ async function withQueries<T>(run: (queries: DriftQueries) => Promise<T>): Promi
   const announced = () => (target.kind === 'chdb' ? findEndpoint(target.path) : undefined);
   const url = announced();
   if (url) return run(queriesOver(url));
+  // Loaded on use: asked through a running sink, a query needs neither the engine nor the ClickHouse client.
+  const [{ isDirectoryLocked, openClickHouse }, { createDriftQueries }] = await Promise.all([
+    import('../services/shared/clickhouse.js'), import('../services/query/drift-queries.js'),
+  ]);
   let client;
   try {
     client = await openClickHouse(target, 0);

@@ -1,12 +1,9 @@
 import { Command } from 'commander';
-import { createChangeCodec } from '../services/shared/codec.js';
 import { loadConfig } from '../services/shared/config.js';
 import { PoisonMessageError, describeError } from '../services/shared/errors.js';
 import type { IntegrationChange, IntegrationState } from '../services/shared/integration-model.js';
-import { createKafka } from '../services/shared/kafka.js';
 import { createLogger } from '../services/shared/logger.js';
 import { fieldChanges } from '../services/query/field-changes.js';
-import { checkKafka, checkRegistry } from './preflight.js';
 
 interface TailOptions {
   fromBeginning?: boolean;
@@ -45,6 +42,10 @@ export function tailCommand(): Command {
     .option('--json', 'one JSON object per line, for scripts')
     .action(async (opts: TailOptions) => {
       const config = loadConfig();
+      // Loaded on use: every other command's start-up would pay for the Kafka and registry clients.
+      const [{ checkKafka, checkRegistry }, { createChangeCodec }, { createKafka }] = await Promise.all([
+        import('./preflight.js'), import('../services/shared/codec.js'), import('../services/shared/kafka.js'),
+      ]);
       await checkKafka(config.kafkaBrokers);
       await checkRegistry(config.schemaRegistryUrl);
       const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
