@@ -32,22 +32,13 @@ function refuseHeldDirectory(path: string): void {
 
 /**
  * Opens ClickHouse and checks that it answers. The embedded engine's directory may be held for a moment by a
- * short-lived process (a `query`): that is waited out for `lockWaitMs`. The holder is looked for before the engine
- * is asked (which would print its own refusal on stderr), and again after it refused.
+ * short-lived process (a `query`): that is waited out for `lockWaitMs`.
  */
 export async function openClickHouse(target: ClickHouseTarget, lockWaitMs = 20_000): Promise<ClickHouseClient> {
   const retry = createRetry({ retries: Math.ceil(lockWaitMs / 1000), initialDelayMs: 500, maxDelayMs: 2000, shouldRetry: isDirectoryLocked });
-  const path = target.kind === 'chdb' ? resolve(target.path) : undefined;
   try {
     return await retry(async () => {
-      if (path) refuseHeldDirectory(path);
-      let client: ClickHouseClient;
-      try {
-        client = createClickHouse(target);
-      } catch (error) {
-        if (path) refuseHeldDirectory(path);
-        throw error;
-      }
+      const client = createClickHouse(target);
       const result = await client.ping();
       if (result.success) return client;
       await client.close().catch(() => undefined);
@@ -118,7 +109,16 @@ function createClickHouse(target: ClickHouseTarget): ClickHouseClient {
  * outlives it.
  */
 function openEmbedded(path: string): ChdbConnection {
-  const starter = new Session(path, { connectionArgs: [`--config-file=${ENGINE_CONFIG}`] });
+  // The holder is looked for before the engine is asked (which would print its own refusal on stderr), and again
+  // after it refused: only then is its failure a held directory.
+  refuseHeldDirectory(path);
+  let starter: Session;
+  try {
+    starter = new Session(path, { connectionArgs: [`--config-file=${ENGINE_CONFIG}`] });
+  } catch (error) {
+    refuseHeldDirectory(path);
+    throw error;
+  }
   try {
     return createChdbConnection({ path });
   } finally {

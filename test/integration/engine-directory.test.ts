@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openClickHouse } from '../../services/shared/clickhouse.js';
-import { PROJECT_ROOT, STACK_DIR } from '../../stack/layout.js';
+import { STACK_DIR } from '../../stack/layout.js';
 import { resetEmulator, seedSampleInventory } from '../../stack/sample-inventory.js';
-import { apigwStream } from '../support/cli.js';
+import { apigwStream, startApigwStream } from '../support/cli.js';
 import { columnsOf, emulatorInventory } from '../support/emulator-state.js';
 import { awsClient, motoEndpoint, testEnvironment, uniqueName, waitFor } from '../support/harness.js';
 
@@ -33,10 +32,7 @@ describe('the embedded engine keeps its tables where CLICKHOUSE_URL says, whatev
   });
 
   it('run, started beside a ClickHouse server\'s config.xml, writes into its own directory; a query reads it beside a broken one', async () => {
-    const run = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/apigw-stream.js'), 'run'], { cwd: workDir, env: env.env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let log = '';
-    run.stderr!.on('data', (chunk: Buffer) => { log += chunk.toString(); });
-    const exited = new Promise<number | null>((resolve) => run.once('exit', resolve));
+    const { child: run, exited, log } = startApigwStream(['run'], env.env, { cwd: workDir });
     const expected = await emulatorInventory(aws, REGION);
     const current = (cwd?: string) => apigwStream(['query', 'current', '--format', 'json'], env.env, { cwd });
     try {
@@ -44,11 +40,11 @@ describe('the embedded engine keeps its tables where CLICKHOUSE_URL says, whatev
         const result = await current();
         return result.status === 0 && (JSON.parse(result.stdout) as unknown[]).length === expected.size;
       }, 90_000)
-        .catch((error: Error) => { throw new Error(`${error.message}; run's log: ${log.slice(-1500)}`); });
+        .catch((error: Error) => { throw new Error(`${error.message}; run's log: ${log().slice(-1500)}`); });
     } finally {
       run.kill('SIGTERM');
     }
-    assert.equal(await exited, 0, `run exits 0 on SIGTERM; its log:\n${log.slice(-2000)}`);
+    assert.equal(await exited, 0, `run exits 0 on SIGTERM; its log:\n${log().slice(-2000)}`);
     // With run stopped, the query opens CLICKHOUSE_URL's directory itself, beside a config.xml that is no XML at all.
     writeFileSync(join(workDir, 'config.xml'), '<project><modelVersion>4.0.0\n');
     const result = await current(workDir);

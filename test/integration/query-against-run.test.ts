@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { endpointFileOf } from '../../services/query/query-endpoint.js';
-import { PROJECT_ROOT } from '../../stack/layout.js';
 import { resetEmulator, seedSampleInventory } from '../../stack/sample-inventory.js';
-import { apigwStream } from '../support/cli.js';
+import { apigwStream, startApigwStream } from '../support/cli.js';
 import { startCloudTrailServer, type CloudTrailServer } from '../support/cloudtrail-server.js';
 import { columnsOf, emulatorInventory } from '../support/emulator-state.js';
 import { awsClient, motoEndpoint, testEnvironment, waitFor } from '../support/harness.js';
@@ -30,10 +27,7 @@ describe('query while `run` holds the embedded engine', { timeout: 180_000 }, ()
   });
 
   it('answers through the running process, and the process stops cleanly', async () => {
-    const run = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/apigw-stream.js'), 'run'], { env: env.env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let log = '';
-    run.stderr!.on('data', (chunk: Buffer) => { log += chunk.toString(); });
-    const exited = new Promise<number | null>((resolve) => run.once('exit', resolve));
+    const { child: run, exited, log } = startApigwStream(['run'], env.env);
     const chdbPath = env.env.CLICKHOUSE_URL!.slice('chdb://'.length);
     try {
       const expected = await emulatorInventory(aws, REGION);
@@ -45,15 +39,15 @@ describe('query while `run` holds the embedded engine', { timeout: 180_000 }, ()
         const rows = JSON.parse(result.stdout) as Record<string, unknown>[];
         return rows.length === expected.size ? rows : undefined;
       }, 90_000).catch((error: Error) => {
-        throw new Error(`${error.message}; last query: exit ${last.status}, ${last.stderr.slice(-500)}; run's log: ${log.slice(-1500)}`);
+        throw new Error(`${error.message}; last query: exit ${last.status}, ${last.stderr.slice(-500)}; run's log: ${log().slice(-1500)}`);
       });
       assert.ok(existsSync(endpointFileOf(chdbPath)), 'run announced its query API');
       assert.deepEqual(new Map(answer.map((row) => [String(row.arn), columnsOf(row)])), expected);
     } finally {
       run.kill('SIGTERM');
     }
-    assert.equal(await exited, 0, `run exits 0 on SIGTERM; its log:\n${log.slice(-2000)}`);
-    assert.match(log, /shutting down/);
+    assert.equal(await exited, 0, `run exits 0 on SIGTERM; its log:\n${log().slice(-2000)}`);
+    assert.match(log(), /shutting down/);
     assert.equal(existsSync(endpointFileOf(chdbPath)), false, 'and withdraws its query API');
   });
 });

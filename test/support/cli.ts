@@ -2,6 +2,8 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../stack/layout.js';
 
+const EXECUTABLE = join(PROJECT_ROOT, 'bin/apigw-stream.js');
+
 /**
  * Runs the real executable, the way a user does, and returns its exit code and output. Asynchronous, so that a
  * query API served by the test's own process can answer it.
@@ -9,7 +11,7 @@ import { PROJECT_ROOT } from '../../stack/layout.js';
 export function apigwStream(
   args: string[], env: NodeJS.ProcessEnv, { cwd, timeoutMs = 60_000 }: { cwd?: string; timeoutMs?: number } = {},
 ): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/apigw-stream.js'), ...args], {
+  const child = spawn(process.execPath, [EXECUTABLE, ...args], {
     cwd,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -23,4 +25,15 @@ export function apigwStream(
     clearTimeout(timer);
     resolve({ status, stdout: stdout.trim(), stderr: stderr.trim() });
   }));
+}
+
+/**
+ * Starts the real executable as a long-running service (`run`, `sink`) with `env` as it is; its log (stderr) is
+ * kept, and `exited` settles with its exit code.
+ */
+export function startApigwStream(args: string[], env: NodeJS.ProcessEnv, { cwd }: { cwd?: string } = {}) {
+  const child = spawn(process.execPath, [EXECUTABLE, ...args], { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr.on('data', (chunk: Buffer) => { log += chunk.toString(); });
+  return { child, exited: new Promise<number | null>((resolve) => child.once('exit', resolve)), log: () => log };
 }
