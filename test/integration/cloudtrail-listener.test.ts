@@ -9,7 +9,7 @@ import { PROJECT_ROOT } from '../../stack/layout.js';
 import { resetEmulator } from '../../stack/sample-inventory.js';
 import { startCloudTrailServer, type CloudTrailServer } from '../support/cloudtrail-server.js';
 import { emulatorInventory } from '../support/emulator-state.js';
-import { awsClient, motoEndpoint, plainKafka, rows, testEnvironment, waitFor } from '../support/harness.js';
+import { awsClient, motoEndpoint, plainKafka, rows, runListener, testEnvironment, waitFor } from '../support/harness.js';
 import { PRINCIPALS, createRecordingClient, openApiWith } from '../support/recorded-changes.js';
 
 const REGION = 'us-west-2';
@@ -20,8 +20,7 @@ let trail: CloudTrailServer;
 let pipeline: Pipeline;
 let env: ReturnType<typeof testEnvironment>;
 let changes: ReturnType<typeof createRecordingClient>;
-const stopListener = new AbortController();
-let listening: Promise<void>;
+let listener: ReturnType<typeof runListener>;
 
 interface HistoryRow {
   arn: string;
@@ -93,12 +92,11 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
     } });
     changes = createRecordingClient({ aws, trail, region: REGION });
     pipeline = await env.open({ snapshot: true, listen: true, sink: true });
-    listening = pipeline.listener!.run(stopListener.signal);
+    listener = runListener(pipeline);
   });
 
   after(async () => {
-    stopListener.abort();
-    await listening;
+    await listener?.stop();
     await pipeline?.close();
     await trail?.close();
     aws.destroy();
@@ -225,8 +223,7 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
   });
 
   it('kill -9 between producing events and committing the checkpoint loses nothing and repeats nothing', async () => {
-    stopListener.abort();
-    await listening;
+    await listener.stop();
     await pipeline.listener!.stop();
     const apiId = await newApi('killed');
     const { integrationId, eventId: createEvent } = await changes.createIntegration(PRINCIPALS.alice, { ApiId: apiId, IntegrationType: 'HTTP_PROXY', IntegrationMethod: 'GET', IntegrationUri: 'https://k.example.com', PayloadFormatVersion: '1.0' });

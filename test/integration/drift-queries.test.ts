@@ -10,7 +10,7 @@ import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/
 import { apigwStream } from '../support/cli.js';
 import { startCloudTrailServer, type CloudTrailServer } from '../support/cloudtrail-server.js';
 import { COLUMN_NAMES, columnsOf, emulatorInventory, type Columns } from '../support/emulator-state.js';
-import { awsClient, motoEndpoint, rows, testEnvironment, waitFor } from '../support/harness.js';
+import { awsClient, motoEndpoint, rows, runListener, testEnvironment, waitFor } from '../support/harness.js';
 import { PRINCIPALS, createRecordingClient } from '../support/recorded-changes.js';
 
 const REGION = 'ca-central-1';
@@ -18,8 +18,7 @@ const aws = awsClient(REGION);
 let trail: CloudTrailServer;
 let env: ReturnType<typeof testEnvironment>;
 let pipeline: Pipeline;
-const stopListener = new AbortController();
-let listening: Promise<void>;
+let listener: ReturnType<typeof runListener>;
 
 /** What the emulator held after each step, and a moment after the step was applied and before the next began. */
 const steps: { at: number; state: Map<string, Columns> }[] = [];
@@ -91,7 +90,7 @@ describe('drift queries over a scripted sequence of changes', { timeout: 300_000
     await pipeline.snapshotter!.runOnce();
     await pipeline.sink!.waitForCatchUp();
     count(null, apis.reduce((n, api) => n + api.integrationIds.length, 0));
-    listening = pipeline.listener!.run(stopListener.signal);
+    listener = runListener(pipeline);
     await recordStep();
 
     // Step 1: alice changes A's timeout and request parameters, bob deletes B, alice creates C.
@@ -125,8 +124,7 @@ describe('drift queries over a scripted sequence of changes', { timeout: 300_000
   });
 
   after(async () => {
-    stopListener.abort();
-    await listening;
+    await listener?.stop();
     await pipeline?.close();
     await trail?.close();
     aws.destroy();

@@ -118,3 +118,15 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
+
+/** Runs a pipeline's CloudTrail listener until `stop()`, which settles once its last poll has ended. */
+export function runListener(pipeline: Pipeline): { stop: () => Promise<void> } {
+  const abort = new AbortController();
+  const running = pipeline.listener!.run(abort.signal);
+  return {
+    stop: async () => {
+      abort.abort();
+      await running;
+    },
+  };
+}
