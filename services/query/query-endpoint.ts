@@ -1,12 +1,14 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { realPathOf } from '../shared/engine-directory.js';
+import { isAlive } from '../shared/process-alive.js';
 
 /**
  * The embedded engine lets one process open a data directory. The process that holds it announces its query
- * API in a file beside the directory, so that `apigw-stream query` can ask it instead.
+ * API in a file beside the directory, so that `apigw-stream query` can ask it instead. Named by the directory's real
+ * path: a query that reaches it through a symbolic link finds the announcement.
  */
 export function endpointFileOf(chdbPath: string): string {
-  return `${resolve(chdbPath)}.query-endpoint.json`;
+  return `${realPathOf(chdbPath)}.query-endpoint.json`;
 }
 
 export function announceEndpoint(chdbPath: string, url: string): () => void {
@@ -21,8 +23,7 @@ export function findEndpoint(chdbPath: string): string | undefined {
   if (!existsSync(file)) return undefined;
   try {
     const { url, pid } = JSON.parse(readFileSync(file, 'utf8')) as { url: string; pid: number };
-    process.kill(pid, 0);
-    return url;
+    return isAlive(pid) ? url : undefined;
   } catch {
     return undefined;
   }

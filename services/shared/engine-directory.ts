@@ -1,5 +1,5 @@
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { ApigwError } from './errors.js';
 import { isAlive } from './process-alive.js';
 
@@ -11,11 +11,23 @@ export class DirectoryHeldError extends ApigwError {
 }
 
 /**
+ * `path` with every symbolic link in it resolved, the way a process's open files are named; absolute but as given
+ * while it does not exist.
+ */
+export function realPathOf(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
+  }
+}
+
+/**
  * The process other than this one that holds the engine directory `path`, if one does. A running engine keeps the
  * directory's `status` file open and locked, with its pid written in it (a crashed one leaves the file behind).
  */
 export function directoryHolder(path: string): { pid: number; command: string } | undefined {
-  const statusFile = join(path, 'status');
+  const statusFile = join(realPathOf(path), 'status');
   let status: string;
   try {
     status = readFileSync(statusFile, 'utf8');

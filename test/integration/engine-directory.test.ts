@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openClickHouse } from '../../services/shared/clickhouse.js';
@@ -54,15 +54,17 @@ describe('the embedded engine keeps its tables where CLICKHOUSE_URL says, whatev
     assert.equal(existsSync(elsewhere), false, 'nothing is written where the config.xml points');
   });
 
-  it('sink, on a directory another process holds, stops with one line naming that process', async () => {
+  it('sink, on a directory another process holds (named through a symbolic link), stops with one line naming that process', async () => {
     const held = join(workDir, 'held');
+    const link = join(workDir, 'held-link');
     const holder = await openClickHouse({ kind: 'chdb', path: held });
+    symlinkSync(held, link);
     try {
-      const result = await apigwStream(['sink'], { ...env.env, CLICKHOUSE_URL: `chdb://${held}` });
+      const result = await apigwStream(['sink'], { ...env.env, CLICKHOUSE_URL: `chdb://${link}` });
       assert.equal(result.status, 3, result.stderr);
       const [line, ...more] = result.stderr.split('\n');
       assert.deepEqual(more, [], `one line on stderr, got:\n${result.stderr}`);
-      assert.ok(line!.startsWith(`apigw-stream: CLICKHOUSE_URL: cannot open the embedded ClickHouse directory ${held}: process ${process.pid} (`), line);
+      assert.ok(line!.startsWith(`apigw-stream: CLICKHOUSE_URL: cannot open the embedded ClickHouse directory ${link}: process ${process.pid} (`), line);
       assert.ok(line!.endsWith(`${process.argv[1]}) holds it`), line);
     } finally {
       await holder.close();

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync, symlinkSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { endpointFileOf } from '../../services/query/query-endpoint.js';
 import { resetEmulator, seedSampleInventory } from '../../stack/sample-inventory.js';
@@ -29,6 +29,7 @@ describe('query while `run` holds the embedded engine', { timeout: 180_000 }, ()
   it('answers through the running process, and the process stops cleanly', async () => {
     const { child: run, exited, log } = startApigwStream(['run'], env.env);
     const chdbPath = env.env.CLICKHOUSE_URL!.slice('chdb://'.length);
+    const link = `${chdbPath}-link`;
     try {
       const expected = await emulatorInventory(aws, REGION);
       let last = { status: null as number | null, stderr: '' };
@@ -43,8 +44,14 @@ describe('query while `run` holds the embedded engine', { timeout: 180_000 }, ()
       });
       assert.ok(existsSync(endpointFileOf(chdbPath)), 'run announced its query API');
       assert.deepEqual(new Map(answer.map((row) => [String(row.arn), columnsOf(row)])), expected);
+      // The same directory named through a symbolic link: the announcement is found, not waited for.
+      symlinkSync(chdbPath, link);
+      const throughLink = await apigwStream(['query', 'current', '--format', 'json'], { ...env.env, CLICKHOUSE_URL: `chdb://${link}` });
+      assert.equal(throughLink.status, 0, throughLink.stderr);
+      assert.deepEqual(JSON.parse(throughLink.stdout), answer);
     } finally {
       run.kill('SIGTERM');
+      rmSync(link, { force: true });
     }
     assert.equal(await exited, 0, `run exits 0 on SIGTERM; its log:\n${log().slice(-2000)}`);
     assert.match(log(), /shutting down/);
