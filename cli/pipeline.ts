@@ -39,7 +39,7 @@ export async function openPipeline(options: PipelineParts & { config: Config; lo
   await checkRegistry(config.schemaRegistryUrl);
   let clickhouse: ClickHouseClient | undefined;
   if (options.sink) {
-    clickhouse = await openClickHouse(config.clickhouse);
+    clickhouse = await openClickHouse(config.clickhouse, { logger });
   }
   // The AWS SDK is loaded only by the commands that read AWS: a sink or a query starts without it.
   const sources = readsAws ? await import('./sources.js') : undefined;

@@ -28,7 +28,7 @@ async function withQueries<T>(run: (queries: DriftQueries) => Promise<T>): Promi
   ]);
   let client;
   try {
-    client = await openClickHouse(target, 0);
+    client = await openClickHouse(target, { lockWaitMs: 0 });
   } catch (error) {
     const later = error instanceof DependencyError && isDirectoryLocked(error.cause) ? await waitForAnnouncement(announced) : undefined;
     if (later) return run(queriesOver(later));

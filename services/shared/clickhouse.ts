@@ -8,9 +8,11 @@ import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { Session } from 'chdb';
 import { createChdbConnection, type ChdbConnection } from 'chdb/connection';
+import { clickHouseClientLog } from './clickhouse-log.js';
 import type { ClickHouseTarget } from './config.js';
 import { DirectoryHeldError, directoryHolder } from './engine-directory.js';
 import { DependencyError, describeError } from './errors.js';
+import type { Logger } from './logger.js';
 import { RetriesExhaustedError, createRetry } from './retry.js';
 
 export type { ClickHouseClient };
@@ -32,13 +34,15 @@ function refuseHeldDirectory(path: string): void {
 
 /**
  * Opens ClickHouse and checks that it answers. The embedded engine's directory may be held for a moment by a
- * short-lived process (a `query`): that is waited out for `lockWaitMs`.
+ * short-lived process (a `query`): that is waited out for `lockWaitMs`. The client's own log lines go to `logger`
+ * at debug level (see clickHouseClientLog).
  */
-export async function openClickHouse(target: ClickHouseTarget, lockWaitMs = 20_000): Promise<ClickHouseClient> {
+export async function openClickHouse(target: ClickHouseTarget, { lockWaitMs = 20_000, logger }: { lockWaitMs?: number; logger?: Logger } = {}): Promise<ClickHouseClient> {
   const retry = createRetry({ retries: Math.ceil(lockWaitMs / 1000), initialDelayMs: 500, maxDelayMs: 2000, shouldRetry: isDirectoryLocked });
+  const log = clickHouseClientLog(logger);
   try {
     return await retry(async () => {
-      const client = createClickHouse(target);
+      const client = createClickHouse(target, log);
       const result = await client.ping();
       if (result.success) return client;
       await client.close().catch(() => undefined);
@@ -85,17 +89,17 @@ export async function insertLines(
 }
 
 /** One client for both modes: a ClickHouse server over HTTP, or the embedded chDB engine plugged in as its connection. */
-function createClickHouse(target: ClickHouseTarget): ClickHouseClient {
+function createClickHouse(target: ClickHouseTarget, log: ReturnType<typeof clickHouseClientLog>): ClickHouseClient {
   const settings = { date_time_input_format: 'best_effort' as const };
   if (target.kind === 'http') {
-    return createClient({ url: target.url, username: target.username, password: target.password, clickhouse_settings: settings, request_timeout: 120_000 });
+    return createClient({ url: target.url, username: target.username, password: target.password, clickhouse_settings: settings, request_timeout: 120_000, log });
   }
   const path = resolve(target.path);
   mkdirSync(path, { recursive: true });
   const chdb = openEmbedded(path);
   // chdb types its connection against @clickhouse/client-common, which @clickhouse/client now bundles under
   // its own names; the shapes are the same (chdb's parity suite runs against this client).
-  const client = createClient({ connection: chdb as unknown as ClientConnection, clickhouse_settings: settings });
+  const client = createClient({ connection: chdb as unknown as ClientConnection, clickhouse_settings: settings, log });
   embedded.set(client, chdb);
   return client;
 }
