@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { Command, Option } from 'commander';
 import { sleep } from '../services/shared/retry.js';
@@ -10,6 +12,8 @@ import { parseTimeInput } from '../services/query/time-input.js';
 import { printTable } from './output.js';
 
 type Format = 'table' | 'json' | 'csv';
+
+const NOTHING_WRITTEN = 'nothing has written there yet (a `sink` or `run` does from its start); check that CLICKHOUSE_URL and CLICKHOUSE_DATABASE name what it uses';
 type Row = Record<string, unknown>;
 
 /**
@@ -22,8 +26,12 @@ async function withQueries<T>(run: (queries: DriftQueries) => Promise<T>): Promi
   const announced = () => (target.kind === 'chdb' ? findEndpoint(target.path) : undefined);
   const url = announced();
   if (url) return run(queriesOver(url));
+  // A query reads what a sink wrote: it does not start an engine in a directory nothing has written (a mistyped path).
+  if (target.kind === 'chdb' && !existsSync(target.path)) {
+    throw new DependencyError('CLICKHOUSE_URL', `no embedded ClickHouse data at ${resolve(target.path)}: ${NOTHING_WRITTEN}`);
+  }
   // Loaded on use: asked through a running sink, a query needs neither the engine nor the ClickHouse client.
-  const [{ isDirectoryLocked, openClickHouse }, { createDriftQueries }] = await Promise.all([
+  const [{ isDirectoryLocked, openClickHouse, schemaObjects }, { createDriftQueries }] = await Promise.all([
     import('../services/shared/clickhouse.js'), import('../services/query/drift-queries.js'),
   ]);
   let client;
@@ -35,7 +43,14 @@ async function withQueries<T>(run: (queries: DriftQueries) => Promise<T>): Promi
     throw error;
   }
   try {
-    return await run(createDriftQueries({ client, database: config.clickhouseDatabase }));
+    const database = config.clickhouseDatabase;
+    const { expected, missing } = await schemaObjects(client, database);
+    if (missing.length > 0) {
+      const where = target.kind === 'chdb' ? resolve(target.path) : target.url;
+      const what = missing.length === expected.length ? 'holds no apigw-stream tables' : `lacks ${missing.join(', ')}`;
+      throw new DependencyError('CLICKHOUSE_DATABASE', `database ${database} at ${where} ${what}: ${NOTHING_WRITTEN}`);
+    }
+    return await run(createDriftQueries({ client, database }));
   } finally {
     await client.close();
   }

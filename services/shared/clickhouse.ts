@@ -154,6 +154,13 @@ export async function applySchema(client: ClickHouseClient, database: string, cl
   for (const statement of schemaStatements(database, cluster)) await client.command({ query: statement });
 }
 
+/** The tables and views of schemas/clickhouse, and those of them `database` does not hold (all when it does not exist). */
+export async function schemaObjects(client: ClickHouseClient, database: string): Promise<{ expected: string[]; missing: string[] }> {
+  const expected = schemaStatements(database).map((sql) => /^CREATE \w+ IF NOT EXISTS \w+\.(\w+)/.exec(sql)![1]!);
+  const held = new Set((await queryRows<{ name: string }>(client, 'SELECT name FROM system.tables WHERE database = {database:String}', { database })).map((row) => row.name));
+  return { expected, missing: expected.filter((name) => !held.has(name)) };
+}
+
 export async function queryRows<T>(client: ClickHouseClient, query: string, params: object = {}): Promise<T[]> {
   const result = await client.query({ query, query_params: params as Record<string, unknown>, format: 'JSONEachRow' });
   return result.json<T>();

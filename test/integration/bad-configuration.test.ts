@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { openClickHouse } from '../../services/shared/clickhouse.js';
 import { STACK_DIR } from '../../stack/layout.js';
 import { apigwStream } from '../support/cli.js';
 import { brokers, motoEndpoint, plainKafka, registryUrl, uniqueName } from '../support/harness.js';
@@ -52,6 +53,31 @@ describe('bad configuration stops with one line naming the problem, and writes n
       });
     }
   }
+
+  it('query: a directory nothing has written, a database without the tables, and one that lacks some', async () => {
+    const dataDir = join(STACK_DIR, 'test-data', uniqueName('unwritten'));
+    const query = (database = 'apigw') => apigwStream(['query', 'current'], { CLICKHOUSE_URL: `chdb://${dataDir}`, CLICKHOUSE_DATABASE: database });
+    const nothingWritten = 'nothing has written there yet (a `sink` or `run` does from its start); check that CLICKHOUSE_URL and CLICKHOUSE_DATABASE name what it uses';
+    const unwritten = await query();
+    assert.equal(unwritten.status, 3);
+    assert.equal(unwritten.stderr, `apigw-stream: CLICKHOUSE_URL: no embedded ClickHouse data at ${dataDir}: ${nothingWritten}`);
+    assert.equal(existsSync(dataDir), false, 'starts no engine in a directory nothing has written');
+    mkdirSync(dataDir, { recursive: true });
+    try {
+      const noTables = await query('nothing_here');
+      assert.equal(noTables.status, 3);
+      assert.equal(noTables.stderr, `apigw-stream: CLICKHOUSE_DATABASE: database nothing_here at ${dataDir} holds no apigw-stream tables: ${nothingWritten}`);
+      const client = await openClickHouse({ kind: 'chdb', path: dataDir });
+      await client.command({ query: 'CREATE DATABASE partial' });
+      await client.command({ query: 'CREATE TABLE partial.aws_apigatewayv2_apis (api_id String) ENGINE = MergeTree ORDER BY api_id' });
+      await client.close();
+      const partial = await query('partial');
+      assert.equal(partial.status, 3);
+      assert.match(partial.stderr, /^apigw-stream: CLICKHOUSE_DATABASE: database partial at \S+ lacks aws_apigatewayv2_api_integrations, aws_apigatewayv2_api_integrations_history, aws_apigatewayv2_api_integrations_live, [^\n]*: nothing has written/);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
 
   it('snapshot without any region names AWS_REGIONS', async () => {
     const result = await apigwStream(['snapshot', '--once'], { KAFKA_BROKERS: brokers.join(','), SCHEMA_REGISTRY_URL: registryUrl });
