@@ -1,16 +1,24 @@
 import { Kafka, logLevel } from 'kafkajs';
 import { DependencyError, describeError } from '../services/shared/errors.js';
 
-/** Start-up checks: each dependency answers before anything is written anywhere. */
-export async function checkKafka(brokers: string[]): Promise<void> {
+/**
+ * Start-up checks: each dependency answers before anything is written anywhere. `topic`: for a command that only
+ * reads it, the topic must exist.
+ */
+export async function checkKafka(brokers: string[], { topic }: { topic?: string } = {}): Promise<void> {
   const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING, connectionTimeout: 3000, retry: { retries: 2, initialRetryTime: 300 } }).admin();
+  let topics: string[];
   try {
     await admin.connect();
     await admin.describeCluster();
+    topics = topic ? await admin.listTopics() : [];
   } catch (error) {
     throw new DependencyError('KAFKA_BROKERS', `no Kafka broker answers at ${brokers.join(',')} (${describeError(error)})`, error);
   } finally {
     await admin.disconnect().catch(() => undefined);
+  }
+  if (topic && !topics.includes(topic)) {
+    throw new DependencyError('APIGW_TOPIC', `no topic ${topic} at ${brokers.join(',')}: nothing has produced to it yet (a \`snapshot\`, \`listen\` or \`run\` creates it)`);
   }
 }
 

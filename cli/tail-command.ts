@@ -46,7 +46,7 @@ export function tailCommand(): Command {
       const [{ checkKafka, checkRegistry }, { createChangeCodec }, { createKafka }] = await Promise.all([
         import('./preflight.js'), import('../services/shared/codec.js'), import('../services/shared/kafka.js'),
       ]);
-      await checkKafka(config.kafkaBrokers);
+      await checkKafka(config.kafkaBrokers, { topic: config.topic });
       await checkRegistry(config.schemaRegistryUrl);
       const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
       const codec = createChangeCodec({ registryUrl: config.schemaRegistryUrl, topic: config.topic });

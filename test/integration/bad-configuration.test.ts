@@ -79,6 +79,14 @@ describe('bad configuration stops with one line naming the problem, and writes n
     }
   });
 
+  it('tail: a topic nothing has produced to is named, and not created', async () => {
+    const topic = `test.${uniqueName('untailed')}`;
+    const result = await apigwStream(['tail'], { KAFKA_BROKERS: brokers.join(','), SCHEMA_REGISTRY_URL: registryUrl, APIGW_TOPIC: topic });
+    assert.equal(result.status, 3);
+    assert.equal(result.stderr, `apigw-stream: APIGW_TOPIC: no topic ${topic} at ${brokers.join(',')}: nothing has produced to it yet (a \`snapshot\`, \`listen\` or \`run\` creates it)`);
+    assert.equal(await topicExists(topic), false);
+  });
+
   it('snapshot without any region names AWS_REGIONS', async () => {
     const result = await apigwStream(['snapshot', '--once'], { KAFKA_BROKERS: brokers.join(','), SCHEMA_REGISTRY_URL: registryUrl });
     assert.equal(result.status, 2);
