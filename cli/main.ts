@@ -43,9 +43,10 @@ async function runServices(options: PipelineParts & { once: boolean }): Promise<
   const [{ openPipeline }, { createMetrics, serveMetrics }] = await Promise.all([import('./pipeline.js'), import('../services/shared/metrics.js')]);
   const logger = createLogger(config.logLevel);
   const metrics = createMetrics();
-  const pipeline = await openPipeline({ config, logger, metrics, ...options, interactive: process.stderr.isTTY === true });
+  // Its port is taken before anything is written: one in use stops the command there.
   const server = config.metricsPort ? await serveMetrics(metrics, config.metricsPort) : undefined;
   if (server) logger.info({ port: config.metricsPort }, 'metrics served at /metrics');
+  const pipeline = await openPipeline({ config, logger, metrics, ...options, interactive: process.stderr.isTTY === true });
   const stop = new AbortController();
   const shutdown = (signal: string) => {
     if (stop.signal.aborted) return;

@@ -13,7 +13,7 @@ import { createStateStore } from '../services/sink/state-store.js';
 import type { Snapshotter } from '../services/snapshotter/index.js';
 import { createDriftQueries } from '../services/query/drift-queries.js';
 import { announceEndpoint } from '../services/query/query-endpoint.js';
-import { serveQueries } from '../services/query/query-server.js';
+import { listenForQueries } from '../services/query/query-server.js';
 import { checkKafka, checkRegistry } from './preflight.js';
 
 /** Wires the services from configuration. Every dependency is checked before the first write. */
@@ -31,15 +31,42 @@ export interface PipelineParts {
   sink: boolean;
 }
 
-export async function openPipeline(options: PipelineParts & { config: Config; logger: Logger; metrics: Metrics; interactive: boolean; freshDatabase?: boolean }): Promise<Pipeline> {
-  const { config, logger, metrics } = options;
+type PipelineOptions = PipelineParts & { config: Config; logger: Logger; metrics: Metrics; interactive: boolean; freshDatabase?: boolean };
+
+export async function openPipeline(options: PipelineOptions): Promise<Pipeline> {
+  const { config, logger } = options;
   const readsAws = options.snapshot || options.listen;
   if (readsAws) requireRegions(config);
   await checkKafka(config.kafkaBrokers);
   await checkRegistry(config.schemaRegistryUrl);
-  let clickhouse: ClickHouseClient | undefined;
+  const closers: (() => Promise<void>)[] = [];
+  const pipeline: Pipeline = {
+    async close() {
+      for (const close of closers.splice(0).reverse()) await close().catch((error) => logger.warn({ err: describeError(error) }, 'error while closing'));
+    },
+  };
+  try {
+    await openParts(options, pipeline, closers);
+    return pipeline;
+  } catch (error) {
+    // Whatever opened before the failure closes again: a consumer leaves its group, an engine lets go of its directory.
+    await pipeline.close();
+    throw error;
+  }
+}
+
+/** Opens every part `options` asks for into `pipeline`, each with its closer in `closers` as soon as it is open. */
+async function openParts(options: PipelineOptions, pipeline: Pipeline, closers: (() => Promise<void>)[]): Promise<void> {
+  const { config, logger, metrics } = options;
+  const readsAws = options.snapshot || options.listen;
+  // The process that will hold the embedded engine answers `apigw-stream query` for the others: its port is taken
+  // before anything is written.
+  const queryServer = options.sink && config.clickhouse.kind === 'chdb' ? await listenForQueries({ port: config.queryPort, logger }) : undefined;
+  if (queryServer) closers.push(() => queryServer.close());
   if (options.sink) {
-    clickhouse = await openClickHouse(config.clickhouse, { logger });
+    const clickhouse = await openClickHouse(config.clickhouse, { logger });
+    pipeline.clickhouse = clickhouse;
+    closers.push(() => clickhouse.close());
   }
   // The AWS SDK is loaded only by the commands that read AWS: a sink or a query starts without it.
   const sources = readsAws ? await import('./sources.js') : undefined;
@@ -53,15 +80,6 @@ export async function openPipeline(options: PipelineParts & { config: Config; lo
   await admin.disconnect();
   await codec.register();
 
-  const closers: (() => Promise<void>)[] = [];
-  const pipeline: Pipeline = {
-    clickhouse,
-    async close() {
-      for (const close of closers.reverse()) await close().catch((error) => logger.warn({ err: describeError(error) }, 'error while closing'));
-    },
-  };
-  if (clickhouse) closers.push(() => clickhouse!.close());
-
   if (readsAws) {
     const producer: Producer = createIdempotentProducer(kafka);
     await producer.connect();
@@ -72,10 +90,11 @@ export async function openPipeline(options: PipelineParts & { config: Config; lo
     pipeline.listener = opened.listener;
   }
 
-  if (options.sink) {
-    if (options.freshDatabase) await clickhouse!.command({ query: `DROP DATABASE IF EXISTS ${config.clickhouseDatabase}` });
-    await applySchema(clickhouse!, config.clickhouseDatabase, config.clickhouseCluster);
-    const store = createStateStore({ client: clickhouse!, database: config.clickhouseDatabase });
+  const clickhouse = pipeline.clickhouse;
+  if (options.sink && clickhouse) {
+    if (options.freshDatabase) await clickhouse.command({ query: `DROP DATABASE IF EXISTS ${config.clickhouseDatabase}` });
+    await applySchema(clickhouse, config.clickhouseDatabase, config.clickhouseCluster);
+    const store = createStateStore({ client: clickhouse, database: config.clickhouseDatabase });
     const sink = createSink({
       soleWriter: config.clickhouse.kind === 'chdb', writeRetries: config.sinkWriteRetries,
       kafka, codec, store, topic: config.topic, groupId: config.sinkGroupId, logger, metrics,
@@ -83,15 +102,13 @@ export async function openPipeline(options: PipelineParts & { config: Config; lo
     await sink.start();
     pipeline.sink = sink;
     closers.push(() => sink.stop());
-    if (config.clickhouse.kind === 'chdb') {
-      // This process holds the embedded engine's directory: it answers `apigw-stream query` for the others.
-      const server = await serveQueries({ queries: createDriftQueries({ client: clickhouse!, database: config.clickhouseDatabase }), port: config.queryPort, logger });
-      const withdraw = announceEndpoint(config.clickhouse.path, server.url);
+    if (queryServer && config.clickhouse.kind === 'chdb') {
+      queryServer.serve(createDriftQueries({ client: clickhouse, database: config.clickhouseDatabase }));
+      const withdraw = announceEndpoint(config.clickhouse.path, queryServer.url);
       closers.push(async () => {
         withdraw();
-        await server.close();
+        await queryServer.close();
       });
     }
   }
-  return pipeline;
 }

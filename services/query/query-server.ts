@@ -1,14 +1,20 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { listenLocally } from '../shared/local-port.js';
 import type { Logger } from '../shared/logger.js';
 import type { DriftQueries, InventoryFilter } from './drift-queries.js';
 import { QueryInputError, parseTimeInput } from './time-input.js';
 
-/** The read-only JSON API over the drift queries, for processes that cannot open the embedded engine themselves. */
-export async function serveQueries({ queries, port = 0, logger }: { queries: DriftQueries; port?: number; logger: Logger }): Promise<{ url: string; close: () => Promise<void> }> {
+/**
+ * The read-only JSON API over the drift queries, for processes that cannot open the embedded engine themselves. The
+ * port is taken first, before the process writes anything (a port in use stops it there); it answers once `serve`
+ * hands it the queries.
+ */
+export async function listenForQueries({ port = 0, logger }: { port?: number; logger: Logger }): Promise<{ url: string; serve: (queries: DriftQueries) => void; close: () => Promise<void> }> {
   const log = logger.child({ component: 'query-server' });
+  let queries: DriftQueries | undefined;
 
-  async function answer(path: string, params: URLSearchParams): Promise<unknown> {
+  async function answer(queries: DriftQueries, path: string, params: URLSearchParams): Promise<unknown> {
     const filter: InventoryFilter = {
       account: params.get('account') ?? undefined,
       region: params.get('region') ?? undefined,
@@ -27,8 +33,13 @@ export async function serveQueries({ queries, port = 0, logger }: { queries: Dri
   }
 
   const server: Server = createServer((request, response) => {
+    // Not announced before `serve`: only a client guessing the port gets here.
+    if (!queries) {
+      response.writeHead(503, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: 'not serving queries yet' }));
+      return;
+    }
     const url = new URL(request.url ?? '/', 'http://localhost');
-    answer(url.pathname, url.searchParams).then(
+    answer(queries, url.pathname, url.searchParams).then(
       (body) => response.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(body)),
       (error: Error) => {
         const status = error instanceof QueryInputError ? 400 : 500;
@@ -37,13 +48,16 @@ export async function serveQueries({ queries, port = 0, logger }: { queries: Dri
       },
     );
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', resolve);
-  });
+  await listenLocally(server, port, 'APIGW_QUERY_PORT');
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  log.info({ url }, 'serving drift queries');
-  return { url, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  return {
+    url,
+    serve: (served) => {
+      queries = served;
+      log.info({ url }, 'serving drift queries');
+    },
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }
 
 /** The same questions asked of a process that serves them. */

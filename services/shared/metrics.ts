@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { listenLocally } from './local-port.js';
 
 /** Every metric apigw-stream exports, in one registry. */
 export function createMetrics() {
@@ -37,8 +38,5 @@ export function serveMetrics(metrics: Metrics, port: number): Promise<Server> {
       (error: Error) => response.writeHead(500).end(error.message),
     );
   });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve(server));
-  });
+  return listenLocally(server, port, 'APIGW_METRICS_PORT').then(() => server);
 }

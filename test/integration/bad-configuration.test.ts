@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, describe, it } from 'node:test';
 import { openClickHouse } from '../../services/shared/clickhouse.js';
 import { STACK_DIR } from '../../stack/layout.js';
 import { apigwStream } from '../support/cli.js';
@@ -19,13 +21,21 @@ async function subjects(): Promise<string[]> {
   return (await fetch(`${registryUrl}/subjects`)).json() as Promise<string[]>;
 }
 
+// A port another process holds.
+const occupied = createServer();
+await new Promise<void>((resolve) => occupied.listen(0, '127.0.0.1', resolve));
+const busyPort = String((occupied.address() as AddressInfo).port);
+
 describe('bad configuration stops with one line naming the problem, and writes nothing', { timeout: 180_000 }, () => {
+  after(() => occupied.close());
   const cases = [
     { name: 'an unparsable KAFKA_BROKERS', variable: 'KAFKA_BROKERS', env: { KAFKA_BROKERS: 'kafka:not-a-port,,' } },
     { name: 'an unreachable registry', variable: 'SCHEMA_REGISTRY_URL', env: { SCHEMA_REGISTRY_URL: 'http://127.0.0.1:1/apis/ccompat/v7' } },
     { name: 'a malformed CLICKHOUSE_URL', variable: 'CLICKHOUSE_URL', env: { CLICKHOUSE_URL: 'clickhouse//nohost:8123' } },
     // The ClickHouse client's own log lines (a hint about timeouts, the failed request) stay out of it.
     { name: 'a ClickHouse server that does not answer', variable: 'CLICKHOUSE_URL', env: { CLICKHOUSE_URL: 'http://127.0.0.1:1' }, commands: ['run', 'sink'] },
+    { name: 'a metrics port in use', variable: 'APIGW_METRICS_PORT', env: { APIGW_METRICS_PORT: busyPort } },
+    { name: 'a query API port in use', variable: 'APIGW_QUERY_PORT', env: { APIGW_QUERY_PORT: busyPort }, commands: ['run', 'sink'] },
   ];
   // Configuration is validated as a whole, so even the snapshotter (which never opens ClickHouse) refuses a bad CLICKHOUSE_URL.
   for (const command of ['run', 'sink', 'snapshot']) {
