@@ -30,8 +30,10 @@ Configuration (environment variables):
   APIGW_LISTENER_POLL_SECONDS    seconds between CloudTrail polls    default 30
   APIGW_LISTENER_LOOKBACK_HOURS  first start reads this far back     default 24 (max 2160)
   APIGW_LISTENER_OVERLAP_SECONDS each poll re-reads this much        default 900
+  APIGW_LISTENER_SWEEP_SECONDS   seconds between full overlap reads  default 300
   APIGW_LISTENER_CALLS_PER_SECOND  LookupEvents calls per region     default 2
   APIGW_METRICS_PORT             serve Prometheus /metrics here      default off
+  APIGW_QUERY_PORT               sink's local query API port         default a free one
   LOG_LEVEL                      fatal|error|warn|info|debug|trace   default info
   APIGW_STACK_{KAFKA,KAFKA_CONTROLLER,REGISTRY,MOTO}_PORT   local stack ports (9092, 9093, 8081, 5000)
 `;

@@ -85,6 +85,9 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
 
+/** Every environment variable the configuration reads (besides AWS_REGION and AWS_DEFAULT_REGION, AWS_REGIONS's fallbacks). */
+export const CONFIG_VARIABLES = Object.keys(schema.shape);
+
 export interface Config {
   kafkaBrokers: string[];
   schemaRegistryUrl: string;

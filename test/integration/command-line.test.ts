@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { CONFIG_VARIABLES } from '../../services/shared/config.js';
 import { PROJECT_ROOT } from '../../stack/layout.js';
 import { apigwStream } from '../support/cli.js';
 
@@ -20,8 +21,12 @@ describe('the command line explains itself', () => {
     for (const command of ['snapshot', 'listen', 'sink', 'run', 'demo', 'stack', 'tail', 'query']) {
       assert.match(result.stdout, new RegExp(`^  ${command}\\b`, 'm'), `--help lists ${command}`);
     }
-    for (const variable of ['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'CLICKHOUSE_URL', 'AWS_REGIONS']) {
-      assert.match(result.stdout, new RegExp(variable), `--help explains ${variable}`);
+    // Every variable the configuration reads but a test's fault injection.
+    const documented = CONFIG_VARIABLES.filter((variable) => variable !== 'APIGW_LISTENER_COMMIT_DELAY_MS');
+    const readme = readFileSync(join(PROJECT_ROOT, 'README.md'), 'utf8');
+    for (const variable of documented) {
+      assert.match(result.stdout, new RegExp(`^  ${variable} `, 'm'), `--help explains ${variable}`);
+      assert.ok(readme.includes(`| \`${variable}\` |`), `the README's configuration table has ${variable}`);
     }
   });
 });
