@@ -116,7 +116,8 @@ export async function runDemo(logger: Logger): Promise<void> {
     await trail.close();
     aws.destroy();
   }
-  say('\nDone. The stack is still running for you to explore: `npx apigw-stream stack status`; `npx apigw-stream stack down` stops it.');
+  say(`\nDone. Ask the tables yourself: \`CLICKHOUSE_DATABASE=${config.clickhouseDatabase} npx apigw-stream query who\` (or current, history, as-of, diff: \`npx apigw-stream query --help\`).`);
+  say('The stack is still running for you to explore: `npx apigw-stream stack status`; `npx apigw-stream stack down` stops it.');
 }
 
 /** Waits until every CloudTrail event has its history row(s). */

@@ -44,11 +44,12 @@ async function withQueries<T>(run: (queries: DriftQueries) => Promise<T>): Promi
   }
   try {
     const database = config.clickhouseDatabase;
-    const { expected, missing } = await schemaObjects(client, database);
+    const { expected, missing, elsewhere } = await schemaObjects(client, database);
     if (missing.length > 0) {
       const where = target.kind === 'chdb' ? resolve(target.path) : target.url;
       const what = missing.length === expected.length ? 'holds no apigw-stream tables' : `lacks ${missing.join(', ')}`;
-      throw new DependencyError('CLICKHOUSE_DATABASE', `database ${database} at ${where} ${what}: ${NOTHING_WRITTEN}`);
+      const hint = elsewhere.length > 0 ? `${elsewhere.join(', ')} there ${elsewhere.length === 1 ? 'does' : 'do'}: set CLICKHOUSE_DATABASE to ask ${elsewhere.length === 1 ? 'it' : 'one'}` : NOTHING_WRITTEN;
+      throw new DependencyError('CLICKHOUSE_DATABASE', `database ${database} at ${where} ${what}; ${hint}`);
     }
     return await run(createDriftQueries({ client, database }));
   } finally {

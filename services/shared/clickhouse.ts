@@ -154,11 +154,16 @@ export async function applySchema(client: ClickHouseClient, database: string, cl
   for (const statement of schemaStatements(database, cluster)) await client.command({ query: statement });
 }
 
-/** The tables and views of schemas/clickhouse, and those of them `database` does not hold (all when it does not exist). */
-export async function schemaObjects(client: ClickHouseClient, database: string): Promise<{ expected: string[]; missing: string[] }> {
+/**
+ * The tables and views of schemas/clickhouse; those of them `database` does not hold (all when it does not exist);
+ * and the other databases that hold the first of them, the current-state table.
+ */
+export async function schemaObjects(client: ClickHouseClient, database: string): Promise<{ expected: string[]; missing: string[]; elsewhere: string[] }> {
   const expected = schemaStatements(database).map((sql) => /^CREATE \w+ IF NOT EXISTS \w+\.(\w+)/.exec(sql)![1]!);
-  const held = new Set((await queryRows<{ name: string }>(client, 'SELECT name FROM system.tables WHERE database = {database:String}', { database })).map((row) => row.name));
-  return { expected, missing: expected.filter((name) => !held.has(name)) };
+  const tables = await queryRows<{ database: string; name: string }>(client, 'SELECT database, name FROM system.tables WHERE name IN {names:Array(String)}', { names: expected });
+  const held = new Set(tables.filter((table) => table.database === database).map((table) => table.name));
+  const elsewhere = tables.filter((table) => table.database !== database && table.name === expected[0]).map((table) => table.database).sort();
+  return { expected, missing: expected.filter((name) => !held.has(name)), elsewhere };
 }
 
 export async function queryRows<T>(client: ClickHouseClient, query: string, params: object = {}): Promise<T[]> {

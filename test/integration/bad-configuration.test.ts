@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { openClickHouse } from '../../services/shared/clickhouse.js';
+import { applySchema, openClickHouse } from '../../services/shared/clickhouse.js';
 import { STACK_DIR } from '../../stack/layout.js';
 import { apigwStream } from '../support/cli.js';
 import { brokers, motoEndpoint, plainKafka, registryUrl, uniqueName } from '../support/harness.js';
@@ -64,7 +64,7 @@ describe('bad configuration stops with one line naming the problem, and writes n
     }
   }
 
-  it('query: a directory nothing has written, a database without the tables, and one that lacks some', async () => {
+  it('query: a directory nothing has written, a database without the tables, one that lacks some, and where they are', async () => {
     const dataDir = join(STACK_DIR, 'test-data', uniqueName('unwritten'));
     const query = (database = 'apigw') => apigwStream(['query', 'current'], { CLICKHOUSE_URL: `chdb://${dataDir}`, CLICKHOUSE_DATABASE: database });
     const nothingWritten = 'nothing has written there yet (a `sink` or `run` does from its start); check that CLICKHOUSE_URL and CLICKHOUSE_DATABASE name what it uses';
@@ -76,14 +76,18 @@ describe('bad configuration stops with one line naming the problem, and writes n
     try {
       const noTables = await query('nothing_here');
       assert.equal(noTables.status, 3);
-      assert.equal(noTables.stderr, `apigw-stream: CLICKHOUSE_DATABASE: database nothing_here at ${dataDir} holds no apigw-stream tables: ${nothingWritten}`);
+      assert.equal(noTables.stderr, `apigw-stream: CLICKHOUSE_DATABASE: database nothing_here at ${dataDir} holds no apigw-stream tables; ${nothingWritten}`);
       const client = await openClickHouse({ kind: 'chdb', path: dataDir });
       await client.command({ query: 'CREATE DATABASE partial' });
       await client.command({ query: 'CREATE TABLE partial.aws_apigatewayv2_apis (api_id String) ENGINE = MergeTree ORDER BY api_id' });
+      await applySchema(client, 'complete');
       await client.close();
       const partial = await query('partial');
       assert.equal(partial.status, 3);
-      assert.match(partial.stderr, /^apigw-stream: CLICKHOUSE_DATABASE: database partial at \S+ lacks aws_apigatewayv2_api_integrations, aws_apigatewayv2_api_integrations_history, aws_apigatewayv2_api_integrations_live, [^\n]*: nothing has written/);
+      assert.match(partial.stderr, /^apigw-stream: CLICKHOUSE_DATABASE: database partial at \S+ lacks aws_apigatewayv2_api_integrations, aws_apigatewayv2_api_integrations_history, aws_apigatewayv2_api_integrations_live, [^\n]*; complete there does: set CLICKHOUSE_DATABASE to ask it$/);
+      const elsewhere = await query('apigw');
+      assert.equal(elsewhere.stderr, `apigw-stream: CLICKHOUSE_DATABASE: database apigw at ${dataDir} holds no apigw-stream tables; complete there does: set CLICKHOUSE_DATABASE to ask it`);
+      assert.equal((await query('complete')).status, 0, 'the database that holds them answers');
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }
