@@ -28,6 +28,14 @@ function parsePort(variable: string, raw: string | undefined, fallback: number):
 
 const csv = (raw: string) => raw.split(',').map((part) => part.trim()).filter(Boolean);
 
+/** A number from `min` to `max`; `what` says what it counts, in the message that names the range when it is not one. */
+function bounded(what: string, min: number, max?: number, { integer = false } = {}) {
+  const expected = `expected ${what}${max === undefined ? `, at least ${min}` : ` from ${min} to ${max}`}`;
+  const number = z.coerce.number({ error: expected });
+  const checked = (integer ? number.int(expected) : number).min(min, expected);
+  return max === undefined ? checked : checked.max(max, expected);
+}
+
 /** Every setting with its variable, unit and default. Parsed once at start; a bad value stops the program. */
 const schema = z.object({
   /** Kafka bootstrap brokers, comma-separated host:port. @default 127.0.0.1:<stack kafka port> */
@@ -49,38 +57,38 @@ const schema = z.object({
   /** Account id to report; read from STS GetCallerIdentity when unset. */
   AWS_ACCOUNT_ID: z.string().regex(/^\d{12}$/, 'expected a 12-digit AWS account id').optional(),
   /** Topic of the change events. @default aws.apigatewayv2.integrations */
-  APIGW_TOPIC: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/, 'expected a Kafka topic name ([A-Za-z0-9._-])'),
+  APIGW_TOPIC: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/, 'expected a Kafka topic name: 1 to 200 of A-Z a-z 0-9 . _ -'),
   /** Partitions when apigw-stream creates the topic. @default 6 */
-  APIGW_TOPIC_PARTITIONS: z.coerce.number({ error: 'expected an integer' }).int('expected an integer').min(1).max(1000),
+  APIGW_TOPIC_PARTITIONS: bounded('a whole number of partitions', 1, 1000, { integer: true }),
   /** Seconds between two snapshots when `snapshot` runs without --once. @default 300 */
-  APIGW_SNAPSHOT_INTERVAL_SECONDS: z.coerce.number({ error: 'expected a number of seconds' }).int().min(1),
+  APIGW_SNAPSHOT_INTERVAL_SECONDS: bounded('a whole number of seconds', 1, undefined, { integer: true }),
   /** Concurrent GetIntegrations calls per region. @default 8 */
-  APIGW_SNAPSHOT_CONCURRENCY: z.coerce.number({ error: 'expected an integer' }).int().min(1).max(64),
+  APIGW_SNAPSHOT_CONCURRENCY: bounded('a whole number of concurrent calls', 1, 64, { integer: true }),
   /** CloudTrail endpoint override (the SDK's service-specific variable). @default AWS_ENDPOINT_URL */
   AWS_ENDPOINT_URL_CLOUDTRAIL: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).optional(),
   /** Seconds between two LookupEvents polls of a region. @default 30 */
-  APIGW_LISTENER_POLL_SECONDS: z.coerce.number({ error: 'expected a number of seconds' }).min(0.1, 'expected at least 0.1 seconds'),
+  APIGW_LISTENER_POLL_SECONDS: bounded('a number of seconds', 0.1),
   /** Hours to look back when the listener starts with no checkpoint (CloudTrail keeps 90 days). @default 24 */
-  APIGW_LISTENER_LOOKBACK_HOURS: z.coerce.number({ error: 'expected a number of hours' }).min(0).max(2160, 'expected at most 2160 hours (90 days)'),
+  APIGW_LISTENER_LOOKBACK_HOURS: bounded('a number of hours', 0, 2160),
   /** Seconds each poll re-reads before the previous window's end, for events CloudTrail makes visible late. @default 900 */
-  APIGW_LISTENER_OVERLAP_SECONDS: z.coerce.number({ error: 'expected a number of seconds' }).int().min(0).max(86_400),
+  APIGW_LISTENER_OVERLAP_SECONDS: bounded('a whole number of seconds', 0, 86_400, { integer: true }),
   /** Seconds between two full reads of the overlap; polls in between read only what is new. @default 300 */
-  APIGW_LISTENER_SWEEP_SECONDS: z.coerce.number({ error: 'expected a number of seconds' }).min(0),
+  APIGW_LISTENER_SWEEP_SECONDS: bounded('a number of seconds', 0),
   /** LookupEvents calls per second per region (its limit is about 2). @default 2 */
-  APIGW_LISTENER_CALLS_PER_SECOND: z.coerce.number({ error: 'expected a rate' }).min(0.1).max(10),
+  APIGW_LISTENER_CALLS_PER_SECOND: bounded('a number of calls per second', 0.1, 10),
   /** Fault injection for tests: milliseconds between producing a poll's events and committing them. @default 0 */
-  APIGW_LISTENER_COMMIT_DELAY_MS: z.coerce.number({ error: 'expected milliseconds' }).int().min(0),
+  APIGW_LISTENER_COMMIT_DELAY_MS: bounded('a whole number of milliseconds', 0, undefined, { integer: true }),
   /** Consumer group of the sink. @default apigw-stream-sink */
   APIGW_SINK_GROUP_ID: z.string().min(1),
   /**
    * Retries of a failing ClickHouse write (with backoff up to 15 s apart) before the sink drops what it holds in
    * memory and consumes again from its committed offsets. @default 12
    */
-  APIGW_SINK_WRITE_RETRIES: z.coerce.number({ error: 'expected an integer' }).int('expected an integer').min(0).max(100),
+  APIGW_SINK_WRITE_RETRIES: bounded('a whole number of retries', 0, 100, { integer: true }),
   /** Port of the local query API that `sink` and `run` serve over the embedded engine. @default a free port */
-  APIGW_QUERY_PORT: z.coerce.number({ error: 'expected a TCP port' }).int().min(0).max(65535).optional(),
+  APIGW_QUERY_PORT: bounded('a TCP port', 0, 65535, { integer: true }).optional(),
   /** Port of the Prometheus /metrics endpoint; 0 or unset turns it off. */
-  APIGW_METRICS_PORT: z.coerce.number({ error: 'expected a TCP port' }).int().min(0).max(65535).optional(),
+  APIGW_METRICS_PORT: bounded('a TCP port', 0, 65535, { integer: true }).optional(),
   /** pino log level. @default info */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });

@@ -29,6 +29,21 @@ describe('configuration', () => {
     });
   });
 
+  it('names the range a number is out of, or not a number of', () => {
+    const refused = (env: Record<string, string>): string => {
+      try {
+        loadConfig(env);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return 'accepted';
+    };
+    assert.equal(refused({ APIGW_SNAPSHOT_CONCURRENCY: '0' }), 'APIGW_SNAPSHOT_CONCURRENCY: expected a whole number of concurrent calls from 1 to 64, got "0"');
+    assert.equal(refused({ APIGW_TOPIC_PARTITIONS: '2.5' }), 'APIGW_TOPIC_PARTITIONS: expected a whole number of partitions from 1 to 1000, got "2.5"');
+    assert.equal(refused({ APIGW_LISTENER_POLL_SECONDS: 'soon' }), 'APIGW_LISTENER_POLL_SECONDS: expected a number of seconds, at least 0.1, got "soon"');
+    assert.equal(refused({ APIGW_METRICS_PORT: '99999' }), 'APIGW_METRICS_PORT: expected a TCP port from 0 to 65535, got "99999"');
+  });
+
   const bad: [string, Record<string, string>][] = [
     ['KAFKA_BROKERS', { KAFKA_BROKERS: 'localhost' }],
     ['KAFKA_BROKERS', { KAFKA_BROKERS: ' , ' }],
