@@ -67,7 +67,8 @@ async function runServices(options: PipelineParts & { once: boolean }): Promise<
       if (options.snapshot) loops.push(pipeline.snapshotter!.runForever(config.snapshotIntervalSeconds, stop.signal));
       if (options.listen) loops.push(pipeline.listener!.run(stop.signal));
       loops.push(new Promise((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true })));
-      await Promise.all(loops);
+      // A sink that stopped consuming for good ends the command with its error, not a process that only looks alive.
+      await Promise.race([Promise.all(loops), ...(pipeline.sink ? [pipeline.sink.failed] : [])]);
     }
   } finally {
     await pipeline.close();

@@ -228,7 +228,8 @@ export type ChangeCodec = ReturnType<typeof createChangeCodec>;
 
 function classifyDecodeError(error: unknown): Error {
   if (error instanceof PoisonMessageError) return error;
-  if (isUnreachable(error)) return new DependencyError('schema registry', `cannot fetch schema: ${(error as Error).message}`, error);
+  // Retriable: the consumer tries the batch again (with backoff) until the registry answers, and loses nothing.
+  if (isUnreachable(error)) return new DependencyError('schema registry', `cannot fetch schema: ${(error as Error).message}`, error, { retriable: true });
   return new PoisonMessageError('undecodable', `cannot decode message: ${(error as Error).message}`, error);
 }
 

@@ -23,10 +23,13 @@ export class ConfigError extends ApigwError {
   }
 }
 
-/** A dependency (Kafka, the registry, ClickHouse, AWS) does not answer or refuses at start-up. */
+/**
+ * A dependency (Kafka, the registry, ClickHouse, AWS) does not answer or refuses. At start-up it stops the command;
+ * while running, `retriable` says whether the same work may succeed later (it did not answer, rather than refused).
+ */
 export class DependencyError extends ApigwError {
-  constructor(readonly dependency: string, problem: string, cause?: unknown) {
-    super(`${dependency}: ${problem}`, { cause, context: { dependency } });
+  constructor(readonly dependency: string, problem: string, cause?: unknown, { retriable = false }: { retriable?: boolean } = {}) {
+    super(`${dependency}: ${problem}`, { cause, retriable, context: { dependency } });
   }
 }
 

@@ -1,6 +1,6 @@
 import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { ChangeCodec, EncodedImage } from '../shared/codec.js';
-import { PoisonMessageError, describeError, isRetriable } from '../shared/errors.js';
+import { ApigwError, PoisonMessageError, describeError, isRetriable } from '../shared/errors.js';
 import { apiArn, apiIdOf, type ApiInfo, type IntegrationChange } from '../shared/integration-model.js';
 import { createIdempotentProducer, dlqTopic } from '../shared/kafka.js';
 import type { Logger } from '../shared/logger.js';
@@ -133,6 +133,12 @@ export function createSink(deps: SinkDeps) {
   let activeBatches = 0;
   // consumer.run() has returned: stop() pauses and drains it before leaving.
   let running = false;
+  // Rejected when the consumer stopped for good: kafkajs restarts it after any error it retries, not after others.
+  let stoppedForGood!: (error: Error) => void;
+  const failed = new Promise<never>((_, reject) => {
+    stoppedForGood = reject;
+  });
+  failed.catch(() => undefined);
 
   // Which keys the tables hold: read once per group assignment (with the API rows), and grown with every key
   // this instance writes, never shrunk (a key written while the read ran must not look new). A key the sink sees
@@ -480,6 +486,12 @@ export function createSink(deps: SinkDeps) {
         lagByPartition.set(payload.partition, Number(payload.offsetLag));
         void commitWhenWritten(payload.partition, payload.lastOffset);
       });
+      consumer.on(consumer.events.CRASH, ({ payload }) => {
+        if (payload.restart) return;
+        running = false;
+        log.fatal({ err: describeError(payload.error) }, 'the sink\'s consumer stopped for good: nothing more is consumed');
+        stoppedForGood(new ApigwError(`the sink stopped consuming: ${describeError(payload.error)}`, { cause: payload.error }));
+      });
       consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
         forgetApplied();
         reads.clear();
@@ -509,18 +521,28 @@ export function createSink(deps: SinkDeps) {
       }
     },
 
+    /**
+     * Rejects when the consumer stopped for good (an error kafkajs does not retry, such as a defect): the process must
+     * not go on as if it consumed. Never settles otherwise.
+     */
+    failed,
+
     /** Stops fetching, lets the batches in flight end and their rows be written and committed, then leaves. */
     async stop(): Promise<void> {
-      if (running) {
-        consumer!.pause([{ topic }]);
-        while (activeBatches > 0) await sleep(10);
-        await batcher.idle();
-        await recording;
-        await flushCommits();
+      try {
+        if (running) {
+          consumer!.pause([{ topic }]);
+          while (activeBatches > 0) await sleep(10);
+          await batcher.idle();
+          await recording;
+          await flushCommits();
+        }
+      } finally {
+        // Every client leaves, whatever the draining met: an open one would keep the process alive.
+        await consumer?.disconnect().catch((error: unknown) => log.warn({ err: describeError(error) }, 'consumer disconnect failed'));
+        await dlqProducer?.disconnect();
+        await admin?.disconnect();
       }
-      await consumer?.disconnect();
-      await dlqProducer?.disconnect();
-      await admin?.disconnect();
       log.info('sink stopped');
     },
   };
