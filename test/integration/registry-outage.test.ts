@@ -1,43 +1,14 @@
 import assert from 'node:assert/strict';
-import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Pipeline } from '../../cli/pipeline.js';
 import { sleep } from '../../services/shared/retry.js';
 import { KEY_SCHEMA, VALUE_SCHEMA, createChangeCodec } from '../../services/shared/codec.js';
 import { integrationArn, mapIntegration, type IntegrationChange } from '../../services/shared/integration-model.js';
 import { dlqTopic } from '../../services/shared/kafka.js';
+import { startFaultProxy } from '../support/fault-proxy.js';
 import { plainKafka, registryUrl, rows, testEnvironment, topicMessages, waitFor } from '../support/harness.js';
 
 const REGION = 'me-south-1';
-
-/** The schema registry behind a proxy that can go away: while down, every connection is dropped. */
-async function registryProxy() {
-  const target = new URL(registryUrl);
-  let down = false;
-  const server = createServer((incoming: IncomingMessage, outgoing: ServerResponse) => {
-    if (down) {
-      incoming.socket.destroy();
-      return;
-    }
-    const forwarded = request({ host: target.hostname, port: target.port, path: incoming.url, method: incoming.method, headers: incoming.headers }, (answer) => {
-      outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(outgoing);
-    });
-    forwarded.on('error', () => outgoing.destroy());
-    incoming.pipe(forwarded);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}${target.pathname}`,
-    goAway: () => { down = true; },
-    comeBack: () => { down = false; },
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
-  };
-}
 
 function update(integrationId: string, timeout: number): IntegrationChange & { change_reason: string } {
   return {
@@ -51,11 +22,13 @@ function update(integrationId: string, timeout: number): IntegrationChange & { c
 }
 
 describe('the schema registry goes away while the sink runs', { timeout: 240_000 }, () => {
-  let proxy: Awaited<ReturnType<typeof registryProxy>>;
+  // The schema registry behind a proxy that can go away: while down, every connection to it is dropped.
+  let down = false;
+  let proxy: Awaited<ReturnType<typeof startFaultProxy>>;
   let env: ReturnType<typeof testEnvironment>;
   let pipeline: Pipeline;
   before(async () => {
-    proxy = await registryProxy();
+    proxy = await startFaultProxy(registryUrl, () => (down ? 'drop' : 'forward'));
     env = testEnvironment({ region: REGION, partitions: 2, extra: { SCHEMA_REGISTRY_URL: proxy.url } });
     pipeline = await env.open({ sink: true });
   });
@@ -79,7 +52,7 @@ describe('the schema registry goes away while the sink runs', { timeout: 240_000
     const event = update('i-outage', 4321);
     const { key, value } = await newer.encode(event, event);
 
-    proxy.goAway();
+    down = true;
     const producer = plainKafka().producer();
     await producer.connect();
     await producer.send({ topic: env.config.topic, messages: [{ key, value }] });
@@ -87,7 +60,7 @@ describe('the schema registry goes away while the sink runs', { timeout: 240_000
     await sleep(8_000);
     assert.deepEqual(await history(event.arn), [], 'not applied while its schema cannot be fetched');
 
-    proxy.comeBack();
+    down = false;
     await waitFor('the sink to apply the event once the registry is back', async () => (await history(event.arn)).length > 0, 120_000);
     await pipeline.sink!.waitForCatchUp();
     assert.deepEqual(await history(event.arn), [{ timeout: 4321 }], 'one history row');

@@ -1,0 +1,40 @@
+import { createServer, request, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** What the proxy does with one request: pass it on, drop its connection, or answer it itself. */
+export type Fault = 'forward' | 'drop' | { status: number; headers?: Record<string, string>; body?: string };
+
+/**
+ * An HTTP proxy on loopback in front of `target` (a real service of the local stack) that lets a test make it
+ * fail: `fault` decides per request. Its `url` is `target` with the proxy's host and port.
+ */
+export async function startFaultProxy(target: string, fault: (request: IncomingMessage) => Fault) {
+  const upstream = new URL(target);
+  const server = createServer((incoming, outgoing) => {
+    const decision = fault(incoming);
+    if (decision === 'drop') {
+      incoming.socket.destroy();
+      return;
+    }
+    if (decision !== 'forward') {
+      outgoing.writeHead(decision.status, decision.headers).end(decision.body ?? '');
+      return;
+    }
+    const forwarded = request({ host: upstream.hostname, port: upstream.port, path: incoming.url, method: incoming.method, headers: incoming.headers }, (answer) => {
+      outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(outgoing);
+    });
+    forwarded.on('error', () => outgoing.destroy());
+    incoming.pipe(forwarded);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = new URL(target);
+  url.host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url: url.toString().replace(/\/$/, ''),
+    close: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
