@@ -74,6 +74,9 @@ async function runServices(options: PipelineParts & { once: boolean }): Promise<
     await pipeline.close();
     server?.close();
   }
+  // Everything this process opened is closed. kafkajs can keep a connection of its own open past its clients'
+  // disconnect (a consumer's group coordinator, after the broker restarted): leave rather than wait on it forever.
+  process.exit(process.exitCode ?? 0);
 }
 
 function fail(error: unknown, logger?: Logger): never {

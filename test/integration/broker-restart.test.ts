@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { UpdateIntegrationCommand } from '@aws-sdk/client-apigatewayv2';
+import type { Pipeline } from '../../cli/pipeline.js';
+import { sleep } from '../../services/shared/retry.js';
+import { stackDown, stackUp } from '../../stack/index.js';
+import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
+import { apigwStream, startApigwStream } from '../support/cli.js';
+import { awsClient, motoEndpoint, testEnvironment, waitFor } from '../support/harness.js';
+
+const REGION = 'eu-south-1';
+const aws = awsClient(REGION);
+const quiet = () => undefined;
+
+describe('the Kafka broker goes away and comes back', { timeout: 300_000 }, () => {
+  let env: ReturnType<typeof testEnvironment>;
+  // The snapshotter in this process; the sink as the real executable, which must also stop cleanly afterwards.
+  let snapshotter: Pipeline;
+  let sink: ReturnType<typeof startApigwStream>;
+  let apis: SampleApi[];
+
+  async function query<T>(args: string[]): Promise<T> {
+    const result = await apigwStream(['query', ...args, '--format', 'json'], env.env);
+    assert.equal(result.status, 0, result.stderr);
+    return JSON.parse(result.stdout) as T;
+  }
+  /** Each live integration's timeout, as `query current` answers; undefined while the sink does not answer yet. */
+  async function timeouts(): Promise<Map<string, number | null> | undefined> {
+    const result = await apigwStream(['query', 'current', '--format', 'json'], env.env);
+    if (result.status !== 0) return undefined;
+    return new Map((JSON.parse(result.stdout) as { arn: string; timeout_in_millis: number | null }[]).map((row) => [row.arn, row.timeout_in_millis]));
+  }
+
+  before(async () => {
+    await resetEmulator(motoEndpoint);
+    apis = await seedSampleInventory(aws, { httpApis: 3, websocketApis: 2, prefix: 'restart' });
+    env = testEnvironment({ region: REGION });
+    snapshotter = await env.open({ snapshot: true });
+    sink = startApigwStream(['sink'], env.env);
+    await snapshotter.snapshotter!.runOnce();
+  });
+  after(async () => {
+    // Whatever happened, the next test files find the broker up.
+    await stackUp(quiet);
+    sink?.child.kill('SIGKILL');
+    await snapshotter?.close();
+    aws.destroy();
+    await env?.cleanup();
+  });
+
+  it('the sink and the snapshotter carry on, a change made meanwhile reaches the tables once, and the sink then stops cleanly', async (t) => {
+    const integrations = apis.reduce((n, api) => n + api.integrationIds.length, 0);
+    await waitFor('the sink to apply the first snapshot', async () => (await timeouts())?.size === integrations, 60_000)
+      .catch((error: Error) => { throw new Error(`${error.message}; the sink's log: ${sink.log().slice(-1500)}`); });
+    const api = apis.find((candidate) => candidate.protocol === 'HTTP')!;
+    const arn = `arn:aws:apigateway:${REGION}::/apis/${api.apiId}/integrations/${api.integrationIds[0]}`;
+
+    const said: string[] = [];
+    await stackDown((line) => said.push(line), ['kafka']);
+    if (!said.some((line) => line.endsWith('stopped'))) {
+      t.skip(`the broker was not started by this checkout's stack, so this test cannot stop it (${said.join('; ')})`);
+      return;
+    }
+    await sleep(5_000); // the sink's fetches and the group's heartbeats fail meanwhile
+    await aws.send(new UpdateIntegrationCommand({ ApiId: api.apiId, IntegrationId: api.integrationIds[0], TimeoutInMillis: 7777 }));
+    await stackUp(quiet);
+
+    const result = await snapshotter.snapshotter!.runOnce();
+    assert.deepEqual(result.regions.map((region) => region.completed), [true], result.regions[0]?.error);
+    await waitFor('the change to reach the current-state table', async () => (await timeouts())?.get(arn) === 7777, 120_000)
+      .catch((error: Error) => { throw new Error(`${error.message}; the sink's log: ${sink.log().slice(-1500)}`); });
+    const versions = await query<{ version: number }[]>(['history', arn]);
+    assert.deepEqual(versions.map((row) => row.version), [1, 2], 'two versions of the changed integration, none repeated');
+    const [{ changes }] = await query<{ changes: number }[]>(['who']) as [{ changes: number }];
+    assert.equal(Number(changes), integrations + 1, 'one history row per integration and one for the change');
+
+    sink.child.kill('SIGTERM');
+    const code = await Promise.race([sink.exited, sleep(30_000).then(() => 'still running')]);
+    assert.equal(code, 0, `the sink exits 0 on SIGTERM after the broker came back; its log: ${sink.log().slice(-1500)}`);
+  });
+});
