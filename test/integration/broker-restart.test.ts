@@ -6,7 +6,9 @@ import { sleep } from '../../services/shared/retry.js';
 import { stackDown, stackUp } from '../../stack/index.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
 import { apigwStream, startApigwStream } from '../support/cli.js';
-import { awsClient, motoEndpoint, testEnvironment, waitFor } from '../support/harness.js';
+import { startCloudTrailServer, type CloudTrailServer } from '../support/cloudtrail-server.js';
+import { awsClient, motoEndpoint, runListener, testEnvironment, waitFor } from '../support/harness.js';
+import { PRINCIPALS, createRecordingClient } from '../support/recorded-changes.js';
 
 const REGION = 'eu-south-1';
 const aws = awsClient(REGION);
@@ -14,8 +16,11 @@ const quiet = () => undefined;
 
 describe('the Kafka broker goes away and comes back', { timeout: 300_000 }, () => {
   let env: ReturnType<typeof testEnvironment>;
-  // The snapshotter in this process; the sink as the real executable, which must also stop cleanly afterwards.
-  let snapshotter: Pipeline;
+  // The snapshotter and the CloudTrail listener in this process; the sink as the real executable, which must also
+  // stop cleanly afterwards.
+  let producers: Pipeline;
+  let trail: CloudTrailServer;
+  let listener: ReturnType<typeof runListener>;
   let sink: ReturnType<typeof startApigwStream>;
   let apis: SampleApi[];
 
@@ -34,25 +39,30 @@ describe('the Kafka broker goes away and comes back', { timeout: 300_000 }, () =
   before(async () => {
     await resetEmulator(motoEndpoint);
     apis = await seedSampleInventory(aws, { httpApis: 3, websocketApis: 2, prefix: 'restart' });
-    env = testEnvironment({ region: REGION });
-    snapshotter = await env.open({ snapshot: true });
-    sink = startApigwStream(['sink'], env.env);
-    await snapshotter.snapshotter!.runOnce();
+    trail = await startCloudTrailServer();
+    // The clients in this process log the outage's connection errors; only the sink's log is kept, for failures.
+    env = testEnvironment({ region: REGION, extra: { AWS_ENDPOINT_URL_CLOUDTRAIL: trail.endpoint, APIGW_LISTENER_POLL_SECONDS: '0.3', APIGW_LISTENER_LOOKBACK_HOURS: '1', LOG_LEVEL: 'fatal' } });
+    producers = await env.open({ snapshot: true, listen: true });
+    sink = startApigwStream(['sink'], { ...env.env, LOG_LEVEL: 'info' });
+    await producers.snapshotter!.runOnce();
+    listener = runListener(producers);
   });
   after(async () => {
     // Whatever happened, the next test files find the broker up.
     await stackUp(quiet);
     sink?.child.kill('SIGKILL');
-    await snapshotter?.close();
+    await listener?.stop();
+    await producers?.close();
+    await trail?.close();
     aws.destroy();
     await env?.cleanup();
   });
 
-  it('the sink and the snapshotter carry on, a change made meanwhile reaches the tables once, and the sink then stops cleanly', async (t) => {
+  it('the sink, the snapshotter and the listener carry on, a change made meanwhile reaches the tables once, and the sink then stops cleanly', async (t) => {
     const integrations = apis.reduce((n, api) => n + api.integrationIds.length, 0);
     await waitFor('the sink to apply the first snapshot', async () => (await timeouts())?.size === integrations, 60_000)
       .catch((error: Error) => { throw new Error(`${error.message}; the sink's log: ${sink.log().slice(-1500)}`); });
-    const api = apis.find((candidate) => candidate.protocol === 'HTTP')!;
+    const api = apis.find((candidate) => candidate.protocol === 'HTTP' && candidate.integrationIds.length >= 2)!;
     const arn = `arn:aws:apigateway:${REGION}::/apis/${api.apiId}/integrations/${api.integrationIds[0]}`;
 
     const said: string[] = [];
@@ -65,7 +75,7 @@ describe('the Kafka broker goes away and comes back', { timeout: 300_000 }, () =
     await aws.send(new UpdateIntegrationCommand({ ApiId: api.apiId, IntegrationId: api.integrationIds[0], TimeoutInMillis: 7777 }));
     await stackUp(quiet);
 
-    const result = await snapshotter.snapshotter!.runOnce();
+    const result = await producers.snapshotter!.runOnce();
     assert.deepEqual(result.regions.map((region) => region.completed), [true], result.regions[0]?.error);
     await waitFor('the change to reach the current-state table', async () => (await timeouts())?.get(arn) === 7777, 120_000)
       .catch((error: Error) => { throw new Error(`${error.message}; the sink's log: ${sink.log().slice(-1500)}`); });
@@ -73,6 +83,13 @@ describe('the Kafka broker goes away and comes back', { timeout: 300_000 }, () =
     assert.deepEqual(versions.map((row) => row.version), [1, 2], 'two versions of the changed integration, none repeated');
     const [{ changes }] = await query<{ changes: number }[]>(['who']) as [{ changes: number }];
     assert.equal(Number(changes), integrations + 1, 'one history row per integration and one for the change');
+
+    // The listener's transactional producer carries on too: a change seen in CloudTrail now arrives with who made it.
+    const other = `arn:aws:apigateway:${REGION}::/apis/${api.apiId}/integrations/${api.integrationIds[1]}`;
+    await createRecordingClient({ aws, trail, region: REGION }).updateIntegration(PRINCIPALS.bob, { ApiId: api.apiId, IntegrationId: api.integrationIds[1], TimeoutInMillis: 8888 });
+    await waitFor('the CloudTrail change to reach the tables', async () => (await timeouts())?.get(other) === 8888, 60_000);
+    const changed = await query<{ principal_arn: string | null }[]>(['history', other]);
+    assert.equal(changed.at(-1)?.principal_arn, PRINCIPALS.bob.arn);
 
     sink.child.kill('SIGTERM');
     const code = await Promise.race([sink.exited, sleep(30_000).then(() => 'still running')]);
