@@ -53,15 +53,20 @@ async function runServices(options: PipelineParts & { once: boolean }): Promise<
   const shutdown = (signal: string) => {
     if (stop.signal.aborted) return;
     logger.info({ signal }, 'shutting down');
-    stop.abort();
+    stop.abort(signal);
   };
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   try {
     if (options.snapshot && options.once) {
-      const result = await pipeline.snapshotter!.runOnce();
+      const result = await pipeline.snapshotter!.runOnce(stop.signal);
       const failed = result.regions.filter((region) => !region.completed);
-      if (failed.length > 0) throw new ApigwError(`snapshot incomplete in ${failed.map((r) => `${r.region} (${r.error})`).join(', ')}`);
+      if (failed.some((region) => region.error === 'interrupted')) {
+        process.stderr.write(`apigw-stream: snapshot interrupted by ${String(stop.signal.reason)} in ${failed.map((r) => r.region).join(', ')}: no completion marker written there, so nothing is deleted\n`);
+        process.exitCode = stop.signal.reason === 'SIGINT' ? 130 : 143;
+      } else if (failed.length > 0) {
+        throw new ApigwError(`snapshot incomplete in ${failed.map((r) => `${r.region} (${r.error})`).join(', ')}`);
+      }
     } else {
       const loops: Promise<void>[] = [];
       if (options.snapshot) loops.push(pipeline.snapshotter!.runForever(config.snapshotIntervalSeconds, stop.signal));

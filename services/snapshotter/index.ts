@@ -39,7 +39,7 @@ export function createSnapshotter(deps: SnapshotterDeps) {
   const clock = deps.clock ?? Date.now;
   const log = deps.logger.child({ component: 'snapshotter' });
 
-  async function snapshotRegion(region: string, snapshotId: string, startedAt: number, progress: SnapshotProgress): Promise<RegionResult> {
+  async function snapshotRegion(region: string, snapshotId: string, startedAt: number, progress: SnapshotProgress, signal?: AbortSignal): Promise<RegionResult> {
     const reader = createInventoryReader({ client: deps.clientFor(region), region, metrics: deps.metrics });
     const source: ChangeSource = {
       type: 'SNAPSHOT', snapshot_id: snapshotId,
@@ -61,12 +61,15 @@ export function createSnapshotter(deps: SnapshotterDeps) {
       return sending;
     };
 
-    await Promise.all(apis.map((api) => limit(async () => {
+    const listed = Promise.all(apis.map((api) => limit(async () => {
+      // Stopping: no API is read after the signal, and no completion marker is written.
+      signal?.throwIfAborted();
       const apiId = api.ApiId!;
       // The time the read was sent: the state it returns is at least that new. (The time it came back is not:
       // a slow answer would make an old state look newer than a CloudTrail re-read that overtook it.)
       const observedAt = clock();
       const integrations = await reader.listIntegrations(apiId);
+      signal?.throwIfAborted();
       if (integrations === null) {
         log.info({ region, apiId }, 'API vanished while the snapshot read it; its integrations count as deleted');
         progress.apiDone(region, 0);
@@ -91,6 +94,12 @@ export function createSnapshotter(deps: SnapshotterDeps) {
       integrationCount += observations.length;
       progress.apiDone(region, observations.length);
     })));
+    try {
+      await listed;
+    } finally {
+      // Interrupted or failed: the send under way ends before the producer may be closed; what is buffered is not sent.
+      await sending.catch(() => undefined);
+    }
     await flush();
 
     await deps.emitter.completeSnapshot({
@@ -104,15 +113,23 @@ export function createSnapshotter(deps: SnapshotterDeps) {
     return { region, apis: apis.length, integrations: integrationCount, completed: true };
   }
 
-  async function runOnce(): Promise<{ snapshotId: string; regions: RegionResult[] }> {
+  /**
+   * One snapshot of every region. `signal` stops it between two APIs: a region it stopped gets no completion
+   * marker, so nothing is deleted for it (its `error` says it was interrupted).
+   */
+  async function runOnce(signal?: AbortSignal): Promise<{ snapshotId: string; regions: RegionResult[] }> {
     const snapshotId = randomUUID();
     const startedAt = clock();
     const progress = deps.progress();
     log.info({ snapshotId, regions: deps.regions, accountId: deps.accountId }, 'snapshot started');
     const regions = await Promise.all(deps.regions.map(async (region): Promise<RegionResult> => {
       try {
-        return await snapshotRegion(region, snapshotId, startedAt, progress);
+        return await snapshotRegion(region, snapshotId, startedAt, progress, signal);
       } catch (error) {
+        if (signal?.aborted) {
+          log.info({ region, snapshotId }, 'snapshot of region interrupted; no completion marker, nothing is deleted');
+          return { region, apis: 0, integrations: 0, completed: false, error: 'interrupted' };
+        }
         log.error({ region, snapshotId, err: error }, 'snapshot of region failed; no completion marker, nothing is deleted');
         return { region, apis: 0, integrations: 0, completed: false, error: describeError(error) };
       }
@@ -128,7 +145,7 @@ export function createSnapshotter(deps: SnapshotterDeps) {
     /** Snapshots every `intervalSeconds` until the signal aborts. */
     async runForever(intervalSeconds: number, signal: AbortSignal): Promise<void> {
       while (!signal.aborted) {
-        await runOnce();
+        await runOnce(signal);
         await sleep(intervalSeconds * 1000, signal);
       }
     },

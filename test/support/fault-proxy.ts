@@ -1,8 +1,8 @@
 import { createServer, request, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-/** What the proxy does with one request: pass it on, drop its connection, or answer it itself. */
-export type Fault = 'forward' | 'drop' | { status: number; headers?: Record<string, string>; body?: string };
+/** What the proxy does with one request: pass it on (at once or later), drop its connection, or answer it itself. */
+export type Fault = 'forward' | 'drop' | { delayMs: number } | { status: number; headers?: Record<string, string>; body?: string };
 
 /**
  * An HTTP proxy on loopback in front of `target` (a real service of the local stack) that lets a test make it
@@ -16,13 +16,17 @@ export async function startFaultProxy(target: string, fault: (request: IncomingM
       incoming.socket.destroy();
       return;
     }
-    if (decision !== 'forward') {
+    if (decision !== 'forward' && 'status' in decision) {
       outgoing.writeHead(decision.status, decision.headers).end(decision.body ?? '');
       return;
     }
     const forwarded = request({ host: upstream.hostname, port: upstream.port, path: incoming.url, method: incoming.method, headers: incoming.headers }, (answer) => {
-      outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(outgoing);
+      const answerNow = () => {
+        outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(outgoing);
+      };
+      if (decision === 'forward') answerNow();
+      else setTimeout(answerNow, decision.delayMs);
     });
     forwarded.on('error', () => outgoing.destroy());
     incoming.pipe(forwarded);
