@@ -67,11 +67,19 @@ async function waitForAnnouncement(announced: () => string | undefined, timeoutM
 
 const cell = (value: unknown) => (value === null || value === undefined ? '' : typeof value === 'object' ? JSON.stringify(value) : String(value));
 
-function emit(format: Format, json: unknown, rows: Row[], columns: string[]): void {
+/** `nothing`: said on stderr instead of an empty table (json and csv stay as they are, for scripts). */
+function emit(format: Format, json: unknown, rows: Row[], columns: string[], nothing: string): void {
   if (format === 'json') process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
   else if (format === 'csv') process.stdout.write(stringify(rows.map((row) => columns.map((c) => cell(row[c]))), { header: true, columns }));
+  else if (rows.length === 0) process.stderr.write(`${nothing}\n`);
   else printTable(rows.map((row) => Object.fromEntries(columns.map((c) => [c, cell(row[c]) || null]))), columns, 60);
 }
+
+/** The filters given, for a message about what matched them. */
+const filtered = (opts: InventoryFilter) => {
+  const given = Object.entries(filterOf(opts)).filter(([, value]) => value !== undefined).map(([name, value]) => `--${name} ${value}`);
+  return given.length > 0 ? ` matching ${given.join(' ')}` : '';
+};
 
 const INVENTORY_COLUMNS = ['aws_api_id', 'integration_id', 'integration_type', 'integration_uri', 'timeout_in_millis', 'description', 'version', 'event_time', 'principal_arn'];
 
@@ -96,7 +104,7 @@ With the embedded engine held by a running \`sink\` or \`run\`, the query goes t
   filterOptions(query.command('current').description('the live integrations')).addOption(formatOption())
     .action(async (opts: InventoryFilter & { format: Format }) => {
       const rows = await withQueries((q) => q.current(filterOf(opts)));
-      emit(opts.format, rows, rows as unknown as Row[], INVENTORY_COLUMNS);
+      emit(opts.format, rows, rows as unknown as Row[], INVENTORY_COLUMNS, `no live integrations${filtered(opts)}`);
     });
 
   query.command('history').description('every version of one integration, oldest first, with the fields each changed')
@@ -105,7 +113,7 @@ With the embedded engine held by a running \`sink\` or \`run\`, the query goes t
       const entries = await withQueries((q) => q.history(ref));
       const rows = entries.flatMap((entry) => (entry.changes.length > 0 ? entry.changes : [{ field: null, old: null, new: null }])
         .map((change) => ({ ...entry, ...change })));
-      emit(opts.format, entries, rows, ['version', 'operation', 'event_time', 'source_type', 'cloudtrail_event_name', 'principal_arn', 'field', 'old', 'new']);
+      emit(opts.format, entries, rows, ['version', 'operation', 'event_time', 'source_type', 'cloudtrail_event_name', 'principal_arn', 'field', 'old', 'new'], `no versions of ${ref}`);
     });
 
   filterOptions(query.command('as-of').description('the inventory exactly as it was at a moment')
@@ -113,7 +121,7 @@ With the embedded engine held by a running \`sink\` or \`run\`, the query goes t
     .action(async (time: string, opts: InventoryFilter & { format: Format }) => {
       const at = parseTimeInput('time', time);
       const rows = await withQueries((q) => q.asOf(at, filterOf(opts)));
-      emit(opts.format, rows, rows as unknown as Row[], INVENTORY_COLUMNS);
+      emit(opts.format, rows, rows as unknown as Row[], INVENTORY_COLUMNS, `no integrations at ${new Date(at).toISOString()}${filtered(opts)}`);
     });
 
   filterOptions(query.command('diff').description('integrations added, removed and changed between two moments, field by field (maps key by key)')
@@ -127,7 +135,7 @@ With the embedded engine held by a running \`sink\` or \`run\`, the query goes t
         ...diff.removed.map((view) => ({ change: 'removed', arn: view.arn })),
         ...diff.changed.flatMap(({ arn, changes }) => changes.map((c) => ({ change: 'changed', arn, ...c }))),
       ];
-      emit(opts.format, diff, rows, ['change', 'arn', 'field', 'old', 'new']);
+      emit(opts.format, diff, rows, ['change', 'arn', 'field', 'old', 'new'], `no changes between ${new Date(from).toISOString()} and ${new Date(to).toISOString()}${filtered(opts)}`);
     });
 
   query.command('who').description('changes grouped by principal, with counts and the latest change of each')
@@ -135,7 +143,7 @@ With the embedded engine held by a running \`sink\` or \`run\`, the query goes t
     .action(async (opts: { since: string; format: Format }) => {
       const since = parseTimeInput('--since', opts.since);
       const rows = await withQueries((q) => q.who(since));
-      emit(opts.format, rows, rows as unknown as Row[], ['principal_arn', 'changes', 'creates', 'updates', 'deletes', 'last_change_time', 'last_operation', 'last_event_name', 'last_change_arn']);
+      emit(opts.format, rows, rows as unknown as Row[], ['principal_arn', 'changes', 'creates', 'updates', 'deletes', 'last_change_time', 'last_operation', 'last_event_name', 'last_change_arn'], `no changes since ${new Date(since).toISOString()}`);
     });
   return query;
 }

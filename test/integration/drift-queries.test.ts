@@ -205,6 +205,17 @@ describe('drift queries over a scripted sequence of changes', { timeout: 300_000
     assert.deepEqual(await tables(), before, 'the tables are untouched');
   });
 
+  it('as a table, every row keeps its integration id, and an empty answer is said in words', async () => {
+    const diff = await apigwStream(['query', 'diff', '--from', iso(steps[0]!.at), '--region', REGION], env.env);
+    assert.equal(diff.status, 0, diff.stderr);
+    const expected = expectedDiff(steps[0]!.state, steps.at(-1)!.state);
+    for (const arn of [...expected.added, ...expected.removed, ...expected.changed.map((c) => c.arn)]) {
+      assert.ok(diff.stdout.includes(arn.split('/').at(-1)!), `the table shows ${arn}'s integration id`);
+    }
+    const none = await apigwStream(['query', 'history', `${integrationA.apiId}/nosuchid`], env.env);
+    assert.deepEqual([none.status, none.stdout, none.stderr], [0, '', `no versions of ${integrationA.apiId}/nosuchid`]);
+  });
+
   it('tail prints the events of one integration with the fields that changed', async () => {
     const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/apigw-stream.js'), 'tail', '--from-beginning', '--json', '--integration', integrationA.integrationId], { env: env.env, stdio: ['ignore', 'pipe', 'pipe'] });
     const events: { op: string; source: { principal_arn: string | null }; changes?: { field: string }[]; after?: unknown }[] = [];
