@@ -149,4 +149,10 @@ stack.command('status').description('show each part, its port and whether it ans
     if (parts.some((p) => !p.answers)) process.exitCode = 1;
   });
 
+// A reader that stops early (`tail --json | head -1`) closes the pipe: that ends the command, quietly.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  process.exit(0);
+});
+
 program.parseAsync(process.argv).catch((error) => fail(error));

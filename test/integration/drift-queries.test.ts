@@ -232,6 +232,17 @@ describe('drift queries over a scripted sequence of changes', { timeout: 300_000
     assert.deepEqual(events[2]!.changes!.map((c) => c.field), ['description'], 'later ones what changed');
   });
 
+  it('tail, read by a reader that stops early (| head -1), ends quietly', async () => {
+    const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/apigw-stream.js'), 'tail', '--from-beginning', '--json'], { env: env.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    await new Promise<void>((resolve) => createInterface({ input: child.stdout! }).once('line', () => resolve()));
+    child.stdout!.destroy();
+    assert.equal(await exited, 0, stderr);
+    assert.equal(stderr, '');
+  });
+
   it('the example consumer, built from kafkajs and the registry client alone, reads the topic', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'examples/consumer.ts')], {
       env: { ...env.env, GROUP_ID: `example-${env.config.topic}` }, stdio: ['ignore', 'pipe', 'pipe'],
