@@ -237,9 +237,17 @@ describe('drift queries over a scripted sequence of changes', { timeout: 300_000
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    await new Promise<void>((resolve) => createInterface({ input: child.stdout! }).once('line', () => resolve()));
-    child.stdout!.destroy();
-    assert.equal(await exited, 0, stderr);
+    let code: number | null | string;
+    try {
+      await new Promise<void>((resolve) => createInterface({ input: child.stdout! }).once('line', () => resolve()));
+      child.stdout!.destroy();
+      // As with a shell pipe, tail finds the reader gone at its next write: a snapshot gives it events to write.
+      await pipeline.snapshotter!.runOnce();
+      code = await Promise.race([exited, sleep(30_000).then(() => 'still running')]);
+    } finally {
+      child.kill('SIGKILL');
+    }
+    assert.equal(code, 0, stderr);
     assert.equal(stderr, '');
   });
 
