@@ -99,9 +99,10 @@ async function openParts(options: PipelineOptions, pipeline: Pipeline, closers: 
       soleWriter: config.clickhouse.kind === 'chdb', writeRetries: config.sinkWriteRetries,
       kafka, codec, store, topic: config.topic, groupId: config.sinkGroupId, logger, metrics,
     });
+    // Its closer first: a start that fails half-way still disconnects the clients it connected.
+    closers.push(() => sink.stop());
     await sink.start();
     pipeline.sink = sink;
-    closers.push(() => sink.stop());
     if (queryServer && config.clickhouse.kind === 'chdb') {
       queryServer.serve(createDriftQueries({ client: clickhouse, database: config.clickhouseDatabase }));
       const withdraw = announceEndpoint(config.clickhouse.path, queryServer.url);
