@@ -34,11 +34,7 @@ export interface PipelineParts {
 type PipelineOptions = PipelineParts & { config: Config; logger: Logger; metrics: Metrics; interactive: boolean; freshDatabase?: boolean };
 
 export async function openPipeline(options: PipelineOptions): Promise<Pipeline> {
-  const { config, logger } = options;
-  const readsAws = options.snapshot || options.listen;
-  if (readsAws) requireRegions(config);
-  await checkKafka(config.kafkaBrokers);
-  await checkRegistry(config.schemaRegistryUrl);
+  const { logger } = options;
   const closers: (() => Promise<void>)[] = [];
   const pipeline: Pipeline = {
     async close() {
@@ -59,6 +55,9 @@ export async function openPipeline(options: PipelineOptions): Promise<Pipeline> 
 async function openParts(options: PipelineOptions, pipeline: Pipeline, closers: (() => Promise<void>)[]): Promise<void> {
   const { config, logger, metrics } = options;
   const readsAws = options.snapshot || options.listen;
+  if (readsAws) requireRegions(config);
+  await checkKafka(config.kafkaBrokers);
+  await checkRegistry(config.schemaRegistryUrl);
   // The process that will hold the embedded engine answers `apigw-stream query` for the others: its port is taken
   // before anything is written.
   const queryServer = options.sink && config.clickhouse.kind === 'chdb' ? await listenForQueries({ port: config.queryPort, logger }) : undefined;

@@ -31,7 +31,7 @@ async function withQueries<T>(run: (queries: DriftQueries) => Promise<T>): Promi
     throw new DependencyError('CLICKHOUSE_URL', `no embedded ClickHouse data at ${resolve(target.path)}: ${NOTHING_WRITTEN}`);
   }
   // Loaded on use: asked through a running sink, a query needs neither the engine nor the ClickHouse client.
-  const [{ isDirectoryLocked, openClickHouse, schemaObjects }, { createDriftQueries }] = await Promise.all([
+  const [{ isDirectoryLocked, locationOf, openClickHouse, schemaObjects }, { createDriftQueries }] = await Promise.all([
     import('../services/shared/clickhouse.js'), import('../services/query/drift-queries.js'),
   ]);
   let client;
@@ -46,10 +46,9 @@ async function withQueries<T>(run: (queries: DriftQueries) => Promise<T>): Promi
     const database = config.clickhouseDatabase;
     const { expected, missing, elsewhere } = await schemaObjects(client, database);
     if (missing.length > 0) {
-      const where = target.kind === 'chdb' ? resolve(target.path) : target.url;
       const what = missing.length === expected.length ? 'holds no apigw-stream tables' : `lacks ${missing.join(', ')}`;
       const hint = elsewhere.length > 0 ? `${elsewhere.join(', ')} there ${elsewhere.length === 1 ? 'does' : 'do'}: set CLICKHOUSE_DATABASE to ask ${elsewhere.length === 1 ? 'it' : 'one'}` : NOTHING_WRITTEN;
-      throw new DependencyError('CLICKHOUSE_DATABASE', `database ${database} at ${where} ${what}; ${hint}`);
+      throw new DependencyError('CLICKHOUSE_DATABASE', `database ${database} at ${locationOf(target)} ${what}; ${hint}`);
     }
     return await run(createDriftQueries({ client, database }));
   } finally {

@@ -21,6 +21,11 @@ type ClientConnection = NonNullable<Parameters<typeof createClient>[0]>['connect
 const DDL_DIR = new URL('../../schemas/clickhouse/', import.meta.url);
 const ENGINE_CONFIG = fileURLToPath(new URL('./embedded-engine.xml', import.meta.url));
 
+/** Where a target's tables are, for messages: the server's URL (no credentials), or the absolute data directory. */
+export function locationOf(target: ClickHouseTarget): string {
+  return target.kind === 'http' ? target.url : resolve(target.path);
+}
+
 /** Whether opening ClickHouse failed because another process holds the embedded engine's directory. */
 export function isDirectoryLocked(error: unknown): boolean {
   return error instanceof DirectoryHeldError;
@@ -49,7 +54,7 @@ export async function openClickHouse(target: ClickHouseTarget, { lockWaitMs = 20
       throw result.error;
     });
   } catch (error) {
-    const where = target.kind === 'http' ? target.url : resolve(target.path);
+    const where = locationOf(target);
     const cause = error instanceof RetriesExhaustedError ? error.cause : error;
     const problem = isDirectoryLocked(cause)
       ? `cannot open the embedded ClickHouse directory ${where}: ${(cause as Error).message}`

@@ -5,7 +5,7 @@ import type { Pipeline } from '../../cli/pipeline.js';
 import { sleep } from '../../services/shared/retry.js';
 import { stackDown, stackUp } from '../../stack/index.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
-import { apigwStream, startApigwStream } from '../support/cli.js';
+import { apigwStream, queryJson, startApigwStream } from '../support/cli.js';
 import { startCloudTrailServer, type CloudTrailServer } from '../support/cloudtrail-server.js';
 import { awsClient, motoEndpoint, runListener, testEnvironment, waitFor } from '../support/harness.js';
 import { PRINCIPALS, createRecordingClient } from '../support/recorded-changes.js';
@@ -24,11 +24,7 @@ describe('the Kafka broker goes away and comes back', { timeout: 300_000 }, () =
   let sink: ReturnType<typeof startApigwStream>;
   let apis: SampleApi[];
 
-  async function query<T>(args: string[]): Promise<T> {
-    const result = await apigwStream(['query', ...args, '--format', 'json'], env.env);
-    assert.equal(result.status, 0, result.stderr);
-    return JSON.parse(result.stdout) as T;
-  }
+  const query = <T>(args: string[]) => queryJson<T>(args, env.env);
   /** Each live integration's timeout, as `query current` answers; undefined while the sink does not answer yet. */
   async function timeouts(): Promise<Map<string, number | null> | undefined> {
     const result = await apigwStream(['query', 'current', '--format', 'json'], env.env);

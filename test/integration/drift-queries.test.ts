@@ -7,7 +7,7 @@ import type { Pipeline } from '../../cli/pipeline.js';
 import { sleep } from '../../services/shared/retry.js';
 import { PROJECT_ROOT } from '../../stack/layout.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
-import { apigwStream } from '../support/cli.js';
+import { apigwStream, queryJson } from '../support/cli.js';
 import { startCloudTrailServer, type CloudTrailServer } from '../support/cloudtrail-server.js';
 import { COLUMN_NAMES, columnsOf, emulatorInventory, type Columns } from '../support/emulator-state.js';
 import { awsClient, motoEndpoint, rows, runListener, testEnvironment, waitFor } from '../support/harness.js';
@@ -29,11 +29,7 @@ const principalOfChanges = new Map<string | null, number>();
 const arnOf = (apiId: string, integrationId: string) => `arn:aws:apigateway:${REGION}::/apis/${apiId}/integrations/${integrationId}`;
 const iso = (ms: number) => new Date(ms).toISOString();
 
-async function query<T>(args: string[]): Promise<T> {
-  const result = await apigwStream(['query', ...args, '--format', 'json'], env.env);
-  assert.equal(result.status, 0, result.stderr);
-  return JSON.parse(result.stdout) as T;
-}
+const query = <T>(args: string[]) => queryJson<T>(args, env.env);
 
 async function applied(eventIds: string[]): Promise<void> {
   await waitFor('the listener to apply the changes', async () => {

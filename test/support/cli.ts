@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../stack/layout.js';
@@ -36,4 +37,11 @@ export function startApigwStream(args: string[], env: NodeJS.ProcessEnv, { cwd }
   let log = '';
   child.stderr.on('data', (chunk: Buffer) => { log += chunk.toString(); });
   return { child, exited: new Promise<number | null>((resolve) => child.once('exit', resolve)), log: () => log };
+}
+
+/** `apigw-stream query ARGS --format json`, which must exit 0, parsed. */
+export async function queryJson<T>(args: string[], env: NodeJS.ProcessEnv): Promise<T> {
+  const result = await apigwStream(['query', ...args, '--format', 'json'], env);
+  assert.equal(result.status, 0, result.stderr);
+  return JSON.parse(result.stdout) as T;
 }
