@@ -61,7 +61,7 @@ async function runServices(options: PipelineParts & { once: boolean }): Promise<
     if (options.snapshot && options.once) {
       const result = await pipeline.snapshotter!.runOnce(stop.signal);
       const failed = result.regions.filter((region) => !region.completed);
-      if (failed.some((region) => region.error === 'interrupted')) {
+      if (failed.length > 0 && stop.signal.aborted) {
         process.stderr.write(`apigw-stream: snapshot interrupted by ${String(stop.signal.reason)} in ${failed.map((r) => r.region).join(', ')}: no completion marker written there, so nothing is deleted\n`);
         process.exitCode = stop.signal.reason === 'SIGINT' ? 130 : 143;
       } else if (failed.length > 0) {
