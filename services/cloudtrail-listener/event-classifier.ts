@@ -1,3 +1,6 @@
+import type { Integration } from '@aws-sdk/client-apigatewayv2';
+import { recordedIntegration } from './recorded-integration.js';
+
 /**
  * Which CloudTrail management events change API Gateway v2 integrations, and which resource each one touches.
  * The table is in the README ("CloudTrail events the listener follows").
@@ -19,6 +22,8 @@ export interface CloudTrailRecord {
   sourceIp: string | null;
   userAgent: string | null;
   action: ListenerAction;
+  /** The integration a create or update call answered, when CloudTrail kept it: that call's after-image. */
+  recorded?: Integration;
 }
 
 const FOLLOWED = new Set(['CreateIntegration', 'UpdateIntegration', 'DeleteIntegration', 'DeleteApi', 'ImportApi', 'ReimportApi', 'CreateApi']);
@@ -83,6 +88,7 @@ export function classifyEvent(event: { EventId?: string; EventName?: string; Clo
   const action = actionOf(event.EventName, detail.requestParameters ?? {}, detail.responseElements ?? {});
   const eventTime = Date.parse(detail.eventTime ?? '');
   if (!action || Number.isNaN(eventTime)) return null;
+  const recorded = action.kind === 'integration' && action.op !== 'DELETE' ? recordedIntegration(detail.responseElements, action.integrationId) : undefined;
   return {
     eventId: event.EventId ?? detail.eventID ?? '',
     eventName: event.EventName,
@@ -92,5 +98,6 @@ export function classifyEvent(event: { EventId?: string; EventName?: string; Clo
     sourceIp: detail.sourceIPAddress ?? null,
     userAgent: detail.userAgent ?? null,
     action,
+    ...(recorded && { recorded }),
   };
 }

@@ -74,14 +74,38 @@ export function createCloudTrailListener(deps: ListenerDeps) {
   /** Oldest first; within one second CloudTrail's own order (it answers newest first) decides. */
   const chronological = (a: CloudTrailRecord, b: CloudTrailRecord) => a.eventTime - b.eventTime || b.recency - a.recency;
 
-  /** The latest event per resource: re-reading gives the current state, which belongs to the last change. */
-  function latestPerResource(records: CloudTrailRecord[]): CloudTrailRecord[] {
+  const resourceOf = (record: CloudTrailRecord) => (record.action.kind === 'api' ? `api:${record.action.apiId}` : `int:${record.action.apiId}/${record.action.integrationId}`);
+
+  /**
+   * What to emit for a poll's events, oldest first. The latest event of each resource is re-read: the current state
+   * belongs to the last change. An earlier one of the same integration is emitted with the state its own call
+   * answered, when CloudTrail kept that answer, so that its principal stays in the history; otherwise a re-read
+   * cannot show it, and it is counted as collapsed.
+   */
+  function planPoll(region: string, records: CloudTrailRecord[]): { record: CloudTrailRecord; reread: boolean }[] {
+    const ordered = [...records].sort(chronological);
     const latest = new Map<string, CloudTrailRecord>();
-    for (const record of [...records].sort(chronological)) {
-      const key = record.action.kind === 'api' ? `api:${record.action.apiId}` : `int:${record.action.apiId}/${record.action.integrationId}`;
-      latest.set(key, record);
+    for (const record of ordered) latest.set(resourceOf(record), record);
+    const plan: { record: CloudTrailRecord; reread: boolean }[] = [];
+    for (const record of ordered) {
+      const reread = latest.get(resourceOf(record)) === record;
+      const followed = reread || record.recorded !== undefined;
+      if (followed) plan.push({ record, reread });
+      metrics.cloudtrailEvents.inc({ region, outcome: followed ? 'followed' : 'collapsed' });
     }
-    return [...latest.values()].sort(chronological);
+    return plan;
+  }
+
+  /** An integration as the event's own call answered it: the state at the event's time. */
+  function recordedChange(region: string, record: CloudTrailRecord & { action: { kind: 'integration' } }, integration: Integration): Emission {
+    const { apiId, integrationId, op } = record.action;
+    return {
+      observations: [{
+        account_id: deps.accountId, region, api_id: apiId, integration_id: integrationId, op, event_time: record.eventTime,
+        observed_at: record.eventTime, source: sourceOf(record, null), position: `cloudtrail:${record.eventId}`,
+        api: null, after: mapIntegration(region, apiId, integration),
+      }],
+    };
   }
 
   type Emission = { observations: Observation[]; scope?: Parameters<ChangeEmitter['completeSnapshot']>[0] };
@@ -171,15 +195,18 @@ export function createCloudTrailListener(deps: ListenerDeps) {
       }
       seen[event.EventId] = event.EventTime?.getTime() ?? now;
       const record = classifyEvent(event, recency);
-      metrics.cloudtrailEvents.inc({ region, outcome: record ? 'followed' : 'ignored' });
       if (record) records.push(record);
+      else metrics.cloudtrailEvents.inc({ region, outcome: 'ignored' });
     }
 
+    const plan = planPoll(region, records);
     const emissions: Emission[] = [];
-    for (const record of latestPerResource(records)) {
-      emissions.push(record.action.kind === 'api'
-        ? await readApi(region, record as CloudTrailRecord & { action: { kind: 'api' } })
-        : await readIntegration(region, record as CloudTrailRecord & { action: { kind: 'integration' } }));
+    for (const { record, reread } of plan) {
+      if (record.action.kind === 'api') emissions.push(await readApi(region, record as CloudTrailRecord & { action: { kind: 'api' } }));
+      else {
+        const integrationRecord = record as CloudTrailRecord & { action: { kind: 'integration' } };
+        emissions.push(reread ? await readIntegration(region, integrationRecord) : recordedChange(region, integrationRecord, record.recorded!));
+      }
     }
 
     const horizon = now - settings.overlapSeconds * 1000;
@@ -209,7 +236,7 @@ export function createCloudTrailListener(deps: ListenerDeps) {
       throw error;
     }
     metrics.listenerCheckpointAge.set({ region }, 0);
-    if (records.length > 0) log.info({ region, followed: records.length, emitted: emissions.length, windowEnd: new Date(now).toISOString() }, 'CloudTrail changes emitted');
+    if (records.length > 0) log.info({ region, events: records.length, collapsed: records.length - plan.length, emitted: emissions.length, windowEnd: new Date(now).toISOString() }, 'CloudTrail changes emitted');
     return next;
   }
 

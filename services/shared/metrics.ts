@@ -12,7 +12,7 @@ export function createMetrics() {
     awsCalls: new Counter({ name: 'apigw_stream_aws_calls_total', help: 'AWS API calls made', labelNames: ['region', 'operation'], registers: [registry] }),
     awsErrors: new Counter({ name: 'apigw_stream_aws_errors_total', help: 'AWS calls that failed after the SDK retries', labelNames: ['region', 'operation'], registers: [registry] }),
     awsThrottled: new Counter({ name: 'apigw_stream_aws_throttled_total', help: 'AWS calls refused for throttling and retried', labelNames: ['region', 'operation'], registers: [registry] }),
-    cloudtrailEvents: new Counter({ name: 'apigw_stream_cloudtrail_events_total', help: 'CloudTrail events seen by the listener, by outcome', labelNames: ['region', 'outcome'], registers: [registry] }),
+    cloudtrailEvents: new Counter({ name: 'apigw_stream_cloudtrail_events_total', help: 'CloudTrail events seen by the listener, by outcome: followed (emitted), collapsed (a later event of the same resource in the same poll stands for it), ignored, duplicate', labelNames: ['region', 'outcome'], registers: [registry] }),
     listenerPollFailures: new Counter({ name: 'apigw_stream_listener_poll_failures_total', help: 'Listener polls of a region that failed (retried with backoff)', labelNames: ['region'], registers: [registry] }),
     listenerCheckpointAge: new Gauge({ name: 'apigw_stream_listener_checkpoint_age_seconds', help: 'Seconds between now and the end of the last committed CloudTrail window', labelNames: ['region'], registers: [registry] }),
     snapshotsCompleted: new Counter({ name: 'apigw_stream_snapshots_completed_total', help: 'Snapshots of one account and region completed', labelNames: ['region'], registers: [registry] }),

@@ -40,6 +40,36 @@ describe('CloudTrail event classification', () => {
     assert.equal(record.eventId, 'e-1');
   });
 
+  it("keeps the integration a create or update call answered, its user maps' keys as they are", () => {
+    const answer = {
+      apiId: 'a1', integrationId: 'i1', integrationType: 'HTTP_PROXY', integrationUri: 'https://x.example.com', timeoutInMillis: 1500,
+      apiGatewayManaged: false, requestParameters: { 'append:header.X-Trace': '$request.header.id' },
+      responseParameters: { '200': { 'overwrite:statuscode': '204' } }, tlsConfig: { serverNameToVerify: 'x.example.com' },
+    };
+    const recorded = classifyEvent(event('UpdateIntegration', { apiId: 'a1', integrationId: 'i1' }, answer))?.recorded;
+    assert.deepEqual(recorded && Object.fromEntries(Object.entries(recorded).filter(([, value]) => value !== undefined)), {
+      IntegrationId: 'i1', IntegrationType: 'HTTP_PROXY', IntegrationUri: 'https://x.example.com', TimeoutInMillis: 1500,
+      ApiGatewayManaged: false, RequestParameters: { 'append:header.X-Trace': '$request.header.id' },
+      ResponseParameters: { '200': { 'overwrite:statuscode': '204' } }, TlsConfig: { ServerNameToVerify: 'x.example.com' },
+    });
+    assert.equal(classifyEvent(event('CreateIntegration', { apiId: 'a1' }, answer))?.recorded?.IntegrationUri, 'https://x.example.com');
+  });
+
+  it('keeps no answer that is absent, malformed or for another integration, and none for a deletion', () => {
+    const unrecorded = [
+      event('UpdateIntegration', { apiId: 'a1', integrationId: 'i1' }, null),
+      event('UpdateIntegration', { apiId: 'a1', integrationId: 'i1' }, { integrationId: 'i2', integrationUri: 'https://x.example.com' }),
+      event('UpdateIntegration', { apiId: 'a1', integrationId: 'i1' }, { integrationId: 'i1', timeoutInMillis: '1500' }),
+      event('UpdateIntegration', { apiId: 'a1', integrationId: 'i1' }, { integrationId: 'i1', requestParameters: ['not', 'a', 'map'] }),
+      event('DeleteIntegration', { apiId: 'a1', integrationId: 'i1' }, { integrationId: 'i1' }),
+    ];
+    for (const candidate of unrecorded) {
+      const record = classifyEvent(candidate);
+      assert.ok(record, 'the event itself is still followed');
+      assert.equal(record.recorded, undefined, candidate.CloudTrailEvent.slice(0, 200));
+    }
+  });
+
   it('ignores REST API (v1) events, plain CreateApi, failed calls, reads and other services', () => {
     const ignored = [
       event('UpdateIntegration', { restApiId: 'r1', resourceId: 'x', httpMethod: 'GET' }),

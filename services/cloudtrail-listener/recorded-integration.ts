@@ -1,0 +1,67 @@
+import type { Integration } from '@aws-sdk/client-apigatewayv2';
+import { z } from 'zod';
+
+/**
+ * The integration a CreateIntegration or UpdateIntegration call answered, as CloudTrail keeps it in the event's
+ * `responseElements`: the API's JSON body, members in camelCase. It is the state that call left behind, which a
+ * re-read cannot give once a later change followed it.
+ */
+const text = z.string().nullish();
+const stringMap = z.record(z.string(), z.string()).nullish();
+
+const RecordedIntegration = z.object({
+  apiGatewayManaged: z.boolean().nullish(),
+  connectionId: text,
+  connectionType: text,
+  contentHandlingStrategy: text,
+  credentialsArn: text,
+  description: text,
+  integrationId: z.string(),
+  integrationMethod: text,
+  integrationResponseSelectionExpression: text,
+  integrationSubtype: text,
+  integrationType: text,
+  integrationUri: text,
+  passthroughBehavior: text,
+  payloadFormatVersion: text,
+  requestParameters: stringMap,
+  requestTemplates: stringMap,
+  responseParameters: z.record(z.string(), z.record(z.string(), z.string())).nullish(),
+  templateSelectionExpression: text,
+  timeoutInMillis: z.number().int().nullish(),
+  tlsConfig: z.object({ serverNameToVerify: text }).nullish(),
+});
+
+const orUndefined = <T>(value: T | null | undefined): T | undefined => value ?? undefined;
+
+/**
+ * The integration in a call's response elements, in the SDK's shape (as GetIntegration answers); undefined when
+ * CloudTrail kept no such answer, or one for another integration.
+ */
+export function recordedIntegration(responseElements: unknown, integrationId: string): Integration | undefined {
+  const parsed = RecordedIntegration.safeParse(responseElements);
+  if (!parsed.success || parsed.data.integrationId !== integrationId) return undefined;
+  const r = parsed.data;
+  return {
+    ApiGatewayManaged: orUndefined(r.apiGatewayManaged),
+    ConnectionId: orUndefined(r.connectionId),
+    ConnectionType: orUndefined(r.connectionType) as Integration['ConnectionType'],
+    ContentHandlingStrategy: orUndefined(r.contentHandlingStrategy) as Integration['ContentHandlingStrategy'],
+    CredentialsArn: orUndefined(r.credentialsArn),
+    Description: orUndefined(r.description),
+    IntegrationId: r.integrationId,
+    IntegrationMethod: orUndefined(r.integrationMethod),
+    IntegrationResponseSelectionExpression: orUndefined(r.integrationResponseSelectionExpression),
+    IntegrationSubtype: orUndefined(r.integrationSubtype),
+    IntegrationType: orUndefined(r.integrationType) as Integration['IntegrationType'],
+    IntegrationUri: orUndefined(r.integrationUri),
+    PassthroughBehavior: orUndefined(r.passthroughBehavior) as Integration['PassthroughBehavior'],
+    PayloadFormatVersion: orUndefined(r.payloadFormatVersion),
+    RequestParameters: orUndefined(r.requestParameters),
+    RequestTemplates: orUndefined(r.requestTemplates),
+    ResponseParameters: orUndefined(r.responseParameters),
+    TemplateSelectionExpression: orUndefined(r.templateSelectionExpression),
+    TimeoutInMillis: orUndefined(r.timeoutInMillis),
+    TlsConfig: r.tlsConfig ? { ServerNameToVerify: orUndefined(r.tlsConfig.serverNameToVerify) } : undefined,
+  };
+}
