@@ -15,6 +15,7 @@ import { createCatchUpProgress } from './catch-up-progress.js';
 import type { Checkpoint, CheckpointStore } from './checkpoint-store.js';
 import { createCloudTrailReader } from './cloudtrail-reader.js';
 import { classifyEvent, type CloudTrailRecord } from './event-classifier.js';
+import { stillAsRecorded } from './recorded-integration.js';
 
 export interface ListenerSettings {
   /** Seconds between two polls of a region. */
@@ -121,6 +122,12 @@ export function createCloudTrailListener(deps: ListenerDeps) {
     } catch (error) {
       if (!(error instanceof NotFoundException)) throw error;
       integration = null;
+    }
+    if (record.recorded && !stillAsRecorded(record.recorded, integration)) {
+      // Emitting the re-read would credit this event's principal with that later change, whose own event then
+      // re-reads the same state and adds nothing. This event's own answer stands for it; the later one follows.
+      log.info({ region, apiId, integrationId, eventId: record.eventId }, 'changed again since this event, by a change CloudTrail does not show yet: emitting the state this event left');
+      return recordedChange(region, record, record.recorded);
     }
     return {
       observations: [{

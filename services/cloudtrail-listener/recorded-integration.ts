@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { Integration } from '@aws-sdk/client-apigatewayv2';
 import { z } from 'zod';
 
@@ -62,6 +63,15 @@ export function recordedIntegration(responseElements: unknown, integrationId: st
     ResponseParameters: orUndefined(r.responseParameters),
     TemplateSelectionExpression: orUndefined(r.templateSelectionExpression),
     TimeoutInMillis: orUndefined(r.timeoutInMillis),
-    TlsConfig: r.tlsConfig ? { ServerNameToVerify: orUndefined(r.tlsConfig.serverNameToVerify) } : undefined,
+    TlsConfig: r.tlsConfig?.serverNameToVerify ? { ServerNameToVerify: r.tlsConfig.serverNameToVerify } : undefined,
   };
+}
+
+/**
+ * Whether a re-read still shows what a call answered, field by field over what CloudTrail kept of that answer: when
+ * it does not, a later change has been made whose event CloudTrail has not made visible yet.
+ */
+export function stillAsRecorded(recorded: Integration, current: Integration | null): boolean {
+  if (current === null) return false;
+  return Object.entries(recorded).every(([field, value]) => value === undefined || isDeepStrictEqual(value, current[field as keyof Integration]));
 }

@@ -175,6 +175,25 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
     await converged();
   });
 
+  it('credits a change to its own principal when CloudTrail shows a later change late', async () => {
+    const apiId = await newApi('credited');
+    const { integrationId, eventId: created } = await changes.createIntegration(PRINCIPALS.ci, { ApiId: apiId, IntegrationType: 'HTTP_PROXY', IntegrationMethod: 'GET', IntegrationUri: 'https://credited.example.com', PayloadFormatVersion: '1.0' });
+    await applied(created);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // Bob changes it right after Alice, but CloudTrail shows his event seconds after hers: the listener re-reads
+    // after Alice's event and finds Bob's change already made.
+    const first = await changes.updateIntegration(PRINCIPALS.alice, { ApiId: apiId, IntegrationId: integrationId, TimeoutInMillis: 5000 }, { visibleAt: Date.now() + 500 });
+    const second = await changes.updateIntegration(PRINCIPALS.bob, { ApiId: apiId, IntegrationId: integrationId, TimeoutInMillis: 9000 }, { visibleAt: Date.now() + 4000 });
+    const timeoutOf = (eventId: string) => rows<{ principal_arn: string; timeout: number }>(pipeline,
+      `SELECT principal_arn, JSONExtractInt(after, 'timeout_in_millis') AS timeout
+         FROM ${env.table('aws_apigatewayv2_api_integrations_history')} WHERE cloudtrail_event_id = {id:String}`, { id: eventId });
+    await applied(first);
+    await applied(second);
+    assert.deepEqual(await timeoutOf(first), [{ principal_arn: PRINCIPALS.alice.arn, timeout: 5000 }]);
+    assert.deepEqual(await timeoutOf(second), [{ principal_arn: PRINCIPALS.bob.arn, timeout: 9000 }]);
+    await converged();
+  });
+
   it('turns an event for an integration that no longer exists into a DELETE, and ignores other services and REST APIs', async () => {
     const apiId = await newApi('vanishing');
     const { integrationId } = await changes.createIntegration(PRINCIPALS.alice, { ApiId: apiId, IntegrationType: 'HTTP_PROXY', IntegrationMethod: 'GET', IntegrationUri: 'https://gone.example.com', PayloadFormatVersion: '1.0' });
