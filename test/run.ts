@@ -16,8 +16,11 @@ const files = ['unit', 'integration'].flatMap((dir) =>
 
 const started = await stackUp(say);
 const tapFile = join(STACK_DIR, 'test-results.tap');
+// Each file gets at most this long, its process included: a file whose process outlives its tests (a child or a
+// timer left running) fails by name instead of holding CI until someone kills it. The longest file takes ~40 s.
+const FILE_TIMEOUT_MS = 300_000;
 const result = spawnSync(process.execPath, [
-  '--import', 'tsx', '--test', '--test-concurrency=1',
+  '--import', 'tsx', '--test', '--test-concurrency=1', `--test-timeout=${FILE_TIMEOUT_MS}`,
   '--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=tap', `--test-reporter-destination=${tapFile}`,
   ...files,
 ], {
