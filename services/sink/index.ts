@@ -133,6 +133,7 @@ export function createSink(deps: SinkDeps) {
   let activeBatches = 0;
   // consumer.run() has returned: stop() pauses and drains it before leaving.
   let running = false;
+  let stopping = false;
   // Rejected when the consumer stopped for good: kafkajs restarts it after any error it retries, not after others.
   let stoppedForGood!: (error: Error) => void;
   const failed = new Promise<never>((_, reject) => {
@@ -474,6 +475,9 @@ export function createSink(deps: SinkDeps) {
         retry: {
           retries: 10,
           restartOnFailure: async (error) => {
+            // kafkajs asks after its own disconnect, also when the failure came from our stop() closing the
+            // connections under a consumer still joining its group: restarted then, it would run on, unowned.
+            if (stopping) return false;
             log.error({ err: describeError(error), retriable: isRetriable(error) }, 'sink consumer failed; restarting from the last committed offsets');
             return true;
           },
@@ -487,7 +491,7 @@ export function createSink(deps: SinkDeps) {
         void commitWhenWritten(payload.partition, payload.lastOffset);
       });
       consumer.on(consumer.events.CRASH, ({ payload }) => {
-        if (payload.restart) return;
+        if (payload.restart || stopping) return;
         running = false;
         log.fatal({ err: describeError(payload.error) }, 'the sink\'s consumer stopped for good: nothing more is consumed');
         stoppedForGood(new ApigwError(`the sink stopped consuming: ${describeError(payload.error)}`, { cause: payload.error }));
@@ -529,6 +533,7 @@ export function createSink(deps: SinkDeps) {
 
     /** Stops fetching, lets the batches in flight end and their rows be written and committed, then leaves. */
     async stop(): Promise<void> {
+      stopping = true;
       try {
         if (running) {
           consumer!.pause([{ topic }]);
