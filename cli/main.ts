@@ -80,7 +80,9 @@ async function runServices(options: PipelineParts & { once: boolean }): Promise<
     server?.close();
   }
   // Everything this process opened is closed. kafkajs can keep a connection of its own open past its clients'
-  // disconnect (a consumer's group coordinator, after the broker restarted): leave rather than wait on it forever.
+  // disconnect: after a broker restart, the consumer heartbeats through a group-coordinator broker that its
+  // cluster no longer holds in its pool, so disconnect() never closes that socket (async-hooks dump of a sink
+  // still alive 28 s after SIGTERM). Leave rather than wait on it forever.
   process.exit(process.exitCode ?? 0);
 }
 
