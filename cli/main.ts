@@ -80,9 +80,9 @@ async function runServices(options: PipelineParts & { once: boolean }): Promise<
     server?.close();
   }
   // Everything this process opened is closed. kafkajs can keep a connection of its own open past its clients'
-  // disconnect: after a broker restart, the consumer heartbeats through a group-coordinator broker that its
-  // cluster no longer holds in its pool, so disconnect() never closes that socket (async-hooks dump of a sink
-  // still alive 28 s after SIGTERM). Leave rather than wait on it forever.
+  // disconnect: after a broker restart, the socket a consumer's heartbeat opened to its group coordinator stays
+  // open (async-hooks dump of a sink still alive 28 s after SIGTERM: that socket and its request queue's timers;
+  // presumably a coordinator broker its cluster no longer disconnects). Leave rather than wait on it forever.
   process.exit(process.exitCode ?? 0);
 }
 
