@@ -97,13 +97,20 @@ export function createCloudTrailListener(deps: ListenerDeps) {
     return plan;
   }
 
+  /**
+   * The observed_at of a state derived from an event (the sink drops a state observed before the one it holds).
+   * CloudTrail keeps whole seconds, so a call's answer is placed at the end of its second: a read made earlier in
+   * that second must not make the answer look stale, and a re-read after the event is never placed before it.
+   */
+  const seenAfter = (record: CloudTrailRecord, readAt = 0) => Math.max(readAt, record.eventTime + 999);
+
   /** An integration as the event's own call answered it: the state at the event's time. */
   function recordedChange(region: string, record: CloudTrailRecord & { action: { kind: 'integration' } }, integration: Integration): Emission {
     const { apiId, integrationId, op } = record.action;
     return {
       observations: [{
         account_id: deps.accountId, region, api_id: apiId, integration_id: integrationId, op, event_time: record.eventTime,
-        observed_at: record.eventTime, source: sourceOf(record, null), position: `cloudtrail:${record.eventId}`,
+        observed_at: seenAfter(record), source: sourceOf(record, null), position: `cloudtrail:${record.eventId}`,
         api: null, after: mapIntegration(region, apiId, integration),
       }],
     };
@@ -115,7 +122,7 @@ export function createCloudTrailListener(deps: ListenerDeps) {
     const { apiId, integrationId, op } = record.action;
     const client = deps.apigatewayFor(region);
     metrics.awsCalls.inc({ region, operation: 'GetIntegration' });
-    const observedAt = clock(); // when the read was sent; see the snapshotter
+    const observedAt = seenAfter(record, clock()); // when the read was sent; see the snapshotter
     let integration: Integration | null;
     try {
       integration = await client.send(new GetIntegrationCommand({ ApiId: apiId, IntegrationId: integrationId }));
@@ -143,7 +150,7 @@ export function createCloudTrailListener(deps: ListenerDeps) {
   async function readApi(region: string, record: CloudTrailRecord & { action: { kind: 'api' } }): Promise<Emission> {
     const { apiId } = record.action;
     const client = deps.apigatewayFor(region);
-    const startedAt = clock(); // when the reads were sent; see the snapshotter
+    const startedAt = seenAfter(record, clock()); // when the reads were sent; see the snapshotter
     const scopeId = `cloudtrail:${record.eventId}`;
     let api: ApiInfo | null = null;
     const integrations: Integration[] = [];

@@ -175,6 +175,24 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
     await converged();
   });
 
+  it('keeps a change made in the same second as the listener read the integration before it', async () => {
+    const apiId = await newApi('same-second');
+    const original = 'https://same-second.example.com';
+    const { integrationId, eventId: created } = await changes.createIntegration(PRINCIPALS.ci, { ApiId: apiId, IntegrationType: 'HTTP_PROXY', IntegrationMethod: 'GET', IntegrationUri: original, PayloadFormatVersion: '1.0' });
+    await applied(created);
+    const [read] = await rows<{ observed: string }>(pipeline,
+      `SELECT toUnixTimestamp64Milli(observed_at) AS observed FROM ${env.table('aws_apigatewayv2_api_integrations')} FINAL WHERE integration_id = {id:String}`, { id: integrationId });
+    // CloudTrail keeps whole seconds: changes made later in the second of that read carry its start as their time.
+    const eventTime = new Date(Math.floor(Number(read!.observed) / 1000) * 1000);
+    const visibleAt = Date.now() + 1000;
+    const redirect = await changes.updateIntegration(PRINCIPALS.alice, { ApiId: apiId, IntegrationId: integrationId, IntegrationUri: 'https://collector.attacker.example.net' }, { eventTime, visibleAt });
+    const revert = await changes.updateIntegration(PRINCIPALS.bob, { ApiId: apiId, IntegrationId: integrationId, IntegrationUri: original }, { eventTime, visibleAt });
+    const [redirectRow] = await applied(redirect);
+    const [revertRow] = await applied(revert);
+    assert.deepEqual([redirectRow!.principal_arn, revertRow!.principal_arn], [PRINCIPALS.alice.arn, PRINCIPALS.bob.arn]);
+    await converged();
+  });
+
   it('credits a change to its own principal when CloudTrail shows a later change late', async () => {
     const apiId = await newApi('credited');
     const { integrationId, eventId: created } = await changes.createIntegration(PRINCIPALS.ci, { ApiId: apiId, IntegrationType: 'HTTP_PROXY', IntegrationMethod: 'GET', IntegrationUri: 'https://credited.example.com', PayloadFormatVersion: '1.0' });
