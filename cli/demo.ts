@@ -91,6 +91,10 @@ export async function runDemo(logger: Logger): Promise<void> {
     });
     events.push(added.eventId);
     say(`   alice added integration ${added.integrationId} to ${first.name}`);
+    const healthCheck = { ApiId: first.apiId, IntegrationId: added.integrationId };
+    events.push(await changes.updateIntegration(PRINCIPALS.bob, { ...healthCheck, IntegrationUri: 'https://status.example.net/health' }));
+    events.push(await changes.updateIntegration(PRINCIPALS.alice, { ...healthCheck, IntegrationUri: 'https://status.example.com/health' }));
+    say('   bob pointed it at status.example.net, and alice put it back within the second: each change keeps its own row');
 
     say('\n== 5. the history of who changed what (the listener applied each change within a poll)');
     await waitForEvents(pipeline.clickhouse!, db, events);
