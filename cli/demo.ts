@@ -106,7 +106,7 @@ export async function runDemo(logger: Logger): Promise<void> {
     const history = await queryRows<Record<string, unknown>>(pipeline.clickhouse!,
       `SELECT formatDateTime(event_time, '%H:%i:%S') AS time, operation, aws_api_id, integration_id, cloudtrail_event_name AS event,
               replaceRegexpOne(principal_arn, '^.*:', '') AS principal, source_ip, changed_fields
-         FROM ${db}.aws_apigatewayv2_api_integrations_history
+         FROM ${db}.aws_apigatewayv2_api_integrations_history_attributed
         WHERE source_type = 'CLOUDTRAIL'
         ORDER BY event_time, arn`);
     printTable(history, ['time', 'operation', 'aws_api_id', 'integration_id', 'event', 'principal', 'source_ip', 'changed_fields'], 60);
@@ -128,7 +128,7 @@ export async function runDemo(logger: Logger): Promise<void> {
 async function waitForEvents(client: ClickHouseClient, db: string, eventIds: string[]): Promise<void> {
   await waitUntil(`the listener to apply ${eventIds.length} CloudTrail events`, async () => {
     const [{ seen }] = await queryRows<{ seen: string }>(client,
-      `SELECT uniqExact(cloudtrail_event_id) AS seen FROM ${db}.aws_apigatewayv2_api_integrations_history WHERE cloudtrail_event_id IN {ids:Array(String)}`, { ids: eventIds }) as [{ seen: string }];
+      `SELECT uniqExact(cloudtrail_event_id) AS seen FROM ${db}.aws_apigatewayv2_api_integrations_history_attributed WHERE cloudtrail_event_id IN {ids:Array(String)}`, { ids: eventIds }) as [{ seen: string }];
     return Number(seen) === eventIds.length;
   }, { timeoutMs: 60_000 });
 }

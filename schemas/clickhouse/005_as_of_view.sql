@@ -1,7 +1,8 @@
 -- Parameterized view: every integration as it was at a moment, from history (a DELETE as its last version means
 -- it did not exist then). The 21 columns come back out of the after-image; map columns stay canonical JSON.
 --   SELECT * FROM apigw.aws_apigatewayv2_api_integrations_as_of(at = '2026-11-25 10:00:00')
-CREATE VIEW IF NOT EXISTS {db}.aws_apigatewayv2_api_integrations_as_of {on_cluster} AS
+-- Replaced on every start, so that a database made before the attributions table reads them too.
+CREATE OR REPLACE VIEW {db}.aws_apigatewayv2_api_integrations_as_of {on_cluster} AS
 SELECT
     arn, account_id, region, aws_api_id, version, event_time, source_type, principal_arn, cloudtrail_event_name,
     toUUID(JSONExtractString(after, 'api_id')) AS api_id,
@@ -29,7 +30,7 @@ SELECT
 FROM
 (
     SELECT *
-    FROM {db}.aws_apigatewayv2_api_integrations_history
+    FROM {db}.aws_apigatewayv2_api_integrations_history_attributed
     WHERE event_time <= {at:DateTime64(3)}
     ORDER BY arn, event_time DESC, version DESC
     LIMIT 1 BY arn

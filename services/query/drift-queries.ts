@@ -86,7 +86,8 @@ function stateOf(view: IntegrationView): IntegrationState {
 
 /** The drift questions, answered from the tables and views of one database. */
 export function createDriftQueries({ client, database }: { client: ClickHouseClient; database: string }) {
-  const history = `${database}.aws_apigatewayv2_api_integrations_history`;
+  // History with the principals CloudTrail named after a snapshot saw their change (schemas/clickhouse/003b).
+  const history = `${database}.aws_apigatewayv2_api_integrations_history_attributed`;
 
   async function asOf(at: number, filter: InventoryFilter = {}): Promise<IntegrationView[]> {
     const rows = await queryRows<Record<string, unknown>>(client,

@@ -164,7 +164,7 @@ export async function applySchema(client: ClickHouseClient, database: string, cl
  * and the other databases that hold the first of them, the current-state table.
  */
 export async function schemaObjects(client: ClickHouseClient, database: string): Promise<{ expected: string[]; missing: string[]; elsewhere: string[] }> {
-  const expected = schemaStatements(database).map((sql) => /^CREATE \w+ IF NOT EXISTS \w+\.(\w+)/.exec(sql)![1]!);
+  const expected = schemaStatements(database).map((sql) => /^CREATE (?:OR REPLACE )?\w+ (?:IF NOT EXISTS )?\w+\.(\w+)/.exec(sql)![1]!);
   const tables = await queryRows<{ database: string; name: string }>(client, 'SELECT database, name FROM system.tables WHERE name IN {names:Array(String)}', { names: expected });
   const held = new Set(tables.filter((table) => table.database === database).map((table) => table.name));
   const elsewhere = tables.filter((table) => table.database !== database && table.name === expected[0]).map((table) => table.database).sort();

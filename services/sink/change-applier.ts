@@ -24,10 +24,13 @@ export interface AppliedState {
   kafka_offset: number;
   /** `after` as it was last decoded, with its Avro bytes: a re-read with the same bytes is not decoded again. */
   image?: EncodedImage;
+  /** A snapshot made this version, and a CloudTrail event has since named who made the change (see attributionOf). */
+  attributed?: boolean;
 }
 
 export type CurrentRow = Record<string, string | number | boolean | null>;
 export type HistoryRow = Record<string, string | number | boolean | null | string[]>;
+export type AttributionRow = Record<string, string | number | null>;
 
 export interface Position {
   partition: number;
@@ -39,6 +42,8 @@ export interface Applied {
   /** null for a re-read of the same configuration: nothing to write. */
   current: CurrentRow | null;
   history: HistoryRow | null;
+  /** Who made `state`'s version, which a snapshot saw first, as this CloudTrail event names it. */
+  attribution?: AttributionRow;
 }
 
 /** ClickHouse DateTime64 text for epoch milliseconds. */
@@ -157,6 +162,40 @@ function nextState(
 }
 
 /**
+ * CloudTrail makes events visible minutes late, so a snapshot often reads a change first and makes a version that
+ * names no principal; the event, when it comes, shows that same state (or deletion) and makes no version. If the
+ * event happened before that snapshot's read, it made that version: its principal is recorded for the version, once.
+ */
+function attributionOf(prior: AppliedState, change: IntegrationChange, at: Position, sameOutcome: boolean): Applied | null {
+  if (!sameOutcome || prior.attributed || prior.source_type !== 'SNAPSHOT' || change.source.type !== 'CLOUDTRAIL' || change.event_time > prior.event_time) return null;
+  prior.attributed = true;
+  const { source } = change;
+  return {
+    state: prior,
+    current: null,
+    history: null,
+    attribution: {
+      arn: prior.arn,
+      account_id: prior.account_id,
+      region: prior.region,
+      version: prior.version,
+      event_id: change.event_id,
+      event_time: chTime(change.event_time),
+      cloudtrail_event_id: source.cloudtrail_event_id,
+      cloudtrail_event_name: source.cloudtrail_event_name,
+      principal_arn: source.principal_arn,
+      source_ip: source.source_ip,
+      user_agent: source.user_agent,
+      kafka_partition: at.partition,
+      kafka_offset: at.offset,
+    },
+  };
+}
+
+const sameConfiguration = (state: AppliedState, after: IntegrationState) =>
+  (state.after !== null && sameState(state.after, after)) || state.content_hash === sha256(canonicalState(after));
+
+/**
  * Applies one change to what the sink knew of its integration. Returns null when nothing changes: a redelivered
  * message (at or below the applied offset), a read older than the applied one, or a deletion of something
  * already gone. A re-read of the same configuration only moves the position of `prior`, in place (nothing is
@@ -166,38 +205,41 @@ function nextState(
  */
 export function applyChange(prior: AppliedState | undefined, change: IntegrationChange, at: Position, image: EncodedImage | null = null): Applied | null {
   if (prior && prior.kafka_partition === at.partition && at.offset <= prior.kafka_offset) return null;
+  const after = change.op === 'DELETE' ? null : change.after;
   // Two sources (snapshot, CloudTrail) read AWS independently: a read older than the one applied is stale.
-  if (prior && change.observed_at < prior.observed_at) return null;
+  if (prior && change.observed_at < prior.observed_at) {
+    return attributionOf(prior, change, at, after === null ? prior.deleted : !prior.deleted && sameConfiguration(prior, after));
+  }
   const live = prior && !prior.deleted ? prior : undefined;
 
-  if (change.op === 'DELETE' || change.after === null) {
-    if (!live) return null;
+  if (after === null) {
+    if (!live) return prior ? attributionOf(prior, change, at, true) : null;
     const state = nextState(prior, change, at, live.after, true, '');
     const times = rowTimes(state);
     return { state, current: toCurrentRow(state, times), history: historyRow(state, times, change, 'DELETE', [], null) };
   }
 
   // Most events are re-reads: comparing with the applied image is much cheaper than writing and hashing it.
-  let same = live?.after ? sameState(live.after, change.after) : false;
-  const afterJson = same ? '' : canonicalState(change.after);
+  let same = live?.after ? sameState(live.after, after) : false;
+  const afterJson = same ? '' : canonicalState(after);
   const hash = same ? '' : sha256(afterJson);
   same ||= live?.content_hash === hash;
   if (live && same) {
     // The same configuration: the image just decoded (and its bytes, see AppliedState.image) stands for it from now on.
-    live.after = change.after;
+    live.after = after;
     if (image) live.image = image;
     live.observed_at = change.observed_at;
     live.kafka_partition = at.partition;
     live.kafka_offset = at.offset;
-    return { state: live, current: null, history: null };
+    return attributionOf(live, change, at, true) ?? { state: live, current: null, history: null };
   }
-  const state = nextState(prior, change, at, change.after, false, hash);
+  const state = nextState(prior, change, at, after, false, hash);
   if (image) state.image = image;
   const operation = live ? 'UPDATE' : 'CREATE';
   const times = rowTimes(state);
   return {
     state,
     current: toCurrentRow(state, times),
-    history: historyRow(state, times, change, operation, changedColumns(live?.after ?? null, change.after), afterJson),
+    history: historyRow(state, times, change, operation, changedColumns(live?.after ?? null, after), afterJson),
   };
 }

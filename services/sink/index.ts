@@ -228,7 +228,7 @@ export function createSink(deps: SinkDeps) {
     const result = applyChange(prior, change, { partition, offset }, image);
     if (!result) return 'unchanged';
     applied.set(change.arn, result.state);
-    if (result.state.deleted) rows.deletions.push(result.state);
+    if (result.state.deleted && result.current) rows.deletions.push(result.state);
     if (result.current) {
       rows.current.add(result.current);
       inTables.add(change.arn);
@@ -237,6 +237,7 @@ export function createSink(deps: SinkDeps) {
       rows.history.add(result.history, `${change.arn}@${result.state.version}`);
       countOperation(rows, String(result.history.operation));
     }
+    if (result.attribution) rows.attributions.add(result.attribution, `${change.arn}@${result.state.version}`);
     if (change.api) {
       const uuid = apiIdOf(change.after, change.region, change.api_id);
       const stored = apiStored.get(uuid);

@@ -150,11 +150,12 @@ export class InsertBuffer {
   }
 }
 
-/** The rows one write puts in the three tables, and how many history rows of each operation are among them. */
+/** The rows one write puts in the four tables, and how many history rows of each operation are among them. */
 export interface RowBlock {
   history: RowLines;
   current: RowLines;
   apis: RowLines;
+  attributions: RowLines;
   historyOperations: Map<string, number>;
   /** The states these rows delete: once the rows are written, the tables hold them and memory need not. */
   deletions: AppliedState[];
@@ -167,6 +168,7 @@ export const emptyBlock = (): RowBlock => ({
   history: new RowLines(JSON_TEXT_COLUMNS.history),
   current: new RowLines(JSON_TEXT_COLUMNS.current),
   apis: new RowLines(),
+  attributions: new RowLines(),
   historyOperations: new Map(),
   deletions: [],
 });
@@ -176,6 +178,7 @@ export function releaseBlock(block: RowBlock): void {
   block.history.release();
   block.current.release();
   block.apis.release();
+  block.attributions.release();
 }
 
 /** Adds a history row's operation to a block's counts. */
@@ -188,8 +191,9 @@ export function appendBlock(block: RowBlock, other: RowBlock): void {
   block.history.append(other.history);
   block.current.append(other.current);
   block.apis.append(other.apis);
+  block.attributions.append(other.attributions);
   for (const [operation, count] of other.historyOperations) countOperation(block, operation, count);
   for (const state of other.deletions) block.deletions.push(state);
 }
 
-export const blockSize = (block: RowBlock) => block.history.count + block.current.count + block.apis.count;
+export const blockSize = (block: RowBlock) => block.history.count + block.current.count + block.apis.count + block.attributions.count;

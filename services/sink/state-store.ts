@@ -28,11 +28,12 @@ export interface MarkerScope {
 
 const toMillis = (value: unknown) => Date.parse(`${String(value).replace(' ', 'T')}Z`);
 
-/** The sink's reads and writes of ClickHouse: what it knows per integration, and the three tables it writes. */
+/** The sink's reads and writes of ClickHouse: what it knows per integration, and the four tables it writes. */
 export function createStateStore({ client, database }: { client: ClickHouseClient; database: string }) {
   const current = `${database}.aws_apigatewayv2_api_integrations`;
   const history = `${database}.aws_apigatewayv2_api_integrations_history`;
   const apis = `${database}.aws_apigatewayv2_apis`;
+  const attributions = `${database}.aws_apigatewayv2_api_integrations_attributions`;
   // Writes run one at a time (the sink's write batcher), each insert after the one before: one buffer serves them all.
   const assembled = new InsertBuffer();
 
@@ -143,6 +144,7 @@ export function createStateStore({ client, database }: { client: ClickHouseClien
       await insert(history, rows.history);
       await insert(current, rows.current);
       await insert(apis, rows.apis);
+      await insert(attributions, rows.attributions);
     },
   };
 }

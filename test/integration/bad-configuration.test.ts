@@ -64,7 +64,7 @@ describe('bad configuration stops with one line naming the problem, and writes n
     }
   }
 
-  it('query: a directory nothing has written, a database without the tables, one that lacks some, and where they are', async () => {
+  it('query: a directory nothing has written, a database without the tables, one that lacks some, one an earlier release made, and where they are', async () => {
     const dataDir = join(STACK_DIR, 'test-data', uniqueName('unwritten'));
     const query = (database = 'apigw') => apigwStream(['query', 'current'], { CLICKHOUSE_URL: `chdb://${dataDir}`, CLICKHOUSE_DATABASE: database });
     const nothingWritten = 'nothing has written there yet (a `sink` or `run` does from its start); check that CLICKHOUSE_URL and CLICKHOUSE_DATABASE name what it uses';
@@ -84,10 +84,18 @@ describe('bad configuration stops with one line naming the problem, and writes n
       await client.close();
       const partial = await query('partial');
       assert.equal(partial.status, 3);
-      assert.match(partial.stderr, /^apigw-stream: CLICKHOUSE_DATABASE: database partial at \S+ lacks aws_apigatewayv2_api_integrations, aws_apigatewayv2_api_integrations_history, aws_apigatewayv2_api_integrations_live, [^\n]*; complete there does: set CLICKHOUSE_DATABASE to ask it$/);
+      assert.match(partial.stderr, /^apigw-stream: CLICKHOUSE_DATABASE: database partial at \S+ lacks aws_apigatewayv2_api_integrations, aws_apigatewayv2_api_integrations_history, aws_apigatewayv2_api_integrations_attributions, aws_apigatewayv2_api_integrations_history_attributed, aws_apigatewayv2_api_integrations_live, [^\n]*; complete there does: set CLICKHOUSE_DATABASE to ask it$/);
       const elsewhere = await query('apigw');
       assert.equal(elsewhere.stderr, `apigw-stream: CLICKHOUSE_DATABASE: database apigw at ${dataDir} holds no apigw-stream tables; complete there does: set CLICKHOUSE_DATABASE to ask it`);
       assert.equal((await query('complete')).status, 0, 'the database that holds them answers');
+      const reopened = await openClickHouse({ kind: 'chdb', path: dataDir });
+      await applySchema(reopened, 'earlier');
+      await reopened.command({ query: 'DROP VIEW earlier.aws_apigatewayv2_api_integrations_history_attributed' });
+      await reopened.command({ query: 'DROP TABLE earlier.aws_apigatewayv2_api_integrations_attributions' });
+      await reopened.close();
+      const earlier = await query('earlier');
+      assert.equal(earlier.status, 3);
+      assert.equal(earlier.stderr, `apigw-stream: CLICKHOUSE_DATABASE: database earlier at ${dataDir} lacks aws_apigatewayv2_api_integrations_attributions, aws_apigatewayv2_api_integrations_history_attributed; an earlier release made it: a \`sink\` or \`run\` of this one adds the rest at its start`);
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }

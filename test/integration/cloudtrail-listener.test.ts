@@ -5,6 +5,7 @@ import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { CreateApiCommand, CreateIntegrationCommand, GetIntegrationCommand, GetIntegrationsCommand } from '@aws-sdk/client-apigatewayv2';
 import type { Pipeline } from '../../cli/pipeline.js';
+import { createDriftQueries } from '../../services/query/drift-queries.js';
 import { PROJECT_ROOT } from '../../stack/layout.js';
 import { resetEmulator } from '../../stack/sample-inventory.js';
 import { startCloudTrailServer, type CloudTrailServer } from '../support/cloudtrail-server.js';
@@ -210,6 +211,41 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
     assert.deepEqual(await timeoutOf(first), [{ principal_arn: PRINCIPALS.alice.arn, timeout: 5000 }]);
     assert.deepEqual(await timeoutOf(second), [{ principal_arn: PRINCIPALS.bob.arn, timeout: 9000 }]);
     await converged();
+  });
+
+  it('names who made the changes a snapshot read before CloudTrail showed their events, a deletion included', async () => {
+    const apiId = await newApi('seen-first');
+    const target = { ApiId: apiId, IntegrationType: 'HTTP_PROXY' as const, IntegrationMethod: 'GET', PayloadFormatVersion: '1.0' };
+    const kept = await changes.createIntegration(PRINCIPALS.ci, { ...target, IntegrationUri: 'https://kept.example.com' });
+    const removed = await changes.createIntegration(PRINCIPALS.ci, { ...target, IntegrationUri: 'https://removed.example.com' });
+    await applied(kept.eventId);
+    await applied(removed.eventId);
+    // The listener's reads of the creates count as made at the end of their events' second: the snapshot reads later.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // CloudTrail shows these minutes late; a snapshot reads them first and makes versions that name no principal.
+    const visibleAt = Date.now() + 5000;
+    const update = await changes.updateIntegration(PRINCIPALS.alice, { ApiId: apiId, IntegrationId: kept.integrationId, TimeoutInMillis: 4321 }, { visibleAt });
+    const deletion = await changes.deleteIntegration(PRINCIPALS.bob, apiId, removed.integrationId, { visibleAt });
+    await pipeline.snapshotter!.runOnce();
+    const versions = () => rows<{ integration_id: string; operation: string; source_type: string; principal_arn: string | null; cloudtrail_event_id: string | null }>(pipeline,
+      `SELECT integration_id, operation, source_type, principal_arn, cloudtrail_event_id
+         FROM ${env.table('aws_apigatewayv2_api_integrations_history_attributed')} WHERE aws_api_id = {api:String} AND version = 2 ORDER BY operation`, { api: apiId });
+    const named = await waitFor('the late events to name who made the versions the snapshot wrote', async () => {
+      const found = await versions();
+      return found.length === 2 && found.every((row) => row.principal_arn !== null) ? found : undefined;
+    });
+    assert.deepEqual(named, [
+      { integration_id: removed.integrationId, operation: 'DELETE', source_type: 'SNAPSHOT', principal_arn: PRINCIPALS.bob.arn, cloudtrail_event_id: deletion },
+      { integration_id: kept.integrationId, operation: 'UPDATE', source_type: 'SNAPSHOT', principal_arn: PRINCIPALS.alice.arn, cloudtrail_event_id: update },
+    ]);
+    const [{ rows: historyRows }] = await rows<{ rows: string }>(pipeline,
+      `SELECT count() AS rows FROM ${env.table('aws_apigatewayv2_api_integrations_history')} WHERE aws_api_id = {api:String}`, { api: apiId }) as [{ rows: string }];
+    assert.equal(Number(historyRows), 4, 'two versions each: the events added none');
+    const drift = createDriftQueries({ client: pipeline.clickhouse!, database: env.config.clickhouseDatabase });
+    const versionsOfKept = await drift.history(`${apiId}/${kept.integrationId}`);
+    assert.deepEqual(versionsOfKept.map((v) => [v.version, v.source_type, v.principal_arn]), [[1, 'CLOUDTRAIL', PRINCIPALS.ci.arn], [2, 'SNAPSHOT', PRINCIPALS.alice.arn]]);
+    const who = await drift.who(Date.now() - 60_000);
+    assert.ok(who.some((line) => line.principal_arn === PRINCIPALS.bob.arn && line.deletes >= 1), `query who names bob's deletion: ${JSON.stringify(who)}`);
   });
 
   it('turns an event for an integration that no longer exists into a DELETE, and ignores other services and REST APIs', async () => {

@@ -84,4 +84,46 @@ describe('applying a change to the known state', () => {
     const { history } = applyAll([[change(), 0], [change({ event_id: 'e2', op: 'DELETE', after: null }), 1], [change({ event_id: 'e3' }), 2]]);
     assert.deepEqual(history.map((row) => [row.operation, row.version]), [['CREATE', 1], ['DELETE', 2], ['CREATE', 3]]);
   });
+
+  describe('naming who made a version a snapshot saw first', () => {
+    const changed = { ...change().after!, timeout_in_millis: 4321 };
+    const byAlice = (overrides: Partial<IntegrationChange>) => change({
+      event_id: 'c1', op: 'UPDATE', after: changed,
+      source: { type: 'CLOUDTRAIL', snapshot_id: null, cloudtrail_event_id: 'ct-1', cloudtrail_event_name: 'UpdateIntegration', principal_arn: 'arn:alice', source_ip: '203.0.113.10', user_agent: 'aws-cli' },
+      ...overrides,
+    });
+    // The snapshot at 9 s read the change Alice made at 7 s; CloudTrail shows her event afterwards.
+    const seenBySnapshot = () => {
+      const first = applyChange(undefined, change(), { partition: 0, offset: 0 })!;
+      return applyChange(first.state, change({ event_id: 's2', after: changed, event_time: 9_000, observed_at: 9_000 }), { partition: 0, offset: 1 })!.state;
+    };
+
+    it("records the event's principal for that version, once, and writes no version", () => {
+      const snapshotVersion = seenBySnapshot();
+      const named = applyChange(snapshotVersion, byAlice({ event_time: 7_000, observed_at: 60_000 }), { partition: 0, offset: 2 })!;
+      assert.equal(named.history, null);
+      assert.equal(named.current, null);
+      assert.deepEqual(
+        [named.attribution?.version, named.attribution?.principal_arn, named.attribution?.cloudtrail_event_id, named.attribution?.event_time],
+        [2, 'arn:alice', 'ct-1', new Date(7_000).toISOString()]);
+      const again = applyChange(named.state, byAlice({ event_id: 'c2', event_time: 8_000, observed_at: 61_000 }), { partition: 0, offset: 3 });
+      assert.equal(again?.attribution, undefined, 'a version is named once');
+    });
+
+    it('also from an answer recorded before the snapshot read (an older observation), and for a deletion', () => {
+      const fromAnswer = applyChange(seenBySnapshot(), byAlice({ event_time: 7_000, observed_at: 7_999 }), { partition: 0, offset: 2 });
+      assert.equal(fromAnswer?.attribution?.principal_arn, 'arn:alice');
+      const deleted = applyChange(seenBySnapshot(), change({ event_id: 'm1', op: 'DELETE', after: null, event_time: 20_000, observed_at: 20_000 }), { partition: 0, offset: 2 })!;
+      const named = applyChange(deleted.state, byAlice({ event_id: 'c3', op: 'DELETE', after: null, event_time: 15_000, observed_at: 70_000 }), { partition: 0, offset: 3 });
+      assert.deepEqual([named?.attribution?.version, named?.attribution?.principal_arn], [3, 'arn:alice']);
+    });
+
+    it('names no one for a change made after the snapshot read, a different state, or a version CloudTrail made', () => {
+      assert.equal(applyChange(seenBySnapshot(), byAlice({ event_time: 9_500, observed_at: 60_000 }), { partition: 0, offset: 2 })?.attribution, undefined);
+      const other = byAlice({ event_time: 7_000, observed_at: 5_000, after: { ...changed, timeout_in_millis: 1 } });
+      assert.equal(applyChange(seenBySnapshot(), other, { partition: 0, offset: 2 })?.attribution, undefined);
+      const byCloudTrail = applyChange(undefined, byAlice({ event_time: 7_000, observed_at: 7_500 }), { partition: 0, offset: 0 })!.state;
+      assert.equal(applyChange(byCloudTrail, byAlice({ event_id: 'c4', event_time: 7_000, observed_at: 8_000 }), { partition: 0, offset: 1 })?.attribution, undefined);
+    });
+  });
 });
