@@ -107,7 +107,7 @@ export async function runDemo(logger: Logger): Promise<void> {
       `SELECT formatDateTime(event_time, '%H:%i:%S') AS time, operation, aws_api_id, integration_id, cloudtrail_event_name AS event,
               replaceRegexpOne(principal_arn, '^.*:', '') AS principal, source_ip, changed_fields
          FROM ${db}.aws_apigatewayv2_api_integrations_history_attributed
-        WHERE source_type = 'CLOUDTRAIL'
+        WHERE principal_arn IS NOT NULL
         ORDER BY event_time, arn`);
     printTable(history, ['time', 'operation', 'aws_api_id', 'integration_id', 'event', 'principal', 'source_ip', 'changed_fields'], 60);
     say(`   a second snapshot ran after them and added ${addedBySnapshot} history row(s): the listener had already seen every change`);
