@@ -16,7 +16,7 @@ export function createMetrics() {
     listenerPollFailures: new Counter({ name: 'apigw_stream_listener_poll_failures_total', help: 'Listener polls of a region that failed (retried with backoff)', labelNames: ['region'], registers: [registry] }),
     listenerCheckpointAge: new Gauge({ name: 'apigw_stream_listener_checkpoint_age_seconds', help: 'Seconds between now and the end of the last committed CloudTrail window', labelNames: ['region'], registers: [registry] }),
     snapshotsCompleted: new Counter({ name: 'apigw_stream_snapshots_completed_total', help: 'Snapshots of one account and region completed', labelNames: ['region'], registers: [registry] }),
-    sinkMessages: new Counter({ name: 'apigw_stream_sink_messages_total', help: 'Messages consumed by the sink, by outcome', labelNames: ['outcome'], registers: [registry] }),
+    sinkMessages: new Counter({ name: 'apigw_stream_sink_messages_total', help: 'Messages consumed by the sink, by outcome: changed (a version written), reread, attributed (named who made a version a snapshot saw first), unchanged (redelivered or stale), marker, marker-skipped, dead-lettered', labelNames: ['outcome'], registers: [registry] }),
     historyRows: new Counter({ name: 'apigw_stream_history_rows_total', help: 'Rows written to the history table', labelNames: ['operation'], registers: [registry] }),
     sinkWriteFailures: new Counter({ name: 'apigw_stream_sink_write_failures_total', help: 'ClickHouse writes that failed after their retries (the sink then consumed again from its committed offsets)', registers: [registry] }),
     deadLettered: new Counter({ name: 'apigw_stream_dead_lettered_total', help: 'Messages sent to the dead-letter topic', labelNames: ['reason'], registers: [registry] }),

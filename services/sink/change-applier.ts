@@ -198,7 +198,7 @@ const sameConfiguration = (state: AppliedState, after: IntegrationState) =>
 /**
  * Applies one change to what the sink knew of its integration. Returns null when nothing changes: a redelivered
  * message (at or below the applied offset), a read older than the applied one, or a deletion of something
- * already gone. A re-read of the same configuration only moves the position of `prior`, in place (nothing is
+ * already gone, unless such a read or deletion names who made a version a snapshot saw first (attributionOf). A re-read of the same configuration only moves the position of `prior`, in place (nothing is
  * written: 80% of a snapshot's events are such re-reads, and which snapshot saw what is tracked by the sink).
  * `image`, the change's after-image with its bytes as the codec decoded it, is kept with the state that after-image
  * gives.

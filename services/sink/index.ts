@@ -250,7 +250,7 @@ export function createSink(deps: SinkDeps) {
         });
       }
     }
-    return result.history ? 'changed' : 'reread';
+    return result.history ? 'changed' : result.attribution ? 'attributed' : 'reread';
   }
 
   /**

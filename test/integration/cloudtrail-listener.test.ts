@@ -246,6 +246,8 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
     assert.deepEqual(versionsOfKept.map((v) => [v.version, v.source_type, v.principal_arn]), [[1, 'CLOUDTRAIL', PRINCIPALS.ci.arn], [2, 'SNAPSHOT', PRINCIPALS.alice.arn]]);
     const who = await drift.who(Date.now() - 60_000);
     assert.ok(who.some((line) => line.principal_arn === PRINCIPALS.bob.arn && line.deletes >= 1), `query who names bob's deletion: ${JSON.stringify(who)}`);
+    const counted = (await env.metrics.sinkMessages.get()).values.find((value) => value.labels.outcome === 'attributed');
+    assert.ok((counted?.value ?? 0) >= 2, 'counted in apigw_stream_sink_messages_total{outcome="attributed"}');
   });
 
   it('turns an event for an integration that no longer exists into a DELETE, and ignores other services and REST APIs', async () => {
