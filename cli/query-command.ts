@@ -14,8 +14,14 @@ import { printTable } from './output.js';
 type Format = 'table' | 'json' | 'csv';
 
 const NOTHING_WRITTEN = 'nothing has written there yet (a `sink` or `run` does from its start); check that CLICKHOUSE_URL and CLICKHOUSE_DATABASE name what it uses';
-// It holds the current-state table but not everything this release's schema has.
-const EARLIER_RELEASE = 'an earlier release made it: a `sink` or `run` of this one adds the rest at its start';
+/** What to do about a database that lacks tables: `elsewhere` names the databases that hold the current state. */
+function missingHint(lacksCurrentState: boolean, elsewhere: string[]): string {
+  // Holding the current-state table, it was made by a release whose schema had less.
+  if (!lacksCurrentState) return 'an earlier release made it: a `sink` or `run` of this one adds the rest at its start';
+  if (elsewhere.length === 0) return NOTHING_WRITTEN;
+  return `${elsewhere.join(', ')} there ${elsewhere.length === 1 ? 'does' : 'do'}: set CLICKHOUSE_DATABASE to ask ${elsewhere.length === 1 ? 'it' : 'one'}`;
+}
+
 type Row = Record<string, unknown>;
 
 /**
@@ -49,8 +55,7 @@ async function withQueries<T>(run: (queries: DriftQueries) => Promise<T>): Promi
     const { expected, missing, elsewhere } = await schemaObjects(client, database);
     if (missing.length > 0) {
       const what = missing.length === expected.length ? 'holds no apigw-stream tables' : `lacks ${missing.join(', ')}`;
-      const hint = !missing.includes(expected[0]!) ? EARLIER_RELEASE : elsewhere.length > 0 ? `${elsewhere.join(', ')} there ${elsewhere.length === 1 ? 'does' : 'do'}: set CLICKHOUSE_DATABASE to ask ${elsewhere.length === 1 ? 'it' : 'one'}` : NOTHING_WRITTEN;
-      throw new DependencyError('CLICKHOUSE_DATABASE', `database ${database} at ${locationOf(target)} ${what}; ${hint}`);
+      throw new DependencyError('CLICKHOUSE_DATABASE', `database ${database} at ${locationOf(target)} ${what}; ${missingHint(missing.includes(expected[0]!), elsewhere)}`);
     }
     return await run(createDriftQueries({ client, database }));
   } finally {

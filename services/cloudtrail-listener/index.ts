@@ -104,22 +104,24 @@ export function createCloudTrailListener(deps: ListenerDeps) {
    */
   const seenAfter = (record: CloudTrailRecord, readAt = 0) => Math.max(readAt, record.eventTime + 999);
 
-  /** An integration as the event's own call answered it: the state at the event's time. */
-  function recordedChange(region: string, record: CloudTrailRecord & { action: { kind: 'integration' } }, integration: Integration): Emission {
+  type Emission = { observations: Observation[]; scope?: Parameters<ChangeEmitter['completeSnapshot']>[0] };
+  type IntegrationRecord = CloudTrailRecord & { action: { kind: 'integration' } };
+
+  /** One integration as an event shows it: re-read, or as its own call answered; null when it is gone. */
+  function integrationChange(region: string, record: IntegrationRecord, integration: Integration | null, observedAt: number): Emission {
     const { apiId, integrationId, op } = record.action;
     return {
       observations: [{
-        account_id: deps.accountId, region, api_id: apiId, integration_id: integrationId, op, event_time: record.eventTime,
-        observed_at: seenAfter(record), source: sourceOf(record, null), position: `cloudtrail:${record.eventId}`,
-        api: null, after: mapIntegration(region, apiId, integration),
+        account_id: deps.accountId, region, api_id: apiId, integration_id: integrationId,
+        op: integration === null ? 'DELETE' : op === 'DELETE' ? 'UPDATE' : op,
+        event_time: record.eventTime, observed_at: observedAt, source: sourceOf(record, null), position: `cloudtrail:${record.eventId}`,
+        api: null, after: integration === null ? null : mapIntegration(region, apiId, integration),
       }],
     };
   }
 
-  type Emission = { observations: Observation[]; scope?: Parameters<ChangeEmitter['completeSnapshot']>[0] };
-
-  async function readIntegration(region: string, record: CloudTrailRecord & { action: { kind: 'integration' } }): Promise<Emission> {
-    const { apiId, integrationId, op } = record.action;
+  async function readIntegration(region: string, record: IntegrationRecord): Promise<Emission> {
+    const { apiId, integrationId } = record.action;
     const client = deps.apigatewayFor(region);
     metrics.awsCalls.inc({ region, operation: 'GetIntegration' });
     const observedAt = seenAfter(record, clock()); // when the read was sent; see the snapshotter
@@ -134,16 +136,9 @@ export function createCloudTrailListener(deps: ListenerDeps) {
       // Emitting the re-read would credit this event's principal with that later change, whose own event then
       // re-reads the same state and adds nothing. This event's own answer stands for it; the later one follows.
       log.info({ region, apiId, integrationId, eventId: record.eventId }, 'changed again since this event, by a change CloudTrail does not show yet: emitting the state this event left');
-      return recordedChange(region, record, record.recorded);
+      return integrationChange(region, record, record.recorded, seenAfter(record));
     }
-    return {
-      observations: [{
-        account_id: deps.accountId, region, api_id: apiId, integration_id: integrationId,
-        op: integration === null ? 'DELETE' : op === 'DELETE' ? 'UPDATE' : op,
-        event_time: record.eventTime, observed_at: observedAt, source: sourceOf(record, null), position: `cloudtrail:${record.eventId}`,
-        api: null, after: integration === null ? null : mapIntegration(region, apiId, integration),
-      }],
-    };
+    return integrationChange(region, record, integration, observedAt);
   }
 
   /** An API-wide event: every integration of the API now, and a scope marker so the vanished ones are deleted. */
@@ -218,8 +213,8 @@ export function createCloudTrailListener(deps: ListenerDeps) {
     for (const { record, reread } of plan) {
       if (record.action.kind === 'api') emissions.push(await readApi(region, record as CloudTrailRecord & { action: { kind: 'api' } }));
       else {
-        const integrationRecord = record as CloudTrailRecord & { action: { kind: 'integration' } };
-        emissions.push(reread ? await readIntegration(region, integrationRecord) : recordedChange(region, integrationRecord, record.recorded!));
+        const integrationRecord = record as IntegrationRecord;
+        emissions.push(reread ? await readIntegration(region, integrationRecord) : integrationChange(region, integrationRecord, record.recorded!, seenAfter(record)));
       }
     }
 

@@ -33,8 +33,6 @@ const RecordedIntegration = z.object({
   tlsConfig: z.object({ serverNameToVerify: text }).nullish(),
 });
 
-const orUndefined = <T>(value: T | null | undefined): T | undefined => value ?? undefined;
-
 /**
  * The integration in a call's response elements, in the SDK's shape (as GetIntegration answers); undefined when
  * CloudTrail kept no such answer, or one for another integration.
@@ -42,29 +40,13 @@ const orUndefined = <T>(value: T | null | undefined): T | undefined => value ?? 
 export function recordedIntegration(responseElements: unknown, integrationId: string): Integration | undefined {
   const parsed = RecordedIntegration.safeParse(responseElements);
   if (!parsed.success || parsed.data.integrationId !== integrationId) return undefined;
-  const r = parsed.data;
-  return {
-    ApiGatewayManaged: orUndefined(r.apiGatewayManaged),
-    ConnectionId: orUndefined(r.connectionId),
-    ConnectionType: orUndefined(r.connectionType) as Integration['ConnectionType'],
-    ContentHandlingStrategy: orUndefined(r.contentHandlingStrategy) as Integration['ContentHandlingStrategy'],
-    CredentialsArn: orUndefined(r.credentialsArn),
-    Description: orUndefined(r.description),
-    IntegrationId: r.integrationId,
-    IntegrationMethod: orUndefined(r.integrationMethod),
-    IntegrationResponseSelectionExpression: orUndefined(r.integrationResponseSelectionExpression),
-    IntegrationSubtype: orUndefined(r.integrationSubtype),
-    IntegrationType: orUndefined(r.integrationType) as Integration['IntegrationType'],
-    IntegrationUri: orUndefined(r.integrationUri),
-    PassthroughBehavior: orUndefined(r.passthroughBehavior) as Integration['PassthroughBehavior'],
-    PayloadFormatVersion: orUndefined(r.payloadFormatVersion),
-    RequestParameters: orUndefined(r.requestParameters),
-    RequestTemplates: orUndefined(r.requestTemplates),
-    ResponseParameters: orUndefined(r.responseParameters),
-    TemplateSelectionExpression: orUndefined(r.templateSelectionExpression),
-    TimeoutInMillis: orUndefined(r.timeoutInMillis),
-    TlsConfig: r.tlsConfig?.serverNameToVerify ? { ServerNameToVerify: r.tlsConfig.serverNameToVerify } : undefined,
-  };
+  const { tlsConfig, ...members } = parsed.data;
+  // The schema kept only Integration's members: each is the SDK's member with its first letter in upper case.
+  const integration = Object.fromEntries(Object.entries(members)
+    .filter(([, value]) => value !== null && value !== undefined)
+    .map(([name, value]) => [name.charAt(0).toUpperCase() + name.slice(1), value])) as Integration;
+  if (tlsConfig?.serverNameToVerify) integration.TlsConfig = { ServerNameToVerify: tlsConfig.serverNameToVerify };
+  return integration;
 }
 
 /**

@@ -166,8 +166,9 @@ function nextState(
  * names no principal; the event, when it comes, shows that same state (or deletion) and makes no version. If the
  * event happened before that snapshot's read, it made that version: its principal is recorded for the version, once.
  */
-function attributionOf(prior: AppliedState, change: IntegrationChange, at: Position, sameOutcome: boolean): Applied | null {
-  if (!sameOutcome || prior.attributed || prior.source_type !== 'SNAPSHOT' || change.source.type !== 'CLOUDTRAIL' || change.event_time > prior.event_time) return null;
+function attributionOf(prior: AppliedState, change: IntegrationChange, at: Position, sameOutcome: () => boolean): Applied | null {
+  // Cheap tests first: this runs for every re-read and every stale read, and comparing states can mean hashing one.
+  if (change.source.type !== 'CLOUDTRAIL' || prior.source_type !== 'SNAPSHOT' || prior.attributed || change.event_time > prior.event_time || !sameOutcome()) return null;
   prior.attributed = true;
   const { source } = change;
   return {
@@ -192,6 +193,9 @@ function attributionOf(prior: AppliedState, change: IntegrationChange, at: Posit
   };
 }
 
+/** For a change already known to show the state (or deletion) it is applied to. */
+const SAME = () => true;
+
 const sameConfiguration = (state: AppliedState, after: IntegrationState) =>
   (state.after !== null && sameState(state.after, after)) || state.content_hash === sha256(canonicalState(after));
 
@@ -208,12 +212,12 @@ export function applyChange(prior: AppliedState | undefined, change: Integration
   const after = change.op === 'DELETE' ? null : change.after;
   // Two sources (snapshot, CloudTrail) read AWS independently: a read older than the one applied is stale.
   if (prior && change.observed_at < prior.observed_at) {
-    return attributionOf(prior, change, at, after === null ? prior.deleted : !prior.deleted && sameConfiguration(prior, after));
+    return attributionOf(prior, change, at, () => (after === null ? prior.deleted : !prior.deleted && sameConfiguration(prior, after)));
   }
   const live = prior && !prior.deleted ? prior : undefined;
 
   if (after === null) {
-    if (!live) return prior ? attributionOf(prior, change, at, true) : null;
+    if (!live) return prior ? attributionOf(prior, change, at, SAME) : null;
     const state = nextState(prior, change, at, live.after, true, '');
     const times = rowTimes(state);
     return { state, current: toCurrentRow(state, times), history: historyRow(state, times, change, 'DELETE', [], null) };
@@ -231,7 +235,7 @@ export function applyChange(prior: AppliedState | undefined, change: Integration
     live.observed_at = change.observed_at;
     live.kafka_partition = at.partition;
     live.kafka_offset = at.offset;
-    return attributionOf(live, change, at, true) ?? { state: live, current: null, history: null };
+    return attributionOf(live, change, at, SAME) ?? { state: live, current: null, history: null };
   }
   const state = nextState(prior, change, at, after, false, hash);
   if (image) state.image = image;

@@ -25,6 +25,7 @@ describe('the Kafka broker goes away and comes back', { timeout: 300_000 }, () =
   let apis: SampleApi[];
 
   const query = <T>(args: string[]) => queryJson<T>(args, env.env);
+  const withSinkLog = (error: Error): never => { throw new Error(`${error.message}; the sink's log: ${sink.log().slice(-1500)}`); };
   /** Each live integration's timeout, as `query current` answers; undefined while the sink does not answer yet. */
   async function timeouts(): Promise<Map<string, number | null> | undefined> {
     const result = await apigwStream(['query', 'current', '--format', 'json'], env.env);
@@ -57,7 +58,7 @@ describe('the Kafka broker goes away and comes back', { timeout: 300_000 }, () =
   it('the sink, the snapshotter and the listener carry on, a change made meanwhile reaches the tables once, and the sink then stops cleanly', async (t) => {
     const integrations = apis.reduce((n, api) => n + api.integrationIds.length, 0);
     await waitFor('the sink to apply the first snapshot', async () => (await timeouts())?.size === integrations, 60_000)
-      .catch((error: Error) => { throw new Error(`${error.message}; the sink's log: ${sink.log().slice(-1500)}`); });
+      .catch(withSinkLog);
     const api = apis.find((candidate) => candidate.protocol === 'HTTP' && candidate.integrationIds.length >= 2)!;
     const arn = `arn:aws:apigateway:${REGION}::/apis/${api.apiId}/integrations/${api.integrationIds[0]}`;
 
@@ -74,7 +75,7 @@ describe('the Kafka broker goes away and comes back', { timeout: 300_000 }, () =
     const result = await producers.snapshotter!.runOnce();
     assert.deepEqual(result.regions.map((region) => region.completed), [true], result.regions[0]?.error);
     await waitFor('the change to reach the current-state table', async () => (await timeouts())?.get(arn) === 7777, 120_000)
-      .catch((error: Error) => { throw new Error(`${error.message}; the sink's log: ${sink.log().slice(-1500)}`); });
+      .catch(withSinkLog);
     const versions = await query<{ version: number }[]>(['history', arn]);
     assert.deepEqual(versions.map((row) => row.version), [1, 2], 'two versions of the changed integration, none repeated');
     const [{ changes }] = await query<{ changes: number }[]>(['who']) as [{ changes: number }];

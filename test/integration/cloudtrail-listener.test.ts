@@ -33,9 +33,12 @@ interface HistoryRow {
   source_ip: string | null;
 }
 
-const history = (eventId: string) => rows<HistoryRow>(pipeline,
-  `SELECT arn, integration_id, operation, cloudtrail_event_id, cloudtrail_event_name, principal_arn, source_ip
-     FROM ${env.table('aws_apigatewayv2_api_integrations_history')} WHERE cloudtrail_event_id = {id:String} ORDER BY arn`, { id: eventId });
+/** The history rows one CloudTrail event made, with the columns asked for. */
+const historyOf = <T>(eventId: string, columns: string) => rows<T>(pipeline,
+  `SELECT ${columns} FROM ${env.table('aws_apigatewayv2_api_integrations_history')} WHERE cloudtrail_event_id = {id:String} ORDER BY arn`, { id: eventId });
+
+const history = (eventId: string) => historyOf<HistoryRow>(eventId,
+  'arn, integration_id, operation, cloudtrail_event_id, cloudtrail_event_name, principal_arn, source_ip');
 
 const applied = (eventId: string, count = 1) => waitFor(`history rows of event ${eventId}`, async () => {
   const found = await history(eventId);
@@ -167,9 +170,8 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
     const visibleAt = Date.now() + 1000;
     const redirect = await changes.updateIntegration(PRINCIPALS.alice, { ApiId: apiId, IntegrationId: integrationId, IntegrationUri: 'https://collector.attacker.example.net' }, { visibleAt });
     const revert = await changes.updateIntegration(PRINCIPALS.bob, { ApiId: apiId, IntegrationId: integrationId, IntegrationUri: original }, { visibleAt });
-    const uriOf = (eventId: string) => rows<{ principal_arn: string; operation: string; uri: string }>(pipeline,
-      `SELECT principal_arn, operation, JSONExtractString(after, 'integration_uri') AS uri
-         FROM ${env.table('aws_apigatewayv2_api_integrations_history')} WHERE cloudtrail_event_id = {id:String}`, { id: eventId });
+    const uriOf = (eventId: string) => historyOf<{ principal_arn: string; operation: string; uri: string }>(eventId,
+      "principal_arn, operation, JSONExtractString(after, 'integration_uri') AS uri");
     await applied(revert);
     assert.deepEqual(await uriOf(redirect), [{ principal_arn: PRINCIPALS.alice.arn, operation: 'UPDATE', uri: 'https://collector.attacker.example.net' }]);
     assert.deepEqual(await uriOf(revert), [{ principal_arn: PRINCIPALS.bob.arn, operation: 'UPDATE', uri: original }]);
@@ -203,9 +205,8 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
     // after Alice's event and finds Bob's change already made.
     const first = await changes.updateIntegration(PRINCIPALS.alice, { ApiId: apiId, IntegrationId: integrationId, TimeoutInMillis: 5000 }, { visibleAt: Date.now() + 500 });
     const second = await changes.updateIntegration(PRINCIPALS.bob, { ApiId: apiId, IntegrationId: integrationId, TimeoutInMillis: 9000 }, { visibleAt: Date.now() + 4000 });
-    const timeoutOf = (eventId: string) => rows<{ principal_arn: string; timeout: number }>(pipeline,
-      `SELECT principal_arn, JSONExtractInt(after, 'timeout_in_millis') AS timeout
-         FROM ${env.table('aws_apigatewayv2_api_integrations_history')} WHERE cloudtrail_event_id = {id:String}`, { id: eventId });
+    const timeoutOf = (eventId: string) => historyOf<{ principal_arn: string; timeout: number }>(eventId,
+      "principal_arn, JSONExtractInt(after, 'timeout_in_millis') AS timeout");
     await applied(first);
     await applied(second);
     assert.deepEqual(await timeoutOf(first), [{ principal_arn: PRINCIPALS.alice.arn, timeout: 5000 }]);
