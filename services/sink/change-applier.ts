@@ -201,14 +201,16 @@ const sameConfiguration = (state: AppliedState, after: IntegrationState) =>
 
 /**
  * Applies one change to what the sink knew of its integration. Returns null when nothing changes: a redelivered
- * message (at or below the applied offset), a read older than the applied one, or a deletion of something
+ * message (at or below the applied offset, read no later than the applied state), a read older than the applied one, or a deletion of something
  * already gone, unless such a read or deletion names who made a version a snapshot saw first (attributionOf). A re-read of the same configuration only moves the position of `prior`, in place (nothing is
  * written: 80% of a snapshot's events are such re-reads, and which snapshot saw what is tracked by the sink).
  * `image`, the change's after-image with its bytes as the codec decoded it, is kept with the state that after-image
  * gives.
  */
 export function applyChange(prior: AppliedState | undefined, change: IntegrationChange, at: Position, image: EncodedImage | null = null): Applied | null {
-  if (prior && prior.kafka_partition === at.partition && at.offset <= prior.kafka_offset) return null;
+  // A message at or below the applied offset that was read later than the applied state is not a redelivery: its
+  // topic was deleted and made again, and offsets started over.
+  if (prior && prior.kafka_partition === at.partition && at.offset <= prior.kafka_offset && change.observed_at <= prior.observed_at) return null;
   const after = change.op === 'DELETE' ? null : change.after;
   // Two sources (snapshot, CloudTrail) read AWS independently: a read older than the one applied is stale.
   if (prior && change.observed_at < prior.observed_at) {

@@ -64,6 +64,13 @@ describe('applying a change to the known state', () => {
     assert.equal(state?.after?.timeout_in_millis, 50);
   });
 
+  it('applies a change from a topic made again, whose offsets started over', () => {
+    const update = change({ event_id: 'e2', observed_at: 9_000, after: { ...change().after!, timeout_in_millis: 50 } });
+    const { state, history } = applyAll([[change(), 40], [update, 0]]);
+    assert.deepEqual(history.map((row) => row.operation), ['CREATE', 'UPDATE']);
+    assert.equal(state?.kafka_offset, 0);
+  });
+
   it('records an update with the fields that changed', () => {
     const update = change({ event_id: 'e2', after: { ...change().after!, timeout_in_millis: 50, description: '' } });
     const { history } = applyAll([[change(), 0], [update, 1]]);
