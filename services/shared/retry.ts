@@ -37,9 +37,17 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** Exponential backoff with full jitter; the last error is wrapped when the attempts run out. */
+export type BackoffOptions = Pick<RetryOptions, 'initialDelayMs' | 'maxDelayMs' | 'factor'>;
+
+/** The wait before attempt `attempt + 1`: exponential up to a ceiling, with jitter over its upper half. */
+export function backoffDelay(attempt: number, { initialDelayMs = 200, maxDelayMs = 30_000, factor = 2 }: BackoffOptions = {}): number {
+  const ceiling = Math.min(maxDelayMs, initialDelayMs * factor ** attempt);
+  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+}
+
+/** Exponential backoff with jitter; the last error is wrapped when the attempts run out. */
 export function createRetry(options: RetryOptions = {}) {
-  const { retries = 8, initialDelayMs = 200, maxDelayMs = 30_000, factor = 2, shouldRetry = isRetriable } = options;
+  const { retries = 8, shouldRetry = isRetriable } = options;
   return async function retry<T>(operation: (attempt: number) => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -49,8 +57,7 @@ export function createRetry(options: RetryOptions = {}) {
           if (attempt === 0 || !shouldRetry(error)) throw error;
           throw new RetriesExhaustedError(attempt + 1, error);
         }
-        const ceiling = Math.min(maxDelayMs, initialDelayMs * factor ** attempt);
-        const delayMs = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+        const delayMs = backoffDelay(attempt, options);
         options.onRetry?.(error, attempt + 1, delayMs);
         await sleep(delayMs, options.signal);
       }

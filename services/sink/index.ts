@@ -1,12 +1,13 @@
 import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { ChangeCodec, EncodedImage } from '../shared/codec.js';
-import { ApigwError, PoisonMessageError, describeError, isRetriable } from '../shared/errors.js';
+import { ApigwError, PoisonMessageError, describeError } from '../shared/errors.js';
 import { apiArn, apiIdOf, type ApiInfo, type IntegrationChange } from '../shared/integration-model.js';
 import { createIdempotentProducer, dlqTopic } from '../shared/kafka.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
 import { createRetry, sleep } from '../shared/retry.js';
 import { applyChange, chTime, type AppliedState } from './change-applier.js';
+import { createConsumerRestarts } from './consumer-restarts.js';
 import type { StateStore } from './state-store.js';
 import { ReadTracker } from './read-tracker.js';
 import { blockSize, countOperation, emptyBlock, type RowBlock } from './row-block.js';
@@ -133,7 +134,8 @@ export function createSink(deps: SinkDeps) {
   let activeBatches = 0;
   // consumer.run() has returned: stop() pauses and drains it before leaving.
   let running = false;
-  let stopping = false;
+  // Aborted once stop() began.
+  const stopping = new AbortController();
   // Rejected when the consumer stopped for good: kafkajs restarts it after any error it retries, not after others.
   let stoppedForGood!: (error: Error) => void;
   const failed = new Promise<never>((_, reject) => {
@@ -460,6 +462,7 @@ export function createSink(deps: SinkDeps) {
       await admin.connect();
       dlqProducer = createIdempotentProducer(kafka);
       await dlqProducer.connect();
+      const restarts = createConsumerRestarts({ admin, topic, logger: deps.logger, metrics, signal: stopping.signal });
       consumer = kafka.consumer({
         groupId: deps.groupId,
         readUncommitted: false,
@@ -475,13 +478,9 @@ export function createSink(deps: SinkDeps) {
         maxBytes: 1024 * 1024,
         retry: {
           retries: 10,
-          restartOnFailure: async (error) => {
-            // kafkajs asks after its own disconnect, also when the failure came from our stop() closing the
-            // connections under a consumer still joining its group: restarted then, it would run on, unowned.
-            if (stopping) return false;
-            log.error({ err: describeError(error), retriable: isRetriable(error) }, 'sink consumer failed; restarting from the last committed offsets');
-            return true;
-          },
+          // kafkajs asks after its own disconnect, also when the failure came from our stop() closing the
+          // connections under a consumer still joining its group: restarted then, it would run on, unowned.
+          restartOnFailure: async (error) => !stopping.signal.aborted && restarts.beforeRestart(error),
         },
       });
       // A fetch that holds only transaction markers never reaches eachBatch; commit past it so the group's
@@ -492,7 +491,7 @@ export function createSink(deps: SinkDeps) {
         void commitWhenWritten(payload.partition, payload.lastOffset);
       });
       consumer.on(consumer.events.CRASH, ({ payload }) => {
-        if (payload.restart || stopping) return;
+        if (payload.restart || stopping.signal.aborted) return;
         running = false;
         log.fatal({ err: describeError(payload.error) }, 'the sink\'s consumer stopped for good: nothing more is consumed');
         stoppedForGood(new ApigwError(`the sink stopped consuming: ${describeError(payload.error)}`, { cause: payload.error }));
@@ -534,7 +533,7 @@ export function createSink(deps: SinkDeps) {
 
     /** Stops fetching, lets the batches in flight end and their rows be written and committed, then leaves. */
     async stop(): Promise<void> {
-      stopping = true;
+      stopping.abort();
       try {
         if (running) {
           consumer!.pause([{ topic }]);

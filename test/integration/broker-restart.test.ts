@@ -5,7 +5,7 @@ import type { Pipeline } from '../../cli/pipeline.js';
 import { sleep } from '../../services/shared/retry.js';
 import { stackDown, stackUp } from '../../stack/index.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
-import { apigwStream, queryJson, startApigwStream } from '../support/cli.js';
+import { currentTimeouts, queryJson, startApigwStream } from '../support/cli.js';
 import { startCloudTrailServer, type CloudTrailServer } from '../support/cloudtrail-server.js';
 import { awsClient, motoEndpoint, runListener, testEnvironment, waitFor } from '../support/harness.js';
 import { PRINCIPALS, createRecordingClient } from '../support/recorded-changes.js';
@@ -25,13 +25,6 @@ describe('the Kafka broker goes away and comes back', { timeout: 300_000 }, () =
   let apis: SampleApi[];
 
   const query = <T>(args: string[]) => queryJson<T>(args, env.env);
-  const withSinkLog = (error: Error): never => { throw new Error(`${error.message}; the sink's log: ${sink.log().slice(-1500)}`); };
-  /** Each live integration's timeout, as `query current` answers; undefined while the sink does not answer yet. */
-  async function timeouts(): Promise<Map<string, number | null> | undefined> {
-    const result = await apigwStream(['query', 'current', '--format', 'json'], env.env);
-    if (result.status !== 0) return undefined;
-    return new Map((JSON.parse(result.stdout) as { arn: string; timeout_in_millis: number | null }[]).map((row) => [row.arn, row.timeout_in_millis]));
-  }
 
   before(async () => {
     await resetEmulator(motoEndpoint);
@@ -57,8 +50,8 @@ describe('the Kafka broker goes away and comes back', { timeout: 300_000 }, () =
 
   it('the sink, the snapshotter and the listener carry on, a change made meanwhile reaches the tables once, and the sink then stops cleanly', async (t) => {
     const integrations = apis.reduce((n, api) => n + api.integrationIds.length, 0);
-    await waitFor('the sink to apply the first snapshot', async () => (await timeouts())?.size === integrations, 60_000)
-      .catch(withSinkLog);
+    await waitFor('the sink to apply the first snapshot', async () => (await currentTimeouts(env.env))?.size === integrations, 60_000)
+      .catch(sink.withLog);
     const api = apis.find((candidate) => candidate.protocol === 'HTTP' && candidate.integrationIds.length >= 2)!;
     const arn = `arn:aws:apigateway:${REGION}::/apis/${api.apiId}/integrations/${api.integrationIds[0]}`;
 
@@ -74,8 +67,8 @@ describe('the Kafka broker goes away and comes back', { timeout: 300_000 }, () =
 
     const result = await producers.snapshotter!.runOnce();
     assert.deepEqual(result.regions.map((region) => region.completed), [true], result.regions[0]?.error);
-    await waitFor('the change to reach the current-state table', async () => (await timeouts())?.get(arn) === 7777, 120_000)
-      .catch(withSinkLog);
+    await waitFor('the change to reach the current-state table', async () => (await currentTimeouts(env.env))?.get(arn) === 7777, 120_000)
+      .catch(sink.withLog);
     const versions = await query<{ version: number }[]>(['history', arn]);
     assert.deepEqual(versions.map((row) => row.version), [1, 2], 'two versions of the changed integration, none repeated');
     const [{ changes }] = await query<{ changes: number }[]>(['who']) as [{ changes: number }];
@@ -84,7 +77,7 @@ describe('the Kafka broker goes away and comes back', { timeout: 300_000 }, () =
     // The listener's transactional producer carries on too: a change seen in CloudTrail now arrives with who made it.
     const other = `arn:aws:apigateway:${REGION}::/apis/${api.apiId}/integrations/${api.integrationIds[1]}`;
     await createRecordingClient({ aws, trail, region: REGION }).updateIntegration(PRINCIPALS.bob, { ApiId: api.apiId, IntegrationId: api.integrationIds[1], TimeoutInMillis: 8888 });
-    await waitFor('the CloudTrail change to reach the tables', async () => (await timeouts())?.get(other) === 8888, 60_000);
+    await waitFor('the CloudTrail change to reach the tables', async () => (await currentTimeouts(env.env))?.get(other) === 8888, 60_000);
     const changed = await query<{ principal_arn: string | null }[]>(['history', other]);
     assert.equal(changed.at(-1)?.principal_arn, PRINCIPALS.bob.arn);
 

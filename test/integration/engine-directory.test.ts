@@ -32,7 +32,7 @@ describe('the embedded engine keeps its tables where CLICKHOUSE_URL says, whatev
   });
 
   it('run, started beside a ClickHouse server\'s config.xml, writes into its own directory; a query reads it beside a broken one', async () => {
-    const { child: run, exited, log } = startApigwStream(['run'], env.env, { cwd: workDir });
+    const { child: run, exited, log, withLog } = startApigwStream(['run'], env.env, { cwd: workDir });
     const expected = await emulatorInventory(aws, REGION);
     const current = (cwd?: string) => apigwStream(['query', 'current', '--format', 'json'], env.env, { cwd });
     try {
@@ -40,7 +40,7 @@ describe('the embedded engine keeps its tables where CLICKHOUSE_URL says, whatev
         const result = await current();
         return result.status === 0 && (JSON.parse(result.stdout) as unknown[]).length === expected.size;
       }, 90_000)
-        .catch((error: Error) => { throw new Error(`${error.message}; run's log: ${log().slice(-1500)}`); });
+        .catch(withLog);
     } finally {
       run.kill('SIGTERM');
     }

@@ -30,13 +30,21 @@ export function apigwStream(
 
 /**
  * Starts the real executable as a long-running service (`run`, `sink`) with `env` as it is; its log (stderr) is
- * kept, and `exited` settles with its exit code.
+ * kept, and `exited` settles with its exit code. `withLog` rethrows an error with the end of that log, for failures.
  */
 export function startApigwStream(args: string[], env: NodeJS.ProcessEnv, { cwd }: { cwd?: string } = {}) {
   const child = spawn(process.execPath, [EXECUTABLE, ...args], { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr.on('data', (chunk: Buffer) => { log += chunk.toString(); });
-  return { child, exited: new Promise<number | null>((resolve) => child.once('exit', resolve)), log: () => log };
+  const withLog = (error: Error): never => { throw new Error(`${error.message}; ${args[0]}'s log: ${log.slice(-1500)}`); };
+  return { child, exited: new Promise<number | null>((resolve) => child.once('exit', resolve)), log: () => log, withLog };
+}
+
+/** Each live integration's timeout, as `query current` answers; undefined while nothing answers. */
+export async function currentTimeouts(env: NodeJS.ProcessEnv): Promise<Map<string, number | null> | undefined> {
+  const result = await apigwStream(['query', 'current', '--format', 'json'], env);
+  if (result.status !== 0) return undefined;
+  return new Map((JSON.parse(result.stdout) as { arn: string; timeout_in_millis: number | null }[]).map((row) => [row.arn, row.timeout_in_millis]));
 }
 
 /** `apigw-stream query ARGS --format json`, which must exit 0, parsed. */

@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { UpdateIntegrationCommand } from '@aws-sdk/client-apigatewayv2';
+import type { Pipeline } from '../../cli/pipeline.js';
+import { ensureTopics } from '../../services/shared/kafka.js';
+import { sleep } from '../../services/shared/retry.js';
+import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
+import { currentTimeouts, queryJson, startApigwStream } from '../support/cli.js';
+import { awsClient, motoEndpoint, plainKafka, testEnvironment, waitFor } from '../support/harness.js';
+
+const REGION = 'ap-south-2';
+const aws = awsClient(REGION);
+
+describe('the topic is deleted under a running sink', { timeout: 300_000 }, () => {
+  let env: ReturnType<typeof testEnvironment>;
+  let producers: Pipeline;
+  let sink: ReturnType<typeof startApigwStream>;
+  let apis: SampleApi[];
+
+  const logLines = (text: string) => sink.log().split('\n').filter((line) => line.includes(text));
+  async function withAdmin(work: (admin: ReturnType<ReturnType<typeof plainKafka>['admin']>) => Promise<unknown>): Promise<void> {
+    const admin = plainKafka().admin();
+    await admin.connect();
+    try {
+      await work(admin);
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  before(async () => {
+    await resetEmulator(motoEndpoint);
+    apis = await seedSampleInventory(aws, { httpApis: 2, websocketApis: 1, prefix: 'deleted' });
+    env = testEnvironment({ region: REGION, extra: { LOG_LEVEL: 'fatal' } });
+    producers = await env.open({ snapshot: true });
+    sink = startApigwStream(['sink'], { ...env.env, LOG_LEVEL: 'info' });
+    await producers.snapshotter!.runOnce();
+  });
+  after(async () => {
+    sink?.child.kill('SIGKILL');
+    await producers?.close();
+    aws.destroy();
+    await env?.cleanup();
+  });
+
+  it('says so, restarts its consumer with backoff instead of in a loop, and applies the events of the topic made again', async () => {
+    const integrations = apis.reduce((n, api) => n + api.integrationIds.length, 0);
+    await waitFor('the sink to apply the first snapshot', async () => (await currentTimeouts(env.env))?.size === integrations, 60_000).catch(sink.withLog);
+
+    await withAdmin((admin) => admin.deleteTopics({ topics: [env.config.topic] }));
+    const missing = `the topic ${env.config.topic} does not exist (deleted?)`;
+    // kafkajs retries the consumer's fetches for about a minute before it gives up and the sink restarts it.
+    await waitFor('the sink to say that its topic is gone', async () => logLines(missing).length > 0, 150_000).catch(sink.withLog);
+    const restartsBefore = logLines(missing).length;
+    await sleep(15_000);
+    // kafkajs alone restarts it every 200 ms or so (dozens of times in this while); with backoff (1 s doubling to 30
+    // s) at most 5.
+    const restarts = logLines(missing).length - restartsBefore;
+    assert.ok(restarts <= 5, `restarted ${restarts} times in 15 s; the sink's log: ${sink.log().slice(-1500)}`);
+
+    // Made again, the topic's offsets start over, below the ones the tables hold for each integration: a sink that
+    // took its events for redeliveries would apply none of them.
+    const api = apis.find((candidate) => candidate.protocol === 'HTTP')!;
+    const arn = `arn:aws:apigateway:${REGION}::/apis/${api.apiId}/integrations/${api.integrationIds[0]}`;
+    await aws.send(new UpdateIntegrationCommand({ ApiId: api.apiId, IntegrationId: api.integrationIds[0], TimeoutInMillis: 4242 }));
+    await withAdmin((admin) => ensureTopics(admin, env.config.topic, env.config.topicPartitions));
+    const result = await producers.snapshotter!.runOnce();
+    assert.deepEqual(result.regions.map((region) => region.completed), [true], result.regions[0]?.error);
+    await waitFor('the change to reach the current-state table', async () => (await currentTimeouts(env.env))?.get(arn) === 4242, 120_000).catch(sink.withLog);
+
+    const versions = await queryJson<{ version: number }[]>(['history', arn], env.env);
+    assert.deepEqual(versions.map((row) => row.version), [1, 2], 'two versions of the changed integration, none repeated');
+    const [{ changes }] = await queryJson<{ changes: number }[]>(['who'], env.env) as [{ changes: number }];
+    assert.equal(Number(changes), integrations + 1, 'one history row per integration and one for the change: the replay wrote nothing twice');
+
+    sink.child.kill('SIGTERM');
+    const code = await Promise.race([sink.exited, sleep(30_000).then(() => 'still running')]);
+    assert.equal(code, 0, `the sink exits 0 on SIGTERM; its log: ${sink.log().slice(-1500)}`);
+  });
+});
