@@ -73,10 +73,17 @@ async function openParts(options: PipelineOptions, pipeline: Pipeline, closers: 
 
   const kafka: Kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'apigw-stream', logger });
   const codec = createChangeCodec({ registryUrl: config.schemaRegistryUrl, topic: config.topic });
-  const admin = kafka.admin();
-  await admin.connect();
-  const partitionCount = await ensureTopics(admin, config.topic, config.topicPartitions);
-  await admin.disconnect();
+  /** Makes the topic and its dead-letter topic where missing; returns the topic's partitions and what it made. */
+  const ensureTopic = async (partitions: number) => {
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      return await ensureTopics(admin, config.topic, partitions);
+    } finally {
+      await admin.disconnect();
+    }
+  };
+  const { partitions: partitionCount } = await ensureTopic(config.topicPartitions);
   await codec.register();
 
   if (readsAws) {
@@ -84,7 +91,10 @@ async function openParts(options: PipelineOptions, pipeline: Pipeline, closers: 
     await producer.connect();
     closers.push(() => producer.disconnect());
     const emitter = createChangeEmitter({ producer, codec, topic: config.topic, partitionCount, logger, metrics });
-    const opened = await sources!.openSources({ ...options, kafka, emitter, accountId: accountId!, closers });
+    const opened = await sources!.openSources({
+      ...options, kafka, emitter, accountId: accountId!, closers,
+      ensureTopic: async () => (await ensureTopic(partitionCount)).created,
+    });
     pipeline.snapshotter = opened.snapshotter;
     pipeline.listener = opened.listener;
   }

@@ -48,15 +48,15 @@ export async function createTopicsWithLeaders(admin: Admin, topics: ITopicConfig
   });
 }
 
-/** Creates the topic and its dead-letter topic when missing; returns the topic's partition count. */
-export async function ensureTopics(admin: Admin, topic: string, partitions: number): Promise<number> {
+/** Creates the topic and its dead-letter topic when missing; returns the topic's partition count and what it made. */
+export async function ensureTopics(admin: Admin, topic: string, partitions: number): Promise<{ partitions: number; created: string[] }> {
   const existing = new Set(await admin.listTopics());
   const missing = [topic, dlqTopic(topic)].filter((name) => !existing.has(name));
   if (missing.length > 0) {
     await createTopicsWithLeaders(admin, missing.map((name) => ({ topic: name, numPartitions: name === topic ? partitions : 1, replicationFactor: -1 })));
   }
   const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
-  return metadata.topics[0]!.partitions.length;
+  return { partitions: metadata.topics[0]!.partitions.length, created: missing };
 }
 
 /**
