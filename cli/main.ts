@@ -38,6 +38,14 @@ Configuration (environment variables):
   APIGW_STACK_{KAFKA,KAFKA_CONTROLLER,REGISTRY,MOTO}_PORT   local stack ports (9092, 9093, 8081, 5000)
 `;
 
+/**
+ * How long a stop request waits for what is in flight. A send to Kafka waits without end while its broker or topic is
+ * away, and so would the process. Leaving loses nothing: a snapshot without its completion marker deletes nothing and
+ * is read again by the next one, a listener poll whose transaction is not committed is read again, and the sink
+ * commits no offset before its rows are written.
+ */
+const SHUTDOWN_GRACE_MS = 20_000;
+
 /** Runs services until SIGINT/SIGTERM, then shuts them down in order. */
 async function runServices(options: PipelineParts & { once: boolean }): Promise<void> {
   const config: Config = loadConfig();
@@ -54,6 +62,10 @@ async function runServices(options: PipelineParts & { once: boolean }): Promise<
     if (stop.signal.aborted) return;
     logger.info({ signal }, 'shutting down');
     stop.abort(signal);
+    setTimeout(() => {
+      logger.warn({ graceSeconds: SHUTDOWN_GRACE_MS / 1000 }, 'still shutting down, most likely a send waiting for Kafka: leaving without it (what it did not finish is not marked done, so it is done again after the next start)');
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    }, SHUTDOWN_GRACE_MS).unref();
   };
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));

@@ -22,6 +22,8 @@ describe('the Kafka broker goes away and comes back', { timeout: 300_000 }, () =
   let trail: CloudTrailServer;
   let listener: ReturnType<typeof runListener>;
   let sink: ReturnType<typeof startApigwStream>;
+  // A snapshot service as the real executable, asked to stop while the broker is away.
+  let snapshots: ReturnType<typeof startApigwStream>;
   let apis: SampleApi[];
 
   const query = <T>(args: string[]) => queryJson<T>(args, env.env);
@@ -34,6 +36,7 @@ describe('the Kafka broker goes away and comes back', { timeout: 300_000 }, () =
     env = testEnvironment({ region: REGION, extra: { AWS_ENDPOINT_URL_CLOUDTRAIL: trail.endpoint, APIGW_LISTENER_POLL_SECONDS: '0.3', APIGW_LISTENER_LOOKBACK_HOURS: '1', LOG_LEVEL: 'fatal' } });
     producers = await env.open({ snapshot: true, listen: true });
     sink = startApigwStream(['sink'], { ...env.env, LOG_LEVEL: 'info' });
+    snapshots = startApigwStream(['snapshot'], { ...env.env, LOG_LEVEL: 'info', APIGW_SNAPSHOT_INTERVAL_SECONDS: '1' });
     await producers.snapshotter!.runOnce();
     listener = runListener(producers);
   });
@@ -41,6 +44,7 @@ describe('the Kafka broker goes away and comes back', { timeout: 300_000 }, () =
     // Whatever happened, the next test files find the broker up.
     await stackUp(quiet);
     sink?.child.kill('SIGKILL');
+    snapshots?.child.kill('SIGKILL');
     await listener?.stop();
     await producers?.close();
     await trail?.close();
@@ -48,7 +52,7 @@ describe('the Kafka broker goes away and comes back', { timeout: 300_000 }, () =
     await env?.cleanup();
   });
 
-  it('the sink, the snapshotter and the listener carry on, a change made meanwhile reaches the tables once, and the sink then stops cleanly', async (t) => {
+  it('the sink, the snapshotter and the listener carry on, a change made meanwhile reaches the tables once, and the sink then stops cleanly; a service asked to stop meanwhile leaves after its grace period', async (t) => {
     const integrations = apis.reduce((n, api) => n + api.integrationIds.length, 0);
     await waitFor('the sink to apply the first snapshot', async () => (await currentTimeouts(env.env))?.size === integrations, 60_000)
       .catch(sink.withLog);
@@ -62,6 +66,11 @@ describe('the Kafka broker goes away and comes back', { timeout: 300_000 }, () =
       return;
     }
     await sleep(5_000); // the sink's fetches and the group's heartbeats fail meanwhile
+    // The snapshot service's calls to Kafka wait for the broker without end; a stop request waits 20 s for them.
+    snapshots.child.kill('SIGTERM');
+    const left = await Promise.race([snapshots.exited, sleep(40_000).then(() => 'still running')]);
+    assert.equal(left, 143, `the snapshot service leaves 20 s after SIGTERM, with the signal's exit code; its log: ${snapshots.log().slice(-1500)}`);
+    assert.match(snapshots.log(), /still shutting down, most likely a send waiting for Kafka: leaving without it/);
     await aws.send(new UpdateIntegrationCommand({ ApiId: api.apiId, IntegrationId: api.integrationIds[0], TimeoutInMillis: 7777 }));
     await stackUp(quiet);
 
