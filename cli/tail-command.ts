@@ -43,21 +43,31 @@ export function tailCommand(): Command {
     .action(async (opts: TailOptions) => {
       const config = loadConfig();
       // Loaded on use: every other command's start-up would pay for the Kafka and registry clients.
-      const [{ checkKafka, checkRegistry }, { createChangeCodec }, { createKafka }] = await Promise.all([
-        import('./preflight.js'), import('../services/shared/codec.js'), import('../services/shared/kafka.js'),
+      const [{ checkKafka, checkRegistry }, { createChangeCodec }, { createKafka }, { createConsumerRestarts }] = await Promise.all([
+        import('./preflight.js'), import('../services/shared/codec.js'), import('../services/shared/kafka.js'), import('../services/shared/consumer-restarts.js'),
       ]);
       await checkKafka(config.kafkaBrokers, { topic: config.topic });
       await checkRegistry(config.schemaRegistryUrl);
       const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
       const codec = createChangeCodec({ registryUrl: config.schemaRegistryUrl, topic: config.topic });
-      const consumer = createKafka({ brokers: config.kafkaBrokers, clientId: 'apigw-stream-tail', logger })
-        .consumer({ groupId: `apigw-stream-tail-${process.pid}-${Date.now()}`, readUncommitted: false });
+      const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'apigw-stream-tail', logger });
+      const admin = kafka.admin();
+      const stopping = new AbortController();
+      const restarts = createConsumerRestarts({ admin, topic: config.topic, logger, signal: stopping.signal });
+      const consumer = kafka.consumer({
+        groupId: `apigw-stream-tail-${process.pid}-${Date.now()}`,
+        readUncommitted: false,
+        retry: { restartOnFailure: (error) => restarts.beforeRestart(error) },
+      });
       const seen = new Map<string, IntegrationState | null>();
       const printedMarkers = new Set<string>();
+      await admin.connect();
       await consumer.connect();
       await consumer.subscribe({ topic: config.topic, fromBeginning: opts.fromBeginning === true });
       const stop = async () => {
+        stopping.abort();
         await consumer.disconnect();
+        await admin.disconnect();
         process.exit(0);
       };
       process.once('SIGINT', stop);

@@ -1,5 +1,6 @@
 import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { ChangeCodec, EncodedImage } from '../shared/codec.js';
+import { createConsumerRestarts } from '../shared/consumer-restarts.js';
 import { ApigwError, PoisonMessageError, describeError } from '../shared/errors.js';
 import { apiArn, apiIdOf, type ApiInfo, type IntegrationChange } from '../shared/integration-model.js';
 import { createIdempotentProducer, dlqTopic } from '../shared/kafka.js';
@@ -7,7 +8,6 @@ import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
 import { createRetry, sleep } from '../shared/retry.js';
 import { applyChange, chTime, type AppliedState } from './change-applier.js';
-import { createConsumerRestarts } from './consumer-restarts.js';
 import type { StateStore } from './state-store.js';
 import { ReadTracker } from './read-tracker.js';
 import { blockSize, countOperation, emptyBlock, type RowBlock } from './row-block.js';
@@ -462,7 +462,9 @@ export function createSink(deps: SinkDeps) {
       await admin.connect();
       dlqProducer = createIdempotentProducer(kafka);
       await dlqProducer.connect();
-      const restarts = createConsumerRestarts({ admin, topic, logger: deps.logger, metrics, signal: stopping.signal });
+      const restarts = createConsumerRestarts({
+        admin, topic, logger: log, signal: stopping.signal, onRestart: (reason) => metrics.sinkConsumerRestarts.inc({ reason }),
+      });
       consumer = kafka.consumer({
         groupId: deps.groupId,
         readUncommitted: false,

@@ -1,8 +1,7 @@
 import type { Admin } from 'kafkajs';
-import { describeError, isRetriable } from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
-import type { Metrics } from '../shared/metrics.js';
-import { backoffDelay, sleep } from '../shared/retry.js';
+import { describeError, isRetriable } from './errors.js';
+import type { Logger } from './logger.js';
+import { backoffDelay, sleep } from './retry.js';
 
 const BACKOFF = { initialDelayMs: 1000, maxDelayMs: 30_000 };
 /** A consumer that ran this long since its last restart starts the backoff afresh. */
@@ -12,21 +11,21 @@ export interface ConsumerRestartDeps {
   admin: Admin;
   topic: string;
   logger: Logger;
-  metrics: Metrics;
-  /** Aborted when the sink stops: a restart waiting out its backoff is called off. */
+  /** Aborted when the consumer's owner stops: a restart waiting out its backoff is called off. */
   signal: AbortSignal;
+  /** Called for each restart, with why: to count it. */
+  onRestart?: (reason: 'topic-missing' | 'failure') => void;
 }
 
 /**
- * What the sink does before kafkajs restarts its consumer after a failure kafkajs stopped retrying. kafkajs restarts
- * it without limit, 200 ms after a failure that came at once: one that comes back at once (its topic deleted, say)
- * restarted it five times a second, each time with an error in the log. Here each restart waits out a backoff (1 s,
- * doubling to 30 s), and the log says why. A deleted topic's committed offsets go with it (the broker drops them), so
- * once the topic is made again the consumer reads it from its beginning.
+ * What to do before kafkajs restarts a consumer (the sink's, tail's) after a failure kafkajs stopped retrying.
+ * kafkajs restarts it without limit, 200 ms after a failure that came at once: one that comes back at once (its topic
+ * deleted, say) restarted it five times a second, each time with an error in the log. Here each restart waits out a
+ * backoff (1 s, doubling to 30 s), and the log says why. A deleted topic's committed offsets go with it (the broker
+ * drops them), so once the topic is made again the consumer reads it from its beginning.
  */
 export function createConsumerRestarts(deps: ConsumerRestartDeps) {
-  const { admin, topic, metrics, signal } = deps;
-  const log = deps.logger.child({ component: 'sink' });
+  const { admin, topic, logger: log, signal } = deps;
   let failures = 0;
   let lastRestartAt = -Infinity;
 
@@ -40,11 +39,11 @@ export function createConsumerRestarts(deps: ConsumerRestartDeps) {
       const delayMs = backoffDelay(failures++, BACKOFF);
       const seconds = (delayMs / 1000).toFixed(1);
       if (await topicMissing()) {
-        metrics.sinkConsumerRestarts.inc({ reason: 'topic-missing' });
+        deps.onRestart?.('topic-missing');
         log.error({ topic, failures, delayMs }, `the topic ${topic} does not exist (deleted?): nothing is consumed until it exists again; looking again in ${seconds} s`);
       } else {
-        metrics.sinkConsumerRestarts.inc({ reason: 'failure' });
-        log.error({ err: describeError(error), retriable: isRetriable(error), failures, delayMs }, `sink consumer failed; restarting from the last committed offsets in ${seconds} s`);
+        deps.onRestart?.('failure');
+        log.error({ err: describeError(error), retriable: isRetriable(error), failures, delayMs }, `the consumer failed; restarting it in ${seconds} s`);
       }
       await sleep(delayMs, signal);
       lastRestartAt = Date.now();
