@@ -33,7 +33,7 @@ export function createConsumerRestarts(deps: ConsumerRestartDeps) {
   const topicMissing = () => admin.listTopics().then((topics) => !topics.includes(topic), () => false);
 
   return {
-    /** Waits out the backoff and says why the consumer failed; true to restart it, false once the sink stops. */
+    /** Waits out the backoff and says why the consumer failed; true to restart it, false once its owner stops. */
     async beforeRestart(error: Error): Promise<boolean> {
       if (Date.now() - lastRestartAt > QUIET_RESET_MS) failures = 0;
       const delayMs = backoffDelay(failures++, BACKOFF);

@@ -201,9 +201,11 @@ const sameConfiguration = (state: AppliedState, after: IntegrationState) =>
 
 /**
  * Applies one change to what the sink knew of its integration. Returns null when nothing changes: a redelivered
- * message (at or below the applied offset, read no later than the applied state), a read older than the applied one, or a deletion of something
- * already gone, unless such a read or deletion names who made a version a snapshot saw first (attributionOf). A re-read of the same configuration only moves the position of `prior`, in place (nothing is
- * written: 80% of a snapshot's events are such re-reads, and which snapshot saw what is tracked by the sink).
+ * message (at or below the applied offset, read no later than the applied state), a read older than the applied
+ * one, or a deletion of something already gone, unless such a read or deletion names who made a version a snapshot
+ * saw first (attributionOf). A re-read of the same configuration only moves the position of `prior`, in place
+ * (nothing is written: 80% of a snapshot's events are such re-reads, and which snapshot saw what is tracked by the
+ * sink).
  * `image`, the change's after-image with its bytes as the codec decoded it, is kept with the state that after-image
  * gives.
  */
