@@ -22,8 +22,9 @@ describe('the Kafka broker goes away and comes back', { timeout: 300_000 }, () =
   let trail: CloudTrailServer;
   let listener: ReturnType<typeof runListener>;
   let sink: ReturnType<typeof startApigwStream>;
-  // A snapshot service as the real executable, asked to stop while the broker is away.
-  let snapshots: ReturnType<typeof startApigwStream>;
+  // A CloudTrail listener as the real executable, asked to stop while the broker is away: each of its polls commits a
+  // transaction, which waits for the broker without end. Its own topic, so that it fences no other listener.
+  let listenService: ReturnType<typeof startApigwStream>;
   let apis: SampleApi[];
 
   const query = <T>(args: string[]) => queryJson<T>(args, env.env);
@@ -36,7 +37,7 @@ describe('the Kafka broker goes away and comes back', { timeout: 300_000 }, () =
     env = testEnvironment({ region: REGION, extra: { AWS_ENDPOINT_URL_CLOUDTRAIL: trail.endpoint, APIGW_LISTENER_POLL_SECONDS: '0.3', APIGW_LISTENER_LOOKBACK_HOURS: '1', LOG_LEVEL: 'fatal' } });
     producers = await env.open({ snapshot: true, listen: true });
     sink = startApigwStream(['sink'], { ...env.env, LOG_LEVEL: 'info' });
-    snapshots = startApigwStream(['snapshot'], { ...env.env, LOG_LEVEL: 'info', APIGW_SNAPSHOT_INTERVAL_SECONDS: '1' });
+    listenService = startApigwStream(['listen'], { ...env.env, LOG_LEVEL: 'info', APIGW_TOPIC: `${env.config.topic}.grace` });
     await producers.snapshotter!.runOnce();
     listener = runListener(producers);
   });
@@ -44,7 +45,7 @@ describe('the Kafka broker goes away and comes back', { timeout: 300_000 }, () =
     // Whatever happened, the next test files find the broker up.
     await stackUp(quiet);
     sink?.child.kill('SIGKILL');
-    snapshots?.child.kill('SIGKILL');
+    listenService?.child.kill('SIGKILL');
     await listener?.stop();
     await producers?.close();
     await trail?.close();
@@ -66,11 +67,11 @@ describe('the Kafka broker goes away and comes back', { timeout: 300_000 }, () =
       return;
     }
     await sleep(5_000); // the sink's fetches and the group's heartbeats fail meanwhile
-    // The snapshot service's calls to Kafka wait for the broker without end; a stop request waits 20 s for them.
-    snapshots.child.kill('SIGTERM');
-    const left = await Promise.race([snapshots.exited, sleep(40_000).then(() => 'still running')]);
-    assert.equal(left, 143, `the snapshot service leaves 20 s after SIGTERM, with the signal's exit code; its log: ${snapshots.log().slice(-1500)}`);
-    assert.match(snapshots.log(), /still shutting down, most likely a send waiting for Kafka: leaving without it/);
+    // The listen service's poll waits for the broker without end; a stop request waits 20 s for it.
+    listenService.child.kill('SIGTERM');
+    const left = await Promise.race([listenService.exited, sleep(40_000).then(() => 'still running')]);
+    assert.equal(left, 143, `the listen service leaves 20 s after SIGTERM, with the signal's exit code; its log: ${listenService.log().slice(-1500)}`);
+    assert.match(listenService.log(), /still shutting down, most likely a send waiting for Kafka: leaving without it/);
     await aws.send(new UpdateIntegrationCommand({ ApiId: api.apiId, IntegrationId: api.integrationIds[0], TimeoutInMillis: 7777 }));
     await stackUp(quiet);
 
