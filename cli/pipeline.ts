@@ -4,7 +4,8 @@ import { applySchema, openClickHouse, type ClickHouseClient } from '../services/
 import { createChangeCodec } from '../services/shared/codec.js';
 import { requireRegions, type Config } from '../services/shared/config.js';
 import { describeError } from '../services/shared/errors.js';
-import { createIdempotentProducer, createKafka, ensureTopics } from '../services/shared/kafka.js';
+import { createIdempotentProducer, createKafka, ensureTopics, withAdmin } from '../services/shared/kafka.js';
+import { keepTopics } from '../services/shared/topic-keeper.js';
 import type { Logger } from '../services/shared/logger.js';
 import type { Metrics } from '../services/shared/metrics.js';
 import type { CloudTrailListener } from '../services/cloudtrail-listener/index.js';
@@ -73,17 +74,7 @@ async function openParts(options: PipelineOptions, pipeline: Pipeline, closers: 
 
   const kafka: Kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'apigw-stream', logger });
   const codec = createChangeCodec({ registryUrl: config.schemaRegistryUrl, topic: config.topic });
-  /** Makes the topic and its dead-letter topic where missing; returns the topic's partitions and what it made. */
-  const ensureTopic = async (partitions: number) => {
-    const admin = kafka.admin();
-    await admin.connect();
-    try {
-      return await ensureTopics(admin, config.topic, partitions);
-    } finally {
-      await admin.disconnect();
-    }
-  };
-  const { partitions: partitionCount } = await ensureTopic(config.topicPartitions);
+  const { partitions: partitionCount } = await withAdmin(kafka, (admin) => ensureTopics(admin, config.topic, config.topicPartitions));
   await codec.register();
 
   if (readsAws) {
@@ -91,12 +82,17 @@ async function openParts(options: PipelineOptions, pipeline: Pipeline, closers: 
     await producer.connect();
     closers.push(() => producer.disconnect());
     const emitter = createChangeEmitter({ producer, codec, topic: config.topic, partitionCount, logger, metrics });
-    const opened = await sources!.openSources({
-      ...options, kafka, emitter, accountId: accountId!, closers,
-      ensureTopic: async () => (await ensureTopic(partitionCount)).created,
-    });
+    const opened = await sources!.openSources({ ...options, kafka, emitter, accountId: accountId!, closers });
     pipeline.snapshotter = opened.snapshotter;
     pipeline.listener = opened.listener;
+    const stopKeeping = keepTopics({
+      logger,
+      ensure: () => withAdmin(kafka, async (admin) => [
+        ...(await ensureTopics(admin, config.topic, partitionCount)).created,
+        ...(await opened.listener?.ensureTopic(admin) ?? []),
+      ]),
+    });
+    closers.push(async () => stopKeeping());
   }
 
   const clickhouse = pipeline.clickhouse;

@@ -9,7 +9,7 @@ import type { Logger } from '../services/shared/logger.js';
 import type { Metrics } from '../services/shared/metrics.js';
 import { createCheckpointStore } from '../services/cloudtrail-listener/checkpoint-store.js';
 import { createCloudTrailListener, type CloudTrailListener } from '../services/cloudtrail-listener/index.js';
-import { createSnapshotter, type Snapshotter, type SnapshotterDeps } from '../services/snapshotter/index.js';
+import { createSnapshotter, type Snapshotter } from '../services/snapshotter/index.js';
 import { createSnapshotProgress } from '../services/snapshotter/progress.js';
 import type { PipelineParts } from './pipeline.js';
 
@@ -37,7 +37,6 @@ export async function resolveAccountId(config: Config): Promise<string> {
 export async function openSources(options: PipelineParts & {
   config: Config; logger: Logger; metrics: Metrics; interactive: boolean;
   kafka: Kafka; emitter: ChangeEmitter; accountId: string; closers: (() => Promise<void>)[];
-  ensureTopic: SnapshotterDeps['ensureTopic'];
 }): Promise<{ snapshotter?: Snapshotter; listener?: CloudTrailListener }> {
   const { config, logger, metrics, kafka, emitter, accountId, closers } = options;
   const clients = new Map<string, ApiGatewayV2Client>();
@@ -54,7 +53,6 @@ export async function openSources(options: PipelineParts & {
       accountId,
       clientFor,
       emitter,
-      ensureTopic: options.ensureTopic,
       concurrency: config.snapshotConcurrency,
       logger,
       metrics,

@@ -25,11 +25,13 @@ const keyOf = (accountId: string, region: string) => `${accountId}/${region}`;
 export function createCheckpointStore({ kafka, admin, topic }: { kafka: Kafka; admin: Admin; topic: string }) {
   const name = checkpointTopic(topic);
   return {
-    async ensureTopic(): Promise<void> {
-      if ((await admin.listTopics()).includes(name)) return;
-      await createTopicsWithLeaders(admin, [
+    /** Makes the checkpoint topic when missing, through `via` (by default the store's admin); returns the topics it made. */
+    async ensureTopic(via: Admin = admin): Promise<string[]> {
+      if ((await via.listTopics()).includes(name)) return [];
+      await createTopicsWithLeaders(via, [
         { topic: name, numPartitions: 1, replicationFactor: -1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
       ]);
+      return [name];
     },
 
     /** The last committed checkpoint of every region; call after the transactional producer connected (which aborts a dead instance's open transaction). */

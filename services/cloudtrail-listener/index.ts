@@ -3,7 +3,7 @@ import {
   type Integration,
 } from '@aws-sdk/client-apigatewayv2';
 import type { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
-import type { Kafka, Producer, Transaction } from 'kafkajs';
+import type { Admin, Kafka, Producer, Transaction } from 'kafkajs';
 import type { ChangeEmitter, Observation } from '../shared/change-emitter.js';
 import { describeError } from '../shared/errors.js';
 import { mapIntegration, type ApiInfo, type ChangeSource } from '../shared/integration-model.js';
@@ -307,6 +307,9 @@ export function createCloudTrailListener(deps: ListenerDeps) {
       }
       await Promise.all(deps.regions.map((region) => runRegion(region, initial.get(region)!, signal)));
     },
+
+    /** Makes the checkpoint topic again, through `via`, when it was deleted; returns the topics it made. */
+    ensureTopic: (via: Admin) => deps.checkpoints.ensureTopic(via),
 
     async stop(): Promise<void> {
       for (const producer of producers.values()) await producer.disconnect();

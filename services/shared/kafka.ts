@@ -60,6 +60,20 @@ export async function ensureTopics(admin: Admin, topic: string, partitions: numb
 }
 
 /**
+ * Runs `work` with an admin client of its own. kafkajs keeps asking for every topic a client has asked about in its
+ * later metadata requests, and fails them all once such a topic is deleted: a new client does not.
+ */
+export async function withAdmin<T>(kafka: Kafka, work: (admin: Admin) => Promise<T>): Promise<T> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return await work(admin);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
  * An idempotent producer (acks=all enforced by kafkajs). It retries without limit, with backoff up to 10 s: a
  * broker that goes away delays events, never drops them, and kafkajs requires it for idempotence.
  */

@@ -15,12 +15,6 @@ export interface SnapshotterDeps {
   accountId: string;
   clientFor: (region: string) => ApiGatewayV2Client;
   emitter: ChangeEmitter;
-  /**
-   * Makes the topic where it is missing, before each snapshot; returns the topics it had to make. A send to a topic
-   * that does not exist waits for it without end, so a topic deleted under a running snapshotter would stall every
-   * snapshot after it.
-   */
-  ensureTopic: () => Promise<string[]>;
   /** Concurrent GetIntegrations calls per region. */
   concurrency: number;
   logger: Logger;
@@ -128,10 +122,6 @@ export function createSnapshotter(deps: SnapshotterDeps) {
     const startedAt = clock();
     const progress = deps.progress();
     log.info({ snapshotId, regions: deps.regions, accountId: deps.accountId }, 'snapshot started');
-    await deps.ensureTopic().then(
-      (created) => created.length > 0 && log.warn({ topics: created }, 'the topic did not exist (deleted?): made it again'),
-      (error: unknown) => log.warn({ err: describeError(error) }, 'could not check that the topic exists; the snapshot goes on'),
-    );
     const regions = await Promise.all(deps.regions.map(async (region): Promise<RegionResult> => {
       try {
         return await snapshotRegion(region, snapshotId, startedAt, progress, signal);

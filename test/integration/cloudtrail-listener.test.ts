@@ -251,6 +251,24 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
     assert.ok((counted?.value ?? 0) >= 2, 'counted in apigw_stream_sink_messages_total{outcome="attributed"}');
   });
 
+  it('makes its checkpoint topic again when it is deleted under the running listener, and loses no change', async () => {
+    const checkpointTopic = `${env.config.topic}.listener-checkpoints`;
+    const admin = plainKafka().admin();
+    await admin.connect();
+    try {
+      await admin.deleteTopics({ topics: [checkpointTopic] });
+      // Each poll commits its checkpoint in a transaction, whose send to the missing topic waits until the pipeline's
+      // check (every 10 s) makes the topic again.
+      const apiId = await newApi('checkpoints-gone');
+      const { eventId } = await changes.createIntegration(PRINCIPALS.alice, { ApiId: apiId, IntegrationType: 'HTTP_PROXY', IntegrationMethod: 'GET', IntegrationUri: 'https://gone.example.com', PayloadFormatVersion: '1.0' });
+      const [row] = await applied(eventId);
+      assert.equal(row!.principal_arn, PRINCIPALS.alice.arn);
+      assert.ok((await admin.listTopics()).includes(checkpointTopic), 'the checkpoint topic exists again');
+    } finally {
+      await admin.disconnect();
+    }
+  });
+
   it('turns an event for an integration that no longer exists into a DELETE, and ignores other services and REST APIs', async () => {
     const apiId = await newApi('vanishing');
     const { integrationId } = await changes.createIntegration(PRINCIPALS.alice, { ApiId: apiId, IntegrationType: 'HTTP_PROXY', IntegrationMethod: 'GET', IntegrationUri: 'https://gone.example.com', PayloadFormatVersion: '1.0' });
