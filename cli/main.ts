@@ -46,6 +46,9 @@ Configuration (environment variables):
  */
 const SHUTDOWN_GRACE_MS = 20_000;
 
+/** The shell's code for a process ended by `signal`. */
+const exitCodeOf = (signal: unknown) => (signal === 'SIGINT' ? 130 : 143);
+
 /** Runs services until SIGINT/SIGTERM, then shuts them down in order. */
 async function runServices(options: PipelineParts & { once: boolean }): Promise<void> {
   const config: Config = loadConfig();
@@ -64,7 +67,7 @@ async function runServices(options: PipelineParts & { once: boolean }): Promise<
     stop.abort(signal);
     setTimeout(() => {
       logger.warn({ graceSeconds: SHUTDOWN_GRACE_MS / 1000 }, 'still shutting down, most likely a send waiting for Kafka: leaving without it (what it did not finish is not marked done, so it is done again after the next start)');
-      process.exit(signal === 'SIGINT' ? 130 : 143);
+      process.exit(exitCodeOf(signal));
     }, SHUTDOWN_GRACE_MS).unref();
   };
   process.once('SIGINT', () => shutdown('SIGINT'));
@@ -75,7 +78,7 @@ async function runServices(options: PipelineParts & { once: boolean }): Promise<
       const failed = result.regions.filter((region) => !region.completed);
       if (failed.length > 0 && stop.signal.aborted) {
         process.stderr.write(`apigw-stream: snapshot interrupted by ${String(stop.signal.reason)} in ${failed.map((r) => r.region).join(', ')}: no completion marker written there, so nothing is deleted\n`);
-        process.exitCode = stop.signal.reason === 'SIGINT' ? 130 : 143;
+        process.exitCode = exitCodeOf(stop.signal.reason);
       } else if (failed.length > 0) {
         throw new ApigwError(`snapshot incomplete in ${failed.map((r) => `${r.region} (${r.error})`).join(', ')}`);
       }

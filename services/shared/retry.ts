@@ -37,7 +37,7 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-export type BackoffOptions = Pick<RetryOptions, 'initialDelayMs' | 'maxDelayMs' | 'factor'>;
+type BackoffOptions = Pick<RetryOptions, 'initialDelayMs' | 'maxDelayMs' | 'factor'>;
 
 /** The wait before attempt `attempt + 1`: exponential up to a ceiling, with jitter over its upper half. */
 export function backoffDelay(attempt: number, { initialDelayMs = 200, maxDelayMs = 30_000, factor = 2 }: BackoffOptions = {}): number {

@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { CreateApiCommand, CreateIntegrationCommand, GetIntegrationCommand, GetIntegrationsCommand } from '@aws-sdk/client-apigatewayv2';
 import type { Pipeline } from '../../cli/pipeline.js';
 import { createDriftQueries } from '../../services/query/drift-queries.js';
+import { withAdmin } from '../../services/shared/kafka.js';
 import { PROJECT_ROOT } from '../../stack/layout.js';
 import { resetEmulator } from '../../stack/sample-inventory.js';
 import { startCloudTrailServer, type CloudTrailServer } from '../support/cloudtrail-server.js';
@@ -253,20 +254,14 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
 
   it('makes its checkpoint topic again when it is deleted under the running listener, and loses no change', async () => {
     const checkpointTopic = `${env.config.topic}.listener-checkpoints`;
-    const admin = plainKafka().admin();
-    await admin.connect();
-    try {
-      await admin.deleteTopics({ topics: [checkpointTopic] });
-      // Each poll commits its checkpoint in a transaction, whose send to the missing topic waits until the pipeline's
-      // check (every 10 s) makes the topic again.
-      const apiId = await newApi('checkpoints-gone');
-      const { eventId } = await changes.createIntegration(PRINCIPALS.alice, { ApiId: apiId, IntegrationType: 'HTTP_PROXY', IntegrationMethod: 'GET', IntegrationUri: 'https://gone.example.com', PayloadFormatVersion: '1.0' });
-      const [row] = await applied(eventId);
-      assert.equal(row!.principal_arn, PRINCIPALS.alice.arn);
-      assert.ok((await admin.listTopics()).includes(checkpointTopic), 'the checkpoint topic exists again');
-    } finally {
-      await admin.disconnect();
-    }
+    await withAdmin(plainKafka(), (admin) => admin.deleteTopics({ topics: [checkpointTopic] }));
+    // Each poll commits its checkpoint in a transaction, whose send to the missing topic waits until the pipeline's
+    // check (every 10 s) makes the topic again.
+    const apiId = await newApi('checkpoints-gone');
+    const { eventId } = await changes.createIntegration(PRINCIPALS.alice, { ApiId: apiId, IntegrationType: 'HTTP_PROXY', IntegrationMethod: 'GET', IntegrationUri: 'https://gone.example.com', PayloadFormatVersion: '1.0' });
+    const [row] = await applied(eventId);
+    assert.equal(row!.principal_arn, PRINCIPALS.alice.arn);
+    assert.ok((await withAdmin(plainKafka(), (admin) => admin.listTopics())).includes(checkpointTopic), 'the checkpoint topic exists again');
   });
 
   it('turns an event for an integration that no longer exists into a DELETE, and ignores other services and REST APIs', async () => {

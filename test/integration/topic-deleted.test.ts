@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { UpdateIntegrationCommand } from '@aws-sdk/client-apigatewayv2';
 import type { Pipeline } from '../../cli/pipeline.js';
+import { withAdmin } from '../../services/shared/kafka.js';
 import { sleep } from '../../services/shared/retry.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
 import { currentTimeouts, queryJson, startApigwStream } from '../support/cli.js';
@@ -39,10 +40,7 @@ describe('the topic is deleted under a running sink', { timeout: 300_000 }, () =
     const integrations = apis.reduce((n, api) => n + api.integrationIds.length, 0);
     await waitFor('the sink to apply the first snapshot', async () => (await currentTimeouts(env.env))?.size === integrations, 60_000).catch(sink.withLog);
 
-    const admin = plainKafka().admin();
-    await admin.connect();
-    await admin.deleteTopics({ topics: [env.config.topic] });
-    await admin.disconnect();
+    await withAdmin(plainKafka(), (admin) => admin.deleteTopics({ topics: [env.config.topic] }));
     const missing = `the topic ${env.config.topic} does not exist (deleted?)`;
     // kafkajs retries the consumer's fetches for about a minute before it gives up and the sink restarts it.
     await waitFor('the sink to say that its topic is gone', async () => logLines(missing).length > 0, 150_000).catch(sink.withLog);
