@@ -81,8 +81,9 @@ export function createSink(deps: SinkDeps) {
   // What each complete read saw, per partition, until its marker (see ReadTracker); and when the first message this
   // instance applied from each partition since it joined was produced (the Kafka
   // timestamp). Every event of a read is produced after the read started, and a partition is consumed in order:
-  // if that first message was produced before the read started, this instance saw the whole read; otherwise (it
-  // joined in the middle) the read's marker deletes nothing and the next read catches up. (Observation times
+  // if that first message was produced before the read started, or is the partition's first ever (offset 0: a new
+  // topic's first read), this instance saw the whole read; otherwise (it joined in the middle) the read's marker
+  // deletes nothing and the next read catches up. (Observation times
   // cannot decide this: a CloudTrail re-read is observed before it is produced, so it can land after a
   // snapshot's events with an earlier observation time.) Producer and reader share a clock: the read's start
   // and its events' timestamps come from the same process.
@@ -418,7 +419,7 @@ export function createSink(deps: SinkDeps) {
         await ensureLoaded(decoded.filter(({ change }) => change.op !== 'SNAPSHOT_COMPLETE').map(({ change }) => change), batch.partition, rows);
         for (const { message, change, image } of decoded) {
           const offset = Number(message.offset);
-          if (!firstProducedAt.has(batch.partition)) firstProducedAt.set(batch.partition, Number(message.timestamp));
+          if (!firstProducedAt.has(batch.partition)) firstProducedAt.set(batch.partition, offset === 0 ? -Infinity : Number(message.timestamp));
           if (change.op === 'SNAPSHOT_COMPLETE') {
             written = batcher.add(rows);
             rows = emptyBlock();

@@ -107,16 +107,17 @@ export function createStateStore({ client, database }: { client: ClickHouseClien
 
     /**
      * Live integrations of one scope in one partition that did not change after a complete read started and
-     * were last written before its marker (so a replayed old marker deletes nothing newer). The caller removes
-     * the ones the read saw.
+     * whose state is older than the read: written before its marker (so a replayed old marker deletes nothing
+     * newer), or observed before the read started. The second holds for a state written from a topic since deleted
+     * and made again, whose offset says nothing about this topic's. The caller removes the ones the read saw.
      */
     async liveBeforeMarker(scope: MarkerScope & { partition: number; offset: number; started_at: number }): Promise<string[]> {
       const rows = await queryRows<{ arn: string }>(client,
         `SELECT arn FROM ${current} FINAL
          WHERE account_id = {account_id:String} AND region = {region:String} AND kafka_partition = {partition:Int32}
            AND ({api_id:String} = '' OR aws_api_id = {api_id:String})
-           AND is_deleted = 0 AND kafka_offset < {offset:Int64}
-           AND event_time < fromUnixTimestamp64Milli({started_at:Int64})`,
+           AND is_deleted = 0 AND event_time < fromUnixTimestamp64Milli({started_at:Int64})
+           AND (kafka_offset < {offset:Int64} OR observed_at < fromUnixTimestamp64Milli({started_at:Int64}))`,
         scope);
       return rows.map((row) => row.arn);
     },
