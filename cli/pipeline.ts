@@ -85,15 +85,17 @@ async function openParts(options: PipelineOptions, pipeline: Pipeline, closers: 
     const opened = await sources!.openSources({ ...options, kafka, emitter, accountId: accountId!, closers });
     pipeline.snapshotter = opened.snapshotter;
     pipeline.listener = opened.listener;
-    const stopKeeping = keepTopics({
-      logger,
-      ensure: () => withAdmin(kafka, async (admin) => [
-        ...(await ensureTopics(admin, config.topic, partitionCount)).created,
-        ...(await opened.listener?.ensureTopic(admin) ?? []),
-      ]),
-    });
-    closers.push(async () => stopKeeping());
   }
+  // Every service writes a topic that may be deleted under it: the change topic (or, for a sink, its dead-letter
+  // topic, and the change topic it waits on), and a listener's checkpoints.
+  const stopKeeping = keepTopics({
+    logger,
+    ensure: () => withAdmin(kafka, async (admin) => [
+      ...(await ensureTopics(admin, config.topic, partitionCount)).created,
+      ...(await pipeline.listener?.ensureTopic(admin) ?? []),
+    ]),
+  });
+  closers.push(async () => stopKeeping());
 
   const clickhouse = pipeline.clickhouse;
   if (options.sink && clickhouse) {

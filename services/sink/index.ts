@@ -40,6 +40,14 @@ export interface SinkDeps {
 const PARTITIONS_IN_FLIGHT = 6;
 /** The longest a sole writer's written offsets wait to be committed, all partitions in one request. */
 const COMMIT_INTERVAL_MS = 200;
+/**
+ * A batch that comes after this long without one asks first whether the group's committed offsets are gone (see
+ * committedOffsetsGone): a topic deleted and made again while the consumer was away (stalled, or between two
+ * fetches), not noticing it, or a sink that stood still since it joined. A fetch waits at most 500 ms for new events,
+ * so this holds for the first batch after every quiet spell; under load batches follow each other closely and none
+ * asks (each ask costs ~1 ms of the JS thread).
+ */
+const QUIET_MS = 500;
 /** Messages applied between two looks at the engine: a batch's first rows are being written while it goes on. */
 const CHUNK = 200;
 /** Rows a sole writer may hold in memory for its next write before its batches wait for the current one. */
@@ -325,6 +333,13 @@ export function createSink(deps: SinkDeps) {
   // The commits sent so far, in order, and the written-offset records still waiting for their writes; stop() waits for both.
   let commits: Promise<void> = Promise.resolve();
   let recording: Promise<void> = Promise.resolve();
+  // What this instance last committed, or found committed when it joined, per partition; and whether the group's
+  // committed offsets were since found below it (see committedOffsetsGone), until the sink starts over.
+  const committedByUs = new Map<number, number>();
+  let topicRemade = false;
+  // When the last batch began, and the last ask whether the committed offsets are gone, which later batches await.
+  let lastBatchAt = 0;
+  let offsetsChecked: Promise<unknown> = Promise.resolve();
 
   /** Commits every written offset not committed yet, in one request. */
   function flushCommits(): Promise<void> {
@@ -334,10 +349,32 @@ export function createSink(deps: SinkDeps) {
     const offsets = [...writtenOffsets].map(([partition, next]) => ({ topic, partition, offset: String(next) }));
     writtenOffsets.clear();
     commits = commits.then(async () => {
+      if (await committedOffsetsGone()) return;
       await consumer!.commitOffsets(offsets);
-      for (const { partition, offset } of offsets) metrics.sinkLag.set({ partition: String(partition) }, Number(offset) - 1);
+      for (const { partition, offset } of offsets) {
+        committedByUs.set(partition, Number(offset));
+        metrics.sinkLag.set({ partition: String(partition) }, Number(offset) - 1);
+      }
     }).catch((error: unknown) => log.warn({ offsets, err: describeError(error) }, 'committing offsets failed; a later commit covers them'));
     return commits;
+  }
+
+  /**
+   * True when the group's committed offset of a partition is below the one this instance committed: the broker
+   * dropped them because the topic was deleted. Made again, the topic's offsets start over, and the positions this
+   * instance holds point into its middle, past events it never read: nothing more is committed, and the next batch
+   * starts over from the topic's start (see startOver).
+   */
+  async function committedOffsetsGone(): Promise<boolean> {
+    if (topicRemade) return true;
+    const [committed] = await admin!.fetchOffsets({ groupId: deps.groupId, topics: [topic] });
+    // A partition with no commit of ours to compare is left out (the group's offset may be a negative stand-in then).
+    const gone = committed!.partitions.filter(({ partition, offset }) => committedByUs.has(partition) && Number(offset) < committedByUs.get(partition)!);
+    if (gone.length === 0) return false;
+    topicRemade = true;
+    metrics.sinkTopicRemade.inc();
+    log.warn({ topic, partitions: gone.map(({ partition }) => partition) }, 'the group\'s committed offsets are gone: the topic was deleted and made again; consuming it again from its start');
+    return true;
   }
 
   /**
@@ -374,6 +411,7 @@ export function createSink(deps: SinkDeps) {
     try {
       for (const { partition, committed, low, high } of await partitionOffsets()) {
         if (lagByPartition.get(partition) === Infinity) lagByPartition.set(partition, high - Math.max(committed, low));
+        if (lagByPartition.has(partition) && committed >= 0) committedByUs.set(partition, Math.max(committed, committedByUs.get(partition) ?? 0));
       }
     } catch (error) {
       log.debug({ err: describeError(error) }, 'could not read the partitions\' ends; caught up is known once every partition has had a batch');
@@ -382,13 +420,27 @@ export function createSink(deps: SinkDeps) {
 
   /**
    * After a write failed for good: once every write has settled, forget what was applied in memory and consume
-   * again from the committed offsets of the partitions this instance works on.
+   * again from the committed offsets of the partitions this instance works on. After its topic was made again
+   * (topicRemade): from the start of each partition it owns, forgetting its reads and the offsets it meant to commit.
    */
-  async function startOverFromCommitted(): Promise<void> {
-    log.warn({ err: describeError(batcher.failure) }, 'resuming after a failed write: consuming again from the committed offsets');
+  async function startOver(): Promise<void> {
     await batcher.idle();
-    for (const { partition, committed, low } of await partitionOffsets()) {
-      if (firstProducedAt.has(partition)) consumer!.seek({ topic, partition, offset: String(committed >= 0 ? committed : low) });
+    if (topicRemade) {
+      await recording;
+      await commits;
+      writtenOffsets.clear();
+      for (const { partition, low } of await partitionOffsets()) {
+        if (lagByPartition.has(partition)) consumer!.seek({ topic, partition, offset: String(low) });
+      }
+      reads.clear();
+      firstProducedAt.clear();
+      committedByUs.clear();
+      topicRemade = false;
+    } else {
+      log.warn({ err: describeError(batcher.failure) }, 'resuming after a failed write: consuming again from the committed offsets');
+      for (const { partition, committed, low } of await partitionOffsets()) {
+        if (firstProducedAt.has(partition)) consumer!.seek({ topic, partition, offset: String(committed >= 0 ? committed : low) });
+      }
     }
     // Only now that every batch fetched before is stale does the failure clear (see forgetApplied): a batch retried
     // earlier would apply events past the committed offsets before the ones it skipped.
@@ -404,10 +456,16 @@ export function createSink(deps: SinkDeps) {
     activeBatches += 1;
     let written: Promise<void> = Promise.resolve();
     try {
-      if (batcher.failure !== undefined) {
+      if (Date.now() - lastBatchAt > QUIET_MS) {
+        offsetsChecked = committedOffsetsGone().catch((error: unknown) =>
+          log.debug({ err: describeError(error) }, 'could not read the committed offsets; the next commit looks again'));
+      }
+      lastBatchAt = Date.now();
+      await offsetsChecked;
+      if (batcher.failure !== undefined || topicRemade) {
         // Other batches in flight fail too (kafkajs retries them) until one is left to start over.
-        if (activeBatches > 1) throw batcher.failure;
-        await startOverFromCommitted();
+        if (activeBatches > 1) throw batcher.failure ?? new Error(`the topic ${topic} was made again: starting over`);
+        await startOver();
         return;
       }
       const outcomes = new Map<string, number>();
@@ -503,6 +561,7 @@ export function createSink(deps: SinkDeps) {
         forgetApplied();
         reads.clear();
         firstProducedAt.clear();
+        committedByUs.clear();
         lagByPartition.clear();
         for (const partition of payload.memberAssignment[topic] ?? []) lagByPartition.set(partition, Infinity);
         void measureLags();

@@ -2,16 +2,16 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DeleteIntegrationCommand, UpdateIntegrationCommand } from '@aws-sdk/client-apigatewayv2';
 import type { Pipeline } from '../../cli/pipeline.js';
-import { withAdmin } from '../../services/shared/kafka.js';
+import { ensureTopics, withAdmin } from '../../services/shared/kafka.js';
 import { sleep } from '../../services/shared/retry.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
 import { currentTimeouts, queryJson, startApigwStream } from '../support/cli.js';
-import { awsClient, motoEndpoint, plainKafka, testEnvironment, waitFor } from '../support/harness.js';
+import { awsClient, motoEndpoint, plainKafka, testEnvironment, topicMessages, waitFor } from '../support/harness.js';
 
 const REGION = 'ap-south-2';
 const aws = awsClient(REGION);
 
-describe('the topic is deleted under a running sink', { timeout: 300_000 }, () => {
+describe('the topic is deleted under a sink running alone', { timeout: 300_000 }, () => {
   let env: ReturnType<typeof testEnvironment>;
   let producers: Pipeline;
   let sink: ReturnType<typeof startApigwStream>;
@@ -41,21 +41,14 @@ describe('the topic is deleted under a running sink', { timeout: 300_000 }, () =
     await env?.cleanup();
   });
 
-  it('the sink says so and restarts its consumer with backoff; once the topic is made again, it applies its events and deletions', async () => {
+  it('the sink makes it again and says so, and applies the events and deletions of the new topic', async () => {
     const integrations = apis.reduce((n, api) => n + api.integrationIds.length, 0);
     const goneArn = `arn:aws:apigateway:${REGION}::/apis/${gone.apiId}/integrations/${gone.integrationIds[0]}`;
     await waitFor('the sink to apply both snapshots', async () => (await currentTimeouts(env.env))?.get(goneArn) === 5151, 60_000).catch(sink.withLog);
 
     await withAdmin(plainKafka(), (admin) => admin.deleteTopics({ topics: [env.config.topic] }));
-    const missing = `the topic ${env.config.topic} does not exist (deleted?)`;
-    // kafkajs retries the consumer's fetches for about a minute before it gives up and the sink restarts it.
-    await waitFor('the sink to say that its topic is gone', async () => logLines(missing).length > 0, 150_000).catch(sink.withLog);
-    const restartsBefore = logLines(missing).length;
-    await sleep(15_000);
-    // kafkajs alone restarts it every 200 ms or so (dozens of times in this while); with backoff (1 s doubling to 30
-    // s) at most 5.
-    const restarts = logLines(missing).length - restartsBefore;
-    assert.ok(restarts <= 5, `restarted ${restarts} times in 15 s; the sink's log: ${sink.log().slice(-1500)}`);
+    // It looks every 10 s: a poison message's send to its dead-letter topic would wait for it, and so do its fetches.
+    await waitFor('the sink to make its topics again', async () => logLines('topics did not exist (deleted?): made them again').length > 0, 30_000).catch(sink.withLog);
 
     // Made again, the topic's offsets start over, below the ones the tables hold for each integration: a sink that
     // took its events for redeliveries would apply none of them.
@@ -65,7 +58,6 @@ describe('the topic is deleted under a running sink', { timeout: 300_000 }, () =
     // Nor is a stored offset a guide to whether the new topic's first snapshot, which no longer sees this one, came
     // later than its state.
     await aws.send(new DeleteIntegrationCommand({ ApiId: gone.apiId, IntegrationId: gone.integrationIds[0] }));
-    // A snapshotter's start makes the topic again (and a running one checks for it every 10 s).
     producers = await env.open({ snapshot: true });
     const result = await producers.snapshotter!.runOnce();
     assert.deepEqual(result.regions.map((region) => region.completed), [true], result.regions[0]?.error);
@@ -84,5 +76,107 @@ describe('the topic is deleted under a running sink', { timeout: 300_000 }, () =
     sink.child.kill('SIGTERM');
     const code = await Promise.race([sink.exited, sleep(30_000).then(() => 'still running')]);
     assert.equal(code, 0, `the sink exits 0 on SIGTERM; its log: ${sink.log().slice(-1500)}`);
+  });
+});
+
+describe('the topic is deleted and made again, already longer than the old one, while the sink looks away', { timeout: 300_000 }, () => {
+  let env: ReturnType<typeof testEnvironment>;
+  let elsewhere: ReturnType<typeof testEnvironment>;
+  let sink: ReturnType<typeof startApigwStream>;
+  let apis: SampleApi[];
+
+  before(async () => {
+    await resetEmulator(motoEndpoint);
+    apis = await seedSampleInventory(aws, { httpApis: 2, websocketApis: 1, prefix: 'remade' });
+    env = testEnvironment({ region: REGION, extra: { LOG_LEVEL: 'fatal' } });
+    elsewhere = testEnvironment({ region: REGION, extra: { LOG_LEVEL: 'fatal' } });
+    sink = startApigwStream(['sink'], { ...env.env, LOG_LEVEL: 'info' });
+  });
+  after(async () => {
+    sink?.child.kill('SIGKILL');
+    aws.destroy();
+    await env?.cleanup();
+    await elsewhere?.cleanup();
+  });
+
+  it('consumes the new topic from its start, not from its old positions', async () => {
+    const api = apis.find((candidate) => candidate.protocol === 'HTTP')!;
+    const arn = `arn:aws:apigateway:${REGION}::/apis/${api.apiId}/integrations/${api.integrationIds[0]}`;
+    const snapshotInto = async (where: ReturnType<typeof testEnvironment>) => {
+      const producers = await where.open({ snapshot: true });
+      try {
+        await producers.snapshotter!.runOnce();
+      } finally {
+        await producers.close();
+      }
+    };
+    const setTimeoutTo = (ms: number) => aws.send(new UpdateIntegrationCommand({ ApiId: api.apiId, IntegrationId: api.integrationIds[0], TimeoutInMillis: ms }));
+    await setTimeoutTo(1000);
+    await snapshotInto(env);
+    await waitFor('the sink to apply the first snapshot', async () => (await currentTimeouts(env.env))?.get(arn) === 1000, 60_000).catch(sink.withLog);
+
+    // What the new topic will hold: two reads, the first with a change, so that the sink's positions in the old
+    // topic (one read long) point at the second.
+    await setTimeoutTo(1111);
+    await snapshotInto(elsewhere);
+    await setTimeoutTo(2222);
+    await snapshotInto(elsewhere);
+    const messages = await topicMessages(elsewhere.config.topic);
+
+    await withAdmin(plainKafka(), (admin) => admin.deleteTopics({ topics: [env.config.topic] }));
+    await sleep(2_000);
+    // Made again and filled while the sink looks away (here: stopped for a moment), so that its first fetch from
+    // the new topic finds it already longer than the old one.
+    sink.child.kill('SIGSTOP');
+    try {
+      const kafka = plainKafka();
+      await withAdmin(kafka, (admin) => ensureTopics(admin, env.config.topic, env.config.topicPartitions));
+      const producer = kafka.producer();
+      await producer.connect();
+      await producer.send({ topic: env.config.topic, acks: -1, messages: messages.map(({ partition, key, value, headers }) => ({ partition, key, value, headers })) });
+      await producer.disconnect();
+    } finally {
+      sink.child.kill('SIGCONT');
+    }
+    await waitFor('the last change to reach the current-state table', async () => (await currentTimeouts(env.env))?.get(arn) === 2222, 60_000).catch(sink.withLog);
+    const versions = await queryJson<{ version: number; changes: { field: string; new: unknown }[] }[]>(['history', arn], env.env);
+    const timeouts = versions.map((row) => row.changes.find((change) => change.field === 'timeout_in_millis')?.new);
+    assert.deepEqual(timeouts, [1000, 1111, 2222], 'every version, also the one made by the first read into the new topic');
+  });
+});
+
+describe('the topic is deleted under a running tail, which does not make topics', { timeout: 300_000 }, () => {
+  let env: ReturnType<typeof testEnvironment>;
+  let tail: ReturnType<typeof startApigwStream>;
+
+  before(async () => {
+    env = testEnvironment({ region: REGION, extra: { LOG_LEVEL: 'fatal' } });
+    await withAdmin(plainKafka(), (admin) => ensureTopics(admin, env.config.topic, env.config.topicPartitions));
+    tail = startApigwStream(['tail'], { ...env.env, LOG_LEVEL: 'info' });
+  });
+  after(async () => {
+    tail?.child.kill('SIGKILL');
+    await env?.cleanup();
+  });
+
+  it('says so, and restarts its consumer with backoff, not in a loop', async () => {
+    const logLines = (text: string) => tail.log().split('\n').filter((line) => line.includes(text));
+    await waitFor('tail to join its consumer group', () => withAdmin(plainKafka(), async (admin) => {
+      const ids = (await admin.listGroups()).groups.map((group) => group.groupId).filter((id) => id.startsWith(`apigw-stream-tail-${tail.child.pid}-`));
+      return ids.length > 0 && (await admin.describeGroups(ids)).groups.some((group) => group.state === 'Stable');
+    }), 30_000).catch(tail.withLog);
+    await withAdmin(plainKafka(), (admin) => admin.deleteTopics({ topics: [env.config.topic] }));
+    const missing = `the topic ${env.config.topic} does not exist (deleted?)`;
+    // kafkajs retries the consumer's fetches for about a minute before it gives up and restarts it.
+    await waitFor('tail to say that its topic is gone', async () => logLines(missing).length > 0, 150_000).catch(tail.withLog);
+    const restartsBefore = logLines(missing).length;
+    await sleep(15_000);
+    // kafkajs alone restarts it every 200 ms or so (dozens of times in this while); with backoff (1 s doubling to 30
+    // s) at most 5.
+    const restarts = logLines(missing).length - restartsBefore;
+    assert.ok(restarts <= 5, `restarted ${restarts} times in 15 s; tail's log: ${tail.log().slice(-1500)}`);
+    tail.child.kill('SIGINT');
+    const code = await Promise.race([tail.exited, sleep(30_000).then(() => 'still running')]);
+    assert.equal(code, 0, `tail stops on SIGINT; its log: ${tail.log().slice(-1500)}`);
   });
 });
