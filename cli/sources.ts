@@ -70,7 +70,7 @@ export async function openSources(options: PipelineParts & {
       accountId,
       kafka,
       emitter,
-      checkpoints: createCheckpointStore({ kafka, admin, topic: config.topic }),
+      checkpoints: createCheckpointStore({ kafka, admin, topic: config.topic, logger }),
       cloudtrailFor: (region) => {
         // Our own token bucket and backoff pace LookupEvents; the SDK retries only a little underneath.
         if (!trails.has(region)) trails.set(region, new CloudTrailClient({ region, endpoint: config.cloudtrailEndpointUrl, maxAttempts: 2 }));

@@ -1,15 +1,31 @@
 import type { Admin, Kafka, Transaction } from 'kafkajs';
+import { z } from 'zod';
 import { createTopicsWithLeaders } from '../shared/kafka.js';
+import type { Logger } from '../shared/logger.js';
 import { sleep } from '../shared/retry.js';
 
 /** Where the listener is in CloudTrail for one account and region. */
-export interface Checkpoint {
-  account_id: string;
-  region: string;
+const CheckpointRecord = z.object({
+  account_id: z.string().min(1),
+  region: z.string().min(1),
   /** End of the last committed LookupEvents window (epoch ms). */
-  window_end: number;
+  window_end: z.number().int().nonnegative(),
   /** Ids of events already applied whose time is inside the overlap before window_end, with their times. */
-  seen: Record<string, number>;
+  seen: z.record(z.string(), z.number()),
+});
+
+export type Checkpoint = z.infer<typeof CheckpointRecord>;
+
+/** A record's checkpoint, or why it is none. */
+function parseCheckpoint(value: Buffer): Checkpoint | string {
+  let json: unknown;
+  try {
+    json = JSON.parse(value.toString());
+  } catch (error) {
+    return `not JSON (${(error as Error).message})`;
+  }
+  const parsed = CheckpointRecord.safeParse(json);
+  return parsed.success ? parsed.data : z.prettifyError(parsed.error).replaceAll('\n', ' ');
 }
 
 function checkpointTopic(topic: string): string {
@@ -22,7 +38,7 @@ const keyOf = (accountId: string, region: string) => `${accountId}/${region}`;
  * Checkpoints live in a compacted Kafka topic and are written in the same transaction as the events derived
  * from them, so a crash at any point either keeps both or neither.
  */
-export function createCheckpointStore({ kafka, admin, topic }: { kafka: Kafka; admin: Admin; topic: string }) {
+export function createCheckpointStore({ kafka, admin, topic, logger }: { kafka: Kafka; admin: Admin; topic: string; logger: Logger }) {
   const name = checkpointTopic(topic);
   return {
     /** Makes the checkpoint topic when missing, through `via` (by default the store's admin); returns the topics it made. */
@@ -34,7 +50,11 @@ export function createCheckpointStore({ kafka, admin, topic }: { kafka: Kafka; a
       return [name];
     },
 
-    /** The last committed checkpoint of every region; call after the transactional producer connected (which aborts a dead instance's open transaction). */
+    /**
+     * The last committed checkpoint of every region; call after the transactional producer connected (which aborts a
+     * dead instance's open transaction). A record that is not a checkpoint (written by something else) is skipped with
+     * a warning: its region resumes from the checkpoint before it, or, if compaction removed that, looks back.
+     */
     async loadAll(timeoutMs = 60_000): Promise<Map<string, Checkpoint>> {
       const offsets = await admin.fetchTopicOffsets(name);
       const pending = new Map(offsets.filter((p) => Number(p.high) > Number(p.low)).map((p) => [p.partition, Number(p.high) - 1]));
@@ -50,11 +70,15 @@ export function createCheckpointStore({ kafka, admin, topic }: { kafka: Kafka; a
         await consumer.subscribe({ topic: name, fromBeginning: true });
         await consumer.run({
           autoCommit: false,
-          eachMessage: async ({ message }) => {
-            if (message.value) {
-              const checkpoint = JSON.parse(message.value.toString()) as Checkpoint;
-              checkpoints.set(keyOf(checkpoint.account_id, checkpoint.region), checkpoint);
+          eachMessage: async ({ partition, message }) => {
+            if (!message.value) return;
+            const checkpoint = parseCheckpoint(message.value);
+            if (typeof checkpoint === 'string') {
+              logger.warn({ topic: name, partition, offset: message.offset, key: message.key?.toString(), error: checkpoint },
+                'skipped a record of the checkpoint topic that is not a checkpoint; its region resumes from the one before it, if any');
+              return;
             }
+            checkpoints.set(keyOf(checkpoint.account_id, checkpoint.region), checkpoint);
           },
         });
         const deadline = Date.now() + timeoutMs;

@@ -364,4 +364,34 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
     assert.deepEqual(rowsOfChange.map((row) => [row.operation, row.principal_arn]), [['CREATE', PRINCIPALS.alice.arn], ['UPDATE', PRINCIPALS.bob.arn]],
       'one history row per event, each with its principal: the create as its call answered it, the update as re-read');
   });
+  it('skips a record of its checkpoint topic that is not a checkpoint, and resumes from the one before it', async () => {
+    await listener.stop();
+    await pipeline.listener!.stop();
+    const checkpointTopic = `${env.config.topic}.listener-checkpoints`;
+    // The key of this region's checkpoint (account/region): the records below are its latest.
+    const [{ account }] = await rows<{ account: string }>(pipeline,
+      `SELECT any(account_id) AS account FROM ${env.table('aws_apigatewayv2_api_integrations_history')} WHERE region = {region:String}`, { region: REGION }) as [{ account: string }];
+    const key = `${account}/${REGION}`;
+    const producer = plainKafka().producer();
+    await producer.connect();
+    await producer.send({ topic: checkpointTopic, messages: [{ key, value: 'not a checkpoint' }, { key, value: JSON.stringify({ region: REGION, window_end: 'soon' }) }] });
+    await producer.disconnect();
+    const apiId = await newApi('checkpoint-garbage');
+    const { integrationId, eventId } = await changes.createIntegration(PRINCIPALS.ci, { ApiId: apiId, IntegrationType: 'HTTP_PROXY', IntegrationMethod: 'GET', IntegrationUri: 'https://g.example.com', PayloadFormatVersion: '1.0' });
+
+    const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/apigw-stream.js'), 'listen'], { env: { ...env.env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    child.stderr!.on('data', (chunk: Buffer) => { log += chunk.toString(); });
+    try {
+      await waitFor('the listener to apply the change', async () => (await tableState()).has(`arn:aws:apigateway:${REGION}::/apis/${apiId}/integrations/${integrationId}`))
+        .catch((error: Error) => { throw new Error(`${error.message}; the listener's log: ${log.slice(-1500)}`); });
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+    }
+    const lines = log.split('\n').filter((line) => line.includes('not a checkpoint'));
+    assert.equal(lines.length, 2, `one warning per record skipped: ${log.slice(-1500)}`);
+    assert.ok(log.split('\n').some((line) => line.includes('resuming from checkpoint') && line.includes(`"region":"${REGION}"`)), 'the region resumed from its last good checkpoint');
+    assert.deepEqual((await history(eventId)).map((row) => [row.operation, row.principal_arn]), [['CREATE', PRINCIPALS.ci.arn]]);
+  });
 });
