@@ -51,7 +51,7 @@ export async function runDemo(logger: Logger): Promise<void> {
   say(`   ${apis.length} APIs, ${apis.reduce((n, a) => n + a.integrationIds.length, 0)} integrations`);
 
   // A fresh topic and database per demo, so a second run shows the same story.
-  const admin = createKafka({ brokers: config.kafkaBrokers, clientId: 'apigw-demo', logger }).admin();
+  const admin = createKafka({ brokers: config.kafkaBrokers, security: config.kafkaSecurity, clientId: 'apigw-demo', logger }).admin();
   await admin.connect();
   if ((await admin.listTopics()).includes(config.topic)) await admin.deleteTopics({ topics: [config.topic, `${config.topic}.dlq`] });
   await admin.disconnect();

@@ -13,6 +13,11 @@ import { QueryInputError } from '../services/query/time-input.js';
 const ENVIRONMENT_HELP = `
 Configuration (environment variables):
   KAFKA_BROKERS                  comma-separated host:port           default 127.0.0.1:9092 (the local stack)
+  KAFKA_SASL_MECHANISM           plain|scram-sha-256|scram-sha-512   default none
+  KAFKA_SASL_USERNAME            SASL user name                      default none
+  KAFKA_SASL_PASSWORD            SASL password (never printed)       default none
+  KAFKA_SSL                      true: TLS to the brokers            default false
+  KAFKA_SSL_CA_FILE              PEM CAs of the brokers (TLS on)     default the system's CAs
   SCHEMA_REGISTRY_URL            Confluent-compatible registry URL   default the local stack's Apicurio
   CLICKHOUSE_URL                 http(s)://server or chdb://PATH     default chdb://./data/clickhouse
   CLICKHOUSE_DATABASE            database of the tables              default apigw
@@ -35,7 +40,7 @@ Configuration (environment variables):
   APIGW_METRICS_PORT             serve Prometheus /metrics here      default off
   APIGW_QUERY_PORT               sink's local query API port         default a free one
   LOG_LEVEL                      fatal|error|warn|info|debug|trace   default info
-  APIGW_STACK_{KAFKA,KAFKA_CONTROLLER,REGISTRY,MOTO}_PORT   local stack ports (9092, 9093, 8081, 5000)
+  APIGW_STACK_{KAFKA,KAFKA_CONTROLLER,KAFKA_SASL,REGISTRY,MOTO}_PORT   local stack ports (9092, 9093, 9094, 8081, 5000)
 `;
 
 /**

@@ -57,7 +57,7 @@ async function openParts(options: PipelineOptions, pipeline: Pipeline, closers: 
   const { config, logger, metrics } = options;
   const readsAws = options.snapshot || options.listen;
   if (readsAws) requireRegions(config);
-  await checkKafka(config.kafkaBrokers);
+  await checkKafka(config.kafkaBrokers, { security: config.kafkaSecurity });
   await checkRegistry(config.schemaRegistryUrl);
   // The process that will hold the embedded engine answers `apigw-stream query` for the others: its port is taken
   // before anything is written.
@@ -72,7 +72,7 @@ async function openParts(options: PipelineOptions, pipeline: Pipeline, closers: 
   const sources = readsAws ? await import('./sources.js') : undefined;
   const accountId = sources ? await sources.resolveAccountId(config) : undefined;
 
-  const kafka: Kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'apigw-stream', logger });
+  const kafka: Kafka = createKafka({ brokers: config.kafkaBrokers, security: config.kafkaSecurity, clientId: 'apigw-stream', logger });
   const codec = createChangeCodec({ registryUrl: config.schemaRegistryUrl, topic: config.topic });
   const { partitions: partitionCount } = await withAdmin(kafka, (admin) => ensureTopics(admin, config.topic, config.topicPartitions));
   await codec.register();

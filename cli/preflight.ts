@@ -1,19 +1,26 @@
 import { Kafka, logLevel } from 'kafkajs';
+import type { KafkaSecurity } from '../services/shared/config.js';
 import { DependencyError, describeError } from '../services/shared/errors.js';
 
 /**
  * Start-up checks: each dependency answers before anything is written anywhere. `topic`: for a command that only
  * reads it, the topic must exist.
  */
-export async function checkKafka(brokers: string[], { topic }: { topic?: string } = {}): Promise<void> {
-  const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING, connectionTimeout: 3000, retry: { retries: 2, initialRetryTime: 300 } }).admin();
+export async function checkKafka(brokers: string[], { security, topic }: { security: KafkaSecurity; topic?: string }): Promise<void> {
+  const admin = new Kafka({ brokers, ...security, logLevel: logLevel.NOTHING, connectionTimeout: 3000, retry: { retries: 2, initialRetryTime: 300 } }).admin();
   let topics: string[];
   try {
     await admin.connect();
     await admin.describeCluster();
     topics = topic ? await admin.listTopics() : [];
   } catch (error) {
-    throw new DependencyError('KAFKA_BROKERS', `no Kafka broker answers at ${brokers.join(',')} (${describeError(error)})`, error);
+    if (security.sasl && (error as Error).name === 'KafkaJSSASLAuthenticationError') {
+      const { mechanism, username } = security.sasl;
+      throw new DependencyError('KAFKA_SASL_USERNAME', `the Kafka brokers at ${brokers.join(',')} refused the ${mechanism} credentials of "${username}" (${describeError(error)})`, error);
+    }
+    // A listener that expects SASL or TLS closes a connection that starts without it: say what was tried.
+    const tried = [security.ssl ? 'TLS' : 'no TLS', security.sasl ? `SASL ${security.sasl.mechanism}` : 'no SASL'].join(', ');
+    throw new DependencyError('KAFKA_BROKERS', `no Kafka broker answers at ${brokers.join(',')} with ${tried} (${describeError(error)})`, error);
   } finally {
     await admin.disconnect().catch(() => undefined);
   }

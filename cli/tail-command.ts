@@ -46,11 +46,11 @@ export function tailCommand(): Command {
       const [{ checkKafka, checkRegistry }, { createChangeCodec }, { createKafka }, { createConsumerRestarts }] = await Promise.all([
         import('./preflight.js'), import('../services/shared/codec.js'), import('../services/shared/kafka.js'), import('../services/shared/consumer-restarts.js'),
       ]);
-      await checkKafka(config.kafkaBrokers, { topic: config.topic });
+      await checkKafka(config.kafkaBrokers, { security: config.kafkaSecurity, topic: config.topic });
       await checkRegistry(config.schemaRegistryUrl);
       const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
       const codec = createChangeCodec({ registryUrl: config.schemaRegistryUrl, topic: config.topic });
-      const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'apigw-stream-tail', logger });
+      const kafka = createKafka({ brokers: config.kafkaBrokers, security: config.kafkaSecurity, clientId: 'apigw-stream-tail', logger });
       const admin = kafka.admin();
       const stopping = new AbortController();
       const restarts = createConsumerRestarts({ admin, topic: config.topic, logger, signal: stopping.signal });

@@ -28,7 +28,10 @@ function mavenStamp(dir: string) {
   return join(dir, '.complete');
 }
 
-export function kafkaPart(port: number, controllerPort: number): StackPart {
+/** The local broker's SASL/PLAIN user, on its SASL listener (APIGW_STACK_KAFKA_SASL_PORT): for trying and testing KAFKA_SASL_*. */
+export const STACK_SASL_USER = { username: 'apigw', password: 'apigw-secret' };
+
+export function kafkaPart(port: number, controllerPort: number, saslPort: number): StackPart {
   const home = join(CACHE_DIR, `kafka-${KAFKA_VERSION}`);
   const libs = join(home, 'libs');
   const dataDir = join(RUN_DIR, `kafka-${port}`);
@@ -57,10 +60,13 @@ export function kafkaPart(port: number, controllerPort: number): StackPart {
         'process.roles=broker,controller',
         'node.id=1',
         `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-        `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-        `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+        `listeners=PLAINTEXT://127.0.0.1:${port},SASL_PLAINTEXT://127.0.0.1:${saslPort},CONTROLLER://127.0.0.1:${controllerPort}`,
+        `advertised.listeners=PLAINTEXT://127.0.0.1:${port},SASL_PLAINTEXT://127.0.0.1:${saslPort}`,
         'controller.listener.names=CONTROLLER',
-        'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+        'inter.broker.listener.name=PLAINTEXT',
+        'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT',
+        'sasl.enabled.mechanisms=PLAIN',
+        `listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${STACK_SASL_USER.username}="${STACK_SASL_USER.password}";`,
         `log.dirs=${logs}`,
         'num.partitions=1',
         'offsets.topic.replication.factor=1',

@@ -1,5 +1,18 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
+
+/** How clients reach the brokers: SASL credentials and TLS, passed to kafkajs as they are. */
+export interface KafkaSecurity {
+  sasl?: SaslCredentials;
+  /** true: TLS with the system's CAs; `ca`: with these PEM certificates only. */
+  ssl?: true | { ca: string };
+}
+
+const SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
+type SaslMechanism = (typeof SASL_MECHANISMS)[number];
+// One member per mechanism, as kafkajs types its options.
+type SaslCredentials = { [M in SaslMechanism]: { mechanism: M; username: string; password: string } }[SaslMechanism];
 
 export type ClickHouseTarget =
   | { kind: 'chdb'; path: string }
@@ -14,6 +27,7 @@ export function stackPorts(env: NodeJS.ProcessEnv = process.env) {
   return {
     kafka: port('APIGW_STACK_KAFKA_PORT', 9092),
     kafkaController: port('APIGW_STACK_KAFKA_CONTROLLER_PORT', 9093),
+    kafkaSasl: port('APIGW_STACK_KAFKA_SASL_PORT', 9094),
     registry: port('APIGW_STACK_REGISTRY_PORT', 8081),
     moto: port('APIGW_STACK_MOTO_PORT', 5000),
   };
@@ -42,6 +56,16 @@ const schema = z.object({
   KAFKA_BROKERS: z.string().transform(csv).pipe(
     z.array(z.string().regex(HOST_PORT, 'expected comma-separated host:port (e.g. 127.0.0.1:9092)')).min(1, 'expected at least one host:port'),
   ),
+  /** SASL mechanism for the brokers: plain, scram-sha-256 or scram-sha-512. @default none */
+  KAFKA_SASL_MECHANISM: z.string().toLowerCase().pipe(z.enum(SASL_MECHANISMS, 'expected plain, scram-sha-256 or scram-sha-512')).optional(),
+  /** SASL user name; with KAFKA_SASL_MECHANISM. */
+  KAFKA_SASL_USERNAME: z.string().optional(),
+  /** SASL password; with KAFKA_SASL_MECHANISM. */
+  KAFKA_SASL_PASSWORD: z.string().optional(),
+  /** TLS to the brokers. @default false */
+  KAFKA_SSL: z.enum(['true', 'false'], 'expected true or false').transform((value) => value === 'true'),
+  /** PEM file of the CAs that sign the brokers' certificates (turns TLS on). @default the system's CAs */
+  KAFKA_SSL_CA_FILE: z.string().optional(),
   /** Confluent-compatible schema registry base URL. @default the local stack's Apicurio ccompat API */
   SCHEMA_REGISTRY_URL: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL of a Confluent-compatible registry' }),
   /** ClickHouse: an http(s) server URL, or chdb://PATH for the embedded engine. @default chdb://./data/clickhouse */
@@ -98,6 +122,7 @@ export const CONFIG_VARIABLES = Object.keys(schema.shape);
 
 export interface Config {
   kafkaBrokers: string[];
+  kafkaSecurity: KafkaSecurity;
   schemaRegistryUrl: string;
   clickhouse: ClickHouseTarget;
   clickhouseDatabase: string;
@@ -150,6 +175,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
   const raw = {
     KAFKA_BROKERS: pick('KAFKA_BROKERS', `127.0.0.1:${ports.kafka}`),
+    KAFKA_SASL_MECHANISM: pick('KAFKA_SASL_MECHANISM'),
+    KAFKA_SASL_USERNAME: pick('KAFKA_SASL_USERNAME'),
+    KAFKA_SASL_PASSWORD: pick('KAFKA_SASL_PASSWORD'),
+    KAFKA_SSL: pick('KAFKA_SSL', 'false'),
+    KAFKA_SSL_CA_FILE: pick('KAFKA_SSL_CA_FILE'),
     SCHEMA_REGISTRY_URL: pick('SCHEMA_REGISTRY_URL', `http://127.0.0.1:${ports.registry}/apis/ccompat/v7`),
     CLICKHOUSE_URL: pick('CLICKHOUSE_URL', 'chdb://./data/clickhouse'),
     CLICKHOUSE_DATABASE: pick('CLICKHOUSE_DATABASE', 'apigw'),
@@ -178,12 +208,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const variable = String(issue.path[0]);
-    const shown = raw[variable as keyof typeof raw];
+    const shown = variable === 'KAFKA_SASL_PASSWORD' ? '(hidden)' : raw[variable as keyof typeof raw];
     throw new ConfigError(variable, `${issue.message}, got "${shown ?? ''}"`);
   }
   const v = parsed.data;
   return {
     kafkaBrokers: v.KAFKA_BROKERS,
+    kafkaSecurity: kafkaSecurity(v),
     schemaRegistryUrl: v.SCHEMA_REGISTRY_URL.replace(/\/$/, ''),
     clickhouse: parseClickHouseUrl(v.CLICKHOUSE_URL),
     clickhouseDatabase: v.CLICKHOUSE_DATABASE,
@@ -210,6 +241,33 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     queryPort: v.APIGW_QUERY_PORT,
     logLevel: v.LOG_LEVEL,
   };
+}
+
+/** SASL needs all three of its variables, and a CA file must be readable; both are checked before anything connects. */
+function kafkaSecurity(v: z.infer<typeof schema>): KafkaSecurity {
+  const security: KafkaSecurity = {};
+  const { KAFKA_SASL_MECHANISM: mechanism, KAFKA_SASL_USERNAME: username, KAFKA_SASL_PASSWORD: password } = v;
+  if (mechanism) {
+    if (!username) throw new ConfigError('KAFKA_SASL_USERNAME', `KAFKA_SASL_MECHANISM=${mechanism} needs a user name`);
+    if (password === undefined) throw new ConfigError('KAFKA_SASL_PASSWORD', `KAFKA_SASL_MECHANISM=${mechanism} needs a password`);
+    security.sasl = { mechanism, username, password };
+  } else if (username !== undefined || password !== undefined) {
+    const variable = username !== undefined ? 'KAFKA_SASL_USERNAME' : 'KAFKA_SASL_PASSWORD';
+    throw new ConfigError('KAFKA_SASL_MECHANISM', `${variable} is set, but no mechanism: set KAFKA_SASL_MECHANISM to plain, scram-sha-256 or scram-sha-512`);
+  }
+  if (v.KAFKA_SSL_CA_FILE) {
+    let ca: string;
+    try {
+      ca = readFileSync(v.KAFKA_SSL_CA_FILE, 'utf8');
+    } catch (error) {
+      throw new ConfigError('KAFKA_SSL_CA_FILE', `cannot read ${v.KAFKA_SSL_CA_FILE} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+    if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError('KAFKA_SSL_CA_FILE', `${v.KAFKA_SSL_CA_FILE} holds no PEM certificate`);
+    security.ssl = { ca };
+  } else if (v.KAFKA_SSL) {
+    security.ssl = true;
+  }
+  return security;
 }
 
 /** The AWS side needs at least one region; checked only by the commands that read AWS. */

@@ -1,4 +1,5 @@
 import { Kafka, Partitioners, logLevel, type Admin, type ITopicConfig, type LogEntry, type Producer } from 'kafkajs';
+import type { KafkaSecurity } from './config.js';
 import type { Logger } from './logger.js';
 import { createRetry } from './retry.js';
 
@@ -12,11 +13,12 @@ const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
 // kafkajs logs every retried request at ERROR; those it recovers from are noise at our level, so they go to debug.
 const RECOVERABLE = /coordinator is (loading|not available)|There is no leader|Leadership election|not the correct coordinator|does not host this topic-partition|Response (Heartbeat|OffsetCommit)/;
 
-export function createKafka(options: { brokers: string[]; clientId: string; logger: Logger }): Kafka {
+export function createKafka(options: { brokers: string[]; security: KafkaSecurity; clientId: string; logger: Logger }): Kafka {
   const log = options.logger.child({ component: 'kafkajs' });
   return new Kafka({
     clientId: options.clientId,
     brokers: options.brokers,
+    ...options.security,
     connectionTimeout: 5000,
     retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 10_000 },
     logLevel: logLevel.WARN,

@@ -6,8 +6,9 @@ import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { applySchema, openClickHouse } from '../../services/shared/clickhouse.js';
 import { STACK_DIR } from '../../stack/layout.js';
+import { STACK_SASL_USER } from '../../stack/parts.js';
 import { apigwStream } from '../support/cli.js';
-import { brokers, motoEndpoint, plainKafka, registryUrl, uniqueName } from '../support/harness.js';
+import { brokers, motoEndpoint, plainKafka, registryUrl, saslBrokers, uniqueName } from '../support/harness.js';
 
 async function topicExists(topic: string): Promise<boolean> {
   const admin = plainKafka().admin();
@@ -36,6 +37,12 @@ describe('bad configuration stops with one line naming the problem, and writes n
     { name: 'a ClickHouse server that does not answer', variable: 'CLICKHOUSE_URL', env: { CLICKHOUSE_URL: 'http://127.0.0.1:1' }, commands: ['run', 'sink'] },
     { name: 'a metrics port in use', variable: 'APIGW_METRICS_PORT', env: { APIGW_METRICS_PORT: busyPort } },
     { name: 'a query API port in use', variable: 'APIGW_QUERY_PORT', env: { APIGW_QUERY_PORT: busyPort }, commands: ['run', 'sink'] },
+    {
+      name: 'SASL credentials the brokers refuse', variable: 'KAFKA_SASL_USERNAME', commands: ['run', 'snapshot'],
+      env: { KAFKA_BROKERS: saslBrokers.join(','), KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: STACK_SASL_USER.username, KAFKA_SASL_PASSWORD: 'not-the-password' },
+    },
+    { name: 'a SASL listener reached without SASL', variable: 'KAFKA_BROKERS', env: { KAFKA_BROKERS: saslBrokers.join(',') }, commands: ['run'] },
+    { name: 'a SASL mechanism without a password', variable: 'KAFKA_SASL_PASSWORD', env: { KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'apigw' }, commands: ['sink'] },
   ];
   // Configuration is validated as a whole, so even the snapshotter (which never opens ClickHouse) refuses a bad CLICKHOUSE_URL.
   for (const command of ['run', 'sink', 'snapshot']) {
@@ -57,6 +64,7 @@ describe('bad configuration stops with one line naming the problem, and writes n
         assert.equal(result.stdout, '', 'prints nothing on stdout');
         assert.equal(result.stderr.split('\n').length, 1, `one line on stderr, got:\n${result.stderr}`);
         assert.match(result.stderr, new RegExp(testCase.variable), 'names the variable');
+        assert.doesNotMatch(result.stderr, /not-the-password/, 'never shows a password');
         assert.equal(await topicExists(topic), false, 'creates no topic');
         assert.deepEqual(await subjects(), subjectsBefore, 'registers no schema');
         assert.equal(existsSync(dataDir), false, 'creates no ClickHouse data');

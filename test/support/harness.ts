@@ -16,6 +16,8 @@ export const ports = stackPorts();
 export const motoEndpoint = motoPart(ports.moto).endpoint;
 export const registryUrl = registryPart(ports.registry).endpoint;
 export const brokers = [`127.0.0.1:${ports.kafka}`];
+/** The local broker's SASL/PLAIN listener (see STACK_SASL_USER). */
+export const saslBrokers = [`127.0.0.1:${ports.kafkaSasl}`];
 
 // moto accepts any credentials; the SDK only needs some.
 process.env.AWS_ACCESS_KEY_ID ??= 'test';

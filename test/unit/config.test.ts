@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { loadConfig, parseClickHouseUrl } from '../../services/shared/config.js';
 import { ConfigError } from '../../services/shared/errors.js';
 
@@ -21,6 +22,17 @@ describe('configuration', () => {
 
   it('prefers AWS_REGIONS over AWS_REGION', () => {
     assert.deepEqual(loadConfig({ AWS_REGIONS: 'us-east-1, eu-west-1', AWS_REGION: 'ap-south-1' }).regions, ['us-east-1', 'eu-west-1']);
+  });
+
+  it('reads SASL credentials and TLS for the brokers, none by default', () => {
+    assert.deepEqual(loadConfig({}).kafkaSecurity, {});
+    assert.deepEqual(loadConfig({ KAFKA_SASL_MECHANISM: 'SCRAM-SHA-256', KAFKA_SASL_USERNAME: 'apigw', KAFKA_SASL_PASSWORD: 's3cret', KAFKA_SSL: 'true' }).kafkaSecurity, {
+      sasl: { mechanism: 'scram-sha-256', username: 'apigw', password: 's3cret' }, ssl: true,
+    });
+  });
+
+  it('never shows the SASL password in a refusal', () => {
+    assert.throws(() => loadConfig({ KAFKA_SASL_USERNAME: 'apigw', KAFKA_SASL_PASSWORD: 'hunter2' }), (error: Error) => !error.message.includes('hunter2'));
   });
 
   it('reads a ClickHouse server URL with credentials', () => {
@@ -56,6 +68,13 @@ describe('configuration', () => {
     ['APIGW_TOPIC_PARTITIONS', { APIGW_TOPIC_PARTITIONS: 'three' }],
     ['APIGW_STACK_KAFKA_PORT', { APIGW_STACK_KAFKA_PORT: '70000' }],
     ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
+    ['KAFKA_SASL_MECHANISM', { KAFKA_SASL_MECHANISM: 'kerberos' }],
+    ['KAFKA_SASL_USERNAME', { KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_PASSWORD: 'secret' }],
+    ['KAFKA_SASL_PASSWORD', { KAFKA_SASL_MECHANISM: 'scram-sha-512', KAFKA_SASL_USERNAME: 'apigw' }],
+    ['KAFKA_SASL_MECHANISM', { KAFKA_SASL_USERNAME: 'apigw', KAFKA_SASL_PASSWORD: 'secret' }],
+    ['KAFKA_SSL', { KAFKA_SSL: 'yes' }],
+    ['KAFKA_SSL_CA_FILE', { KAFKA_SSL_CA_FILE: '/nonexistent/ca.pem' }],
+    ['KAFKA_SSL_CA_FILE', { KAFKA_SSL_CA_FILE: fileURLToPath(new URL('../../package.json', import.meta.url)) }],
   ];
   for (const [variable, env] of bad) {
     it(`names ${variable} when it is ${JSON.stringify(Object.values(env)[0])}`, () => {
