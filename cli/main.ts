@@ -40,7 +40,7 @@ Configuration (environment variables):
   APIGW_METRICS_PORT             serve Prometheus /metrics here      default off
   APIGW_QUERY_PORT               sink's local query API port         default a free one
   LOG_LEVEL                      fatal|error|warn|info|debug|trace   default info
-  APIGW_STACK_{KAFKA,KAFKA_CONTROLLER,KAFKA_SASL,REGISTRY,MOTO}_PORT   local stack ports (9092, 9093, 9094, 8081, 5000)
+  APIGW_STACK_{KAFKA,KAFKA_CONTROLLER,KAFKA_SASL,KAFKA_SSL,REGISTRY,MOTO}_PORT   local stack ports (9092-9095, 8081, 5000)
 `;
 
 /**

@@ -18,6 +18,9 @@ export async function checkKafka(brokers: string[], { security, topic }: { secur
       const { mechanism, username } = security.sasl;
       throw new DependencyError('KAFKA_SASL_USERNAME', `the Kafka brokers at ${brokers.join(',')} refused the ${mechanism} credentials of "${username}" (${describeError(error)})`, error);
     }
+    if (security.ssl && /certificate/i.test(describeError(error))) {
+      throw new DependencyError('KAFKA_SSL_CA_FILE', `the TLS certificate of the Kafka brokers at ${brokers.join(',')} is not trusted (${describeError(error)}): set KAFKA_SSL_CA_FILE to the CA that signs it`, error);
+    }
     // A listener that expects SASL or TLS closes a connection that starts without it: say what was tried.
     const tried = [security.ssl ? 'TLS' : 'no TLS', security.sasl ? `SASL ${security.sasl.mechanism}` : 'no SASL'].join(', ');
     throw new DependencyError('KAFKA_BROKERS', `no Kafka broker answers at ${brokers.join(',')} with ${tried} (${describeError(error)})`, error);

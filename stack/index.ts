@@ -16,7 +16,7 @@ export interface PartStatus {
 
 export function stackParts(env: NodeJS.ProcessEnv = process.env): StackPart[] {
   const ports = stackPorts(env);
-  return [kafkaPart(ports.kafka, ports.kafkaController, ports.kafkaSasl), registryPart(ports.registry), motoPart(ports.moto)];
+  return [kafkaPart(ports), registryPart(ports.registry), motoPart(ports.moto)];
 }
 
 /** Installs (once) and starts every part that does not answer yet; idempotent. Returns the names it started. */

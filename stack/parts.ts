@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { APICURIO_VERSION, CACHE_DIR, KAFKA_VERSION, MOTO_VERSION, PROJECT_ROOT, RUN_DIR } from './layout.js';
 import { httpOk, portOpen, run, startDetached } from './processes.js';
@@ -31,10 +31,35 @@ function mavenStamp(dir: string) {
 /** The local broker's SASL/PLAIN user, on its SASL listener (APIGW_STACK_KAFKA_SASL_PORT): for trying and testing KAFKA_SASL_*. */
 export const STACK_SASL_USER = { username: 'apigw', password: 'apigw-secret' };
 
-export function kafkaPart(port: number, controllerPort: number, saslPort: number): StackPart {
+const kafkaDataDir = (port: number) => join(RUN_DIR, `kafka-${port}`);
+
+/** The CA that signs the certificate of the local broker's TLS listener (APIGW_STACK_KAFKA_SSL_PORT), for KAFKA_SSL_CA_FILE. */
+export const stackKafkaCaFile = (port: number) => join(kafkaDataDir(port), 'tls', 'ca.pem');
+
+/**
+ * A CA of the stack's own and a certificate it signs for 127.0.0.1, made once: the TLS listener's key store is the
+ * broker's PKCS#8 key followed by its certificate, in PEM.
+ */
+function makeBrokerCertificate(dir: string): string {
+  const keyStore = join(dir, 'broker-keystore.pem');
+  if (existsSync(keyStore)) return keyStore;
+  mkdirSync(dir, { recursive: true });
+  const at = (name: string) => join(dir, name);
+  const openssl = (...args: string[]) => run('openssl', args);
+  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', at('ca.key'), '-out', at('ca.pem'), '-days', '3650', '-subj', '/CN=apigw-stream local stack CA');
+  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', at('broker.key'), '-out', at('broker.csr'), '-subj', '/CN=127.0.0.1');
+  writeFileSync(at('broker.ext'), 'subjectAltName=IP:127.0.0.1\n');
+  openssl('x509', '-req', '-in', at('broker.csr'), '-CA', at('ca.pem'), '-CAkey', at('ca.key'), '-CAcreateserial', '-out', at('broker.pem'), '-days', '3650', '-extfile', at('broker.ext'));
+  openssl('pkcs8', '-topk8', '-nocrypt', '-in', at('broker.key'), '-out', at('broker.pk8'));
+  writeFileSync(keyStore, readFileSync(at('broker.pk8'), 'utf8') + readFileSync(at('broker.pem'), 'utf8'));
+  return keyStore;
+}
+
+export function kafkaPart(ports: { kafka: number; kafkaController: number; kafkaSasl: number; kafkaSsl: number }): StackPart {
+  const { kafka: port, kafkaController: controllerPort, kafkaSasl: saslPort, kafkaSsl: sslPort } = ports;
   const home = join(CACHE_DIR, `kafka-${KAFKA_VERSION}`);
   const libs = join(home, 'libs');
-  const dataDir = join(RUN_DIR, `kafka-${port}`);
+  const dataDir = kafkaDataDir(port);
   const classpath = `${libs}/*`;
   const java = (args: string[]) => ['-Xms256m', '-Xmx768m', `-Dlog4j2.configurationFile=${join(PROJECT_ROOT, 'stack/kafka/log4j2.properties')}`, '-cp', classpath, ...args];
   return {
@@ -56,15 +81,18 @@ export function kafkaPart(port: number, controllerPort: number, saslPort: number
       const properties = join(dataDir, 'server.properties');
       const logs = join(dataDir, 'logs');
       mkdirSync(dataDir, { recursive: true });
+      const keyStore = makeBrokerCertificate(dirname(stackKafkaCaFile(port)));
       writeFileSync(properties, [
         'process.roles=broker,controller',
         'node.id=1',
         `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-        `listeners=PLAINTEXT://127.0.0.1:${port},SASL_PLAINTEXT://127.0.0.1:${saslPort},CONTROLLER://127.0.0.1:${controllerPort}`,
-        `advertised.listeners=PLAINTEXT://127.0.0.1:${port},SASL_PLAINTEXT://127.0.0.1:${saslPort}`,
+        `listeners=PLAINTEXT://127.0.0.1:${port},SASL_PLAINTEXT://127.0.0.1:${saslPort},SSL://127.0.0.1:${sslPort},CONTROLLER://127.0.0.1:${controllerPort}`,
+        `advertised.listeners=PLAINTEXT://127.0.0.1:${port},SASL_PLAINTEXT://127.0.0.1:${saslPort},SSL://127.0.0.1:${sslPort}`,
         'controller.listener.names=CONTROLLER',
         'inter.broker.listener.name=PLAINTEXT',
-        'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT',
+        'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT',
+        'ssl.keystore.type=PEM',
+        `ssl.keystore.location=${keyStore}`,
         'sasl.enabled.mechanisms=PLAIN',
         `listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${STACK_SASL_USER.username}="${STACK_SASL_USER.password}";`,
         `log.dirs=${logs}`,

@@ -28,6 +28,7 @@ export function stackPorts(env: NodeJS.ProcessEnv = process.env) {
     kafka: port('APIGW_STACK_KAFKA_PORT', 9092),
     kafkaController: port('APIGW_STACK_KAFKA_CONTROLLER_PORT', 9093),
     kafkaSasl: port('APIGW_STACK_KAFKA_SASL_PORT', 9094),
+    kafkaSsl: port('APIGW_STACK_KAFKA_SSL_PORT', 9095),
     registry: port('APIGW_STACK_REGISTRY_PORT', 8081),
     moto: port('APIGW_STACK_MOTO_PORT', 5000),
   };

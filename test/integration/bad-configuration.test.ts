@@ -8,7 +8,7 @@ import { applySchema, openClickHouse } from '../../services/shared/clickhouse.js
 import { STACK_DIR } from '../../stack/layout.js';
 import { STACK_SASL_USER } from '../../stack/parts.js';
 import { apigwStream } from '../support/cli.js';
-import { brokers, motoEndpoint, plainKafka, registryUrl, saslBrokers, uniqueName } from '../support/harness.js';
+import { brokers, motoEndpoint, plainKafka, registryUrl, saslBrokers, tlsBrokers, uniqueName } from '../support/harness.js';
 
 async function topicExists(topic: string): Promise<boolean> {
   const admin = plainKafka().admin();
@@ -41,6 +41,7 @@ describe('bad configuration stops with one line naming the problem, and writes n
       name: 'SASL credentials the brokers refuse', variable: 'KAFKA_SASL_USERNAME', commands: ['run', 'snapshot'],
       env: { KAFKA_BROKERS: saslBrokers.join(','), KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: STACK_SASL_USER.username, KAFKA_SASL_PASSWORD: 'not-the-password' },
     },
+    { name: 'a TLS certificate no trusted CA signs', variable: 'KAFKA_SSL_CA_FILE', env: { KAFKA_BROKERS: tlsBrokers.join(','), KAFKA_SSL: 'true' }, commands: ['run'] },
     { name: 'a SASL listener reached without SASL', variable: 'KAFKA_BROKERS', env: { KAFKA_BROKERS: saslBrokers.join(',') }, commands: ['run'] },
     { name: 'a SASL mechanism without a password', variable: 'KAFKA_SASL_PASSWORD', env: { KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'apigw' }, commands: ['sink'] },
   ];

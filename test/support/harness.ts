@@ -18,6 +18,8 @@ export const registryUrl = registryPart(ports.registry).endpoint;
 export const brokers = [`127.0.0.1:${ports.kafka}`];
 /** The local broker's SASL/PLAIN listener (see STACK_SASL_USER). */
 export const saslBrokers = [`127.0.0.1:${ports.kafkaSasl}`];
+/** Its TLS listener, whose certificate the stack's own CA signs (stackKafkaCaFile). */
+export const tlsBrokers = [`127.0.0.1:${ports.kafkaSsl}`];
 
 // moto accepts any credentials; the SDK only needs some.
 process.env.AWS_ACCESS_KEY_ID ??= 'test';
