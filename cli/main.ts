@@ -18,7 +18,7 @@ Configuration (environment variables):
   KAFKA_SASL_PASSWORD            SASL password (never printed)       default none
   KAFKA_SSL                      true: TLS to the brokers            default false
   KAFKA_SSL_CA_FILE              PEM CAs of the brokers (TLS on)     default the system's CAs
-  SCHEMA_REGISTRY_URL            Confluent-compatible registry URL   default the local stack's Apicurio
+  SCHEMA_REGISTRY_URL            registry URL (user:password@ ok)    default the local stack's Apicurio
   CLICKHOUSE_URL                 http(s)://server or chdb://PATH     default chdb://./data/clickhouse
   CLICKHOUSE_DATABASE            database of the tables              default apigw
   CLICKHOUSE_CLUSTER             run DDL ON CLUSTER, Replicated*     default none

@@ -58,7 +58,7 @@ async function openParts(options: PipelineOptions, pipeline: Pipeline, closers: 
   const readsAws = options.snapshot || options.listen;
   if (readsAws) requireRegions(config);
   await checkKafka(config.kafkaBrokers, { security: config.kafkaSecurity });
-  await checkRegistry(config.schemaRegistryUrl);
+  await checkRegistry(config.schemaRegistryUrl, config.schemaRegistryAuth);
   // The process that will hold the embedded engine answers `apigw-stream query` for the others: its port is taken
   // before anything is written.
   const queryServer = options.sink && config.clickhouse.kind === 'chdb' ? await listenForQueries({ port: config.queryPort, logger }) : undefined;
@@ -73,7 +73,7 @@ async function openParts(options: PipelineOptions, pipeline: Pipeline, closers: 
   const accountId = sources ? await sources.resolveAccountId(config) : undefined;
 
   const kafka: Kafka = createKafka({ brokers: config.kafkaBrokers, security: config.kafkaSecurity, clientId: 'apigw-stream', logger });
-  const codec = createChangeCodec({ registryUrl: config.schemaRegistryUrl, topic: config.topic });
+  const codec = createChangeCodec({ registryUrl: config.schemaRegistryUrl, registryAuth: config.schemaRegistryAuth, topic: config.topic });
   const { partitions: partitionCount } = await withAdmin(kafka, (admin) => ensureTopics(admin, config.topic, config.topicPartitions));
   await codec.register();
 

@@ -1,4 +1,5 @@
 import { Kafka, logLevel } from 'kafkajs';
+import { basicAuthHeader, type BasicAuth } from '../services/shared/basic-auth.js';
 import type { KafkaSecurity } from '../services/shared/config.js';
 import { DependencyError, describeError } from '../services/shared/errors.js';
 
@@ -32,13 +33,17 @@ export async function checkKafka(brokers: string[], { security, topic }: { secur
   }
 }
 
-export async function checkRegistry(url: string): Promise<void> {
+export async function checkRegistry(url: string, auth?: BasicAuth): Promise<void> {
   let response: Response;
   try {
-    response = await fetch(`${url}/subjects`, { signal: AbortSignal.timeout(5000) });
+    response = await fetch(`${url}/subjects`, { headers: basicAuthHeader(auth), signal: AbortSignal.timeout(5000) });
   } catch (error) {
     const cause = (error as Error & { cause?: Error }).cause;
     throw new DependencyError('SCHEMA_REGISTRY_URL', `no schema registry answers at ${url} (${describeError(cause ?? error)})`, error);
+  }
+  if (response.status === 401 || response.status === 403) {
+    const which = auth ? `the credentials of "${auth.username}"` : 'a request without credentials (give them as https://user:password@host)';
+    throw new DependencyError('SCHEMA_REGISTRY_URL', `the registry at ${url} refused ${which}: HTTP ${response.status}`);
   }
   if (!response.ok) throw new DependencyError('SCHEMA_REGISTRY_URL', `${url}/subjects answered HTTP ${response.status}; expected a Confluent-compatible registry`);
 }

@@ -47,9 +47,9 @@ export function tailCommand(): Command {
         import('./preflight.js'), import('../services/shared/codec.js'), import('../services/shared/kafka.js'), import('../services/shared/consumer-restarts.js'),
       ]);
       await checkKafka(config.kafkaBrokers, { security: config.kafkaSecurity, topic: config.topic });
-      await checkRegistry(config.schemaRegistryUrl);
+      await checkRegistry(config.schemaRegistryUrl, config.schemaRegistryAuth);
       const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
-      const codec = createChangeCodec({ registryUrl: config.schemaRegistryUrl, topic: config.topic });
+      const codec = createChangeCodec({ registryUrl: config.schemaRegistryUrl, registryAuth: config.schemaRegistryAuth, topic: config.topic });
       const kafka = createKafka({ brokers: config.kafkaBrokers, security: config.kafkaSecurity, clientId: 'apigw-stream-tail', logger });
       const admin = kafka.admin();
       const stopping = new AbortController();

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
+import { basicAuthHeader, type BasicAuth } from './basic-auth.js';
 import { DependencyError, PoisonMessageError } from './errors.js';
 import type { IntegrationChange, IntegrationKey, IntegrationState } from './integration-model.js';
 
@@ -70,13 +71,14 @@ function valueParts(type: avro.Type): ValueParts | null {
  * Avro in the Confluent wire format through the schema registry. Producers call `register` once; consumers
  * decode by the schema id each message carries.
  */
-export function createChangeCodec({ registryUrl, topic, schemas = { key: KEY_SCHEMA, value: VALUE_SCHEMA } }: {
+export function createChangeCodec({ registryUrl, registryAuth, topic, schemas = { key: KEY_SCHEMA, value: VALUE_SCHEMA } }: {
   registryUrl: string;
+  registryAuth?: BasicAuth;
   topic: string;
   /** The Avro schemas to register and write with; the files in schemas/ unless a test evolves them. */
   schemas?: { key: string; value: string };
 }) {
-  const registry = new SchemaRegistry({ host: registryUrl, retry: { retries: 5, initialRetryTimeInSecs: 0.2, maxRetryTimeInSecs: 5 } });
+  const registry = new SchemaRegistry({ host: registryUrl, auth: registryAuth, retry: { retries: 5, initialRetryTimeInSecs: 0.2, maxRetryTimeInSecs: 5 } });
   const subjects = subjectsOf(topic);
   let ids: { key: number; value: number } | undefined;
   // The registry client's own encode validates every value before writing it, and its decode awaits a cache
@@ -182,7 +184,7 @@ export function createChangeCodec({ registryUrl, topic, schemas = { key: KEY_SCH
   async function setBackwardCompatibility(subject: string): Promise<void> {
     const response = await fetch(`${registryUrl}/config/${encodeURIComponent(subject)}`, {
       method: 'PUT',
-      headers: { 'Content-Type': 'application/vnd.schemaregistry.v1+json' },
+      headers: { 'Content-Type': 'application/vnd.schemaregistry.v1+json', ...basicAuthHeader(registryAuth) },
       body: JSON.stringify({ compatibility: 'BACKWARD' }),
     });
     if (!response.ok) throw new DependencyError('schema registry', `setting BACKWARD on ${subject} failed: HTTP ${response.status} ${await response.text()}`);

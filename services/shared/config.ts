@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import type { BasicAuth } from './basic-auth.js';
 import { ConfigError } from './errors.js';
 
 /** How clients reach the brokers: SASL credentials and TLS, passed to kafkajs as they are. */
@@ -67,7 +68,7 @@ const schema = z.object({
   KAFKA_SSL: z.enum(['true', 'false'], 'expected true or false').transform((value) => value === 'true'),
   /** PEM file of the CAs that sign the brokers' certificates (turns TLS on). @default the system's CAs */
   KAFKA_SSL_CA_FILE: z.string().optional(),
-  /** Confluent-compatible schema registry base URL. @default the local stack's Apicurio ccompat API */
+  /** Confluent-compatible schema registry base URL, with user:password@ for basic auth. @default the local stack's Apicurio ccompat API */
   SCHEMA_REGISTRY_URL: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL of a Confluent-compatible registry' }),
   /** ClickHouse: an http(s) server URL, or chdb://PATH for the embedded engine. @default chdb://./data/clickhouse */
   CLICKHOUSE_URL: z.string(),
@@ -124,7 +125,9 @@ export const CONFIG_VARIABLES = Object.keys(schema.shape);
 export interface Config {
   kafkaBrokers: string[];
   kafkaSecurity: KafkaSecurity;
+  /** Without credentials: it appears in messages. */
   schemaRegistryUrl: string;
+  schemaRegistryAuth?: BasicAuth;
   clickhouse: ClickHouseTarget;
   clickhouseDatabase: string;
   clickhouseCluster?: string;
@@ -154,12 +157,12 @@ export function parseClickHouseUrl(raw: string): ClickHouseTarget {
   try {
     url = new URL(raw);
   } catch {
-    throw new ConfigError('CLICKHOUSE_URL', `expected an http(s) URL or chdb://PATH, got "${raw}"`);
+    throw new ConfigError('CLICKHOUSE_URL', `expected an http(s) URL or chdb://PATH, got "${withoutPassword(raw)}"`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new ConfigError('CLICKHOUSE_URL', `expected an http(s) URL or chdb://PATH, got scheme "${url.protocol}"`);
   }
-  if (!url.hostname) throw new ConfigError('CLICKHOUSE_URL', `expected a host in "${raw}"`);
+  if (!url.hostname) throw new ConfigError('CLICKHOUSE_URL', `expected a host in "${withoutPassword(raw)}"`);
   const username = decodeURIComponent(url.username) || undefined;
   const password = decodeURIComponent(url.password) || undefined;
   url.username = '';
@@ -209,14 +212,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const variable = String(issue.path[0]);
-    const shown = variable === 'KAFKA_SASL_PASSWORD' ? '(hidden)' : raw[variable as keyof typeof raw];
+    const shown = variable === 'KAFKA_SASL_PASSWORD' ? '(hidden)' : withoutPassword(raw[variable as keyof typeof raw]);
     throw new ConfigError(variable, `${issue.message}, got "${shown ?? ''}"`);
   }
   const v = parsed.data;
   return {
     kafkaBrokers: v.KAFKA_BROKERS,
     kafkaSecurity: kafkaSecurity(v),
-    schemaRegistryUrl: v.SCHEMA_REGISTRY_URL.replace(/\/$/, ''),
+    ...registryTarget(v.SCHEMA_REGISTRY_URL),
     clickhouse: parseClickHouseUrl(v.CLICKHOUSE_URL),
     clickhouseDatabase: v.CLICKHOUSE_DATABASE,
     clickhouseCluster: v.CLICKHOUSE_CLUSTER,
@@ -242,6 +245,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     queryPort: v.APIGW_QUERY_PORT,
     logLevel: v.LOG_LEVEL,
   };
+}
+
+/** A URL's password, replaced for showing it. */
+function withoutPassword(value: string | undefined): string | undefined {
+  return value?.replace(/^(\w+:\/\/[^:/@]*):[^@/]*@/, '$1:***@');
+}
+
+/** The registry's URL without its user info, and the basic credentials that user info carried. */
+function registryTarget(raw: string): Pick<Config, 'schemaRegistryUrl' | 'schemaRegistryAuth'> {
+  const url = new URL(raw);
+  const auth = url.username ? { username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) } : undefined;
+  url.username = '';
+  url.password = '';
+  return { schemaRegistryUrl: url.toString().replace(/\/$/, ''), schemaRegistryAuth: auth };
 }
 
 /** SASL needs all three of its variables, and a CA file must be readable; both are checked before anything connects. */

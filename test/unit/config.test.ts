@@ -35,6 +35,14 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ KAFKA_SASL_USERNAME: 'apigw', KAFKA_SASL_PASSWORD: 'hunter2' }), (error: Error) => !error.message.includes('hunter2'));
   });
 
+  it('reads basic credentials from the registry URL, and keeps them out of the URL it shows', () => {
+    const config = loadConfig({ SCHEMA_REGISTRY_URL: 'https://key:s%40cret@registry.example.com/' });
+    assert.equal(config.schemaRegistryUrl, 'https://registry.example.com');
+    assert.deepEqual(config.schemaRegistryAuth, { username: 'key', password: 's@cret' });
+    assert.throws(() => loadConfig({ SCHEMA_REGISTRY_URL: 'ftp://key:hunter2@registry.example.com' }), (error: Error) => error.message.includes('ftp://key:***@') && !error.message.includes('hunter2'));
+    assert.throws(() => loadConfig({ CLICKHOUSE_URL: 'tcp://apigw:hunter2@ch:9000' }), (error: Error) => !error.message.includes('hunter2'));
+  });
+
   it('reads a ClickHouse server URL with credentials', () => {
     assert.deepEqual(parseClickHouseUrl('https://alice:s%3Acret@ch.example.com:8443/'), {
       kind: 'http', url: 'https://ch.example.com:8443', username: 'alice', password: 's:cret',

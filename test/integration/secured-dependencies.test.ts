@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { STACK_SASL_USER, stackKafkaCaFile } from '../../stack/parts.js';
+import { resetEmulator, seedSampleInventory } from '../../stack/sample-inventory.js';
+import { apigwStream, currentTimeouts } from '../support/cli.js';
+import { startFaultProxy } from '../support/fault-proxy.js';
+import { awsClient, motoEndpoint, ports, registryUrl, saslBrokers, testEnvironment, tlsBrokers } from '../support/harness.js';
+
+const REGION = 'sa-east-1';
+const REGISTRY_USER = { username: 'registry-key', password: 'p@ss/word' };
+
+/** `url` with basic credentials in its user info, as SCHEMA_REGISTRY_URL takes them. */
+function withCredentials(url: string, username: string, password: string): string {
+  const target = new URL(url);
+  target.username = encodeURIComponent(username);
+  target.password = encodeURIComponent(password);
+  return target.toString().replace(/\/$/, '');
+}
+
+describe('brokers behind SASL or TLS, and a registry that asks for credentials', { timeout: 180_000 }, () => {
+  const aws = awsClient(REGION);
+  // The local registry behind a proxy that answers 401 to a request without the right Authorization header.
+  const expected = `Basic ${Buffer.from(`${REGISTRY_USER.username}:${REGISTRY_USER.password}`).toString('base64')}`;
+  let registry: Awaited<ReturnType<typeof startFaultProxy>>;
+  let integrations = 0;
+
+  before(async () => {
+    registry = await startFaultProxy(registryUrl, (request) => (request.headers.authorization === expected ? 'forward' : { status: 401, body: '{"error_code":401,"message":"Unauthorized"}' }));
+    await resetEmulator(motoEndpoint);
+    const apis = await seedSampleInventory(aws, { httpApis: 2, websocketApis: 1, prefix: 'secured' });
+    integrations = apis.reduce((n, api) => n + api.integrationIds.length, 0);
+  });
+  after(async () => {
+    await registry?.close();
+    aws.destroy();
+  });
+
+  const setups: { name: string; extra: () => Record<string, string> }[] = [
+    { name: 'SASL/PLAIN', extra: () => ({ KAFKA_BROKERS: saslBrokers.join(','), KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: STACK_SASL_USER.username, KAFKA_SASL_PASSWORD: STACK_SASL_USER.password }) },
+    { name: 'TLS, with the CA that signs the brokers\' certificate', extra: () => ({ KAFKA_BROKERS: tlsBrokers.join(','), KAFKA_SSL_CA_FILE: stackKafkaCaFile(ports.kafka) }) },
+    { name: 'registry credentials in the URL\'s user info', extra: () => ({ SCHEMA_REGISTRY_URL: withCredentials(registry.url, REGISTRY_USER.username, REGISTRY_USER.password) }) },
+  ];
+  for (const { name, extra } of setups) {
+    it(`${name}: a snapshot goes through the topic into the tables`, async () => {
+      const env = testEnvironment({ region: REGION, extra: extra() });
+      const pipeline = await env.open({ snapshot: true, sink: true });
+      try {
+        await pipeline.snapshotter!.runOnce();
+        await pipeline.sink!.waitForCatchUp();
+        assert.equal((await currentTimeouts(env.env))?.size, integrations, 'every integration in the current-state table');
+      } finally {
+        await pipeline.close();
+        await env.cleanup();
+      }
+    });
+  }
+
+  it('registry credentials it refuses stop the start with one line naming SCHEMA_REGISTRY_URL, without the password', async () => {
+    const env = testEnvironment({ region: REGION, extra: { SCHEMA_REGISTRY_URL: withCredentials(registry.url, REGISTRY_USER.username, 'not-the-password') } });
+    try {
+      const result = await apigwStream(['snapshot', '--once'], env.env);
+      assert.notEqual(result.status, 0);
+      assert.equal(result.stderr.split('\n').length, 1, result.stderr);
+      assert.match(result.stderr, /SCHEMA_REGISTRY_URL: the registry at http:\/\/127\.0\.0\.1:\d+\/apis\/ccompat\/v7 refused the credentials of "registry-key": HTTP 401/);
+      assert.doesNotMatch(result.stderr, /not-the-password/);
+    } finally {
+      await env.cleanup();
+    }
+  });
+});
