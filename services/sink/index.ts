@@ -1,4 +1,4 @@
-import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import kafkajs, { type Admin, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Producer } from 'kafkajs';
 import type { ChangeCodec, EncodedImage } from '../shared/codec.js';
 import { createConsumerRestarts } from '../shared/consumer-restarts.js';
 import { ApigwError, PoisonMessageError, describeError } from '../shared/errors.js';
@@ -464,7 +464,8 @@ export function createSink(deps: SinkDeps) {
       await offsetsChecked;
       if (batcher.failure !== undefined || topicRemade) {
         // Other batches in flight fail too (kafkajs retries them) until one is left to start over.
-        if (activeBatches > 1) throw batcher.failure ?? new Error(`the topic ${topic} was made again: starting over`);
+        // A KafkaJSError: kafkajs retries it like any other, without an error line for a case the sink has logged.
+        if (activeBatches > 1) throw batcher.failure ?? new kafkajs.KafkaJSError(`the topic ${topic} was made again: starting over`, { retriable: true });
         await startOver();
         return;
       }
