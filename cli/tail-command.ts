@@ -1,4 +1,5 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import type { KafkaMessage } from 'kafkajs';
 import { loadConfig } from '../services/shared/config.js';
 import { PoisonMessageError, describeError } from '../services/shared/errors.js';
 import type { IntegrationChange, IntegrationState } from '../services/shared/integration-model.js';
@@ -7,6 +8,7 @@ import { fieldChanges } from '../services/query/field-changes.js';
 
 interface TailOptions {
   fromBeginning?: boolean;
+  deadLetters?: boolean;
   api?: string;
   integration?: string;
   json?: boolean;
@@ -33,27 +35,48 @@ function describe(change: IntegrationChange, previous: IntegrationState | null |
   return `${head}\n    ${Object.entries(change.after).filter(([, v]) => v !== null).map(([k, v]) => `${k}=${short(v)}`).join(' ')}`;
 }
 
+/** One line per dead-lettered message: why, and where it came from (its bytes are not decodable, so not shown). */
+function describeDeadLetter(message: KafkaMessage, partition: number, json: boolean): string {
+  const header = (name: string) => message.headers?.[name]?.toString() ?? null;
+  const entry = {
+    partition,
+    offset: message.offset,
+    dead_lettered_at: new Date(Number(message.timestamp)).toISOString(),
+    reason: header('dlq.reason'),
+    error: header('dlq.error'),
+    from: { topic: header('dlq.topic'), partition: Number(header('dlq.partition')), offset: header('dlq.offset') },
+    key_bytes: message.key?.length ?? 0,
+    value_bytes: message.value?.length ?? 0,
+  };
+  if (json) return JSON.stringify(entry);
+  return `${entry.dead_lettered_at} DEAD-LETTER ${entry.reason} from ${entry.from.topic} partition ${entry.from.partition} offset ${entry.from.offset} (${entry.value_bytes} bytes): ${entry.error}`;
+}
+
 export function tailCommand(): Command {
   return new Command('tail')
     .description('Decode and print change events as they arrive (key, op, time, source, principal, and the changed fields or the after-image)')
     .option('--from-beginning', 'start at the oldest event on the topic instead of new ones')
     .option('--api <api-id>', 'only events of this API (AWS ApiId)')
     .option('--integration <integration-id>', 'only events of this integration')
+    .addOption(new Option('--dead-letters', 'print the dead-letter topic (<topic>.dlq) instead: why and where from, per message the sink could not decode')
+      .conflicts(['api', 'integration']))
     .option('--json', 'one JSON object per line, for scripts')
     .action(async (opts: TailOptions) => {
       const config = loadConfig();
       // Loaded on use: every other command's start-up would pay for the Kafka and registry clients.
-      const [{ checkKafka, checkRegistry }, { createChangeCodec }, { createKafka }, { createConsumerRestarts }] = await Promise.all([
+      const [{ checkKafka, checkRegistry }, { createChangeCodec }, { createKafka, dlqTopic }, { createConsumerRestarts }] = await Promise.all([
         import('./preflight.js'), import('../services/shared/codec.js'), import('../services/shared/kafka.js'), import('../services/shared/consumer-restarts.js'),
       ]);
-      await checkKafka(config.kafkaBrokers, { security: config.kafkaSecurity, topic: config.topic });
-      await checkRegistry(config.schemaRegistryUrl, config.schemaRegistryAuth);
+      const topic = opts.deadLetters ? dlqTopic(config.topic) : config.topic;
+      await checkKafka(config.kafkaBrokers, { security: config.kafkaSecurity, topic });
+      // Dead letters are shown without decoding: they are there because they could not be decoded.
+      if (!opts.deadLetters) await checkRegistry(config.schemaRegistryUrl, config.schemaRegistryAuth);
       const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
       const codec = createChangeCodec({ registryUrl: config.schemaRegistryUrl, registryAuth: config.schemaRegistryAuth, topic: config.topic });
       const kafka = createKafka({ brokers: config.kafkaBrokers, security: config.kafkaSecurity, clientId: 'apigw-stream-tail', logger });
       const admin = kafka.admin();
       const stopping = new AbortController();
-      const restarts = createConsumerRestarts({ admin, topic: config.topic, logger, signal: stopping.signal });
+      const restarts = createConsumerRestarts({ admin, topic, logger, signal: stopping.signal });
       const consumer = kafka.consumer({
         groupId: `apigw-stream-tail-${process.pid}-${Date.now()}`,
         readUncommitted: false,
@@ -63,7 +86,7 @@ export function tailCommand(): Command {
       const printedMarkers = new Set<string>();
       await admin.connect();
       await consumer.connect();
-      await consumer.subscribe({ topic: config.topic, fromBeginning: opts.fromBeginning === true });
+      await consumer.subscribe({ topic, fromBeginning: opts.fromBeginning === true });
       const stop = async () => {
         stopping.abort();
         await consumer.disconnect();
@@ -75,6 +98,10 @@ export function tailCommand(): Command {
       await consumer.run({
         autoCommit: false,
         eachMessage: async ({ message, partition }) => {
+          if (opts.deadLetters) {
+            process.stdout.write(`${describeDeadLetter(message, partition, opts.json === true)}\n`);
+            return;
+          }
           let change: IntegrationChange;
           try {
             change = (await codec.decode(message.key, message.value)).value;
