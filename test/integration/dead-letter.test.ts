@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import type { Pipeline } from '../../cli/pipeline.js';
-import { dlqTopic } from '../../services/shared/kafka.js';
+import { dlqTopic, withAdmin } from '../../services/shared/kafka.js';
 import { PROJECT_ROOT } from '../../stack/layout.js';
 import { resetEmulator, seedSampleInventory } from '../../stack/sample-inventory.js';
-import { awsClient, motoEndpoint, plainKafka, rows, testEnvironment, topicMessages } from '../support/harness.js';
+import { awsClient, motoEndpoint, plainKafka, rows, testEnvironment, topicMessages, waitFor } from '../support/harness.js';
 
 const REGION = 'ap-southeast-2';
 const env = testEnvironment({ region: REGION, partitions: 2 });
@@ -70,5 +70,20 @@ describe('messages the sink cannot decode go to the dead-letter topic and the pi
       ['undecodable', env.config.topic, 1, '0', 8],
     ]);
     assert.ok(letters.every((l) => l.error.length > 0), 'each says what failed');
+  });
+
+  it('makes its dead-letter topic again when it is deleted under the running sink, and dead-letters into it', async () => {
+    const dlq = dlqTopic(env.config.topic);
+    await withAdmin(plainKafka(), (admin) => admin.deleteTopics({ topics: [dlq] }));
+    const producer = plainKafka().producer();
+    await producer.connect();
+    await producer.send({ topic: env.config.topic, messages: [{ key: 'after-deletion', value: 'still not avro', partition: 0 }] });
+    await producer.disconnect();
+    // The send to the missing topic waits until the sink's topic check (every 10 s) makes it again.
+    await waitFor('the poison message in the dead-letter topic made again', async () =>
+      (await withAdmin(plainKafka(), (admin) => admin.listTopics())).includes(dlq) && (await topicMessages(dlq)).length === 1, 60_000);
+    await pipeline.sink!.waitForCatchUp();
+    const [message] = await topicMessages(dlq);
+    assert.equal(message!.key.toString(), 'after-deletion');
   });
 });
