@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import type { Pipeline } from '../../cli/pipeline.js';
 import { dlqTopic, withAdmin } from '../../services/shared/kafka.js';
-import { PROJECT_ROOT } from '../../stack/layout.js';
 import { resetEmulator, seedSampleInventory } from '../../stack/sample-inventory.js';
+import { tailJson } from '../support/cli.js';
 import { awsClient, motoEndpoint, plainKafka, rows, testEnvironment, topicMessages, waitFor } from '../support/harness.js';
 
 const REGION = 'ap-southeast-2';
@@ -54,16 +51,8 @@ describe('messages the sink cannot decode go to the dead-letter topic and the pi
   });
 
   it('tail --dead-letters prints each dead-lettered message with why and where it came from', async () => {
-    const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/apigw-stream.js'), 'tail', '--from-beginning', '--dead-letters', '--json'], { env: env.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const letters: { reason: string; error: string; from: { topic: string; partition: number; offset: string }; value_bytes: number }[] = [];
-    await new Promise<void>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).on('line', (line) => {
-        letters.push(JSON.parse(line));
-        if (letters.length === 2) resolve();
-      });
-      child.once('exit', (code) => reject(new Error(`tail exited with ${code}`)));
-    });
-    child.kill('SIGTERM');
+    const letters = await tailJson<{ reason: string; error: string; from: { topic: string; partition: number; offset: string }; value_bytes: number }>(
+      ['--from-beginning', '--dead-letters'], env.env, 2);
     letters.sort((a, b) => a.from.partition - b.from.partition);
     assert.deepEqual(letters.map((l) => [l.reason, l.from.topic, l.from.partition, l.from.offset, l.value_bytes]), [
       ['undecodable', env.config.topic, 0, '0', 'not avro either'.length],

@@ -7,7 +7,7 @@ import type { Pipeline } from '../../cli/pipeline.js';
 import { sleep } from '../../services/shared/retry.js';
 import { PROJECT_ROOT } from '../../stack/layout.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
-import { apigwStream, queryJson } from '../support/cli.js';
+import { apigwStream, queryJson, tailJson } from '../support/cli.js';
 import { startCloudTrailServer, type CloudTrailServer } from '../support/cloudtrail-server.js';
 import { COLUMN_NAMES, columnsOf, emulatorInventory, type Columns } from '../support/emulator-state.js';
 import { awsClient, motoEndpoint, rows, runListener, testEnvironment, waitFor } from '../support/harness.js';
@@ -213,16 +213,8 @@ describe('drift queries over a scripted sequence of changes', { timeout: 300_000
   });
 
   it('tail prints the events of one integration with the fields that changed', async () => {
-    const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/apigw-stream.js'), 'tail', '--from-beginning', '--json', '--integration', integrationA.integrationId], { env: env.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const events: { op: string; source: { principal_arn: string | null }; changes?: { field: string }[]; after?: unknown }[] = [];
-    await new Promise<void>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).on('line', (line) => {
-        events.push(JSON.parse(line));
-        if (events.length === 3) resolve();
-      });
-      child.once('exit', (code) => reject(new Error(`tail exited with ${code}`)));
-    });
-    child.kill('SIGTERM');
+    const events = await tailJson<{ op: string; source: { principal_arn: string | null }; changes?: { field: string }[]; after?: unknown }>(
+      ['--from-beginning', '--integration', integrationA.integrationId], env.env, 3);
     assert.deepEqual(events.map((e) => [e.op, e.source.principal_arn]), [['SNAPSHOT', null], ['UPDATE', PRINCIPALS.alice.arn], ['UPDATE', PRINCIPALS.bob.arn]]);
     assert.ok(events[0]!.after, 'the first event of an integration shows its after-image');
     assert.deepEqual(events[2]!.changes!.map((c) => c.field), ['description'], 'later ones what changed');

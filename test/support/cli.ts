@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../stack/layout.js';
 
@@ -52,4 +53,22 @@ export async function queryJson<T>(args: string[], env: NodeJS.ProcessEnv): Prom
   const result = await apigwStream(['query', ...args, '--format', 'json'], env);
   assert.equal(result.status, 0, result.stderr);
   return JSON.parse(result.stdout) as T;
+}
+
+/** Runs `apigw-stream tail ARGS` until it has printed `count` JSON lines, stops it, and returns them parsed. */
+export async function tailJson<T>(args: string[], env: NodeJS.ProcessEnv, count: number): Promise<T[]> {
+  const child = spawn(process.execPath, [EXECUTABLE, 'tail', '--json', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: T[] = [];
+  try {
+    await new Promise<void>((resolve, reject) => {
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        lines.push(JSON.parse(line) as T);
+        if (lines.length === count) resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`tail exited with ${code}`)));
+    });
+  } finally {
+    child.kill('SIGTERM');
+  }
+  return lines;
 }
