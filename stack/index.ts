@@ -26,7 +26,9 @@ export async function stackUp(say: (line: string) => void, env: NodeJS.ProcessEn
   const started: { part: StackPart; pid: number }[] = [];
   for (const part of parts) {
     if (await part.answers()) {
-      say(`${part.name}: already answering at ${part.endpoint}`);
+      const lacking = await part.lacks?.();
+      // Left running: it may not be this checkout's. The tests of what it lacks fail until it is restarted.
+      say(`${part.name}: already answering at ${part.endpoint}${lacking ? `, but with ${lacking}: \`stack down\` and \`stack up\` restart it with them` : ''}`);
       continue;
     }
     if (!part.installed()) part.install(say);

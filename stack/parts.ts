@@ -15,6 +15,8 @@ export interface StackPart {
   /** Starts it detached and returns its pid. */
   start(): number;
   answers(): Promise<boolean>;
+  /** For a part that answers: what it lacks that this checkout's start gives it (one started by an older checkout). */
+  lacks?(): Promise<string | undefined>;
   startTimeoutMs: number;
   logFile: string;
   pidFile: string;
@@ -112,6 +114,13 @@ export function kafkaPart(ports: { kafka: number; kafkaController: number; kafka
         run('java', java(['kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', properties]));
       }
       return startDetached('java', java(['kafka.Kafka', properties]), { logFile: this.logFile, pidFile: this.pidFile });
+    },
+    async lacks() {
+      const closed: string[] = [];
+      for (const listener of [{ name: 'SASL', port: saslPort }, { name: 'TLS', port: sslPort }]) {
+        if (!(await portOpen(listener.port))) closed.push(`${listener.name} listener on ${listener.port}`);
+      }
+      return closed.length === 0 ? undefined : `no ${closed.join(' and no ')}`;
     },
     async answers() {
       if (!(await portOpen(port))) return false;
