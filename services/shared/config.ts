@@ -163,11 +163,16 @@ export function parseClickHouseUrl(raw: string): ClickHouseTarget {
     throw new ConfigError('CLICKHOUSE_URL', `expected an http(s) URL or chdb://PATH, got scheme "${url.protocol}"`);
   }
   if (!url.hostname) throw new ConfigError('CLICKHOUSE_URL', `expected a host in "${withoutPassword(raw)}"`);
+  return { kind: 'http', ...splitUserInfo(url) };
+}
+
+/** A URL without its user info (and trailing slash), and the user name and password that user info carried. */
+function splitUserInfo(url: URL): { url: string; username?: string; password?: string } {
   const username = decodeURIComponent(url.username) || undefined;
   const password = decodeURIComponent(url.password) || undefined;
   url.username = '';
   url.password = '';
-  return { kind: 'http', url: url.toString().replace(/\/$/, ''), username, password };
+  return { url: url.toString().replace(/\/$/, ''), username, password };
 }
 
 /** Parses and checks the environment; throws a ConfigError naming the first bad variable. */
@@ -254,11 +259,8 @@ function withoutPassword(value: string | undefined): string | undefined {
 
 /** The registry's URL without its user info, and the basic credentials that user info carried. */
 function registryTarget(raw: string): Pick<Config, 'schemaRegistryUrl' | 'schemaRegistryAuth'> {
-  const url = new URL(raw);
-  const auth = url.username ? { username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) } : undefined;
-  url.username = '';
-  url.password = '';
-  return { schemaRegistryUrl: url.toString().replace(/\/$/, ''), schemaRegistryAuth: auth };
+  const { url, username, password = '' } = splitUserInfo(new URL(raw));
+  return { schemaRegistryUrl: url, schemaRegistryAuth: username ? { username, password } : undefined };
 }
 
 /** SASL needs all three of its variables, and a CA file must be readable; both are checked before anything connects. */
