@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
+import type { AwsScope } from '../services/shared/aws-scope.js';
 import { loadConfig, type Config } from '../services/shared/config.js';
 import { ApigwError, ConfigError, DependencyError, describeError } from '../services/shared/errors.js';
 import { createLogger, type Logger } from '../services/shared/logger.js';
@@ -25,10 +26,11 @@ Configuration (environment variables):
   AWS_REGIONS                    regions to watch (comma-separated)  default AWS_REGION
   AWS_ENDPOINT_URL               AWS endpoint override               default real AWS
   AWS_ACCOUNT_ID                 account id to report                default from STS
+  AWS_ROLE_ARNS                  roles to assume, one per account    default none: the credentials' own account
   APIGW_TOPIC                    change topic                        default aws.apigatewayv2.integrations
   APIGW_TOPIC_PARTITIONS         partitions when creating the topic  default 6
   APIGW_SNAPSHOT_INTERVAL_SECONDS  seconds between snapshots         default 300
-  APIGW_SNAPSHOT_CONCURRENCY     GetIntegrations calls per region    default 8
+  APIGW_SNAPSHOT_CONCURRENCY     GetIntegrations calls per account   default 8 (in each region)
   APIGW_SINK_GROUP_ID            sink consumer group                 default apigw-stream-sink
   APIGW_SINK_WRITE_RETRIES       write retries, then start over      default 12
   AWS_ENDPOINT_URL_CLOUDTRAIL    CloudTrail endpoint override        default AWS_ENDPOINT_URL
@@ -36,7 +38,7 @@ Configuration (environment variables):
   APIGW_LISTENER_LOOKBACK_HOURS  first start reads this far back     default 24 (max 2160)
   APIGW_LISTENER_OVERLAP_SECONDS each poll re-reads this much        default 900
   APIGW_LISTENER_SWEEP_SECONDS   seconds between full overlap reads  default 300
-  APIGW_LISTENER_CALLS_PER_SECOND  LookupEvents calls per region     default 2
+  APIGW_LISTENER_CALLS_PER_SECOND  LookupEvents calls per account     default 2 (in each region)
   APIGW_METRICS_PORT             serve Prometheus /metrics here      default off
   APIGW_QUERY_PORT               sink's local query API port         default a free one
   LOG_LEVEL                      fatal|error|warn|info|debug|trace   default info
@@ -81,11 +83,14 @@ async function runServices(options: PipelineParts & { once: boolean }): Promise<
     if (options.snapshot && options.once) {
       const result = await pipeline.snapshotter!.runOnce(stop.signal);
       const failed = result.regions.filter((region) => !region.completed);
+      // Which account a region is of matters only when several are read.
+      const severalAccounts = new Set(result.regions.map((r) => r.accountId)).size > 1;
+      const where = (r: AwsScope) => (severalAccounts ? `${r.region} of ${r.accountId}` : r.region);
       if (failed.length > 0 && stop.signal.aborted) {
-        process.stderr.write(`apigw-stream: snapshot interrupted by ${String(stop.signal.reason)} in ${failed.map((r) => r.region).join(', ')}: no completion marker written there, so nothing is deleted\n`);
+        process.stderr.write(`apigw-stream: snapshot interrupted by ${String(stop.signal.reason)} in ${failed.map(where).join(', ')}: no completion marker written there, so nothing is deleted\n`);
         process.exitCode = exitCodeOf(stop.signal.reason);
       } else if (failed.length > 0) {
-        throw new ApigwError(`snapshot incomplete in ${failed.map((r) => `${r.region} (${r.error})`).join(', ')}`);
+        throw new ApigwError(`snapshot incomplete in ${failed.map((r) => `${where(r)} (${r.error})`).join(', ')}`);
       }
     } else {
       const loops: Promise<void>[] = [];
@@ -133,7 +138,7 @@ const program = new Command('apigw-stream')
   .showHelpAfterError();
 
 program.command('snapshot')
-  .description('Read every API and integration of every configured region and emit one change event per integration, then a completion marker per region')
+  .description('Read every API and integration of every configured region of each account and emit one change event per integration, then a completion marker per account and region')
   .option('--once', 'take one snapshot and exit (exit code 1 if a region could not be read completely)')
   .action((opts: { once?: boolean }) => runServices({ snapshot: true, listen: false, sink: false, once: opts.once === true }));
 

@@ -59,6 +59,10 @@ async function openParts(options: PipelineOptions, pipeline: Pipeline, closers: 
   if (readsAws) requireRegions(config);
   await checkKafka(config.kafkaBrokers, { security: config.kafkaSecurity });
   await checkRegistry(config.schemaRegistryUrl, config.schemaRegistryAuth);
+  // The AWS SDK is loaded only by the commands that read AWS: a sink or a query starts without it. Their accounts
+  // are checked here, before the engine makes its directory.
+  const sources = readsAws ? await import('./sources.js') : undefined;
+  const accounts = sources ? await sources.resolveAccounts(config) : undefined;
   // The process that will hold the embedded engine answers `apigw-stream query` for the others: its port is taken
   // before anything is written.
   const queryServer = options.sink && config.clickhouse.kind === 'chdb' ? await listenForQueries({ port: config.queryPort, logger }) : undefined;
@@ -68,9 +72,6 @@ async function openParts(options: PipelineOptions, pipeline: Pipeline, closers: 
     pipeline.clickhouse = clickhouse;
     closers.push(() => clickhouse.close());
   }
-  // The AWS SDK is loaded only by the commands that read AWS: a sink or a query starts without it.
-  const sources = readsAws ? await import('./sources.js') : undefined;
-  const accountId = sources ? await sources.resolveAccountId(config) : undefined;
 
   const kafka: Kafka = createKafka({ brokers: config.kafkaBrokers, security: config.kafkaSecurity, clientId: 'apigw-stream', logger });
   const codec = createChangeCodec({ registryUrl: config.schemaRegistryUrl, registryAuth: config.schemaRegistryAuth, topic: config.topic });
@@ -82,7 +83,7 @@ async function openParts(options: PipelineOptions, pipeline: Pipeline, closers: 
     await producer.connect();
     closers.push(() => producer.disconnect());
     const emitter = createChangeEmitter({ producer, codec, topic: config.topic, partitionCount, logger, metrics });
-    const opened = await sources!.openSources({ ...options, kafka, emitter, accountId: accountId!, closers });
+    const opened = await sources!.openSources({ ...options, kafka, emitter, accounts: accounts!, closers });
     pipeline.snapshotter = opened.snapshotter;
     pipeline.listener = opened.listener;
   }

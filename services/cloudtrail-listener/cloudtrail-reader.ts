@@ -1,6 +1,7 @@
 import { CloudTrailClient, InvalidNextTokenException, LookupEventsCommand, type Event } from '@aws-sdk/client-cloudtrail';
 import { RateLimiter } from 'limiter';
 import { isRetriable } from '../shared/errors.js';
+import { scopeLabels, type AwsScope } from '../shared/aws-scope.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
 import { createRetry } from '../shared/retry.js';
@@ -9,11 +10,12 @@ const THROTTLED = new Set(['ThrottlingException', 'TooManyRequestsException', 'R
 
 /**
  * LookupEvents for the API Gateway event source over a time range, every page, at most `callsPerSecond`
- * calls (a token bucket per region) and with backoff when CloudTrail throttles anyway.
+ * calls (a token bucket per account and region) and with backoff when CloudTrail throttles anyway.
  */
-export function createCloudTrailReader(deps: { client: CloudTrailClient; region: string; callsPerSecond: number; logger: Logger; metrics: Metrics; signal?: AbortSignal }) {
-  const { client, region, metrics } = deps;
-  const log = deps.logger.child({ component: 'cloudtrail-reader', region });
+export function createCloudTrailReader(deps: { client: CloudTrailClient; scope: AwsScope; callsPerSecond: number; logger: Logger; metrics: Metrics; signal?: AbortSignal }) {
+  const { client, metrics } = deps;
+  const labels = scopeLabels(deps.scope);
+  const log = deps.logger.child({ component: 'cloudtrail-reader', ...deps.scope });
   const bucket = new RateLimiter({ tokensPerInterval: deps.callsPerSecond, interval: 'second' });
   const retry = createRetry({
     retries: 10,
@@ -22,7 +24,7 @@ export function createCloudTrailReader(deps: { client: CloudTrailClient; region:
     signal: deps.signal,
     shouldRetry: (error) => THROTTLED.has((error as Error).name) || isRetriable(error),
     onRetry: (error, attempt, delayMs) => {
-      if (THROTTLED.has((error as Error).name)) metrics.awsThrottled.inc({ region, operation: 'LookupEvents' });
+      if (THROTTLED.has((error as Error).name)) metrics.awsThrottled.inc({ ...labels, operation: 'LookupEvents' });
       log.warn({ attempt, delayMs, err: (error as Error).name }, 'LookupEvents failed; backing off');
     },
   });
@@ -30,7 +32,7 @@ export function createCloudTrailReader(deps: { client: CloudTrailClient; region:
   async function page(input: { start: Date; end: Date; nextToken?: string }) {
     return retry(async () => {
       await bucket.removeTokens(1);
-      metrics.awsCalls.inc({ region, operation: 'LookupEvents' });
+      metrics.awsCalls.inc({ ...labels, operation: 'LookupEvents' });
       return client.send(new LookupEventsCommand({
         LookupAttributes: [{ AttributeKey: 'EventSource', AttributeValue: 'apigateway.amazonaws.com' }],
         StartTime: input.start,

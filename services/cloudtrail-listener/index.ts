@@ -5,6 +5,7 @@ import {
 import type { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
 import type { Admin, Kafka, Producer, Transaction } from 'kafkajs';
 import type { ChangeEmitter, Observation } from '../shared/change-emitter.js';
+import { scopeKey, scopeLabels, type AwsScope } from '../shared/aws-scope.js';
 import { describeError } from '../shared/errors.js';
 import { mapIntegration, type ApiInfo, type ChangeSource } from '../shared/integration-model.js';
 import { createIdempotentProducer } from '../shared/kafka.js';
@@ -18,7 +19,7 @@ import { classifyEvent, type CloudTrailRecord } from './event-classifier.js';
 import { stillAsRecorded } from './recorded-integration.js';
 
 export interface ListenerSettings {
-  /** Seconds between two polls of a region. */
+  /** Seconds between two polls of an account's region. */
   pollSeconds: number;
   /** How far back to read on a first start, in hours (at most 2160: CloudTrail keeps 90 days). */
   lookbackHours: number;
@@ -30,20 +31,20 @@ export interface ListenerSettings {
    * overlap every poll would fall behind any busy account.
    */
   sweepSeconds: number;
-  /** LookupEvents calls per second per region. */
+  /** LookupEvents calls per second per account and region. */
   callsPerSecond: number;
   /** Fault injection for tests: wait this long between producing a poll's events and committing them. */
   commitDelayMs: number;
 }
 
 export interface ListenerDeps {
-  regions: string[];
-  accountId: string;
+  /** Every region of every account to poll. */
+  scopes: AwsScope[];
   kafka: Kafka;
   emitter: ChangeEmitter;
   checkpoints: CheckpointStore;
-  cloudtrailFor: (region: string) => CloudTrailClient;
-  apigatewayFor: (region: string) => ApiGatewayV2Client;
+  cloudtrailFor: (scope: AwsScope) => CloudTrailClient;
+  apigatewayFor: (scope: AwsScope) => ApiGatewayV2Client;
   settings: ListenerSettings;
   transactionalIdPrefix: string;
   logger: Logger;
@@ -55,7 +56,7 @@ export interface ListenerDeps {
 const NINETY_DAYS_MS = 90 * 24 * 3600 * 1000;
 
 /**
- * Polls CloudTrail per region, re-reads every integration an event touched, and emits the state with who
+ * Polls CloudTrail per account and region, re-reads every integration an event touched, and emits the state with who
  * changed it. Each poll's events and its checkpoint go to Kafka in one transaction.
  */
 export function createCloudTrailListener(deps: ListenerDeps) {
@@ -83,7 +84,7 @@ export function createCloudTrailListener(deps: ListenerDeps) {
    * answered, when CloudTrail kept that answer, so that its principal stays in the history; otherwise a re-read
    * cannot show it, and it is counted as collapsed.
    */
-  function planPoll(region: string, records: CloudTrailRecord[]): { record: CloudTrailRecord; reread: boolean }[] {
+  function planPoll(scope: AwsScope, records: CloudTrailRecord[]): { record: CloudTrailRecord; reread: boolean }[] {
     const ordered = [...records].sort(chronological);
     const latest = new Map<string, CloudTrailRecord>();
     for (const record of ordered) latest.set(resourceOf(record), record);
@@ -92,7 +93,7 @@ export function createCloudTrailListener(deps: ListenerDeps) {
       const reread = latest.get(resourceOf(record)) === record;
       const followed = reread || record.recorded !== undefined;
       if (followed) plan.push({ record, reread });
-      metrics.cloudtrailEvents.inc({ region, outcome: followed ? 'followed' : 'collapsed' });
+      metrics.cloudtrailEvents.inc({ ...scopeLabels(scope), outcome: followed ? 'followed' : 'collapsed' });
     }
     return plan;
   }
@@ -108,11 +109,11 @@ export function createCloudTrailListener(deps: ListenerDeps) {
   type IntegrationRecord = CloudTrailRecord & { action: { kind: 'integration' } };
 
   /** One integration as an event shows it: re-read, or as its own call answered; null when it is gone. */
-  function integrationChange(region: string, record: IntegrationRecord, integration: Integration | null, observedAt: number): Emission {
+  function integrationChange({ accountId, region }: AwsScope, record: IntegrationRecord, integration: Integration | null, observedAt: number): Emission {
     const { apiId, integrationId, op } = record.action;
     return {
       observations: [{
-        account_id: deps.accountId, region, api_id: apiId, integration_id: integrationId,
+        account_id: accountId, region, api_id: apiId, integration_id: integrationId,
         op: integration === null ? 'DELETE' : op === 'DELETE' ? 'UPDATE' : op,
         event_time: record.eventTime, observed_at: observedAt, source: sourceOf(record, null), position: `cloudtrail:${record.eventId}`,
         api: null, after: integration === null ? null : mapIntegration(region, apiId, integration),
@@ -120,10 +121,10 @@ export function createCloudTrailListener(deps: ListenerDeps) {
     };
   }
 
-  async function readIntegration(region: string, record: IntegrationRecord): Promise<Emission> {
+  async function readIntegration(scope: AwsScope, record: IntegrationRecord): Promise<Emission> {
     const { apiId, integrationId } = record.action;
-    const client = deps.apigatewayFor(region);
-    metrics.awsCalls.inc({ region, operation: 'GetIntegration' });
+    const client = deps.apigatewayFor(scope);
+    metrics.awsCalls.inc({ ...scopeLabels(scope), operation: 'GetIntegration' });
     const observedAt = seenAfter(record, clock()); // when the read was sent; see the snapshotter
     let integration: Integration | null;
     try {
@@ -135,27 +136,28 @@ export function createCloudTrailListener(deps: ListenerDeps) {
     if (record.recorded && !stillAsRecorded(record.recorded, integration)) {
       // Emitting the re-read would credit this event's principal with that later change, whose own event then
       // re-reads the same state and adds nothing. This event's own answer stands for it; the later one follows.
-      log.info({ region, apiId, integrationId, eventId: record.eventId }, 'changed again since this event, by a change CloudTrail does not show yet: emitting the state this event left');
-      return integrationChange(region, record, record.recorded, seenAfter(record));
+      log.info({ ...scope, apiId, integrationId, eventId: record.eventId }, 'changed again since this event, by a change CloudTrail does not show yet: emitting the state this event left');
+      return integrationChange(scope, record, record.recorded, seenAfter(record));
     }
-    return integrationChange(region, record, integration, observedAt);
+    return integrationChange(scope, record, integration, observedAt);
   }
 
   /** An API-wide event: every integration of the API now, and a scope marker so the vanished ones are deleted. */
-  async function readApi(region: string, record: CloudTrailRecord & { action: { kind: 'api' } }): Promise<Emission> {
+  async function readApi(scope: AwsScope, record: CloudTrailRecord & { action: { kind: 'api' } }): Promise<Emission> {
+    const { accountId, region } = scope;
     const { apiId } = record.action;
-    const client = deps.apigatewayFor(region);
+    const client = deps.apigatewayFor(scope);
     const startedAt = seenAfter(record, clock()); // when the reads were sent; see the snapshotter
     const scopeId = `cloudtrail:${record.eventId}`;
     let api: ApiInfo | null = null;
     const integrations: Integration[] = [];
     try {
-      metrics.awsCalls.inc({ region, operation: 'GetApi' });
+      metrics.awsCalls.inc({ ...scopeLabels(scope), operation: 'GetApi' });
       const found = await client.send(new GetApiCommand({ ApiId: apiId }));
       api = { name: found.Name ?? null, protocol_type: found.ProtocolType ?? null, api_endpoint: found.ApiEndpoint ?? null };
       let nextToken: string | undefined;
       do {
-        metrics.awsCalls.inc({ region, operation: 'GetIntegrations' });
+        metrics.awsCalls.inc({ ...scopeLabels(scope), operation: 'GetIntegrations' });
         const page = await client.send(new GetIntegrationsCommand({ ApiId: apiId, MaxResults: '500', NextToken: nextToken }));
         integrations.push(...(page.Items ?? []));
         nextToken = page.NextToken;
@@ -168,23 +170,24 @@ export function createCloudTrailListener(deps: ListenerDeps) {
     const source = sourceOf(record, scopeId);
     return {
       observations: integrations.map((integration) => ({
-        account_id: deps.accountId, region, api_id: apiId, integration_id: integration.IntegrationId!, op: 'UPDATE',
+        account_id: accountId, region, api_id: apiId, integration_id: integration.IntegrationId!, op: 'UPDATE',
         event_time: record.eventTime, observed_at: startedAt, source, position: scopeId, api,
         after: mapIntegration(region, apiId, integration),
       })),
       scope: {
-        account_id: deps.accountId, region, api_id: apiId, event_time: record.eventTime, observed_at: startedAt, source,
+        account_id: accountId, region, api_id: apiId, event_time: record.eventTime, observed_at: startedAt, source,
         snapshot: { snapshot_id: scopeId, started_at: startedAt, api_ids: api ? [apiId] : [], integration_count: integrations.length },
       },
     };
   }
 
-  async function pollOnce(region: string, checkpoint: Checkpoint, sweep: boolean): Promise<Checkpoint> {
+  async function pollOnce(scope: AwsScope, checkpoint: Checkpoint, sweep: boolean): Promise<Checkpoint> {
+    const labels = scopeLabels(scope);
     const now = clock();
     const start = Math.max(checkpoint.window_end - settings.overlapSeconds * 1000, now - NINETY_DAYS_MS + 60_000);
-    const reader = readers.get(region)!;
+    const reader = readers.get(scopeKey(scope))!;
     const longWindow = now - start > 3600_000;
-    const progress = longWindow ? createCatchUpProgress({ logger: log, interactive: deps.interactive, region, start, end: now }) : undefined;
+    const progress = longWindow ? createCatchUpProgress({ logger: log, interactive: deps.interactive, scope, start, end: now }) : undefined;
     // Between sweeps, stop at the first page that holds an event already applied: older ones were applied too,
     // except events CloudTrail made visible out of order, which the next sweep reads.
     const reachedApplied = (page: { EventId?: string }[]) => page.some((event) => event.EventId !== undefined && checkpoint.seen[event.EventId] !== undefined);
@@ -199,113 +202,116 @@ export function createCloudTrailListener(deps: ListenerDeps) {
     const records: CloudTrailRecord[] = [];
     for (const [recency, event] of events.entries()) {
       if (!event.EventId || seen[event.EventId] !== undefined) {
-        metrics.cloudtrailEvents.inc({ region, outcome: 'duplicate' });
+        metrics.cloudtrailEvents.inc({ ...labels, outcome: 'duplicate' });
         continue;
       }
       seen[event.EventId] = event.EventTime?.getTime() ?? now;
       const record = classifyEvent(event, recency);
       if (record) records.push(record);
-      else metrics.cloudtrailEvents.inc({ region, outcome: 'ignored' });
+      else metrics.cloudtrailEvents.inc({ ...labels, outcome: 'ignored' });
     }
 
-    const plan = planPoll(region, records);
+    const plan = planPoll(scope, records);
     const emissions: Emission[] = [];
     for (const { record, reread } of plan) {
-      if (record.action.kind === 'api') emissions.push(await readApi(region, record as CloudTrailRecord & { action: { kind: 'api' } }));
+      if (record.action.kind === 'api') emissions.push(await readApi(scope, record as CloudTrailRecord & { action: { kind: 'api' } }));
       else {
         const integrationRecord = record as IntegrationRecord;
-        emissions.push(reread ? await readIntegration(region, integrationRecord) : integrationChange(region, integrationRecord, record.recorded!, seenAfter(record)));
+        emissions.push(reread ? await readIntegration(scope, integrationRecord) : integrationChange(scope, integrationRecord, record.recorded!, seenAfter(record)));
       }
     }
 
     const horizon = now - settings.overlapSeconds * 1000;
     const next: Checkpoint = {
-      account_id: deps.accountId,
-      region,
+      account_id: scope.accountId,
+      region: scope.region,
       window_end: now,
       seen: Object.fromEntries(Object.entries(seen).filter(([, time]) => time >= horizon - 60_000)),
     };
     let transaction: Transaction | undefined;
     try {
-      transaction = await producers.get(region)!.transaction();
+      transaction = await producers.get(scopeKey(scope))!.transaction();
       for (const emission of emissions) {
         await deps.emitter.emit(emission.observations, transaction);
         if (emission.scope) await deps.emitter.completeSnapshot(emission.scope, transaction);
       }
       await deps.checkpoints.write(transaction, next);
       if (settings.commitDelayMs > 0) {
-        log.warn({ region, events: records.length, delayMs: settings.commitDelayMs }, 'events produced; committing them with the checkpoint after the configured delay');
+        log.warn({ ...scope, events: records.length, delayMs: settings.commitDelayMs }, 'events produced; committing them with the checkpoint after the configured delay');
         await sleep(settings.commitDelayMs);
       }
       await transaction.commit();
     } catch (error) {
       // A failed transaction can leave the producer fenced or with an expired epoch: start the region afresh.
       await transaction?.abort().catch(() => undefined);
-      await resetProducer(region);
+      await resetProducer(scope);
       throw error;
     }
-    metrics.listenerCheckpointAge.set({ region }, 0);
-    if (records.length > 0) log.info({ region, events: records.length, collapsed: records.length - plan.length, emitted: emissions.length, windowEnd: new Date(now).toISOString() }, 'CloudTrail changes emitted');
+    metrics.listenerCheckpointAge.set(labels, 0);
+    if (records.length > 0) log.info({ ...scope, events: records.length, collapsed: records.length - plan.length, emitted: emissions.length, windowEnd: new Date(now).toISOString() }, 'CloudTrail changes emitted');
     return next;
   }
 
-  async function connectProducer(region: string): Promise<void> {
-    const producer = createIdempotentProducer(deps.kafka, { transactionalId: `${deps.transactionalIdPrefix}.${deps.accountId}.${region}` });
+  async function connectProducer(scope: AwsScope): Promise<void> {
+    const producer = createIdempotentProducer(deps.kafka, { transactionalId: `${deps.transactionalIdPrefix}.${scope.accountId}.${scope.region}` });
     await producer.connect();
-    producers.set(region, producer);
+    producers.set(scopeKey(scope), producer);
   }
 
-  async function resetProducer(region: string): Promise<void> {
-    await producers.get(region)?.disconnect().catch(() => undefined);
-    await connectProducer(region).catch((error: unknown) => log.warn({ region, err: describeError(error) }, 'reconnecting the transactional producer failed; the next poll retries'));
+  async function resetProducer(scope: AwsScope): Promise<void> {
+    await producers.get(scopeKey(scope))?.disconnect().catch(() => undefined);
+    await connectProducer(scope).catch((error: unknown) => log.warn({ ...scope, err: describeError(error) }, 'reconnecting the transactional producer failed; the next poll retries'));
   }
 
-  async function runRegion(region: string, initial: Checkpoint, signal: AbortSignal): Promise<void> {
+  async function runScope(scope: AwsScope, initial: Checkpoint, signal: AbortSignal): Promise<void> {
     let checkpoint = initial;
     let failures = 0;
     let lastSweep = 0;
     while (!signal.aborted) {
       try {
         const sweep = clock() - lastSweep >= settings.sweepSeconds * 1000;
-        checkpoint = await pollOnce(region, checkpoint, sweep);
+        checkpoint = await pollOnce(scope, checkpoint, sweep);
         if (sweep) lastSweep = clock();
         failures = 0;
         await sleep(settings.pollSeconds * 1000, signal);
       } catch (error) {
         failures++;
-        metrics.listenerPollFailures.inc({ region });
+        metrics.listenerPollFailures.inc(scopeLabels(scope));
         const delayMs = Math.min(300_000, Math.max(1000, settings.pollSeconds * 1000) * 2 ** Math.min(failures - 1, 10));
-        log.error({ region, failures, delayMs, err: describeError(error) }, 'polling CloudTrail failed; retrying this region with backoff, other regions go on');
+        log.error({ ...scope, failures, delayMs, err: describeError(error) }, 'polling CloudTrail failed; retrying this region with backoff, other regions go on');
         await sleep(delayMs, signal);
       }
-      metrics.listenerCheckpointAge.set({ region }, (clock() - checkpoint.window_end) / 1000);
+      metrics.listenerCheckpointAge.set(scopeLabels(scope), (clock() - checkpoint.window_end) / 1000);
     }
   }
 
   return {
-    /** Connects one transactional producer per region (fencing any dead instance) and reads the checkpoints. */
+    /** Connects one transactional producer per account and region (fencing any dead instance) and reads the checkpoints. */
     async prepare(): Promise<Map<string, Checkpoint>> {
       await deps.checkpoints.ensureTopic();
-      for (const region of deps.regions) await connectProducer(region);
+      for (const scope of deps.scopes) await connectProducer(scope);
       const loaded = await deps.checkpoints.loadAll();
       const initial = new Map<string, Checkpoint>();
-      for (const region of deps.regions) {
-        const found = deps.checkpoints.get(loaded, deps.accountId, region);
-        const lookback = { account_id: deps.accountId, region, window_end: clock() - settings.lookbackHours * 3600_000, seen: {} };
-        initial.set(region, found ?? lookback);
-        log.info({ region, from: new Date((found ?? lookback).window_end).toISOString(), resumed: Boolean(found) }, found ? 'resuming from checkpoint' : 'no checkpoint: looking back');
+      for (const scope of deps.scopes) {
+        const found = deps.checkpoints.get(loaded, scope.accountId, scope.region);
+        const lookback = { account_id: scope.accountId, region: scope.region, window_end: clock() - settings.lookbackHours * 3600_000, seen: {} };
+        initial.set(scopeKey(scope), found ?? lookback);
+        log.info({ ...scope, from: new Date((found ?? lookback).window_end).toISOString(), resumed: Boolean(found) }, found ? 'resuming from checkpoint' : 'no checkpoint: looking back');
       }
       return initial;
     },
 
-    /** Polls every region until the signal aborts; a failing region is retried with backoff while the others go on. */
+    /**
+     * Polls every region of every account until the signal aborts; a failing one is retried with backoff while the
+     * others go on.
+     */
     async run(signal: AbortSignal): Promise<void> {
       const initial = await this.prepare();
-      for (const region of deps.regions) {
-        // One token bucket per region, kept across polls: LookupEvents allows about 2 calls per second.
-        readers.set(region, createCloudTrailReader({ client: deps.cloudtrailFor(region), region, callsPerSecond: settings.callsPerSecond, logger: deps.logger, metrics, signal }));
+      for (const scope of deps.scopes) {
+        // One token bucket per account and region, kept across polls: LookupEvents allows about 2 calls per second.
+        readers.set(scopeKey(scope), createCloudTrailReader({ client: deps.cloudtrailFor(scope), scope, callsPerSecond: settings.callsPerSecond, logger: deps.logger, metrics, signal }));
       }
-      await Promise.all(deps.regions.map((region) => runRegion(region, initial.get(region)!, signal)));
+      await Promise.all(deps.scopes.map((scope) => runScope(scope, initial.get(scopeKey(scope))!, signal)));
     },
 
     /** Makes the checkpoint topic again, through `via`, when it was deleted; returns the topics it made. */

@@ -21,6 +21,8 @@ export type ClickHouseTarget =
 
 const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/;
 const AWS_REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/;
+// arn:<partition>:iam::<account>:role/<optional path/>name; the account is the 5th field.
+const ROLE_ARN = /^arn:aws[a-z-]*:iam::(\d{12}):role\/[\w+=,.@/-]{1,512}$/;
 
 /** Defaults of the local real stack (`apigw-stream stack up`); each port can be moved with its variable. */
 export function stackPorts(env: NodeJS.ProcessEnv = process.env) {
@@ -82,13 +84,17 @@ const schema = z.object({
   AWS_ENDPOINT_URL: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).optional(),
   /** Account id to report; read from STS GetCallerIdentity when unset. */
   AWS_ACCOUNT_ID: z.string().regex(/^\d{12}$/, 'expected a 12-digit AWS account id').optional(),
+  /** IAM roles to assume, one per account to read, comma-separated ARNs. @default none: the credentials' own account */
+  AWS_ROLE_ARNS: z.string().transform(csv).pipe(
+    z.array(z.string().regex(ROLE_ARN, 'expected comma-separated IAM role ARNs (arn:aws:iam::111111111111:role/NAME)')).min(1, 'expected at least one role ARN'),
+  ).optional(),
   /** Topic of the change events. @default aws.apigatewayv2.integrations */
   APIGW_TOPIC: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/, 'expected a Kafka topic name: 1 to 200 of A-Z a-z 0-9 . _ -'),
   /** Partitions when apigw-stream creates the topic. @default 6 */
   APIGW_TOPIC_PARTITIONS: bounded('a whole number of partitions', 1, 1000, { integer: true }),
   /** Seconds between two snapshots when `snapshot` runs without --once. @default 300 */
   APIGW_SNAPSHOT_INTERVAL_SECONDS: bounded('a whole number of seconds', 1, undefined, { integer: true }),
-  /** Concurrent GetIntegrations calls per region. @default 8 */
+  /** Concurrent GetIntegrations calls per account and region. @default 8 */
   APIGW_SNAPSHOT_CONCURRENCY: bounded('a whole number of concurrent calls', 1, 64, { integer: true }),
   /** CloudTrail endpoint override (the SDK's service-specific variable). @default AWS_ENDPOINT_URL */
   AWS_ENDPOINT_URL_CLOUDTRAIL: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).optional(),
@@ -100,7 +106,7 @@ const schema = z.object({
   APIGW_LISTENER_OVERLAP_SECONDS: bounded('a whole number of seconds', 0, 86_400, { integer: true }),
   /** Seconds between two full reads of the overlap; polls in between read only what is new. @default 300 */
   APIGW_LISTENER_SWEEP_SECONDS: bounded('a number of seconds', 0),
-  /** LookupEvents calls per second per region (its limit is about 2). @default 2 */
+  /** LookupEvents calls per second per account and region (its limit is about 2). @default 2 */
   APIGW_LISTENER_CALLS_PER_SECOND: bounded('a number of calls per second', 0.1, 10),
   /** Fault injection for tests: milliseconds between producing a poll's events and committing them. @default 0 */
   APIGW_LISTENER_COMMIT_DELAY_MS: bounded('a whole number of milliseconds', 0, undefined, { integer: true }),
@@ -134,6 +140,8 @@ export interface Config {
   regions: string[];
   awsEndpointUrl?: string;
   awsAccountId?: string;
+  /** Roles to read accounts through, each with the account it belongs to; empty: the credentials' own account. */
+  awsRoles: AwsRole[];
   topic: string;
   topicPartitions: number;
   snapshotIntervalSeconds: number;
@@ -145,6 +153,11 @@ export interface Config {
   metricsPort?: number;
   queryPort?: number;
   logLevel: string;
+}
+
+export interface AwsRole {
+  arn: string;
+  accountId: string;
 }
 
 export function parseClickHouseUrl(raw: string): ClickHouseTarget {
@@ -196,6 +209,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     AWS_REGIONS: pick('AWS_REGIONS', pick('AWS_REGION', pick('AWS_DEFAULT_REGION', ''))),
     AWS_ENDPOINT_URL: pick('AWS_ENDPOINT_URL'),
     AWS_ACCOUNT_ID: pick('AWS_ACCOUNT_ID'),
+    AWS_ROLE_ARNS: pick('AWS_ROLE_ARNS'),
     APIGW_TOPIC: pick('APIGW_TOPIC', 'aws.apigatewayv2.integrations'),
     APIGW_TOPIC_PARTITIONS: pick('APIGW_TOPIC_PARTITIONS', '6'),
     APIGW_SNAPSHOT_INTERVAL_SECONDS: pick('APIGW_SNAPSHOT_INTERVAL_SECONDS', '300'),
@@ -231,6 +245,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     regions: v.AWS_REGIONS,
     awsEndpointUrl: v.AWS_ENDPOINT_URL,
     awsAccountId: v.AWS_ACCOUNT_ID,
+    awsRoles: awsRoles(v),
     topic: v.APIGW_TOPIC,
     topicPartitions: v.APIGW_TOPIC_PARTITIONS,
     snapshotIntervalSeconds: v.APIGW_SNAPSHOT_INTERVAL_SECONDS,
@@ -288,6 +303,21 @@ function kafkaSecurity(v: z.infer<typeof schema>): KafkaSecurity {
     security.ssl = true;
   }
   return security;
+}
+
+/** One role per account: two roles of one account would read it twice; AWS_ACCOUNT_ID names the credentials' own. */
+function awsRoles(v: z.infer<typeof schema>): AwsRole[] {
+  const roles = (v.AWS_ROLE_ARNS ?? []).map((arn) => ({ arn, accountId: ROLE_ARN.exec(arn)![1]! }));
+  if (roles.length > 0 && v.AWS_ACCOUNT_ID) {
+    throw new ConfigError('AWS_ACCOUNT_ID', 'names the credentials\' own account, but AWS_ROLE_ARNS reads the roles\' accounts instead: unset one of them');
+  }
+  const seen = new Map<string, string>();
+  for (const { arn, accountId } of roles) {
+    const other = seen.get(accountId);
+    if (other) throw new ConfigError('AWS_ROLE_ARNS', `${other} and ${arn} are both of account ${accountId}: give one role per account`);
+    seen.set(accountId, arn);
+  }
+  return roles;
 }
 
 /** The AWS side needs at least one region; checked only by the commands that read AWS. */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ApiGatewayV2Client } from '@aws-sdk/client-apigatewayv2';
 import pLimit from 'p-limit';
+import { scopeKey, scopeLabels, type AwsScope } from '../shared/aws-scope.js';
 import { SEND_BATCH, type ChangeEmitter, type Observation } from '../shared/change-emitter.js';
 import { describeError } from '../shared/errors.js';
 import { mapIntegration, type ChangeSource } from '../shared/integration-model.js';
@@ -11,11 +12,11 @@ import { createInventoryReader } from './inventory-reader.js';
 import type { SnapshotProgress } from './progress.js';
 
 export interface SnapshotterDeps {
-  regions: string[];
-  accountId: string;
-  clientFor: (region: string) => ApiGatewayV2Client;
+  /** Every region of every account to read. */
+  scopes: AwsScope[];
+  clientFor: (scope: AwsScope) => ApiGatewayV2Client;
   emitter: ChangeEmitter;
-  /** Concurrent GetIntegrations calls per region. */
+  /** Concurrent GetIntegrations calls per account and region. */
   concurrency: number;
   logger: Logger;
   metrics: Metrics;
@@ -23,8 +24,8 @@ export interface SnapshotterDeps {
   clock?: () => number;
 }
 
-export interface RegionResult {
-  region: string;
+/** How the snapshot of one account's region went. */
+export interface RegionResult extends AwsScope {
   apis: number;
   integrations: number;
   completed: boolean;
@@ -32,21 +33,23 @@ export interface RegionResult {
 }
 
 /**
- * Reads the full inventory of every region and emits one SNAPSHOT event per integration, then a completion
- * marker per region. A region whose read fails gets no marker: absence is only trusted after a complete read.
+ * Reads the full inventory of every region of every account and emits one SNAPSHOT event per integration, then a
+ * completion marker per account and region. One whose read fails gets no marker: absence is only trusted after a
+ * complete read.
  */
 export function createSnapshotter(deps: SnapshotterDeps) {
   const clock = deps.clock ?? Date.now;
   const log = deps.logger.child({ component: 'snapshotter' });
 
-  async function snapshotRegion(region: string, snapshotId: string, startedAt: number, progress: SnapshotProgress, signal?: AbortSignal): Promise<RegionResult> {
-    const reader = createInventoryReader({ client: deps.clientFor(region), region, metrics: deps.metrics });
+  async function snapshotScope(scope: AwsScope, snapshotId: string, startedAt: number, progress: SnapshotProgress, signal?: AbortSignal): Promise<RegionResult> {
+    const { accountId, region } = scope;
+    const reader = createInventoryReader({ client: deps.clientFor(scope), scope, metrics: deps.metrics });
     const source: ChangeSource = {
       type: 'SNAPSHOT', snapshot_id: snapshotId,
       cloudtrail_event_id: null, cloudtrail_event_name: null, principal_arn: null, source_ip: null, user_agent: null,
     };
     const apis = await reader.listApis();
-    progress.addApis(region, apis.length);
+    progress.addApis(apis.length);
     const limit = pLimit(deps.concurrency);
     const seenApiIds: string[] = [];
     let integrationCount = 0;
@@ -71,12 +74,12 @@ export function createSnapshotter(deps: SnapshotterDeps) {
       const integrations = await reader.listIntegrations(apiId);
       signal?.throwIfAborted();
       if (integrations === null) {
-        log.info({ region, apiId }, 'API vanished while the snapshot read it; its integrations count as deleted');
-        progress.apiDone(region, 0);
+        log.info({ ...scope, apiId }, 'API vanished while the snapshot read it; its integrations count as deleted');
+        progress.apiDone(0);
         return;
       }
       const observations: Observation[] = integrations.map((integration) => ({
-        account_id: deps.accountId,
+        account_id: accountId,
         region,
         api_id: apiId,
         integration_id: integration.IntegrationId!,
@@ -92,7 +95,7 @@ export function createSnapshotter(deps: SnapshotterDeps) {
       if (buffer.length >= SEND_BATCH) flush().catch(() => undefined); // the failure surfaces at the final await
       seenApiIds.push(apiId);
       integrationCount += observations.length;
-      progress.apiDone(region, observations.length);
+      progress.apiDone(observations.length);
     })));
     try {
       await listed;
@@ -103,40 +106,40 @@ export function createSnapshotter(deps: SnapshotterDeps) {
     await flush();
 
     await deps.emitter.completeSnapshot({
-      account_id: deps.accountId,
+      account_id: accountId,
       region,
       observed_at: clock(),
       source,
       snapshot: { snapshot_id: snapshotId, started_at: startedAt, api_ids: seenApiIds.sort(), integration_count: integrationCount },
     });
-    deps.metrics.snapshotsCompleted.inc({ region });
-    return { region, apis: apis.length, integrations: integrationCount, completed: true };
+    deps.metrics.snapshotsCompleted.inc(scopeLabels(scope));
+    return { ...scope, apis: apis.length, integrations: integrationCount, completed: true };
   }
 
   /**
-   * One snapshot of every region. `signal` stops it between two APIs: a region it stopped gets no completion
-   * marker, so nothing is deleted for it (its `error` says it was interrupted).
+   * One snapshot of every region of every account. `signal` stops it between two APIs: a region it stopped gets no
+   * completion marker, so nothing is deleted for it (its `error` says it was interrupted).
    */
   async function runOnce(signal?: AbortSignal): Promise<{ snapshotId: string; regions: RegionResult[] }> {
     const snapshotId = randomUUID();
     const startedAt = clock();
     const progress = deps.progress();
-    log.info({ snapshotId, regions: deps.regions, accountId: deps.accountId }, 'snapshot started');
-    const regions = await Promise.all(deps.regions.map(async (region): Promise<RegionResult> => {
+    log.info({ snapshotId, regions: [...new Set(deps.scopes.map((s) => s.region))], accounts: [...new Set(deps.scopes.map((s) => s.accountId))] }, 'snapshot started');
+    const regions = await Promise.all(deps.scopes.map(async (scope): Promise<RegionResult> => {
       try {
-        return await snapshotRegion(region, snapshotId, startedAt, progress, signal);
+        return await snapshotScope(scope, snapshotId, startedAt, progress, signal);
       } catch (error) {
         if (signal?.aborted) {
-          log.info({ region, snapshotId }, 'snapshot of region interrupted; no completion marker, nothing is deleted');
-          return { region, apis: 0, integrations: 0, completed: false, error: 'interrupted' };
+          log.info({ ...scope, snapshotId }, 'snapshot of region interrupted; no completion marker, nothing is deleted');
+          return { ...scope, apis: 0, integrations: 0, completed: false, error: 'interrupted' };
         }
-        log.error({ region, snapshotId, err: error }, 'snapshot of region failed; no completion marker, nothing is deleted');
-        return { region, apis: 0, integrations: 0, completed: false, error: describeError(error) };
+        log.error({ ...scope, snapshotId, err: error }, 'snapshot of region failed; no completion marker, nothing is deleted');
+        return { ...scope, apis: 0, integrations: 0, completed: false, error: describeError(error) };
       }
     }));
     progress.stop();
     const integrations = regions.reduce((sum, r) => sum + r.integrations, 0);
-    log.info({ snapshotId, integrations, seconds: (clock() - startedAt) / 1000, failedRegions: regions.filter((r) => !r.completed).map((r) => r.region) }, 'snapshot finished');
+    log.info({ snapshotId, integrations, seconds: (clock() - startedAt) / 1000, failedRegions: regions.filter((r) => !r.completed).map(scopeKey) }, 'snapshot finished');
     return { snapshotId, regions };
   }
 

@@ -2,16 +2,18 @@ import {
   ApiGatewayV2Client, GetApisCommand, GetIntegrationsCommand, NotFoundException,
   type Api, type Integration,
 } from '@aws-sdk/client-apigatewayv2';
+import { scopeLabels, type AwsScope } from '../shared/aws-scope.js';
 import type { Metrics } from '../shared/metrics.js';
 
-/** Reads the API Gateway v2 inventory of one region, every page of every list. */
-export function createInventoryReader({ client, region, metrics }: { client: ApiGatewayV2Client; region: string; metrics: Metrics }) {
+/** Reads the API Gateway v2 inventory of one account's region, every page of every list. */
+export function createInventoryReader({ client, scope, metrics }: { client: ApiGatewayV2Client; scope: AwsScope; metrics: Metrics }) {
+  const labels = scopeLabels(scope);
   async function call<T>(operation: string, run: () => Promise<T>): Promise<T> {
-    metrics.awsCalls.inc({ region, operation });
+    metrics.awsCalls.inc({ ...labels, operation });
     try {
       return await run();
     } catch (error) {
-      if (!(error instanceof NotFoundException)) metrics.awsErrors.inc({ region, operation });
+      if (!(error instanceof NotFoundException)) metrics.awsErrors.inc({ ...labels, operation });
       throw error;
     }
   }

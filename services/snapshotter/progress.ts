@@ -2,8 +2,8 @@ import cliProgress from 'cli-progress';
 import type { Logger } from '../shared/logger.js';
 
 export interface SnapshotProgress {
-  addApis(region: string, count: number): void;
-  apiDone(region: string, integrations: number): void;
+  addApis(count: number): void;
+  apiDone(integrations: number): void;
   stop(): void;
 }
 
@@ -22,11 +22,11 @@ export function createSnapshotProgress({ logger, interactive }: { logger: Logger
     );
     bar.start(0, 0, { integrations: 0, rate: 0 });
     return {
-      addApis(_region, count) {
+      addApis(count) {
         apisTotal += count;
         bar.setTotal(apisTotal);
       },
-      apiDone(_region, count) {
+      apiDone(count) {
         apisDone++;
         integrations += count;
         bar.update(apisDone, { integrations, rate: rate() });
@@ -39,10 +39,10 @@ export function createSnapshotProgress({ logger, interactive }: { logger: Logger
   const timer = setInterval(() => log.info({ apisDone, apisTotal, integrations, integrationsPerSecond: rate() }, 'snapshot progress'), 5000);
   timer.unref();
   return {
-    addApis(_region, count) {
+    addApis(count) {
       apisTotal += count;
     },
-    apiDone(_region, count) {
+    apiDone(count) {
       apisDone++;
       integrations += count;
     },

@@ -8,6 +8,7 @@ import { applySchema, openClickHouse } from '../../services/shared/clickhouse.js
 import { STACK_DIR } from '../../stack/layout.js';
 import { STACK_SASL_USER } from '../../stack/parts.js';
 import { apigwStream } from '../support/cli.js';
+import { startFaultProxy } from '../support/fault-proxy.js';
 import { brokers, motoEndpoint, plainKafka, registryUrl, saslBrokers, tlsBrokers, uniqueName } from '../support/harness.js';
 
 async function topicExists(topic: string): Promise<boolean> {
@@ -27,8 +28,21 @@ const occupied = createServer();
 await new Promise<void>((resolve) => occupied.listen(0, '127.0.0.1', resolve));
 const busyPort = String((occupied.address() as AddressInfo).port);
 
+// The emulator assumes any role; in front of it, an STS that refuses them as AWS does a role whose trust policy
+// does not name the caller.
+const refusingSts = await startFaultProxy(motoEndpoint, (request) => (String(request.headers.authorization).includes('/sts/aws4_request')
+  ? {
+    status: 403,
+    headers: { 'Content-Type': 'text/xml' },
+    body: '<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/moto is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::111111111111:role/apigw-reader</Message></Error><RequestId>4d6b1c5e</RequestId></ErrorResponse>',
+  }
+  : 'forward'));
+
 describe('bad configuration stops with one line naming the problem, and writes nothing', { timeout: 180_000 }, () => {
-  after(() => occupied.close());
+  after(async () => {
+    occupied.close();
+    await refusingSts.close();
+  });
   const cases = [
     { name: 'an unparsable KAFKA_BROKERS', variable: 'KAFKA_BROKERS', env: { KAFKA_BROKERS: 'kafka:not-a-port,,' } },
     { name: 'an unreachable registry', variable: 'SCHEMA_REGISTRY_URL', env: { SCHEMA_REGISTRY_URL: 'http://127.0.0.1:1/apis/ccompat/v7' } },
@@ -44,6 +58,10 @@ describe('bad configuration stops with one line naming the problem, and writes n
     { name: 'a TLS certificate no trusted CA signs', variable: 'KAFKA_SSL_CA_FILE', env: { KAFKA_BROKERS: tlsBrokers.join(','), KAFKA_SSL: 'true' }, commands: ['run'] },
     { name: 'a SASL listener reached without SASL', variable: 'KAFKA_BROKERS', env: { KAFKA_BROKERS: saslBrokers.join(',') }, commands: ['run'] },
     { name: 'a SASL mechanism without a password', variable: 'KAFKA_SASL_PASSWORD', env: { KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'apigw' }, commands: ['sink'] },
+    {
+      name: 'a role that cannot be assumed', variable: 'AWS_ROLE_ARNS', commands: ['run', 'snapshot'],
+      env: { AWS_ROLE_ARNS: 'arn:aws:iam::111111111111:role/apigw-reader', AWS_ENDPOINT_URL: refusingSts.url },
+    },
   ];
   // Configuration is validated as a whole, so even the snapshotter (which never opens ClickHouse) refuses a bad CLICKHOUSE_URL.
   for (const command of ['run', 'sink', 'snapshot']) {

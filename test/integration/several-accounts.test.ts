@@ -5,39 +5,50 @@ import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import type { Pipeline } from '../../cli/pipeline.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
 import { apigwStream } from '../support/cli.js';
-import { awsClient, motoEndpoint, rows, testEnvironment } from '../support/harness.js';
+import { startCloudTrailServer, type CloudTrailServer } from '../support/cloudtrail-server.js';
+import { awsClient, motoEndpoint, rows, runListener, testEnvironment, waitFor } from '../support/harness.js';
+import { PRINCIPALS, createRecordingClient } from '../support/recorded-changes.js';
 
-const REGION = 'eu-south-1';
+const OWN_ACCOUNT = '123456789012';
 const OTHER_ACCOUNT = '111111111111';
+const readerRole = (account: string) => `arn:aws:iam::${account}:role/apigw-reader`;
+
+/** Credentials of the other account's role, as a process of that account gets them (the emulator keeps accounts apart). */
+async function otherAccountCredentials(region: string) {
+  const sts = new STSClient({ region, endpoint: motoEndpoint });
+  const { Credentials } = await sts.send(new AssumeRoleCommand({ RoleArn: readerRole(OTHER_ACCOUNT), RoleSessionName: 'apigw-stream' }));
+  sts.destroy();
+  return { accessKeyId: Credentials!.AccessKeyId!, secretAccessKey: Credentials!.SecretAccessKey!, sessionToken: Credentials!.SessionToken! };
+}
+
+/** Live integrations per account in the current-state table. */
+async function liveByAccount(sink: Pipeline, env: ReturnType<typeof testEnvironment>) {
+  const live = await rows<{ account_id: string; n: string }>(sink,
+    `SELECT account_id, count() AS n FROM ${env.table('aws_apigatewayv2_api_integrations')} FINAL GROUP BY account_id ORDER BY account_id`);
+  return Object.fromEntries(live.map((row) => [row.account_id, Number(row.n)]));
+}
+
+const count = (apis: SampleApi[]) => apis.reduce((n, api) => n + api.integrationIds.length, 0);
 
 describe('several accounts: one snapshotter per account, one topic, one sink', { timeout: 180_000 }, () => {
+  const REGION = 'eu-south-1';
   const first = awsClient(REGION);
   let second: ApiGatewayV2Client;
-  // The second account's credentials, as its own snapshotter process gets them (the emulator keeps each account apart).
   let secondCredentials: Record<string, string>;
   let env: ReturnType<typeof testEnvironment>;
   let sink: Pipeline;
   let firstApis: SampleApi[];
   let secondApis: SampleApi[];
 
-  const liveByAccount = async () => {
-    const live = await rows<{ account_id: string; n: string }>(sink,
-      `SELECT account_id, count() AS n FROM ${env.table('aws_apigatewayv2_api_integrations')} FINAL GROUP BY account_id ORDER BY account_id`);
-    return Object.fromEntries(live.map((row) => [row.account_id, Number(row.n)]));
-  };
   const snapshotAs = async (credentials: Record<string, string>) => {
     const result = await apigwStream(['snapshot', '--once'], { ...env.env, ...credentials });
     assert.equal(result.status, 0, result.stderr);
     await sink.sink!.waitForCatchUp();
   };
-  const count = (apis: SampleApi[]) => apis.reduce((n, api) => n + api.integrationIds.length, 0);
 
   before(async () => {
     await resetEmulator(motoEndpoint);
-    const sts = new STSClient({ region: REGION, endpoint: motoEndpoint });
-    const { Credentials } = await sts.send(new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${OTHER_ACCOUNT}:role/apigw-reader`, RoleSessionName: 'apigw-stream' }));
-    sts.destroy();
-    const credentials = { accessKeyId: Credentials!.AccessKeyId!, secretAccessKey: Credentials!.SecretAccessKey!, sessionToken: Credentials!.SessionToken! };
+    const credentials = await otherAccountCredentials(REGION);
     secondCredentials = { AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey, AWS_SESSION_TOKEN: credentials.sessionToken };
     second = new ApiGatewayV2Client({ region: REGION, endpoint: motoEndpoint, credentials });
     firstApis = await seedSampleInventory(first, { httpApis: 2, websocketApis: 1, prefix: 'first' });
@@ -55,14 +66,90 @@ describe('several accounts: one snapshotter per account, one topic, one sink', {
   it('keeps each account\'s integrations under its own id, and a snapshot of one deletes nothing of the other', async () => {
     await snapshotAs({});
     await snapshotAs(secondCredentials);
-    assert.deepEqual(await liveByAccount(), { '123456789012': count(firstApis), [OTHER_ACCOUNT]: count(secondApis) });
+    assert.deepEqual(await liveByAccount(sink, env), { [OWN_ACCOUNT]: count(firstApis), [OTHER_ACCOUNT]: count(secondApis) });
 
     // An API goes in the second account; only that account's next snapshot sees it, and the first's deletes nothing.
     const gone = secondApis.find((api) => api.integrationIds.length > 0)!;
     await second.send(new DeleteApiCommand({ ApiId: gone.apiId }));
     await snapshotAs({});
-    assert.deepEqual(await liveByAccount(), { '123456789012': count(firstApis), [OTHER_ACCOUNT]: count(secondApis) });
+    assert.deepEqual(await liveByAccount(sink, env), { [OWN_ACCOUNT]: count(firstApis), [OTHER_ACCOUNT]: count(secondApis) });
     await snapshotAs(secondCredentials);
-    assert.deepEqual(await liveByAccount(), { '123456789012': count(firstApis), [OTHER_ACCOUNT]: count(secondApis) - gone.integrationIds.length });
+    assert.deepEqual(await liveByAccount(sink, env), { [OWN_ACCOUNT]: count(firstApis), [OTHER_ACCOUNT]: count(secondApis) - gone.integrationIds.length });
+  });
+});
+
+describe('several accounts in one process, each read through its role (AWS_ROLE_ARNS)', { timeout: 180_000 }, () => {
+  const REGION = 'ap-east-1';
+  const own = awsClient(REGION);
+  let other: ApiGatewayV2Client;
+  // CloudTrail answers each account with its own events only: the emulator says whose credentials call.
+  let trail: CloudTrailServer;
+  let env: ReturnType<typeof testEnvironment>;
+  let pipeline: Pipeline;
+  let listener: ReturnType<typeof runListener>;
+  let ownApis: SampleApi[];
+  let otherApis: SampleApi[];
+
+  before(async () => {
+    other = new ApiGatewayV2Client({ region: REGION, endpoint: motoEndpoint, credentials: await otherAccountCredentials(REGION) });
+    ownApis = await seedSampleInventory(own, { httpApis: 1, websocketApis: 1, prefix: 'own' });
+    otherApis = await seedSampleInventory(other, { httpApis: 2, websocketApis: 0, prefix: 'other' });
+    trail = await startCloudTrailServer({ accountsFrom: motoEndpoint });
+    env = testEnvironment({ region: REGION, extra: {
+      AWS_ROLE_ARNS: [readerRole(OWN_ACCOUNT), readerRole(OTHER_ACCOUNT)].join(','),
+      AWS_ENDPOINT_URL_CLOUDTRAIL: trail.endpoint,
+      APIGW_LISTENER_POLL_SECONDS: '0.3',
+      APIGW_LISTENER_LOOKBACK_HOURS: '1',
+    } });
+    pipeline = await env.open({ snapshot: true, listen: true, sink: true });
+  });
+  after(async () => {
+    await listener?.stop();
+    await pipeline?.close();
+    await trail?.close();
+    own.destroy();
+    other?.destroy();
+    await env?.cleanup();
+  });
+
+  it('snapshots every account, and a snapshot deletes only what went from the account it read', async () => {
+    const result = await pipeline.snapshotter!.runOnce();
+    assert.deepEqual(result.regions.map((r) => [r.accountId, r.region, r.completed]), [[OWN_ACCOUNT, REGION, true], [OTHER_ACCOUNT, REGION, true]]);
+    await pipeline.sink!.waitForCatchUp();
+    assert.deepEqual(await liveByAccount(pipeline, env), { [OWN_ACCOUNT]: count(ownApis), [OTHER_ACCOUNT]: count(otherApis) });
+
+    const gone = otherApis[0]!;
+    await other.send(new DeleteApiCommand({ ApiId: gone.apiId }));
+    await pipeline.snapshotter!.runOnce();
+    await pipeline.sink!.waitForCatchUp();
+    assert.deepEqual(await liveByAccount(pipeline, env), { [OWN_ACCOUNT]: count(ownApis), [OTHER_ACCOUNT]: count(otherApis) - gone.integrationIds.length });
+  });
+
+  it('follows each account\'s CloudTrail, and credits each change to its own account and principal', async () => {
+    listener = runListener(pipeline);
+    const otherDeployer = { ...PRINCIPALS.bob, arn: `arn:aws:sts::${OTHER_ACCOUNT}:assumed-role/Deployer/bob` };
+    const ownChange = createRecordingClient({ aws: own, trail, region: REGION });
+    const otherChange = createRecordingClient({ aws: other, trail, region: REGION });
+    const ownTarget = ownApis.find((api) => api.integrationIds.length > 0)!;
+    const otherTarget = otherApis[1]!;
+    const ownEvent = await ownChange.updateIntegration(PRINCIPALS.alice, { ApiId: ownTarget.apiId, IntegrationId: ownTarget.integrationIds[0], TimeoutInMillis: 1111 });
+    const otherEvent = await otherChange.updateIntegration(otherDeployer, { ApiId: otherTarget.apiId, IntegrationId: otherTarget.integrationIds[0], TimeoutInMillis: 2222 }, { accountId: OTHER_ACCOUNT });
+
+    const fromCloudTrail = () => rows<{ account_id: string; aws_api_id: string; operation: string; timeout_in_millis: number; principal_arn: string; cloudtrail_event_id: string }>(pipeline,
+      `SELECT account_id, aws_api_id, operation, toUInt32(JSONExtractInt(after, 'timeout_in_millis')) AS timeout_in_millis, principal_arn, cloudtrail_event_id FROM ${env.table('aws_apigatewayv2_api_integrations_history')}
+       WHERE cloudtrail_event_id IS NOT NULL ORDER BY account_id`);
+    const changes = await waitFor('both accounts\' changes in history', async () => {
+      const found = await fromCloudTrail();
+      return found.length >= 2 ? found : undefined;
+    });
+    // A listener that read another account's events would re-read their integrations in its own account, find
+    // nothing there, and write deletions: exactly two rows, each in its own account, say it did not.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.deepEqual(await fromCloudTrail(), changes);
+    assert.deepEqual(changes, [
+      { account_id: OTHER_ACCOUNT, aws_api_id: otherTarget.apiId, operation: 'UPDATE', timeout_in_millis: 2222, principal_arn: otherDeployer.arn, cloudtrail_event_id: otherEvent },
+      { account_id: OWN_ACCOUNT, aws_api_id: ownTarget.apiId, operation: 'UPDATE', timeout_in_millis: 1111, principal_arn: PRINCIPALS.alice.arn, cloudtrail_event_id: ownEvent },
+    ]);
+    assert.deepEqual(await liveByAccount(pipeline, env), { [OWN_ACCOUNT]: count(ownApis), [OTHER_ACCOUNT]: count(otherApis) - otherApis[0]!.integrationIds.length });
   });
 });

@@ -3,7 +3,8 @@
  * the SDK client, pointed at it with an endpoint override, cannot tell the difference — paging with NextToken,
  * time-range and attribute filters, and CloudTrail's error shapes (throttling, bad tokens, bad parameters).
  * Events are recorded by whoever makes a change in the emulator, optionally visible only later (CloudTrail
- * delivers minutes late).
+ * delivers minutes late). Given the emulator (`accountsFrom`), it answers each caller with its own account's events,
+ * as CloudTrail does; without it, with every account's.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -37,6 +38,7 @@ export interface EventToRecord {
 interface StoredEvent {
   /** Order of recording: CloudTrail lists events newest first, also within one second. */
   sequence: number;
+  accountId: string;
   region: string;
   visibleAt: number;
   time: number;
@@ -59,7 +61,25 @@ function usernameOf(arn: string): string {
   return arn.split('/').pop() ?? arn;
 }
 
-export async function startCloudTrailServer(options: { port?: number } = {}) {
+/**
+ * The account an access key belongs to, as the emulator (moto) says: it takes the caller's account from the
+ * access key in the Authorization header, and does not check the signature.
+ */
+async function accountOfAccessKey(emulator: string, accessKeyId: string): Promise<string> {
+  const answer = await fetch(`${emulator}/`, {
+    method: 'POST',
+    headers: {
+      'Content-Type': 'application/x-www-form-urlencoded',
+      Authorization: `AWS4-HMAC-SHA256 Credential=${accessKeyId}/20260101/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=0`,
+    },
+    body: 'Action=GetCallerIdentity&Version=2011-06-15',
+  });
+  const account = /<Account>(\d{12})<\/Account>/.exec(await answer.text())?.[1];
+  if (!account) throw new Error(`the emulator names no account for access key ${accessKeyId} (HTTP ${answer.status})`);
+  return account;
+}
+
+export async function startCloudTrailServer(options: { port?: number; accountsFrom?: string } = {}) {
   const events: StoredEvent[] = [];
   let throttleNext = 0;
   let lookups = 0;
@@ -103,6 +123,7 @@ export async function startCloudTrailServer(options: { port?: number } = {}) {
     const apiId = (event.requestParameters?.apiId ?? event.responseElements?.apiId) as string | undefined;
     events.push({
       sequence: events.length,
+      accountId,
       region: event.region,
       visibleAt: event.visibleAt ?? 0,
       time,
@@ -132,7 +153,16 @@ export async function startCloudTrailServer(options: { port?: number } = {}) {
     }
   }
 
-  function lookupEvents(region: string, input: Record<string, unknown>) {
+  const accounts = new Map<string, Promise<string>>();
+  /** The caller's account, when the server tells accounts apart. */
+  function callerAccount(authorization: string): Promise<string | undefined> {
+    const accessKeyId = /Credential=([^/]+)\//.exec(authorization)?.[1];
+    if (!options.accountsFrom || !accessKeyId) return Promise.resolve(undefined);
+    if (!accounts.has(accessKeyId)) accounts.set(accessKeyId, accountOfAccessKey(options.accountsFrom, accessKeyId));
+    return accounts.get(accessKeyId)!;
+  }
+
+  function lookupEvents(region: string, account: string | undefined, input: Record<string, unknown>) {
     const attributes = (input.LookupAttributes as { AttributeKey: string; AttributeValue: string }[] | undefined) ?? [];
     if (attributes.length > 1) throw new CloudTrailError('InvalidLookupAttributesException', 'You can specify only one lookup attribute.');
     const maxResults = input.MaxResults === undefined ? 50 : Number(input.MaxResults);
@@ -140,7 +170,7 @@ export async function startCloudTrailServer(options: { port?: number } = {}) {
     const start = input.StartTime === undefined ? 0 : Number(input.StartTime) * 1000;
     const end = input.EndTime === undefined ? Date.now() : Number(input.EndTime) * 1000;
     if (start > end) throw new CloudTrailError('InvalidTimeRangeException', 'Start time must be before end time.');
-    const fingerprint = JSON.stringify([region, attributes, start, end]);
+    const fingerprint = JSON.stringify([account, region, attributes, start, end]);
     let offset = 0;
     if (input.NextToken !== undefined) {
       try {
@@ -153,7 +183,7 @@ export async function startCloudTrailServer(options: { port?: number } = {}) {
     }
     const now = Date.now();
     const matching = events
-      .filter((e) => e.region === region && e.visibleAt <= now && e.time >= start && e.time <= end)
+      .filter((e) => e.region === region && (account === undefined || e.accountId === account) && e.visibleAt <= now && e.time >= start && e.time <= end)
       .filter((e) => attributes.every((a) => attributeMatches(e.wire, a.AttributeKey, a.AttributeValue)))
       .sort((a, b) => b.time - a.time || b.sequence - a.sequence);
     const page = matching.slice(offset, offset + maxResults);
@@ -182,7 +212,8 @@ export async function startCloudTrailServer(options: { port?: number } = {}) {
     const chunks: Buffer[] = [];
     for await (const chunk of request) chunks.push(chunk as Buffer);
     const target = String(request.headers['x-amz-target'] ?? '');
-    const region = /Credential=[^/]+\/\d{8}\/([^/]+)\/cloudtrail\//.exec(String(request.headers.authorization ?? ''))?.[1];
+    const authorization = String(request.headers.authorization ?? '');
+    const region = /Credential=[^/]+\/\d{8}\/([^/]+)\/cloudtrail\//.exec(authorization)?.[1];
     if (request.method !== 'POST' || !target.endsWith(TARGET)) {
       reply(response, 400, { __type: 'UnknownOperationException', message: `Operation ${target} is not supported by this test server.` }, 'UnknownOperationException');
       return;
@@ -203,7 +234,7 @@ export async function startCloudTrailServer(options: { port?: number } = {}) {
       return;
     }
     try {
-      reply(response, 200, lookupEvents(region, JSON.parse(Buffer.concat(chunks).toString() || '{}') as Record<string, unknown>));
+      reply(response, 200, lookupEvents(region, await callerAccount(authorization), JSON.parse(Buffer.concat(chunks).toString() || '{}') as Record<string, unknown>));
     } catch (error) {
       if (!(error instanceof CloudTrailError)) throw error;
       reply(response, 400, { __type: error.type, Message: error.message }, error.type);

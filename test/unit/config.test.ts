@@ -43,6 +43,14 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ CLICKHOUSE_URL: 'tcp://apigw:hunter2@ch:9000' }), (error: Error) => !error.message.includes('hunter2'));
   });
 
+  it('reads one role per account to assume, each account from its ARN; none by default', () => {
+    assert.deepEqual(loadConfig({}).awsRoles, []);
+    assert.deepEqual(loadConfig({ AWS_ROLE_ARNS: 'arn:aws:iam::111111111111:role/apigw-reader, arn:aws-us-gov:iam::222222222222:role/ops/apigw-reader' }).awsRoles, [
+      { arn: 'arn:aws:iam::111111111111:role/apigw-reader', accountId: '111111111111' },
+      { arn: 'arn:aws-us-gov:iam::222222222222:role/ops/apigw-reader', accountId: '222222222222' },
+    ]);
+  });
+
   it('reads a ClickHouse server URL with credentials', () => {
     assert.deepEqual(parseClickHouseUrl('https://alice:s%3Acret@ch.example.com:8443/'), {
       kind: 'http', url: 'https://ch.example.com:8443', username: 'alice', password: 's:cret',
@@ -73,6 +81,9 @@ describe('configuration', () => {
     ['CLICKHOUSE_DATABASE', { CLICKHOUSE_DATABASE: 'x; DROP TABLE y' }],
     ['AWS_REGIONS', { AWS_REGIONS: 'us-east-1,moon-1' }],
     ['AWS_ACCOUNT_ID', { AWS_ACCOUNT_ID: '1234' }],
+    ['AWS_ROLE_ARNS', { AWS_ROLE_ARNS: 'arn:aws:iam::111111111111:user/apigw' }],
+    ['AWS_ROLE_ARNS', { AWS_ROLE_ARNS: 'arn:aws:iam::111111111111:role/a,arn:aws:iam::111111111111:role/b' }],
+    ['AWS_ACCOUNT_ID', { AWS_ACCOUNT_ID: '123456789012', AWS_ROLE_ARNS: 'arn:aws:iam::111111111111:role/apigw-reader' }],
     ['APIGW_TOPIC_PARTITIONS', { APIGW_TOPIC_PARTITIONS: 'three' }],
     ['APIGW_STACK_KAFKA_PORT', { APIGW_STACK_KAFKA_PORT: '70000' }],
     ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
