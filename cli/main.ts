@@ -31,6 +31,7 @@ Configuration (environment variables):
   APIGW_TOPIC_PARTITIONS         partitions when creating the topic  default 6
   APIGW_SNAPSHOT_INTERVAL_SECONDS  seconds between snapshots         default 300
   APIGW_SNAPSHOT_CONCURRENCY     GetIntegrations calls per account   default 8 (in each region)
+  APIGW_SNAPSHOT_REGIONS_AT_ONCE regions read at once (any account)  default 4
   APIGW_SINK_GROUP_ID            sink consumer group                 default apigw-stream-sink
   APIGW_SINK_WRITE_RETRIES       write retries, then start over      default 12
   AWS_ENDPOINT_URL_CLOUDTRAIL    CloudTrail endpoint override        default AWS_ENDPOINT_URL

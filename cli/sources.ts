@@ -92,6 +92,7 @@ export async function openSources(options: PipelineParts & {
       clientFor: apigateway.clientFor,
       emitter,
       concurrency: config.snapshotConcurrency,
+      regionsAtOnce: config.snapshotRegionsAtOnce,
       logger,
       metrics,
       progress: () => createSnapshotProgress({ logger, interactive: options.interactive }),

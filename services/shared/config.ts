@@ -96,6 +96,8 @@ const schema = z.object({
   APIGW_SNAPSHOT_INTERVAL_SECONDS: bounded('a whole number of seconds', 1, undefined, { integer: true }),
   /** Concurrent GetIntegrations calls per account and region. @default 8 */
   APIGW_SNAPSHOT_CONCURRENCY: bounded('a whole number of concurrent calls', 1, 64, { integer: true }),
+  /** Regions (of any account) a snapshot reads at once. @default 4 */
+  APIGW_SNAPSHOT_REGIONS_AT_ONCE: bounded('a whole number of regions', 1, 256, { integer: true }),
   /** CloudTrail endpoint override (the SDK's service-specific variable). @default AWS_ENDPOINT_URL */
   AWS_ENDPOINT_URL_CLOUDTRAIL: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).optional(),
   /** Seconds between two LookupEvents polls of a region. @default 30 */
@@ -146,6 +148,7 @@ export interface Config {
   topicPartitions: number;
   snapshotIntervalSeconds: number;
   snapshotConcurrency: number;
+  snapshotRegionsAtOnce: number;
   sinkGroupId: string;
   sinkWriteRetries: number;
   cloudtrailEndpointUrl?: string;
@@ -214,6 +217,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     APIGW_TOPIC_PARTITIONS: pick('APIGW_TOPIC_PARTITIONS', '6'),
     APIGW_SNAPSHOT_INTERVAL_SECONDS: pick('APIGW_SNAPSHOT_INTERVAL_SECONDS', '300'),
     APIGW_SNAPSHOT_CONCURRENCY: pick('APIGW_SNAPSHOT_CONCURRENCY', '8'),
+    APIGW_SNAPSHOT_REGIONS_AT_ONCE: pick('APIGW_SNAPSHOT_REGIONS_AT_ONCE', '4'),
     APIGW_SINK_GROUP_ID: pick('APIGW_SINK_GROUP_ID', 'apigw-stream-sink'),
     APIGW_SINK_WRITE_RETRIES: pick('APIGW_SINK_WRITE_RETRIES', '12'),
     AWS_ENDPOINT_URL_CLOUDTRAIL: pick('AWS_ENDPOINT_URL_CLOUDTRAIL'),
@@ -250,6 +254,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     topicPartitions: v.APIGW_TOPIC_PARTITIONS,
     snapshotIntervalSeconds: v.APIGW_SNAPSHOT_INTERVAL_SECONDS,
     snapshotConcurrency: v.APIGW_SNAPSHOT_CONCURRENCY,
+    snapshotRegionsAtOnce: v.APIGW_SNAPSHOT_REGIONS_AT_ONCE,
     sinkGroupId: v.APIGW_SINK_GROUP_ID,
     sinkWriteRetries: v.APIGW_SINK_WRITE_RETRIES,
     cloudtrailEndpointUrl: v.AWS_ENDPOINT_URL_CLOUDTRAIL ?? v.AWS_ENDPOINT_URL,

@@ -18,6 +18,8 @@ export interface SnapshotterDeps {
   emitter: ChangeEmitter;
   /** Concurrent GetIntegrations calls per account and region. */
   concurrency: number;
+  /** Regions (of any account) read at once: with many accounts, all at once would open that many times `concurrency` calls. */
+  regionsAtOnce: number;
   logger: Logger;
   metrics: Metrics;
   progress: () => SnapshotProgress;
@@ -43,6 +45,8 @@ export function createSnapshotter(deps: SnapshotterDeps) {
 
   async function snapshotScope(scope: AwsScope, snapshotId: string, startedAt: number, progress: SnapshotProgress, signal?: AbortSignal): Promise<RegionResult> {
     const { accountId, region } = scope;
+    // Stopped while it waited for its turn: nothing of it is read.
+    signal?.throwIfAborted();
     const reader = createInventoryReader({ client: deps.clientFor(scope), scope, metrics: deps.metrics });
     const source: ChangeSource = {
       type: 'SNAPSHOT', snapshot_id: snapshotId,
@@ -125,7 +129,8 @@ export function createSnapshotter(deps: SnapshotterDeps) {
     const startedAt = clock();
     const progress = deps.progress();
     log.info({ snapshotId, regions: [...new Set(deps.scopes.map((s) => s.region))], accounts: [...new Set(deps.scopes.map((s) => s.accountId))] }, 'snapshot started');
-    const regions = await Promise.all(deps.scopes.map(async (scope): Promise<RegionResult> => {
+    const turn = pLimit(deps.regionsAtOnce);
+    const regions = await Promise.all(deps.scopes.map((scope) => turn(async (): Promise<RegionResult> => {
       try {
         return await snapshotScope(scope, snapshotId, startedAt, progress, signal);
       } catch (error) {
@@ -136,7 +141,7 @@ export function createSnapshotter(deps: SnapshotterDeps) {
         log.error({ ...scope, snapshotId, err: error }, 'snapshot of region failed; no completion marker, nothing is deleted');
         return { ...scope, apis: 0, integrations: 0, completed: false, error: describeError(error) };
       }
-    }));
+    })));
     progress.stop();
     const integrations = regions.reduce((sum, r) => sum + r.integrations, 0);
     log.info({ snapshotId, integrations, seconds: (clock() - startedAt) / 1000, failedRegions: regions.filter((r) => !r.completed).map(scopeKey) }, 'snapshot finished');

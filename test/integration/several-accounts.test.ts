@@ -6,6 +6,7 @@ import type { Pipeline } from '../../cli/pipeline.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
 import { apigwStream } from '../support/cli.js';
 import { startCloudTrailServer, type CloudTrailServer } from '../support/cloudtrail-server.js';
+import { startFaultProxy } from '../support/fault-proxy.js';
 import { awsClient, motoEndpoint, rows, runListener, testEnvironment, waitFor } from '../support/harness.js';
 import { PRINCIPALS, createRecordingClient } from '../support/recorded-changes.js';
 
@@ -151,5 +152,26 @@ describe('several accounts in one process, each read through its role (AWS_ROLE_
       { account_id: OWN_ACCOUNT, aws_api_id: ownTarget.apiId, operation: 'UPDATE', timeout_in_millis: 1111, principal_arn: PRINCIPALS.alice.arn, cloudtrail_event_id: ownEvent },
     ]);
     assert.deepEqual(await liveByAccount(pipeline, env), { [OWN_ACCOUNT]: count(ownApis), [OTHER_ACCOUNT]: count(otherApis) - otherApis[0]!.integrationIds.length });
+  });
+  it('reads at most APIGW_SNAPSHOT_REGIONS_AT_ONCE regions at once, whatever the number of accounts', async () => {
+    // Two accounts in three regions each, one call at a time per region; every answer takes 100 ms longer.
+    const proxy = await startFaultProxy(motoEndpoint, (request) => (request.url?.startsWith('/v2/') ? { delayMs: 100 } : 'forward'), { counted: '/v2/' });
+    const bounded = testEnvironment({ region: `${REGION},eu-west-1,sa-east-1`, extra: {
+      AWS_ROLE_ARNS: [readerRole(OWN_ACCOUNT), readerRole(OTHER_ACCOUNT)].join(','),
+      AWS_ENDPOINT_URL: proxy.url,
+      APIGW_SNAPSHOT_CONCURRENCY: '1',
+      APIGW_SNAPSHOT_REGIONS_AT_ONCE: '2',
+    } });
+    const snapshotter = await bounded.open({ snapshot: true });
+    try {
+      const result = await snapshotter.snapshotter!.runOnce();
+      assert.equal(result.regions.filter((r) => r.completed).length, 6, 'every region of both accounts read');
+      assert.equal(result.regions.find((r) => r.accountId === OTHER_ACCOUNT && r.region === REGION)!.integrations, count(otherApis) - otherApis[0]!.integrationIds.length);
+      assert.equal(proxy.peakInFlight(), 2, 'two calls at once: one in each of two regions');
+    } finally {
+      await snapshotter.close();
+      await proxy.close();
+      await bounded.cleanup();
+    }
   });
 });

@@ -6,11 +6,18 @@ export type Fault = 'forward' | 'drop' | { delayMs: number } | { status: number;
 
 /**
  * An HTTP proxy on loopback in front of `target` (a real service of the local stack) that lets a test make it
- * fail: `fault` decides per request. Its `url` is `target` with the proxy's host and port.
+ * fail: `fault` decides per request. Its `url` is `target` with the proxy's host and port. `peakInFlight` is the
+ * most requests it held at once whose path starts with `counted`.
  */
-export async function startFaultProxy(target: string, fault: (request: IncomingMessage) => Fault) {
+export async function startFaultProxy(target: string, fault: (request: IncomingMessage) => Fault, { counted = '/' } = {}) {
   const upstream = new URL(target);
+  let inFlight = 0;
+  let peakInFlight = 0;
   const server = createServer((incoming, outgoing) => {
+    if (incoming.url?.startsWith(counted)) {
+      peakInFlight = Math.max(peakInFlight, ++inFlight);
+      outgoing.once('close', () => inFlight--);
+    }
     const decision = fault(incoming);
     if (decision === 'drop') {
       incoming.socket.destroy();
@@ -36,6 +43,7 @@ export async function startFaultProxy(target: string, fault: (request: IncomingM
   url.host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     url: url.toString().replace(/\/$/, ''),
+    peakInFlight: () => peakInFlight,
     close: () => new Promise<void>((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());

@@ -85,6 +85,7 @@ describe('configuration', () => {
     ['AWS_ROLE_ARNS', { AWS_ROLE_ARNS: 'arn:aws:iam::111111111111:role/a,arn:aws:iam::111111111111:role/b' }],
     ['AWS_ACCOUNT_ID', { AWS_ACCOUNT_ID: '123456789012', AWS_ROLE_ARNS: 'arn:aws:iam::111111111111:role/apigw-reader' }],
     ['APIGW_TOPIC_PARTITIONS', { APIGW_TOPIC_PARTITIONS: 'three' }],
+    ['APIGW_SNAPSHOT_REGIONS_AT_ONCE', { APIGW_SNAPSHOT_REGIONS_AT_ONCE: '0' }],
     ['APIGW_STACK_KAFKA_PORT', { APIGW_STACK_KAFKA_PORT: '70000' }],
     ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
     ['KAFKA_SASL_MECHANISM', { KAFKA_SASL_MECHANISM: 'kerberos' }],
