@@ -270,7 +270,10 @@ export function createSink(deps: SinkDeps) {
    */
   async function completeSnapshot(change: IntegrationChange, partition: number, offset: number, rows: RowBlock): Promise<void> {
     const snapshot = change.snapshot!;
-    await batcher.durable();
+    // Rejected only by a failed write, which the sink has logged: the batch fails, and the sink starts over.
+    await batcher.durable().catch(() => {
+      throw startingOver('a write failed for good');
+    });
     const scope = { account_id: change.account_id, region: change.region, api_id: change.api_id };
     const seen = reads.complete(partition, change);
     if (seen === 'abandoned') {
@@ -448,6 +451,12 @@ export function createSink(deps: SinkDeps) {
   }
 
   /**
+   * What a batch throws when the sink starts over (see startOver): a KafkaJSError, which kafkajs retries like any
+   * other but, unlike others, without an error line of its own for a case the sink has logged.
+   */
+  const startingOver = (why: string) => new kafkajs.KafkaJSError(`${why}: starting over`, { retriable: true });
+
+  /**
    * Applies a batch chunk by chunk, handing each chunk's rows to the shared writer, and commits the batch's offset
    * once all its rows are in ClickHouse. A sole writer's batch ends once its rows are handed over; otherwise only
    * after they are written.
@@ -464,8 +473,7 @@ export function createSink(deps: SinkDeps) {
       await offsetsChecked;
       if (batcher.failure !== undefined || topicRemade) {
         // Other batches in flight fail too (kafkajs retries them) until one is left to start over.
-        // A KafkaJSError: kafkajs retries it like any other, without an error line for a case the sink has logged.
-        if (activeBatches > 1) throw batcher.failure ?? new kafkajs.KafkaJSError(`the topic ${topic} was made again: starting over`, { retriable: true });
+        if (activeBatches > 1) throw startingOver(topicRemade ? `the topic ${topic} was made again` : 'a write failed for good');
         await startOver();
         return;
       }

@@ -9,7 +9,8 @@ import { awsClient, motoEndpoint, rows, testEnvironment, waitFor } from '../supp
 const REGION = 'eu-west-3';
 const aws = awsClient(REGION);
 // No retries: the first failed write is the one that counts.
-const env = testEnvironment({ region: REGION, partitions: 2, extra: { APIGW_SINK_WRITE_RETRIES: '0' } });
+const logLines: string[] = [];
+const env = testEnvironment({ region: REGION, partitions: 2, extra: { APIGW_SINK_WRITE_RETRIES: '0', LOG_LEVEL: 'warn' }, logLines });
 const CURRENT = env.table('aws_apigatewayv2_api_integrations');
 const HISTORY = env.table('aws_apigatewayv2_api_integrations_history');
 
@@ -35,6 +36,7 @@ describe('a ClickHouse write that fails for good loses nothing and duplicates no
     await aws.send(new UpdateIntegrationCommand({ ApiId: changedApi!.apiId, IntegrationId: changedIntegration, Description: 'changed while ClickHouse refused writes' }));
 
     // The engine refuses the history insert (the table is gone) for the snapshot that carries the change.
+    logLines.length = 0;
     await pipeline.clickhouse!.command({ query: `DETACH TABLE ${HISTORY}` });
     await pipeline.snapshotter!.runOnce();
     await waitFor('the failed write', async () => ((await env.metrics.sinkWriteFailures.get()).values[0]?.value ?? 0) >= 1);
@@ -58,5 +60,13 @@ describe('a ClickHouse write that fails for good loses nothing and duplicates no
     assert.equal(Number(counts!.updates), 1);
     const counted = (await env.metrics.historyRows.get()).values.reduce((sum, { value }) => sum + value, 0);
     assert.equal(counted, Number(counts!.total), 'the history-rows metric counts rows written, not rows applied');
+
+    // The log says what happened, once each, and nothing else: no error line of kafkajs's for the batches the sink
+    // turned back while it started over.
+    const said = logLines.map((line) => JSON.parse(line) as { level: number; component?: string; msg: string });
+    assert.deepEqual(said.map(({ level, component, msg }) => [level, component, msg]), [
+      [50, 'sink', 'ClickHouse write failed after its retries; nothing of it is committed'],
+      [40, 'sink', 'resuming after a failed write: consuming again from the committed offsets'],
+    ]);
   });
 });

@@ -85,7 +85,7 @@ export async function topicMessages(topic: string): Promise<TopicMessage[]> {
  * A pipeline of its own for one test file: its own topic, consumer group, ClickHouse database and embedded data
  * directory, and one region of the emulator (moto keeps state per region) so tests never see each other's data.
  */
-export function testEnvironment(options: { region: string; partitions?: number; extra?: Record<string, string> }) {
+export function testEnvironment(options: { region: string; partitions?: number; extra?: Record<string, string>; logLines?: string[] }) {
   const id = uniqueName('t').replaceAll('-', '_');
   const dataDir = join(STACK_DIR, 'test-data', id);
   const env: NodeJS.ProcessEnv = {
@@ -103,7 +103,8 @@ export function testEnvironment(options: { region: string; partitions?: number; 
     ...options.extra,
   };
   const config: Config = loadConfig(env);
-  const logger = createLogger(config.logLevel);
+  // Kept in `logLines` when given, for a test that asserts what the services said; on stderr otherwise.
+  const logger = options.logLines ? createLogger(config.logLevel, { write: (line) => options.logLines!.push(line) }) : createLogger(config.logLevel);
   const metrics = createMetrics();
   const open = (parts: Partial<PipelineParts>): Promise<Pipeline> =>
     openPipeline({ config, logger, metrics, interactive: false, snapshot: false, listen: false, sink: false, ...parts });
