@@ -27,6 +27,8 @@ Configuration (environment variables):
   AWS_ENDPOINT_URL               AWS endpoint override               default real AWS
   AWS_ACCOUNT_ID                 account id to report                default from STS
   AWS_ROLE_ARNS                  roles to assume, one per account    default none: the credentials' own account
+  AWS_ORGANIZATION_ROLE          role to assume in every account     default none (needs organizations:ListAccounts)
+  AWS_ORGANIZATION_REFRESH_SECONDS  seconds between account listings default 900
   APIGW_TOPIC                    change topic                        default aws.apigatewayv2.integrations
   APIGW_TOPIC_PARTITIONS         partitions when creating the topic  default 6
   APIGW_SNAPSHOT_INTERVAL_SECONDS  seconds between snapshots         default 300

@@ -62,7 +62,8 @@ async function openParts(options: PipelineOptions, pipeline: Pipeline, closers: 
   // The AWS SDK is loaded only by the commands that read AWS: a sink or a query starts without it. Their accounts
   // are checked here, before the engine makes its directory.
   const sources = readsAws ? await import('./sources.js') : undefined;
-  const accounts = sources ? await sources.resolveAccounts(config) : undefined;
+  const directory = sources ? await sources.openAccountDirectory(config, { logger, metrics }) : undefined;
+  if (directory) closers.push(async () => directory.close());
   // The process that will hold the embedded engine answers `apigw-stream query` for the others: its port is taken
   // before anything is written.
   const queryServer = options.sink && config.clickhouse.kind === 'chdb' ? await listenForQueries({ port: config.queryPort, logger }) : undefined;
@@ -83,7 +84,7 @@ async function openParts(options: PipelineOptions, pipeline: Pipeline, closers: 
     await producer.connect();
     closers.push(() => producer.disconnect());
     const emitter = createChangeEmitter({ producer, codec, topic: config.topic, partitionCount, logger, metrics });
-    const opened = await sources!.openSources({ ...options, kafka, emitter, accounts: accounts!, closers });
+    const opened = await sources!.openSources({ ...options, kafka, emitter, directory: directory!, closers });
     pipeline.snapshotter = opened.snapshotter;
     pipeline.listener = opened.listener;
   }

@@ -38,8 +38,8 @@ export interface ListenerSettings {
 }
 
 export interface ListenerDeps {
-  /** Every region of every account to poll. */
-  scopes: AwsScope[];
+  /** Every region of every account to poll, as of now (asked again every poll interval). */
+  scopes: () => Promise<AwsScope[]>;
   kafka: Kafka;
   emitter: ChangeEmitter;
   checkpoints: CheckpointStore;
@@ -285,33 +285,60 @@ export function createCloudTrailListener(deps: ListenerDeps) {
     }
   }
 
-  return {
-    /** Connects one transactional producer per account and region (fencing any dead instance) and reads the checkpoints. */
-    async prepare(): Promise<Map<string, Checkpoint>> {
-      await deps.checkpoints.ensureTopic();
-      for (const scope of deps.scopes) await connectProducer(scope);
-      const loaded = await deps.checkpoints.loadAll();
-      const initial = new Map<string, Checkpoint>();
-      for (const scope of deps.scopes) {
-        const found = deps.checkpoints.get(loaded, scope.accountId, scope.region);
-        const lookback = { account_id: scope.accountId, region: scope.region, window_end: clock() - settings.lookbackHours * 3600_000, seen: {} };
-        initial.set(scopeKey(scope), found ?? lookback);
-        log.info({ ...scope, from: new Date((found ?? lookback).window_end).toISOString(), resumed: Boolean(found) }, found ? 'resuming from checkpoint' : 'no checkpoint: looking back');
-      }
-      return initial;
-    },
+  /** The regions followed, each with what stops it and its loop. */
+  const following = new Map<string, { scope: AwsScope; stop: AbortController; done: Promise<void> }>();
 
+  /**
+   * Follows the regions of `scopes` not followed yet, each from its checkpoint, and stops following the ones no
+   * longer among them (an account that left the organization): its loop ends after its poll, and its producer goes.
+   */
+  async function follow(scopes: AwsScope[], signal: AbortSignal): Promise<void> {
+    const wanted = new Set(scopes.map(scopeKey));
+    for (const [key, { scope, stop, done }] of following) {
+      if (wanted.has(key)) continue;
+      stop.abort();
+      await done;
+      following.delete(key);
+      readers.delete(key);
+      await producers.get(key)?.disconnect().catch(() => undefined);
+      producers.delete(key);
+      log.info({ ...scope }, 'no longer following this region: its account is no longer read');
+    }
+    const added = scopes.filter((scope) => !following.has(scopeKey(scope)));
+    if (added.length === 0) return;
+    // One transactional producer per account and region, fencing any dead instance's, before its checkpoint is read
+    // (kept from an earlier try that failed after connecting it).
+    for (const scope of added) if (!producers.has(scopeKey(scope))) await connectProducer(scope);
+    const loaded = await deps.checkpoints.loadAll();
+    for (const scope of added) {
+      const found = deps.checkpoints.get(loaded, scope.accountId, scope.region);
+      const checkpoint = found ?? { account_id: scope.accountId, region: scope.region, window_end: clock() - settings.lookbackHours * 3600_000, seen: {} };
+      log.info({ ...scope, from: new Date(checkpoint.window_end).toISOString(), resumed: Boolean(found) }, found ? 'resuming from checkpoint' : 'no checkpoint: looking back');
+      const stop = new AbortController();
+      const scopeSignal = AbortSignal.any([signal, stop.signal]);
+      // One token bucket per account and region, kept across polls: LookupEvents allows about 2 calls per second.
+      readers.set(scopeKey(scope), createCloudTrailReader({ client: deps.cloudtrailFor(scope), scope, callsPerSecond: settings.callsPerSecond, logger: deps.logger, metrics, signal: scopeSignal }));
+      following.set(scopeKey(scope), { scope, stop, done: runScope(scope, checkpoint, scopeSignal) });
+    }
+  }
+
+  return {
     /**
      * Polls every region of every account until the signal aborts; a failing one is retried with backoff while the
-     * others go on.
+     * others go on. The accounts are asked for again every poll interval: regions of an account that came are
+     * followed from then on, those of one that went are not.
      */
     async run(signal: AbortSignal): Promise<void> {
-      const initial = await this.prepare();
-      for (const scope of deps.scopes) {
-        // One token bucket per account and region, kept across polls: LookupEvents allows about 2 calls per second.
-        readers.set(scopeKey(scope), createCloudTrailReader({ client: deps.cloudtrailFor(scope), scope, callsPerSecond: settings.callsPerSecond, logger: deps.logger, metrics, signal }));
+      await deps.checkpoints.ensureTopic();
+      await follow(await deps.scopes(), signal);
+      while (!signal.aborted) {
+        await sleep(settings.pollSeconds * 1000, signal);
+        if (signal.aborted) break;
+        await deps.scopes().then((scopes) => follow(scopes, signal)).catch((error: unknown) =>
+          log.warn({ err: describeError(error) }, 'could not update the accounts followed; the next poll interval tries again'));
       }
-      await Promise.all(deps.scopes.map((scope) => runScope(scope, initial.get(scopeKey(scope))!, signal)));
+      await Promise.all([...following.values()].map(({ done }) => done));
+      following.clear();
     },
 
     /** Makes the checkpoint topic again, through `via`, when it was deleted; returns the topics it made. */

@@ -23,6 +23,8 @@ const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/;
 const AWS_REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/;
 // arn:<partition>:iam::<account>:role/<optional path/>name; the account is the 5th field.
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::(\d{12}):role\/[\w+=,.@/-]{1,512}$/;
+// A role's name, with its path if it has one: what follows `role/` in its ARN.
+const ROLE_NAME = /^[\w+=,.@-]+(\/[\w+=,.@-]+)*$/;
 
 /** Defaults of the local real stack (`apigw-stream stack up`); each port can be moved with its variable. */
 export function stackPorts(env: NodeJS.ProcessEnv = process.env) {
@@ -88,6 +90,10 @@ const schema = z.object({
   AWS_ROLE_ARNS: z.string().transform(csv).pipe(
     z.array(z.string().regex(ROLE_ARN, 'expected comma-separated IAM role ARNs (arn:aws:iam::111111111111:role/NAME)')).min(1, 'expected at least one role ARN'),
   ).optional(),
+  /** Role name (with its path) to assume in every active account of the organization. @default none */
+  AWS_ORGANIZATION_ROLE: z.string().regex(ROLE_NAME, 'expected the name of an IAM role (with its path, if any), such as apigw-reader').optional(),
+  /** Seconds between two listings of the organization's accounts. @default 900 */
+  AWS_ORGANIZATION_REFRESH_SECONDS: bounded('a whole number of seconds', 1, undefined, { integer: true }),
   /** Topic of the change events. @default aws.apigatewayv2.integrations */
   APIGW_TOPIC: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/, 'expected a Kafka topic name: 1 to 200 of A-Z a-z 0-9 . _ -'),
   /** Partitions when apigw-stream creates the topic. @default 6 */
@@ -144,6 +150,8 @@ export interface Config {
   awsAccountId?: string;
   /** Roles to read accounts through, each with the account it belongs to; empty: the credentials' own account. */
   awsRoles: AwsRole[];
+  /** Read every active account of the organization through this role, its accounts listed again this often. */
+  awsOrganization?: { roleName: string; refreshSeconds: number };
   topic: string;
   topicPartitions: number;
   snapshotIntervalSeconds: number;
@@ -213,6 +221,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     AWS_ENDPOINT_URL: pick('AWS_ENDPOINT_URL'),
     AWS_ACCOUNT_ID: pick('AWS_ACCOUNT_ID'),
     AWS_ROLE_ARNS: pick('AWS_ROLE_ARNS'),
+    AWS_ORGANIZATION_ROLE: pick('AWS_ORGANIZATION_ROLE'),
+    AWS_ORGANIZATION_REFRESH_SECONDS: pick('AWS_ORGANIZATION_REFRESH_SECONDS', '900'),
     APIGW_TOPIC: pick('APIGW_TOPIC', 'aws.apigatewayv2.integrations'),
     APIGW_TOPIC_PARTITIONS: pick('APIGW_TOPIC_PARTITIONS', '6'),
     APIGW_SNAPSHOT_INTERVAL_SECONDS: pick('APIGW_SNAPSHOT_INTERVAL_SECONDS', '300'),
@@ -250,6 +260,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     awsEndpointUrl: v.AWS_ENDPOINT_URL,
     awsAccountId: v.AWS_ACCOUNT_ID,
     awsRoles: awsRoles(v),
+    awsOrganization: v.AWS_ORGANIZATION_ROLE ? { roleName: v.AWS_ORGANIZATION_ROLE, refreshSeconds: v.AWS_ORGANIZATION_REFRESH_SECONDS } : undefined,
     topic: v.APIGW_TOPIC,
     topicPartitions: v.APIGW_TOPIC_PARTITIONS,
     snapshotIntervalSeconds: v.APIGW_SNAPSHOT_INTERVAL_SECONDS,
@@ -310,11 +321,16 @@ function kafkaSecurity(v: z.infer<typeof schema>): KafkaSecurity {
   return security;
 }
 
-/** One role per account: two roles of one account would read it twice; AWS_ACCOUNT_ID names the credentials' own. */
+/**
+ * One role per account: two roles of one account would read it twice. The accounts come from one place: the
+ * credentials' own (AWS_ACCOUNT_ID names it), AWS_ROLE_ARNS, or AWS_ORGANIZATION_ROLE.
+ */
 function awsRoles(v: z.infer<typeof schema>): AwsRole[] {
   const roles = (v.AWS_ROLE_ARNS ?? []).map((arn) => ({ arn, accountId: ROLE_ARN.exec(arn)![1]! }));
-  if (roles.length > 0 && v.AWS_ACCOUNT_ID) {
-    throw new ConfigError('AWS_ACCOUNT_ID', 'names the credentials\' own account, but AWS_ROLE_ARNS reads the roles\' accounts instead: unset one of them');
+  const sources = [['AWS_ACCOUNT_ID', v.AWS_ACCOUNT_ID], ['AWS_ROLE_ARNS', v.AWS_ROLE_ARNS], ['AWS_ORGANIZATION_ROLE', v.AWS_ORGANIZATION_ROLE]].filter(([, value]) => value);
+  if (sources.length > 1) {
+    const [[first], [second]] = sources as [[string], [string]];
+    throw new ConfigError(second, `${first} is set too, and both say which accounts to read (${first}: only the credentials' own, AWS_ROLE_ARNS: the roles' accounts, AWS_ORGANIZATION_ROLE: the organization's): set one of them`);
   }
   const seen = new Map<string, string>();
   for (const { arn, accountId } of roles) {

@@ -12,8 +12,8 @@ import { createInventoryReader } from './inventory-reader.js';
 import type { SnapshotProgress } from './progress.js';
 
 export interface SnapshotterDeps {
-  /** Every region of every account to read. */
-  scopes: AwsScope[];
+  /** Every region of every account to read, as of now (asked again for every snapshot). */
+  scopes: () => Promise<AwsScope[]>;
   clientFor: (scope: AwsScope) => ApiGatewayV2Client;
   emitter: ChangeEmitter;
   /** Concurrent GetIntegrations calls per account and region. */
@@ -127,10 +127,11 @@ export function createSnapshotter(deps: SnapshotterDeps) {
   async function runOnce(signal?: AbortSignal): Promise<{ snapshotId: string; regions: RegionResult[] }> {
     const snapshotId = randomUUID();
     const startedAt = clock();
+    const scopes = await deps.scopes();
     const progress = deps.progress();
-    log.info({ snapshotId, regions: [...new Set(deps.scopes.map((s) => s.region))], accounts: [...new Set(deps.scopes.map((s) => s.accountId))] }, 'snapshot started');
+    log.info({ snapshotId, regions: [...new Set(scopes.map((s) => s.region))], accounts: [...new Set(scopes.map((s) => s.accountId))] }, 'snapshot started');
     const turn = pLimit(deps.regionsAtOnce);
-    const regions = await Promise.all(deps.scopes.map((scope) => turn(async (): Promise<RegionResult> => {
+    const regions = await Promise.all(scopes.map((scope) => turn(async (): Promise<RegionResult> => {
       try {
         return await snapshotScope(scope, snapshotId, startedAt, progress, signal);
       } catch (error) {

@@ -8,7 +8,7 @@ import { applySchema, openClickHouse } from '../../services/shared/clickhouse.js
 import { STACK_DIR } from '../../stack/layout.js';
 import { STACK_SASL_USER } from '../../stack/parts.js';
 import { apigwStream } from '../support/cli.js';
-import { startFaultProxy } from '../support/fault-proxy.js';
+import { startFaultProxy, type Fault } from '../support/fault-proxy.js';
 import { brokers, motoEndpoint, plainKafka, registryUrl, saslBrokers, tlsBrokers, uniqueName } from '../support/harness.js';
 
 async function topicExists(topic: string): Promise<boolean> {
@@ -28,15 +28,26 @@ const occupied = createServer();
 await new Promise<void>((resolve) => occupied.listen(0, '127.0.0.1', resolve));
 const busyPort = String((occupied.address() as AddressInfo).port);
 
-// The emulator assumes any role; in front of it, an STS that refuses them as AWS does a role whose trust policy
-// does not name the caller.
-const refusingSts = await startFaultProxy(motoEndpoint, (request) => (String(request.headers.authorization).includes('/sts/aws4_request')
-  ? {
-    status: 403,
-    headers: { 'Content-Type': 'text/xml' },
-    body: '<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/moto is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::111111111111:role/apigw-reader</Message></Error><RequestId>4d6b1c5e</RequestId></ErrorResponse>',
+// The emulator assumes any role and lists an organization's accounts to anyone; in front of it, an AWS that refuses
+// both, as it does a role whose trust policy does not name the caller, and credentials outside the management account.
+const refusingSts = await startFaultProxy(motoEndpoint, (request): Fault => {
+  const authorization = String(request.headers.authorization);
+  if (authorization.includes('/sts/aws4_request')) {
+    return {
+      status: 403,
+      headers: { 'Content-Type': 'text/xml' },
+      body: '<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/moto is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::111111111111:role/apigw-reader</Message></Error><RequestId>4d6b1c5e</RequestId></ErrorResponse>',
+    };
   }
-  : 'forward'));
+  if (authorization.includes('/organizations/aws4_request')) {
+    return {
+      status: 400,
+      headers: { 'Content-Type': 'application/x-amz-json-1.1', 'x-amzn-ErrorType': 'AccessDeniedException' },
+      body: '{"__type":"AccessDeniedException","Message":"You don\'t have permissions to access this resource."}',
+    };
+  }
+  return 'forward';
+});
 
 describe('bad configuration stops with one line naming the problem, and writes nothing', { timeout: 180_000 }, () => {
   after(async () => {
@@ -61,6 +72,10 @@ describe('bad configuration stops with one line naming the problem, and writes n
     {
       name: 'a role that cannot be assumed', variable: 'AWS_ROLE_ARNS', commands: ['run', 'snapshot'],
       env: { AWS_ROLE_ARNS: 'arn:aws:iam::111111111111:role/apigw-reader', AWS_ENDPOINT_URL: refusingSts.url },
+    },
+    {
+      name: 'an organization whose accounts cannot be listed', variable: 'AWS_ORGANIZATION_ROLE', commands: ['run', 'snapshot'],
+      env: { AWS_ORGANIZATION_ROLE: 'apigw-reader', AWS_ENDPOINT_URL: refusingSts.url },
     },
   ];
   // Configuration is validated as a whole, so even the snapshotter (which never opens ClickHouse) refuses a bad CLICKHOUSE_URL.

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ApiGatewayV2Client, DeleteApiCommand } from '@aws-sdk/client-apigatewayv2';
+import { CreateAccountCommand, CreateOrganizationCommand, OrganizationsClient } from '@aws-sdk/client-organizations';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import type { Pipeline } from '../../cli/pipeline.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
@@ -173,5 +174,82 @@ describe('several accounts in one process, each read through its role (AWS_ROLE_
       await proxy.close();
       await bounded.cleanup();
     }
+  });
+});
+
+describe('every account of the organization, each read through the same role (AWS_ORGANIZATION_ROLE)', { timeout: 180_000 }, () => {
+  const REGION = 'me-south-1';
+  // The emulator's default account is the organization's management account.
+  const organizations = new OrganizationsClient({ region: 'us-east-1', endpoint: motoEndpoint });
+  let trail: CloudTrailServer;
+  let env: ReturnType<typeof testEnvironment>;
+  let pipeline: Pipeline;
+  let listener: ReturnType<typeof runListener>;
+  const clients: ApiGatewayV2Client[] = [];
+
+  /** A new member account with one HTTP API, and a client that changes it. */
+  async function newMemberAccount(name: string) {
+    const { CreateAccountStatus } = await organizations.send(new CreateAccountCommand({ AccountName: name, Email: `${name}@example.com` }));
+    const accountId = CreateAccountStatus!.AccountId!;
+    const sts = new STSClient({ region: REGION, endpoint: motoEndpoint });
+    const { Credentials } = await sts.send(new AssumeRoleCommand({ RoleArn: readerRole(accountId), RoleSessionName: 'seed' }));
+    sts.destroy();
+    const client = new ApiGatewayV2Client({ region: REGION, endpoint: motoEndpoint, credentials: { accessKeyId: Credentials!.AccessKeyId!, secretAccessKey: Credentials!.SecretAccessKey!, sessionToken: Credentials!.SessionToken! } });
+    clients.push(client);
+    const [api] = await seedSampleInventory(client, { httpApis: 1, websocketApis: 0, prefix: name });
+    return { accountId, client, api: api! };
+  }
+
+  before(async () => {
+    await organizations.send(new CreateOrganizationCommand({ FeatureSet: 'ALL' })).catch((error: Error) => {
+      if (error.name !== 'AlreadyInOrganizationException') throw error;
+    });
+    trail = await startCloudTrailServer({ accountsFrom: motoEndpoint });
+    env = testEnvironment({ region: REGION, extra: {
+      AWS_ORGANIZATION_ROLE: 'apigw-reader',
+      AWS_ORGANIZATION_REFRESH_SECONDS: '1',
+      AWS_ENDPOINT_URL_CLOUDTRAIL: trail.endpoint,
+      APIGW_LISTENER_POLL_SECONDS: '0.3',
+      APIGW_LISTENER_LOOKBACK_HOURS: '1',
+    } });
+  });
+  after(async () => {
+    await listener?.stop();
+    await pipeline?.close();
+    await trail?.close();
+    organizations.destroy();
+    for (const client of clients) client.destroy();
+    await env?.cleanup();
+  });
+
+  it('snapshots every active account, and an account that joins from the next listing on', async () => {
+    const first = await newMemberAccount('payments');
+    pipeline = await env.open({ snapshot: true, listen: true, sink: true });
+    const before = await pipeline.snapshotter!.runOnce();
+    assert.deepEqual(before.regions.map((r) => [r.accountId, r.completed]), [[OWN_ACCOUNT, true], [first.accountId, true]].sort());
+    await pipeline.sink!.waitForCatchUp();
+    assert.equal((await liveByAccount(pipeline, env))[first.accountId], count([first.api]));
+
+    const joined = await newMemberAccount('search');
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // the listing is a second old: listed again
+    const after = await pipeline.snapshotter!.runOnce();
+    assert.deepEqual(after.regions.map((r) => r.accountId), [OWN_ACCOUNT, first.accountId, joined.accountId].sort());
+    await pipeline.sink!.waitForCatchUp();
+    assert.equal((await liveByAccount(pipeline, env))[joined.accountId], count([joined.api]));
+  });
+
+  it('follows the CloudTrail of an account that joins while it runs', async () => {
+    listener = runListener(pipeline);
+    const joined = await newMemberAccount('billing');
+    const changes = createRecordingClient({ aws: joined.client, trail, region: REGION });
+    const principal = { ...PRINCIPALS.alice, arn: `arn:aws:sts::${joined.accountId}:assumed-role/PlatformEngineer/alice` };
+    const eventId = await changes.updateIntegration(principal, { ApiId: joined.api.apiId, IntegrationId: joined.api.integrationIds[0], TimeoutInMillis: 3333 }, { accountId: joined.accountId });
+    const [row] = await waitFor('the joined account\'s change in history', async () => {
+      const found = await rows<{ account_id: string; principal_arn: string; operation: string }>(pipeline,
+        `SELECT account_id, principal_arn, operation FROM ${env.table('aws_apigatewayv2_api_integrations_history')} WHERE cloudtrail_event_id = {id:String}`, { id: eventId });
+      return found.length > 0 ? found : undefined;
+    });
+    // No snapshot has read the account yet: to the tables, this is the integration's first version.
+    assert.deepEqual(row, { account_id: joined.accountId, principal_arn: principal.arn, operation: 'CREATE' });
   });
 });

@@ -51,6 +51,11 @@ describe('configuration', () => {
     ]);
   });
 
+  it('reads the role to assume in every account of the organization, with its path', () => {
+    assert.equal(loadConfig({}).awsOrganization, undefined);
+    assert.deepEqual(loadConfig({ AWS_ORGANIZATION_ROLE: 'ops/apigw-reader' }).awsOrganization, { roleName: 'ops/apigw-reader', refreshSeconds: 900 });
+  });
+
   it('reads a ClickHouse server URL with credentials', () => {
     assert.deepEqual(parseClickHouseUrl('https://alice:s%3Acret@ch.example.com:8443/'), {
       kind: 'http', url: 'https://ch.example.com:8443', username: 'alice', password: 's:cret',
@@ -83,7 +88,10 @@ describe('configuration', () => {
     ['AWS_ACCOUNT_ID', { AWS_ACCOUNT_ID: '1234' }],
     ['AWS_ROLE_ARNS', { AWS_ROLE_ARNS: 'arn:aws:iam::111111111111:user/apigw' }],
     ['AWS_ROLE_ARNS', { AWS_ROLE_ARNS: 'arn:aws:iam::111111111111:role/a,arn:aws:iam::111111111111:role/b' }],
-    ['AWS_ACCOUNT_ID', { AWS_ACCOUNT_ID: '123456789012', AWS_ROLE_ARNS: 'arn:aws:iam::111111111111:role/apigw-reader' }],
+    ['AWS_ROLE_ARNS', { AWS_ACCOUNT_ID: '123456789012', AWS_ROLE_ARNS: 'arn:aws:iam::111111111111:role/apigw-reader' }],
+    ['AWS_ORGANIZATION_ROLE', { AWS_ORGANIZATION_ROLE: 'arn:aws:iam::111111111111:role/apigw-reader' }],
+    ['AWS_ORGANIZATION_ROLE', { AWS_ROLE_ARNS: 'arn:aws:iam::111111111111:role/apigw-reader', AWS_ORGANIZATION_ROLE: 'apigw-reader' }],
+    ['AWS_ORGANIZATION_REFRESH_SECONDS', { AWS_ORGANIZATION_REFRESH_SECONDS: '0' }],
     ['APIGW_TOPIC_PARTITIONS', { APIGW_TOPIC_PARTITIONS: 'three' }],
     ['APIGW_SNAPSHOT_REGIONS_AT_ONCE', { APIGW_SNAPSHOT_REGIONS_AT_ONCE: '0' }],
     ['APIGW_STACK_KAFKA_PORT', { APIGW_STACK_KAFKA_PORT: '70000' }],

@@ -1,0 +1,146 @@
+import { OrganizationsClient, paginateListAccounts } from '@aws-sdk/client-organizations';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
+import pLimit from 'p-limit';
+import type { Config } from './config.js';
+import { DependencyError, describeError } from './errors.js';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+
+type AssumedRole = ReturnType<typeof fromTemporaryCredentials>;
+
+/** An account to read, and the credentials that read it (none: the process's own). */
+export interface AwsAccount {
+  accountId: string;
+  credentials?: AssumedRole;
+}
+
+/** The accounts the snapshotter and the listener read: fixed, or the organization's as last listed. */
+export interface AccountDirectory {
+  /** The accounts to read now. The organization's are listed again once the last listing is older than its refresh period. */
+  accounts(): Promise<AwsAccount[]>;
+  close(): void;
+}
+
+/** Roles assumed at once while an organization's accounts are checked. */
+const ASSUMED_AT_ONCE = 8;
+
+/**
+ * The accounts configured: the credentials' own, each of AWS_ROLE_ARNS through its role, or every active account of
+ * the organization through AWS_ORGANIZATION_ROLE. Resolved once here, before anything is written: a role of
+ * AWS_ROLE_ARNS that cannot be assumed, or an organization whose accounts cannot be listed, stops the start.
+ */
+export async function openAccountDirectory(config: Config, { logger, metrics }: { logger: Logger; metrics: Metrics }): Promise<AccountDirectory> {
+  const stsOptions = { region: config.regions[0], endpoint: config.awsEndpointUrl };
+  // The SDK clients given these credentials assume the role again before they expire.
+  const assume = (arn: string) => fromTemporaryCredentials({ params: { RoleArn: arn, RoleSessionName: 'apigw-stream' }, clientConfig: stsOptions });
+
+  if (config.awsOrganization) return openOrganization(config.awsOrganization, { stsOptions, assume, logger, metrics });
+  if (config.awsRoles.length > 0) {
+    const accounts = await Promise.all(config.awsRoles.map(async ({ arn, accountId }) => {
+      const credentials = assume(arn);
+      try {
+        await credentials();
+      } catch (error) {
+        throw new DependencyError('AWS_ROLE_ARNS', `cannot assume ${arn} (${describeError(error)}): check the role's trust policy and the credentials`, error);
+      }
+      return { accountId, credentials };
+    }));
+    return { accounts: async () => accounts, close: () => undefined };
+  }
+  const own = [{ accountId: config.awsAccountId ?? await ownAccountId(stsOptions) }];
+  return { accounts: async () => own, close: () => undefined };
+}
+
+async function ownAccountId(stsOptions: { region?: string; endpoint?: string }): Promise<string> {
+  const sts = new STSClient(stsOptions);
+  try {
+    const identity = await sts.send(new GetCallerIdentityCommand({}));
+    return identity.Account!;
+  } catch (error) {
+    throw new DependencyError('AWS', `cannot read the account id from STS GetCallerIdentity (${describeError(error)}); set AWS_ACCOUNT_ID or fix the credentials`, error);
+  } finally {
+    sts.destroy();
+  }
+}
+
+/**
+ * Every active account of the organization, each read through the role of that name in it. An account whose role
+ * cannot be assumed (not deployed there yet, say) is left out with a warning, and tried again at the next listing;
+ * one that leaves the organization is no longer read. A listing that fails keeps the accounts of the last one.
+ */
+async function openOrganization(
+  organization: NonNullable<Config['awsOrganization']>,
+  deps: { stsOptions: { region?: string; endpoint?: string }; assume: (arn: string) => AssumedRole; logger: Logger; metrics: Metrics },
+): Promise<AccountDirectory> {
+  const log = deps.logger.child({ component: 'account-directory' });
+  const client = new OrganizationsClient(deps.stsOptions);
+  // Per account id: its credentials once its role was assumed. Kept across listings, so the clients made with them stay valid.
+  const readable = new Map<string, AssumedRole>();
+
+  async function list(): Promise<AwsAccount[]> {
+    const active: { id: string; partition: string }[] = [];
+    for await (const page of paginateListAccounts({ client }, {})) {
+      for (const account of page.Accounts ?? []) {
+        if ((account.State ?? account.Status) !== 'ACTIVE') continue;
+        active.push({ id: account.Id!, partition: account.Arn?.split(':')[1] ?? 'aws' });
+      }
+    }
+    const unreadable: { accountId: string; error: string }[] = [];
+    const limit = pLimit(ASSUMED_AT_ONCE);
+    await Promise.all(active.filter(({ id }) => !readable.has(id)).map(({ id, partition }) => limit(async () => {
+      const credentials = deps.assume(`arn:${partition}:iam::${id}:role/${organization.roleName}`);
+      try {
+        await credentials();
+        readable.set(id, credentials);
+      } catch (error) {
+        unreadable.push({ accountId: id, error: describeError(error) });
+      }
+    })));
+    const activeIds = new Set(active.map(({ id }) => id));
+    for (const id of readable.keys()) if (!activeIds.has(id)) readable.delete(id);
+    deps.metrics.accounts.set({ state: 'read' }, readable.size);
+    deps.metrics.accounts.set({ state: 'unreadable' }, unreadable.length);
+    if (unreadable.length > 0) {
+      log.warn({ role: organization.roleName, unreadable }, `cannot assume ${organization.roleName} in ${unreadable.length} of the organization's ${active.length} active accounts: those are not read until a later listing can`);
+    }
+    return [...readable].map(([accountId, credentials]) => ({ accountId, credentials })).sort((a, b) => a.accountId.localeCompare(b.accountId));
+  }
+
+  let accounts: AwsAccount[];
+  try {
+    accounts = await list();
+  } catch (error) {
+    client.destroy();
+    throw new DependencyError('AWS_ORGANIZATION_ROLE', `cannot list the organization's accounts (${describeError(error)}): the credentials need organizations:ListAccounts, in the management account or a delegated administrator`, error);
+  }
+  if (accounts.length === 0) {
+    client.destroy();
+    throw new DependencyError('AWS_ORGANIZATION_ROLE', `cannot assume ${organization.roleName} in any active account of the organization: check that the role exists there and trusts these credentials`);
+  }
+  log.info({ accounts: accounts.map((a) => a.accountId) }, 'reading the organization\'s accounts');
+  let listedAt = Date.now();
+  let listing: Promise<AwsAccount[]> | undefined;
+  return {
+    accounts() {
+      if (Date.now() - listedAt < organization.refreshSeconds * 1000) return Promise.resolve(accounts);
+      listing ??= list().then((listed) => {
+        const before = new Set(accounts.map((a) => a.accountId));
+        const now = new Set(listed.map((a) => a.accountId));
+        const added = [...now].filter((id) => !before.has(id));
+        const gone = [...before].filter((id) => !now.has(id));
+        if (added.length > 0 || gone.length > 0) log.info({ added, gone }, 'the organization\'s accounts changed');
+        accounts = listed;
+        return listed;
+      }, (error: unknown) => {
+        log.warn({ err: describeError(error) }, 'listing the organization\'s accounts failed; reading the accounts of the last listing');
+        return accounts;
+      }).finally(() => {
+        listedAt = Date.now();
+        listing = undefined;
+      });
+      return listing;
+    },
+    close: () => client.destroy(),
+  };
+}
