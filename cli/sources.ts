@@ -28,19 +28,14 @@ export async function openSources(options: PipelineParts & {
   kafka: Kafka; emitter: ChangeEmitter; directory: AccountDirectory; closers: (() => Promise<void>)[];
 }): Promise<{ snapshotter?: Snapshotter; listener?: CloudTrailListener }> {
   const { config, logger, metrics, kafka, emitter, directory, closers } = options;
-  const credentialsOf = new Map<string, AwsAccount['credentials']>();
   /** Every configured region of each account read now. */
-  const scopes = async () => {
-    const accounts = await directory.accounts();
-    for (const { accountId, credentials } of accounts) credentialsOf.set(accountId, credentials);
-    return scopesOf(accounts.map((account) => account.accountId), config.regions);
-  };
+  const scopes = async () => scopesOf((await directory.accounts()).map((account) => account.accountId), config.regions);
   /** One client per account and region, made on first use. */
   const perScope = <T>(make: (scope: AwsScope, credentials?: AwsAccount['credentials']) => T) => {
     const made = new Map<string, T>();
     const clientFor = (scope: AwsScope) => {
       const key = scopeKey(scope);
-      if (!made.has(key)) made.set(key, make(scope, credentialsOf.get(scope.accountId)));
+      if (!made.has(key)) made.set(key, make(scope, directory.credentialsOf(scope.accountId)));
       return made.get(key)!;
     };
     return { clientFor, made };

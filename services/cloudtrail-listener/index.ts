@@ -64,7 +64,6 @@ export function createCloudTrailListener(deps: ListenerDeps) {
   const { settings, metrics } = deps;
   const log = deps.logger.child({ component: 'cloudtrail-listener' });
   const producers = new Map<string, Producer>();
-  const readers = new Map<string, ReturnType<typeof createCloudTrailReader>>();
 
   function sourceOf(record: CloudTrailRecord, scopeId: string | null): ChangeSource {
     return {
@@ -181,11 +180,12 @@ export function createCloudTrailListener(deps: ListenerDeps) {
     };
   }
 
-  async function pollOnce(scope: AwsScope, checkpoint: Checkpoint, sweep: boolean): Promise<Checkpoint> {
+  type Reader = ReturnType<typeof createCloudTrailReader>;
+
+  async function pollOnce(scope: AwsScope, reader: Reader, checkpoint: Checkpoint, sweep: boolean): Promise<Checkpoint> {
     const labels = scopeLabels(scope);
     const now = clock();
     const start = Math.max(checkpoint.window_end - settings.overlapSeconds * 1000, now - NINETY_DAYS_MS + 60_000);
-    const reader = readers.get(scopeKey(scope))!;
     const longWindow = now - start > 3600_000;
     const progress = longWindow ? createCatchUpProgress({ logger: log, interactive: deps.interactive, scope, start, end: now }) : undefined;
     // Between sweeps, stop at the first page that holds an event already applied: older ones were applied too,
@@ -264,13 +264,15 @@ export function createCloudTrailListener(deps: ListenerDeps) {
   }
 
   async function runScope(scope: AwsScope, initial: Checkpoint, signal: AbortSignal): Promise<void> {
+    // One token bucket per account and region, kept across polls: LookupEvents allows about 2 calls per second.
+    const reader = createCloudTrailReader({ client: deps.cloudtrailFor(scope), scope, callsPerSecond: settings.callsPerSecond, logger: deps.logger, metrics, signal });
     let checkpoint = initial;
     let failures = 0;
     let lastSweep = 0;
     while (!signal.aborted) {
       try {
         const sweep = clock() - lastSweep >= settings.sweepSeconds * 1000;
-        checkpoint = await pollOnce(scope, checkpoint, sweep);
+        checkpoint = await pollOnce(scope, reader, checkpoint, sweep);
         if (sweep) lastSweep = clock();
         failures = 0;
         await sleep(settings.pollSeconds * 1000, signal);
@@ -299,7 +301,6 @@ export function createCloudTrailListener(deps: ListenerDeps) {
       stop.abort();
       await done;
       following.delete(key);
-      readers.delete(key);
       await producers.get(key)?.disconnect().catch(() => undefined);
       producers.delete(key);
       log.info({ ...scope }, 'no longer following this region: its account is no longer read');
@@ -315,10 +316,7 @@ export function createCloudTrailListener(deps: ListenerDeps) {
       const checkpoint = found ?? { account_id: scope.accountId, region: scope.region, window_end: clock() - settings.lookbackHours * 3600_000, seen: {} };
       log.info({ ...scope, from: new Date(checkpoint.window_end).toISOString(), resumed: Boolean(found) }, found ? 'resuming from checkpoint' : 'no checkpoint: looking back');
       const stop = new AbortController();
-      const scopeSignal = AbortSignal.any([signal, stop.signal]);
-      // One token bucket per account and region, kept across polls: LookupEvents allows about 2 calls per second.
-      readers.set(scopeKey(scope), createCloudTrailReader({ client: deps.cloudtrailFor(scope), scope, callsPerSecond: settings.callsPerSecond, logger: deps.logger, metrics, signal: scopeSignal }));
-      following.set(scopeKey(scope), { scope, stop, done: runScope(scope, checkpoint, scopeSignal) });
+      following.set(scopeKey(scope), { scope, stop, done: runScope(scope, checkpoint, AbortSignal.any([signal, stop.signal])) });
     }
   }
 

@@ -1,13 +1,16 @@
 import { OrganizationsClient, paginateListAccounts } from '@aws-sdk/client-organizations';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
+import { doesIdentityRequireRefresh, isIdentityExpired, memoizeIdentityProvider } from '@smithy/core';
 import pLimit from 'p-limit';
 import type { Config } from './config.js';
 import { DependencyError, describeError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 
-type AssumedRole = ReturnType<typeof fromTemporaryCredentials>;
+type RoleCredentials = Awaited<ReturnType<ReturnType<typeof fromTemporaryCredentials>>>;
+/** A role's credentials, shared by the clients of its account. */
+type AssumedRole = NonNullable<ReturnType<typeof memoizeIdentityProvider<RoleCredentials>>>;
 
 /** An account to read, and the credentials that read it (none: the process's own). */
 export interface AwsAccount {
@@ -19,6 +22,8 @@ export interface AwsAccount {
 export interface AccountDirectory {
   /** The accounts to read now. The organization's are listed again once the last listing is older than its refresh period. */
   accounts(): Promise<AwsAccount[]>;
+  /** The credentials that read an account `accounts()` returned (none: the process's own). */
+  credentialsOf(accountId: string): AssumedRole | undefined;
   close(): void;
 }
 
@@ -32,24 +37,33 @@ const ASSUMED_AT_ONCE = 8;
  */
 export async function openAccountDirectory(config: Config, { logger, metrics }: { logger: Logger; metrics: Metrics }): Promise<AccountDirectory> {
   const stsOptions = { region: config.regions[0], endpoint: config.awsEndpointUrl };
-  // The SDK clients given these credentials assume the role again before they expire.
-  const assume = (arn: string) => fromTemporaryCredentials({ params: { RoleArn: arn, RoleSessionName: 'apigw-stream' }, clientConfig: stsOptions });
+  /**
+   * Assumes the role now (throwing what STS answered when it cannot be). Its credentials are shared by every client
+   * of the account, and assumed again shortly before they expire: each client on its own would assume it again.
+   */
+  const assume = async (arn: string): Promise<AssumedRole> => {
+    const role = fromTemporaryCredentials({ params: { RoleArn: arn, RoleSessionName: 'apigw-stream' }, clientConfig: stsOptions });
+    const credentials = memoizeIdentityProvider(role, isIdentityExpired, doesIdentityRequireRefresh)!;
+    await credentials();
+    return credentials;
+  };
 
   if (config.awsOrganization) return openOrganization(config.awsOrganization, { stsOptions, assume, logger, metrics });
   if (config.awsRoles.length > 0) {
-    const accounts = await Promise.all(config.awsRoles.map(async ({ arn, accountId }) => {
-      const credentials = assume(arn);
+    return fixedDirectory(await Promise.all(config.awsRoles.map(async ({ arn, accountId }) => {
       try {
-        await credentials();
+        return { accountId, credentials: await assume(arn) };
       } catch (error) {
         throw new DependencyError('AWS_ROLE_ARNS', `cannot assume ${arn} (${describeError(error)}): check the role's trust policy and the credentials`, error);
       }
-      return { accountId, credentials };
-    }));
-    return { accounts: async () => accounts, close: () => undefined };
+    })));
   }
-  const own = [{ accountId: config.awsAccountId ?? await ownAccountId(stsOptions) }];
-  return { accounts: async () => own, close: () => undefined };
+  return fixedDirectory([{ accountId: config.awsAccountId ?? await ownAccountId(stsOptions) }]);
+}
+
+function fixedDirectory(accounts: AwsAccount[]): AccountDirectory {
+  const credentials = new Map(accounts.map((account) => [account.accountId, account.credentials]));
+  return { accounts: async () => accounts, credentialsOf: (accountId) => credentials.get(accountId), close: () => undefined };
 }
 
 async function ownAccountId(stsOptions: { region?: string; endpoint?: string }): Promise<string> {
@@ -71,7 +85,7 @@ async function ownAccountId(stsOptions: { region?: string; endpoint?: string }):
  */
 async function openOrganization(
   organization: NonNullable<Config['awsOrganization']>,
-  deps: { stsOptions: { region?: string; endpoint?: string }; assume: (arn: string) => AssumedRole; logger: Logger; metrics: Metrics },
+  deps: { stsOptions: { region?: string; endpoint?: string }; assume: (arn: string) => Promise<AssumedRole>; logger: Logger; metrics: Metrics },
 ): Promise<AccountDirectory> {
   const log = deps.logger.child({ component: 'account-directory' });
   const client = new OrganizationsClient(deps.stsOptions);
@@ -89,10 +103,8 @@ async function openOrganization(
     const unreadable: { accountId: string; error: string }[] = [];
     const limit = pLimit(ASSUMED_AT_ONCE);
     await Promise.all(active.filter(({ id }) => !readable.has(id)).map(({ id, partition }) => limit(async () => {
-      const credentials = deps.assume(`arn:${partition}:iam::${id}:role/${organization.roleName}`);
       try {
-        await credentials();
-        readable.set(id, credentials);
+        readable.set(id, await deps.assume(`arn:${partition}:iam::${id}:role/${organization.roleName}`));
       } catch (error) {
         unreadable.push({ accountId: id, error: describeError(error) });
       }
@@ -141,6 +153,7 @@ async function openOrganization(
       });
       return listing;
     },
+    credentialsOf: (accountId) => readable.get(accountId),
     close: () => client.destroy(),
   };
 }

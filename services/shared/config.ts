@@ -249,6 +249,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(variable, `${issue.message}, got "${shown ?? ''}"`);
   }
   const v = parsed.data;
+  checkOneAccountSource(v);
   return {
     kafkaBrokers: v.KAFKA_BROKERS,
     kafkaSecurity: kafkaSecurity(v),
@@ -321,17 +322,18 @@ function kafkaSecurity(v: z.infer<typeof schema>): KafkaSecurity {
   return security;
 }
 
-/**
- * One role per account: two roles of one account would read it twice. The accounts come from one place: the
- * credentials' own (AWS_ACCOUNT_ID names it), AWS_ROLE_ARNS, or AWS_ORGANIZATION_ROLE.
- */
-function awsRoles(v: z.infer<typeof schema>): AwsRole[] {
-  const roles = (v.AWS_ROLE_ARNS ?? []).map((arn) => ({ arn, accountId: ROLE_ARN.exec(arn)![1]! }));
+/** The accounts to read come from one place: the credentials' own (AWS_ACCOUNT_ID names it), AWS_ROLE_ARNS, or AWS_ORGANIZATION_ROLE. */
+function checkOneAccountSource(v: z.infer<typeof schema>): void {
   const sources = [['AWS_ACCOUNT_ID', v.AWS_ACCOUNT_ID], ['AWS_ROLE_ARNS', v.AWS_ROLE_ARNS], ['AWS_ORGANIZATION_ROLE', v.AWS_ORGANIZATION_ROLE]].filter(([, value]) => value);
   if (sources.length > 1) {
     const [[first], [second]] = sources as [[string], [string]];
     throw new ConfigError(second, `${first} is set too, and both say which accounts to read (${first}: only the credentials' own, AWS_ROLE_ARNS: the roles' accounts, AWS_ORGANIZATION_ROLE: the organization's): set one of them`);
   }
+}
+
+/** One role per account: two roles of one account would read it twice. */
+function awsRoles(v: z.infer<typeof schema>): AwsRole[] {
+  const roles = (v.AWS_ROLE_ARNS ?? []).map((arn) => ({ arn, accountId: ROLE_ARN.exec(arn)![1]! }));
   const seen = new Map<string, string>();
   for (const { arn, accountId } of roles) {
     const other = seen.get(accountId);
