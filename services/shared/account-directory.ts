@@ -42,7 +42,7 @@ export async function openAccountDirectory(config: Config, { logger, metrics }: 
    * of the account, and assumed again shortly before they expire: each client on its own would assume it again.
    */
   const assume = async (arn: string): Promise<AssumedRole> => {
-    const role = fromTemporaryCredentials({ params: { RoleArn: arn, RoleSessionName: 'apigw-stream' }, clientConfig: stsOptions });
+    const role = fromTemporaryCredentials({ params: { RoleArn: arn, RoleSessionName: 'apigw-stream', ExternalId: config.awsRoleExternalId }, clientConfig: stsOptions });
     const credentials = memoizeIdentityProvider(role, isIdentityExpired, doesIdentityRequireRefresh)!;
     await credentials();
     return credentials;
@@ -54,7 +54,7 @@ export async function openAccountDirectory(config: Config, { logger, metrics }: 
       try {
         return { accountId, credentials: await assume(arn) };
       } catch (error) {
-        throw new DependencyError('AWS_ROLE_ARNS', `cannot assume ${arn} (${describeError(error)}): check the role's trust policy and the credentials`, error);
+        throw new DependencyError('AWS_ROLE_ARNS', `cannot assume ${arn} (${describeError(error)}): check the role's trust policy (and its external id, AWS_ROLE_EXTERNAL_ID) and the credentials`, error);
       }
     })));
   }
@@ -78,6 +78,13 @@ async function ownAccountId(stsOptions: { region?: string; endpoint?: string }):
   }
 }
 
+/** The organization's active accounts as listed: those whose role was assumed, and why each other one could not be. */
+interface OrganizationListing {
+  accounts: AwsAccount[];
+  unreadable: { accountId: string; error: string }[];
+  active: number;
+}
+
 /**
  * Every active account of the organization, each read through the role of that name in it. An account whose role
  * cannot be assumed (not deployed there yet, say) is left out with a warning, and tried again at the next listing;
@@ -92,7 +99,7 @@ async function openOrganization(
   // Per account id: its credentials once its role was assumed. Kept across listings, so the clients made with them stay valid.
   const readable = new Map<string, AssumedRole>();
 
-  async function list(): Promise<AwsAccount[]> {
+  async function list(): Promise<OrganizationListing> {
     const active: { id: string; partition: string }[] = [];
     for await (const page of paginateListAccounts({ client }, {})) {
       for (const account of page.Accounts ?? []) {
@@ -113,30 +120,39 @@ async function openOrganization(
     for (const id of readable.keys()) if (!activeIds.has(id)) readable.delete(id);
     deps.metrics.accounts.set({ state: 'read' }, readable.size);
     deps.metrics.accounts.set({ state: 'unreadable' }, unreadable.length);
-    if (unreadable.length > 0) {
-      log.warn({ role: organization.roleName, unreadable }, `cannot assume ${organization.roleName} in ${unreadable.length} of the organization's ${active.length} active accounts: those are not read until a later listing can`);
-    }
-    return [...readable].map(([accountId, credentials]) => ({ accountId, credentials })).sort((a, b) => a.accountId.localeCompare(b.accountId));
+    const accounts = [...readable].map(([accountId, credentials]) => ({ accountId, credentials })).sort((a, b) => a.accountId.localeCompare(b.accountId));
+    return { accounts, unreadable, active: active.length };
   }
 
-  let accounts: AwsAccount[];
+  /** Said when some accounts are still read: when none is, the start stops instead. */
+  const warnUnreadable = ({ unreadable, active }: OrganizationListing) => {
+    if (unreadable.length === 0) return;
+    log.warn({ role: organization.roleName, unreadable }, `cannot assume ${organization.roleName} in ${unreadable.length} of the organization's ${active} active accounts: those are not read until a later listing can`);
+  };
+
+  let first: OrganizationListing;
   try {
-    accounts = await list();
+    first = await list();
   } catch (error) {
     client.destroy();
     throw new DependencyError('AWS_ORGANIZATION_ROLE', `cannot list the organization's accounts (${describeError(error)}): the credentials need organizations:ListAccounts, in the management account or a delegated administrator`, error);
   }
-  if (accounts.length === 0) {
+  if (first.accounts.length === 0) {
     client.destroy();
-    throw new DependencyError('AWS_ORGANIZATION_ROLE', `cannot assume ${organization.roleName} in any active account of the organization: check that the role exists there and trusts these credentials`);
+    const [example] = first.unreadable;
+    throw new DependencyError('AWS_ORGANIZATION_ROLE', `cannot assume ${organization.roleName} in any of the organization's ${first.active} active accounts${example ? ` (${example.accountId}: ${example.error})` : ''}: check that the role exists there and trusts these credentials (with AWS_ROLE_EXTERNAL_ID, if it asks for one)`);
   }
+  warnUnreadable(first);
+  let accounts = first.accounts;
   log.info({ accounts: accounts.map((a) => a.accountId) }, 'reading the organization\'s accounts');
   let listedAt = Date.now();
   let listing: Promise<AwsAccount[]> | undefined;
   return {
     accounts() {
       if (Date.now() - listedAt < organization.refreshSeconds * 1000) return Promise.resolve(accounts);
-      listing ??= list().then((listed) => {
+      listing ??= list().then((relisted) => {
+        warnUnreadable(relisted);
+        const listed = relisted.accounts;
         const before = new Set(accounts.map((a) => a.accountId));
         const now = new Set(listed.map((a) => a.accountId));
         const added = [...now].filter((id) => !before.has(id));

@@ -92,6 +92,8 @@ const schema = z.object({
   ).optional(),
   /** Role name (with its path) to assume in every active account of the organization. @default none */
   AWS_ORGANIZATION_ROLE: z.string().regex(ROLE_NAME, 'expected the name of an IAM role (with its path, if any), such as apigw-reader').optional(),
+  /** External id given with every role assumed (AWS_ROLE_ARNS, AWS_ORGANIZATION_ROLE), when their trust policies ask for one. @default none */
+  AWS_ROLE_EXTERNAL_ID: z.string().regex(/^[\w+=,.@:/-]{2,1224}$/, 'expected an external id: 2 to 1224 of letters, digits and + = , . @ : / - _').optional(),
   /** Seconds between two listings of the organization's accounts. @default 900 */
   AWS_ORGANIZATION_REFRESH_SECONDS: bounded('a whole number of seconds', 1, undefined, { integer: true }),
   /** Topic of the change events. @default aws.apigatewayv2.integrations */
@@ -150,6 +152,8 @@ export interface Config {
   awsAccountId?: string;
   /** Roles to read accounts through, each with the account it belongs to; empty: the credentials' own account. */
   awsRoles: AwsRole[];
+  /** Given with every role assumed, for trust policies that ask for it. */
+  awsRoleExternalId?: string;
   /** Read every active account of the organization through this role, its accounts listed again this often. */
   awsOrganization?: { roleName: string; refreshSeconds: number };
   topic: string;
@@ -222,6 +226,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     AWS_ACCOUNT_ID: pick('AWS_ACCOUNT_ID'),
     AWS_ROLE_ARNS: pick('AWS_ROLE_ARNS'),
     AWS_ORGANIZATION_ROLE: pick('AWS_ORGANIZATION_ROLE'),
+    AWS_ROLE_EXTERNAL_ID: pick('AWS_ROLE_EXTERNAL_ID'),
     AWS_ORGANIZATION_REFRESH_SECONDS: pick('AWS_ORGANIZATION_REFRESH_SECONDS', '900'),
     APIGW_TOPIC: pick('APIGW_TOPIC', 'aws.apigatewayv2.integrations'),
     APIGW_TOPIC_PARTITIONS: pick('APIGW_TOPIC_PARTITIONS', '6'),
@@ -261,6 +266,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     awsEndpointUrl: v.AWS_ENDPOINT_URL,
     awsAccountId: v.AWS_ACCOUNT_ID,
     awsRoles: awsRoles(v),
+    awsRoleExternalId: v.AWS_ROLE_EXTERNAL_ID,
     awsOrganization: v.AWS_ORGANIZATION_ROLE ? { roleName: v.AWS_ORGANIZATION_ROLE, refreshSeconds: v.AWS_ORGANIZATION_REFRESH_SECONDS } : undefined,
     topic: v.APIGW_TOPIC,
     topicPartitions: v.APIGW_TOPIC_PARTITIONS,
@@ -322,12 +328,18 @@ function kafkaSecurity(v: z.infer<typeof schema>): KafkaSecurity {
   return security;
 }
 
-/** The accounts to read come from one place: the credentials' own (AWS_ACCOUNT_ID names it), AWS_ROLE_ARNS, or AWS_ORGANIZATION_ROLE. */
+/**
+ * The accounts to read come from one place: the credentials' own (AWS_ACCOUNT_ID names it), AWS_ROLE_ARNS, or
+ * AWS_ORGANIZATION_ROLE; an external id only with roles.
+ */
 function checkOneAccountSource(v: z.infer<typeof schema>): void {
   const sources = [['AWS_ACCOUNT_ID', v.AWS_ACCOUNT_ID], ['AWS_ROLE_ARNS', v.AWS_ROLE_ARNS], ['AWS_ORGANIZATION_ROLE', v.AWS_ORGANIZATION_ROLE]].filter(([, value]) => value);
   if (sources.length > 1) {
     const [[first], [second]] = sources as [[string], [string]];
     throw new ConfigError(second, `${first} is set too, and both say which accounts to read (${first}: only the credentials' own, AWS_ROLE_ARNS: the roles' accounts, AWS_ORGANIZATION_ROLE: the organization's): set one of them`);
+  }
+  if (v.AWS_ROLE_EXTERNAL_ID && !v.AWS_ROLE_ARNS && !v.AWS_ORGANIZATION_ROLE) {
+    throw new ConfigError('AWS_ROLE_EXTERNAL_ID', 'set, but no role is assumed: it goes with AWS_ROLE_ARNS or AWS_ORGANIZATION_ROLE');
   }
 }
 

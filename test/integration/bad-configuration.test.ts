@@ -8,7 +8,7 @@ import { applySchema, openClickHouse } from '../../services/shared/clickhouse.js
 import { STACK_DIR } from '../../stack/layout.js';
 import { STACK_SASL_USER } from '../../stack/parts.js';
 import { apigwStream } from '../support/cli.js';
-import { startFaultProxy, type Fault } from '../support/fault-proxy.js';
+import { assumeRoleDenied, startFaultProxy, type Fault } from '../support/fault-proxy.js';
 import { brokers, motoEndpoint, plainKafka, registryUrl, saslBrokers, tlsBrokers, uniqueName } from '../support/harness.js';
 
 async function topicExists(topic: string): Promise<boolean> {
@@ -32,13 +32,7 @@ const busyPort = String((occupied.address() as AddressInfo).port);
 // both, as it does a role whose trust policy does not name the caller, and credentials outside the management account.
 const refusingSts = await startFaultProxy(motoEndpoint, (request): Fault => {
   const authorization = String(request.headers.authorization);
-  if (authorization.includes('/sts/aws4_request')) {
-    return {
-      status: 403,
-      headers: { 'Content-Type': 'text/xml' },
-      body: '<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/moto is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::111111111111:role/apigw-reader</Message></Error><RequestId>4d6b1c5e</RequestId></ErrorResponse>',
-    };
-  }
+  if (authorization.includes('/sts/aws4_request')) return assumeRoleDenied('arn:aws:iam::111111111111:role/apigw-reader');
   if (authorization.includes('/organizations/aws4_request')) {
     return {
       status: 400,
@@ -73,6 +67,7 @@ describe('bad configuration stops with one line naming the problem, and writes n
       name: 'a role that cannot be assumed', variable: 'AWS_ROLE_ARNS', commands: ['run', 'snapshot'],
       env: { AWS_ROLE_ARNS: 'arn:aws:iam::111111111111:role/apigw-reader', AWS_ENDPOINT_URL: refusingSts.url },
     },
+    { name: 'an external id without a role to give it with', variable: 'AWS_ROLE_EXTERNAL_ID', env: { AWS_ROLE_EXTERNAL_ID: 'apigw-7f3a' } },
     {
       name: 'an organization whose accounts cannot be listed', variable: 'AWS_ORGANIZATION_ROLE', commands: ['run', 'snapshot'],
       env: { AWS_ORGANIZATION_ROLE: 'apigw-reader', AWS_ENDPOINT_URL: refusingSts.url },

@@ -7,7 +7,7 @@ import type { Pipeline } from '../../cli/pipeline.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
 import { apigwStream } from '../support/cli.js';
 import { startCloudTrailServer, type CloudTrailServer } from '../support/cloudtrail-server.js';
-import { startFaultProxy } from '../support/fault-proxy.js';
+import { assumeRoleDenied, startFaultProxy } from '../support/fault-proxy.js';
 import { awsClient, motoEndpoint, rows, runListener, testEnvironment, waitFor } from '../support/harness.js';
 import { PRINCIPALS, createRecordingClient } from '../support/recorded-changes.js';
 
@@ -28,6 +28,25 @@ async function liveByAccount(sink: Pipeline, env: ReturnType<typeof testEnvironm
   const live = await rows<{ account_id: string; n: string }>(sink,
     `SELECT account_id, count() AS n FROM ${env.table('aws_apigatewayv2_api_integrations')} FINAL GROUP BY account_id ORDER BY account_id`);
   return Object.fromEntries(live.map((row) => [row.account_id, Number(row.n)]));
+}
+
+/** A new account in the emulator's organization, with one HTTP API, and a client that changes it. */
+async function newOrganizationAccount(organizations: OrganizationsClient, region: string, name: string) {
+  const { CreateAccountStatus } = await organizations.send(new CreateAccountCommand({ AccountName: name, Email: `${name}@example.com` }));
+  const accountId = CreateAccountStatus!.AccountId!;
+  const sts = new STSClient({ region, endpoint: motoEndpoint });
+  const { Credentials } = await sts.send(new AssumeRoleCommand({ RoleArn: readerRole(accountId), RoleSessionName: 'seed' }));
+  sts.destroy();
+  const client = new ApiGatewayV2Client({ region, endpoint: motoEndpoint, credentials: { accessKeyId: Credentials!.AccessKeyId!, secretAccessKey: Credentials!.SecretAccessKey!, sessionToken: Credentials!.SessionToken! } });
+  const [api] = await seedSampleInventory(client, { httpApis: 1, websocketApis: 0, prefix: name });
+  return { accountId, client, api: api! };
+}
+
+/** Makes the emulator's default account the management account of an organization, unless it is one already. */
+async function ensureOrganization(organizations: OrganizationsClient): Promise<void> {
+  await organizations.send(new CreateOrganizationCommand({ FeatureSet: 'ALL' })).catch((error: Error) => {
+    if (error.name !== 'AlreadyInOrganizationException') throw error;
+  });
 }
 
 const count = (apis: SampleApi[]) => apis.reduce((n, api) => n + api.integrationIds.length, 0);
@@ -187,23 +206,14 @@ describe('every account of the organization, each read through the same role (AW
   let listener: ReturnType<typeof runListener>;
   const clients: ApiGatewayV2Client[] = [];
 
-  /** A new member account with one HTTP API, and a client that changes it. */
-  async function newMemberAccount(name: string) {
-    const { CreateAccountStatus } = await organizations.send(new CreateAccountCommand({ AccountName: name, Email: `${name}@example.com` }));
-    const accountId = CreateAccountStatus!.AccountId!;
-    const sts = new STSClient({ region: REGION, endpoint: motoEndpoint });
-    const { Credentials } = await sts.send(new AssumeRoleCommand({ RoleArn: readerRole(accountId), RoleSessionName: 'seed' }));
-    sts.destroy();
-    const client = new ApiGatewayV2Client({ region: REGION, endpoint: motoEndpoint, credentials: { accessKeyId: Credentials!.AccessKeyId!, secretAccessKey: Credentials!.SecretAccessKey!, sessionToken: Credentials!.SessionToken! } });
-    clients.push(client);
-    const [api] = await seedSampleInventory(client, { httpApis: 1, websocketApis: 0, prefix: name });
-    return { accountId, client, api: api! };
-  }
+  const newMemberAccount = async (name: string) => {
+    const account = await newOrganizationAccount(organizations, REGION, name);
+    clients.push(account.client);
+    return account;
+  };
 
   before(async () => {
-    await organizations.send(new CreateOrganizationCommand({ FeatureSet: 'ALL' })).catch((error: Error) => {
-      if (error.name !== 'AlreadyInOrganizationException') throw error;
-    });
+    await ensureOrganization(organizations);
     trail = await startCloudTrailServer({ accountsFrom: motoEndpoint });
     env = testEnvironment({ region: REGION, extra: {
       AWS_ORGANIZATION_ROLE: 'apigw-reader',
@@ -251,5 +261,72 @@ describe('every account of the organization, each read through the same role (AW
     });
     // No snapshot has read the account yet: to the tables, this is the integration's first version.
     assert.deepEqual(row, { account_id: joined.accountId, principal_arn: principal.arn, operation: 'CREATE' });
+  });
+});
+
+describe('roles assumed with an external id, and an organization account whose role cannot be assumed yet', { timeout: 180_000 }, () => {
+  const REGION = 'ap-south-2';
+  const EXTERNAL_ID = 'apigw-7f3a9c';
+  const organizations = new OrganizationsClient({ region: 'us-east-1', endpoint: motoEndpoint });
+  const logLines: string[] = [];
+  // An account whose role STS refuses, as it does a role not deployed there yet.
+  let withoutRole: string | undefined;
+  // The emulator assumes any role; in front of it, an STS whose roles all ask for the external id.
+  let sts: Awaited<ReturnType<typeof startFaultProxy>>;
+  let env: ReturnType<typeof testEnvironment>;
+  let pipeline: Pipeline;
+  const clients: ApiGatewayV2Client[] = [];
+
+  before(async () => {
+    await resetEmulator(motoEndpoint);
+    await ensureOrganization(organizations);
+    sts = await startFaultProxy(motoEndpoint, (_request, body) => {
+      const call = new URLSearchParams(body);
+      if (call.get('Action') !== 'AssumeRole') return 'forward';
+      const role = call.get('RoleArn')!;
+      return call.get('ExternalId') !== EXTERNAL_ID || (withoutRole && role.includes(`::${withoutRole}:`)) ? assumeRoleDenied(role) : 'forward';
+    });
+    env = testEnvironment({ region: REGION, logLines, extra: {
+      AWS_ENDPOINT_URL: sts.url,
+      AWS_ORGANIZATION_ROLE: 'apigw-reader',
+      AWS_ROLE_EXTERNAL_ID: EXTERNAL_ID,
+      AWS_ORGANIZATION_REFRESH_SECONDS: '1',
+    } });
+  });
+  after(async () => {
+    await pipeline?.close();
+    await sts?.close();
+    organizations.destroy();
+    for (const client of clients) client.destroy();
+    await env?.cleanup();
+  });
+
+  it('without the external id, no role is assumed, and the start stops naming the organization\'s role', async () => {
+    const result = await apigwStream(['snapshot', '--once'], { ...env.env, AWS_ROLE_EXTERNAL_ID: '' });
+    assert.equal(result.status, 3, result.stderr); // a dependency that refuses
+    assert.equal(result.stderr.split('\n').length, 1, result.stderr);
+    assert.match(result.stderr, /^apigw-stream: AWS_ORGANIZATION_ROLE: cannot assume apigw-reader in any of the organization's 1 active accounts \(123456789012: User: .* is not authorized to perform: sts:AssumeRole/);
+  });
+
+  it('leaves out an account whose role cannot be assumed, says so, and reads it once a later listing can', async () => {
+    const member = await newOrganizationAccount(organizations, REGION, 'ledger');
+    clients.push(member.client);
+    withoutRole = member.accountId;
+    pipeline = await env.open({ snapshot: true, sink: true });
+    const first = await pipeline.snapshotter!.runOnce();
+    assert.deepEqual(first.regions.map((r) => r.accountId), [OWN_ACCOUNT]);
+    const gauge = async () => Object.fromEntries((await env.metrics.accounts.get()).values.map((v) => [v.labels.state, v.value]));
+    assert.deepEqual(await gauge(), { read: 1, unreadable: 1 });
+    const warnings = logLines.map((line) => JSON.parse(line) as { msg: string; unreadable?: { accountId: string }[] }).filter((line) => line.unreadable);
+    assert.deepEqual(warnings.map((w) => [w.msg, w.unreadable!.map((u) => u.accountId)]),
+      [['cannot assume apigw-reader in 1 of the organization\'s 2 active accounts: those are not read until a later listing can', [member.accountId]]]);
+
+    withoutRole = undefined; // the role is deployed
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // the listing is a second old: listed again
+    const second = await pipeline.snapshotter!.runOnce();
+    assert.deepEqual(second.regions.map((r) => [r.accountId, r.completed]), [[OWN_ACCOUNT, true], [member.accountId, true]].sort());
+    assert.deepEqual(await gauge(), { read: 2, unreadable: 0 });
+    await pipeline.sink!.waitForCatchUp();
+    assert.deepEqual(await liveByAccount(pipeline, env), { [member.accountId]: count([member.api]) });
   });
 });

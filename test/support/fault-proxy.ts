@@ -4,21 +4,31 @@ import type { AddressInfo } from 'node:net';
 /** What the proxy does with one request: pass it on (at once or later), drop its connection, or answer it itself. */
 export type Fault = 'forward' | 'drop' | { delayMs: number } | { status: number; headers?: Record<string, string>; body?: string };
 
+/** STS's answer to an AssumeRole its caller may not make: a trust policy that does not name the caller, or asks for another external id. */
+export function assumeRoleDenied(roleArn: string): Fault {
+  return {
+    status: 403,
+    headers: { 'Content-Type': 'text/xml' },
+    body: `<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/moto is not authorized to perform: sts:AssumeRole on resource: ${roleArn}</Message></Error><RequestId>4d6b1c5e</RequestId></ErrorResponse>`,
+  };
+}
+
 /**
  * An HTTP proxy on loopback in front of `target` (a real service of the local stack) that lets a test make it
- * fail: `fault` decides per request. Its `url` is `target` with the proxy's host and port. `peakInFlight` is the
- * most requests it held at once whose path starts with `counted`.
+ * fail: `fault` decides per request, from its head and its body. Its `url` is `target` with the proxy's host and
+ * port. `peakInFlight` is the most requests it held at once whose path starts with `counted`.
  */
-export async function startFaultProxy(target: string, fault: (request: IncomingMessage) => Fault, { counted = '/' } = {}) {
+export async function startFaultProxy(target: string, fault: (request: IncomingMessage, body: string) => Fault, { counted = '/' } = {}) {
   const upstream = new URL(target);
   let inFlight = 0;
   let peakInFlight = 0;
-  const server = createServer((incoming, outgoing) => {
+  const server = createServer(async (incoming, outgoing) => {
     if (incoming.url?.startsWith(counted)) {
       peakInFlight = Math.max(peakInFlight, ++inFlight);
       outgoing.once('close', () => inFlight--);
     }
-    const decision = fault(incoming);
+    const body = Buffer.concat(await incoming.toArray());
+    const decision = fault(incoming, body.toString());
     if (decision === 'drop') {
       incoming.socket.destroy();
       return;
@@ -36,7 +46,7 @@ export async function startFaultProxy(target: string, fault: (request: IncomingM
       else setTimeout(answerNow, decision.delayMs);
     });
     forwarded.on('error', () => outgoing.destroy());
-    incoming.pipe(forwarded);
+    forwarded.end(body);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = new URL(target);
