@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import type { KafkaMessage } from 'kafkajs';
+import type { ChangeCodec } from '../services/shared/codec.js';
 import { loadConfig } from '../services/shared/config.js';
 import { PoisonMessageError, describeError } from '../services/shared/errors.js';
 import type { IntegrationChange, IntegrationState } from '../services/shared/integration-model.js';
@@ -52,6 +53,31 @@ function describeDeadLetter(message: KafkaMessage, partition: number, json: bool
   return `${entry.dead_lettered_at} DEAD-LETTER ${entry.reason} from ${entry.from.topic} partition ${entry.from.partition} offset ${entry.from.offset} (${entry.value_bytes} bytes): ${entry.error}`;
 }
 
+/** Decodes each change and prints it, when it passes the filters; markers once each (every partition carries a copy). */
+function changePrinter(codec: ChangeCodec, filters: Pick<TailOptions, 'api' | 'integration'>, json: boolean) {
+  // Per ARN, the last after-image this tail printed: what the next event of that integration is compared with.
+  const seen = new Map<string, IntegrationState | null>();
+  const printedMarkers = new Set<string>();
+  return async (message: KafkaMessage, partition: number) => {
+    let change: IntegrationChange;
+    try {
+      change = (await codec.decode(message.key, message.value)).value;
+    } catch (error) {
+      if (!(error instanceof PoisonMessageError)) throw error;
+      process.stderr.write(`partition ${partition} offset ${message.offset}: ${describeError(error)}\n`);
+      return;
+    }
+    if (filters.api && change.api_id !== filters.api) return;
+    if (filters.integration && change.integration_id !== filters.integration) return;
+    if (change.op === 'SNAPSHOT_COMPLETE') {
+      if (printedMarkers.has(change.event_id)) return;
+      printedMarkers.add(change.event_id);
+    }
+    process.stdout.write(`${describe(change, seen.get(change.arn), partition, json)}\n`);
+    if (change.op !== 'SNAPSHOT_COMPLETE') seen.set(change.arn, change.after);
+  };
+}
+
 export function tailCommand(): Command {
   return new Command('tail')
     .description('Decode and print change events as they arrive (key, op, time, source, principal, and the changed fields or the after-image)')
@@ -72,7 +98,10 @@ export function tailCommand(): Command {
       // Dead letters are shown without decoding: they are there because they could not be decoded.
       if (!opts.deadLetters) await checkRegistry(config.schemaRegistryUrl, config.schemaRegistryAuth);
       const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
-      const codec = createChangeCodec({ registryUrl: config.schemaRegistryUrl, registryAuth: config.schemaRegistryAuth, topic: config.topic });
+      const json = opts.json === true;
+      const print = opts.deadLetters
+        ? async (message: KafkaMessage, partition: number) => { process.stdout.write(`${describeDeadLetter(message, partition, json)}\n`); }
+        : changePrinter(createChangeCodec({ registryUrl: config.schemaRegistryUrl, registryAuth: config.schemaRegistryAuth, topic: config.topic }), opts, json);
       const kafka = createKafka({ brokers: config.kafkaBrokers, security: config.kafkaSecurity, clientId: 'apigw-stream-tail', logger });
       const admin = kafka.admin();
       const stopping = new AbortController();
@@ -82,8 +111,6 @@ export function tailCommand(): Command {
         readUncommitted: false,
         retry: { restartOnFailure: (error) => restarts.beforeRestart(error) },
       });
-      const seen = new Map<string, IntegrationState | null>();
-      const printedMarkers = new Set<string>();
       await admin.connect();
       await consumer.connect();
       await consumer.subscribe({ topic, fromBeginning: opts.fromBeginning === true });
@@ -97,28 +124,7 @@ export function tailCommand(): Command {
       process.once('SIGTERM', stop);
       await consumer.run({
         autoCommit: false,
-        eachMessage: async ({ message, partition }) => {
-          if (opts.deadLetters) {
-            process.stdout.write(`${describeDeadLetter(message, partition, opts.json === true)}\n`);
-            return;
-          }
-          let change: IntegrationChange;
-          try {
-            change = (await codec.decode(message.key, message.value)).value;
-          } catch (error) {
-            if (!(error instanceof PoisonMessageError)) throw error;
-            process.stderr.write(`partition ${partition} offset ${message.offset}: ${describeError(error)}\n`);
-            return;
-          }
-          if (opts.api && change.api_id !== opts.api) return;
-          if (opts.integration && change.integration_id !== opts.integration) return;
-          if (change.op === 'SNAPSHOT_COMPLETE') {
-            if (printedMarkers.has(change.event_id)) return;
-            printedMarkers.add(change.event_id);
-          }
-          process.stdout.write(`${describe(change, seen.get(change.arn), partition, opts.json === true)}\n`);
-          if (change.op !== 'SNAPSHOT_COMPLETE') seen.set(change.arn, change.after);
-        },
+        eachMessage: ({ message, partition }) => print(message, partition),
       });
     });
 }
