@@ -78,17 +78,24 @@ async function ownAccountId(stsOptions: { region?: string; endpoint?: string }):
   }
 }
 
-/** The organization's active accounts as listed: those whose role was assumed, and why each other one could not be. */
+/**
+ * The organization's active accounts as listed, but the excluded ones: those whose role was assumed, and why each
+ * other one could not be.
+ */
 interface OrganizationListing {
   accounts: AwsAccount[];
   unreadable: { accountId: string; error: string }[];
+  /** Active accounts not excluded. */
   active: number;
+  /** The active accounts AWS_ORGANIZATION_EXCLUDE_ACCOUNTS names. */
+  excluded: string[];
 }
 
 /**
- * Every active account of the organization, each read through the role of that name in it. An account whose role
- * cannot be assumed (not deployed there yet, say) is left out with a warning, and tried again at the next listing;
- * one that leaves the organization is no longer read. A listing that fails keeps the accounts of the last one.
+ * Every active account of the organization but the excluded ones, each read through the role of that name in it. An
+ * account whose role cannot be assumed (not deployed there yet, say) is left out with a warning, and tried again at
+ * the next listing; one that leaves the organization is no longer read. A listing that fails keeps the accounts of
+ * the last one.
  */
 async function openOrganization(
   organization: NonNullable<Config['awsOrganization']>,
@@ -101,10 +108,12 @@ async function openOrganization(
 
   async function list(): Promise<OrganizationListing> {
     const active: { id: string; partition: string }[] = [];
+    const excluded: string[] = [];
     for await (const page of paginateListAccounts({ client }, {})) {
       for (const account of page.Accounts ?? []) {
         if ((account.State ?? account.Status) !== 'ACTIVE') continue;
-        active.push({ id: account.Id!, partition: account.Arn?.split(':')[1] ?? 'aws' });
+        if (organization.excludedAccounts.includes(account.Id!)) excluded.push(account.Id!);
+        else active.push({ id: account.Id!, partition: account.Arn?.split(':')[1] ?? 'aws' });
       }
     }
     const unreadable: { accountId: string; error: string }[] = [];
@@ -120,8 +129,9 @@ async function openOrganization(
     for (const id of readable.keys()) if (!activeIds.has(id)) readable.delete(id);
     deps.metrics.accounts.set({ state: 'read' }, readable.size);
     deps.metrics.accounts.set({ state: 'unreadable' }, unreadable.length);
+    deps.metrics.accounts.set({ state: 'excluded' }, excluded.length);
     const accounts = [...readable].map(([accountId, credentials]) => ({ accountId, credentials })).sort((a, b) => a.accountId.localeCompare(b.accountId));
-    return { accounts, unreadable, active: active.length };
+    return { accounts, unreadable, active: active.length, excluded };
   }
 
   /** Said when some accounts are still read: when none is, the start stops instead. */
@@ -144,7 +154,10 @@ async function openOrganization(
   }
   warnUnreadable(first);
   let accounts = first.accounts;
-  log.info({ accounts: accounts.map((a) => a.accountId) }, 'reading the organization\'s accounts');
+  log.info({ accounts: accounts.map((a) => a.accountId), excluded: first.excluded }, 'reading the organization\'s accounts');
+  // A typo excludes nothing: say so.
+  const notActive = organization.excludedAccounts.filter((id) => !first.excluded.includes(id));
+  if (notActive.length > 0) log.warn({ notActive }, `AWS_ORGANIZATION_EXCLUDE_ACCOUNTS names ${notActive.join(', ')}, not an active account of the organization`);
   let listedAt = Date.now();
   let listing: Promise<AwsAccount[]> | undefined;
   return {

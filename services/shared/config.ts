@@ -94,6 +94,8 @@ const schema = z.object({
   AWS_ORGANIZATION_ROLE: z.string().regex(ROLE_NAME, 'expected the name of an IAM role (with its path, if any), such as apigw-reader').optional(),
   /** External id given with every role assumed (AWS_ROLE_ARNS, AWS_ORGANIZATION_ROLE), when their trust policies ask for one. @default none */
   AWS_ROLE_EXTERNAL_ID: z.string().regex(/^[\w+=,.@:/-]{2,1224}$/, 'expected an external id: 2 to 1224 of letters, digits and + = , . @ : / - _').optional(),
+  /** Accounts of the organization not to read, comma-separated ids. @default none */
+  AWS_ORGANIZATION_EXCLUDE_ACCOUNTS: z.string().transform(csv).pipe(z.array(z.string().regex(/^\d{12}$/, 'expected comma-separated 12-digit AWS account ids'))).optional(),
   /** Seconds between two listings of the organization's accounts. @default 900 */
   AWS_ORGANIZATION_REFRESH_SECONDS: bounded('a whole number of seconds', 1, undefined, { integer: true }),
   /** Topic of the change events. @default aws.apigatewayv2.integrations */
@@ -154,8 +156,8 @@ export interface Config {
   awsRoles: AwsRole[];
   /** Given with every role assumed, for trust policies that ask for it. */
   awsRoleExternalId?: string;
-  /** Read every active account of the organization through this role, its accounts listed again this often. */
-  awsOrganization?: { roleName: string; refreshSeconds: number };
+  /** Read every active account of the organization but the excluded ones through this role, its accounts listed again this often. */
+  awsOrganization?: { roleName: string; refreshSeconds: number; excludedAccounts: string[] };
   topic: string;
   topicPartitions: number;
   snapshotIntervalSeconds: number;
@@ -228,6 +230,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     AWS_ORGANIZATION_ROLE: pick('AWS_ORGANIZATION_ROLE'),
     AWS_ROLE_EXTERNAL_ID: pick('AWS_ROLE_EXTERNAL_ID'),
     AWS_ORGANIZATION_REFRESH_SECONDS: pick('AWS_ORGANIZATION_REFRESH_SECONDS', '900'),
+    AWS_ORGANIZATION_EXCLUDE_ACCOUNTS: pick('AWS_ORGANIZATION_EXCLUDE_ACCOUNTS'),
     APIGW_TOPIC: pick('APIGW_TOPIC', 'aws.apigatewayv2.integrations'),
     APIGW_TOPIC_PARTITIONS: pick('APIGW_TOPIC_PARTITIONS', '6'),
     APIGW_SNAPSHOT_INTERVAL_SECONDS: pick('APIGW_SNAPSHOT_INTERVAL_SECONDS', '300'),
@@ -267,7 +270,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     awsAccountId: v.AWS_ACCOUNT_ID,
     awsRoles: awsRoles(v),
     awsRoleExternalId: v.AWS_ROLE_EXTERNAL_ID,
-    awsOrganization: v.AWS_ORGANIZATION_ROLE ? { roleName: v.AWS_ORGANIZATION_ROLE, refreshSeconds: v.AWS_ORGANIZATION_REFRESH_SECONDS } : undefined,
+    awsOrganization: v.AWS_ORGANIZATION_ROLE
+      ? { roleName: v.AWS_ORGANIZATION_ROLE, refreshSeconds: v.AWS_ORGANIZATION_REFRESH_SECONDS, excludedAccounts: v.AWS_ORGANIZATION_EXCLUDE_ACCOUNTS ?? [] }
+      : undefined,
     topic: v.APIGW_TOPIC,
     topicPartitions: v.APIGW_TOPIC_PARTITIONS,
     snapshotIntervalSeconds: v.APIGW_SNAPSHOT_INTERVAL_SECONDS,
@@ -330,13 +335,16 @@ function kafkaSecurity(v: z.infer<typeof schema>): KafkaSecurity {
 
 /**
  * The accounts to read come from one place: the credentials' own (AWS_ACCOUNT_ID names it), AWS_ROLE_ARNS, or
- * AWS_ORGANIZATION_ROLE; an external id only with roles.
+ * AWS_ORGANIZATION_ROLE; an external id only with roles, excluded accounts only with an organization.
  */
 function checkOneAccountSource(v: z.infer<typeof schema>): void {
   const sources = [['AWS_ACCOUNT_ID', v.AWS_ACCOUNT_ID], ['AWS_ROLE_ARNS', v.AWS_ROLE_ARNS], ['AWS_ORGANIZATION_ROLE', v.AWS_ORGANIZATION_ROLE]].filter(([, value]) => value);
   if (sources.length > 1) {
     const [[first], [second]] = sources as [[string], [string]];
     throw new ConfigError(second, `${first} is set too, and both say which accounts to read (${first}: only the credentials' own, AWS_ROLE_ARNS: the roles' accounts, AWS_ORGANIZATION_ROLE: the organization's): set one of them`);
+  }
+  if (v.AWS_ORGANIZATION_EXCLUDE_ACCOUNTS && !v.AWS_ORGANIZATION_ROLE) {
+    throw new ConfigError('AWS_ORGANIZATION_EXCLUDE_ACCOUNTS', 'set, but no organization is read: it goes with AWS_ORGANIZATION_ROLE');
   }
   if (v.AWS_ROLE_EXTERNAL_ID && !v.AWS_ROLE_ARNS && !v.AWS_ORGANIZATION_ROLE) {
     throw new ConfigError('AWS_ROLE_EXTERNAL_ID', 'set, but no role is assumed: it goes with AWS_ROLE_ARNS or AWS_ORGANIZATION_ROLE');

@@ -67,6 +67,7 @@ describe('bad configuration stops with one line naming the problem, and writes n
       name: 'a role that cannot be assumed', variable: 'AWS_ROLE_ARNS', commands: ['run', 'snapshot'],
       env: { AWS_ROLE_ARNS: 'arn:aws:iam::111111111111:role/apigw-reader', AWS_ENDPOINT_URL: refusingSts.url },
     },
+    { name: 'accounts to exclude without an organization', variable: 'AWS_ORGANIZATION_EXCLUDE_ACCOUNTS', env: { AWS_ORGANIZATION_EXCLUDE_ACCOUNTS: '111111111111' } },
     { name: 'an external id without a role to give it with', variable: 'AWS_ROLE_EXTERNAL_ID', env: { AWS_ROLE_EXTERNAL_ID: 'apigw-7f3a' } },
     {
       name: 'an organization whose accounts cannot be listed', variable: 'AWS_ORGANIZATION_ROLE', commands: ['run', 'snapshot'],

@@ -271,6 +271,8 @@ describe('roles assumed with an external id, and an organization account whose r
   const logLines: string[] = [];
   // An account whose role STS refuses, as it does a role not deployed there yet.
   let withoutRole: string | undefined;
+  // The member account the tests make.
+  let memberId: string;
   // The emulator assumes any role; in front of it, an STS whose roles all ask for the external id.
   let sts: Awaited<ReturnType<typeof startFaultProxy>>;
   let env: ReturnType<typeof testEnvironment>;
@@ -316,7 +318,7 @@ describe('roles assumed with an external id, and an organization account whose r
     const first = await pipeline.snapshotter!.runOnce();
     assert.deepEqual(first.regions.map((r) => r.accountId), [OWN_ACCOUNT]);
     const gauge = async () => Object.fromEntries((await env.metrics.accounts.get()).values.map((v) => [v.labels.state, v.value]));
-    assert.deepEqual(await gauge(), { read: 1, unreadable: 1 });
+    assert.deepEqual(await gauge(), { read: 1, unreadable: 1, excluded: 0 });
     const warnings = logLines.map((line) => JSON.parse(line) as { msg: string; unreadable?: { accountId: string }[] }).filter((line) => line.unreadable);
     assert.deepEqual(warnings.map((w) => [w.msg, w.unreadable!.map((u) => u.accountId)]),
       [['cannot assume apigw-reader in 1 of the organization\'s 2 active accounts: those are not read until a later listing can', [member.accountId]]]);
@@ -325,8 +327,17 @@ describe('roles assumed with an external id, and an organization account whose r
     await new Promise((resolve) => setTimeout(resolve, 1100)); // the listing is a second old: listed again
     const second = await pipeline.snapshotter!.runOnce();
     assert.deepEqual(second.regions.map((r) => [r.accountId, r.completed]), [[OWN_ACCOUNT, true], [member.accountId, true]].sort());
-    assert.deepEqual(await gauge(), { read: 2, unreadable: 0 });
+    assert.deepEqual(await gauge(), { read: 2, unreadable: 0, excluded: 0 });
     await pipeline.sink!.waitForCatchUp();
     assert.deepEqual(await liveByAccount(pipeline, env), { [member.accountId]: count([member.api]) });
+    memberId = member.accountId;
+  });
+
+  it('neither reads nor tries an excluded account, and names an excluded id that is no account of the organization', async () => {
+    withoutRole = memberId; // its role is gone again: excluded, it is not tried, so nothing warns about it
+    const result = await apigwStream(['snapshot', '--once'], { ...env.env, AWS_ORGANIZATION_EXCLUDE_ACCOUNTS: `${memberId},999999999999` });
+    assert.equal(result.status, 0, result.stderr);
+    const said = result.stderr.split('\n').filter(Boolean).map((line) => (JSON.parse(line) as { msg: string }).msg);
+    assert.deepEqual(said, ['AWS_ORGANIZATION_EXCLUDE_ACCOUNTS names 999999999999, not an active account of the organization']);
   });
 });
