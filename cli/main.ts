@@ -44,7 +44,8 @@ Configuration (environment variables):
   APIGW_LISTENER_OVERLAP_SECONDS each poll re-reads this much        default 900
   APIGW_LISTENER_SWEEP_SECONDS   seconds between full overlap reads  default 300
   APIGW_LISTENER_CALLS_PER_SECOND  LookupEvents calls per account     default 2 (in each region)
-  APIGW_METRICS_PORT             serve Prometheus /metrics here      default off
+  APIGW_METRICS_PORT             serve /metrics and /healthz here    default off
+  APIGW_METRICS_HOST             address they are served on          default 127.0.0.1 (0.0.0.0: every interface)
   APIGW_QUERY_PORT               sink's local query API port         default a free one
   LOG_LEVEL                      fatal|error|warn|info|debug|trace   default info
   APIGW_STACK_{KAFKA,KAFKA_CONTROLLER,KAFKA_SASL,KAFKA_SSL,REGISTRY,MOTO}_PORT   local stack ports (9092-9095, 8081, 5000)
@@ -58,6 +59,9 @@ Configuration (environment variables):
  */
 const SHUTDOWN_GRACE_MS = 20_000;
 
+/** An address as the host of a URL: an IPv6 one in brackets. */
+const hostInUrl = (host: string) => (host.includes(':') ? `[${host}]` : host);
+
 /** The shell's code for a process ended by `signal`. */
 const exitCodeOf = (signal: unknown) => (signal === 'SIGINT' ? 130 : 143);
 
@@ -65,17 +69,25 @@ const exitCodeOf = (signal: unknown) => (signal === 'SIGINT' ? 130 : 143);
 async function runServices(options: PipelineParts & { once: boolean }): Promise<void> {
   const config: Config = loadConfig();
   // Loaded on use, as each command's clients are: --help, --version and stack start ~0.2 s sooner (0.41 s against 0.61).
-  const [{ openPipeline }, { createMetrics, serveMetrics }] = await Promise.all([import('./pipeline.js'), import('../services/shared/metrics.js')]);
+  const [{ openPipeline }, { createMetrics, serveMetrics }, { createHealth }] = await Promise.all([
+    import('./pipeline.js'), import('../services/shared/metrics.js'), import('../services/shared/health.js'),
+  ]);
   const logger = createLogger(config.logLevel);
   const metrics = createMetrics();
+  const health = createHealth();
   // Its port is taken before anything is written: one in use stops the command there.
-  const server = config.metricsPort ? await serveMetrics(metrics, config.metricsPort) : undefined;
-  if (server) logger.info({ port: config.metricsPort }, 'metrics served at /metrics');
+  const server = config.metrics ? await serveMetrics(metrics, health, config.metrics) : undefined;
+  if (server) logger.info({ url: `http://${hostInUrl(config.metrics!.host)}:${config.metrics!.port}` }, 'serving /metrics and /healthz');
   const pipeline = await openPipeline({ config, logger, metrics, ...options, interactive: process.stderr.isTTY === true });
+  if (pipeline.snapshotter && !options.once) health.watch('snapshotter', () => pipeline.snapshotter!.health());
+  if (pipeline.listener) health.watch('listener', () => pipeline.listener!.health());
+  if (pipeline.sink) health.watch('sink', () => pipeline.sink!.health());
+  health.set('running');
   const stop = new AbortController();
   const shutdown = (signal: string) => {
     if (stop.signal.aborted) return;
     logger.info({ signal }, 'shutting down');
+    health.set('stopping');
     stop.abort(signal);
     setTimeout(() => {
       logger.warn({ graceSeconds: SHUTDOWN_GRACE_MS / 1000 }, 'still shutting down, most likely a send waiting for Kafka: leaving without it (what it did not finish is not marked done, so it is done again after the next start)');

@@ -7,6 +7,7 @@ import type { Admin, Kafka, Producer, Transaction } from 'kafkajs';
 import type { ChangeEmitter, Observation } from '../shared/change-emitter.js';
 import { scopeKey, scopeLabels, type AwsScope } from '../shared/aws-scope.js';
 import { describeError } from '../shared/errors.js';
+import type { ServiceHealth } from '../shared/health.js';
 import { mapIntegration, type ApiInfo, type ChangeSource } from '../shared/integration-model.js';
 import { createIdempotentProducer } from '../shared/kafka.js';
 import type { Logger } from '../shared/logger.js';
@@ -54,6 +55,14 @@ export interface ListenerDeps {
 }
 
 const NINETY_DAYS_MS = 90 * 24 * 3600 * 1000;
+/** Failed polls of a region in a row after which the health report says the listener is not doing its work. */
+const FAILING_POLLS = 3;
+
+/** A followed region's last committed checkpoint, and how many of its polls failed since its last good one. */
+interface PollState {
+  checkpoint: Checkpoint;
+  failures: number;
+}
 
 /**
  * Polls CloudTrail per account and region, re-reads every integration an event touched, and emits the state with who
@@ -263,32 +272,30 @@ export function createCloudTrailListener(deps: ListenerDeps) {
     await connectProducer(scope).catch((error: unknown) => log.warn({ ...scope, err: describeError(error) }, 'reconnecting the transactional producer failed; the next poll retries'));
   }
 
-  async function runScope(scope: AwsScope, initial: Checkpoint, signal: AbortSignal): Promise<void> {
+  /** The regions followed, each with what stops it, its loop, and how its polls go. */
+  const following = new Map<string, { scope: AwsScope; stop: AbortController; done: Promise<void>; polls: PollState }>();
+
+  async function runScope(scope: AwsScope, polls: PollState, signal: AbortSignal): Promise<void> {
     // One token bucket per account and region, kept across polls: LookupEvents allows about 2 calls per second.
     const reader = createCloudTrailReader({ client: deps.cloudtrailFor(scope), scope, callsPerSecond: settings.callsPerSecond, logger: deps.logger, metrics, signal });
-    let checkpoint = initial;
-    let failures = 0;
     let lastSweep = 0;
     while (!signal.aborted) {
       try {
         const sweep = clock() - lastSweep >= settings.sweepSeconds * 1000;
-        checkpoint = await pollOnce(scope, reader, checkpoint, sweep);
+        polls.checkpoint = await pollOnce(scope, reader, polls.checkpoint, sweep);
         if (sweep) lastSweep = clock();
-        failures = 0;
+        polls.failures = 0;
         await sleep(settings.pollSeconds * 1000, signal);
       } catch (error) {
-        failures++;
+        polls.failures++;
         metrics.listenerPollFailures.inc(scopeLabels(scope));
-        const delayMs = Math.min(300_000, Math.max(1000, settings.pollSeconds * 1000) * 2 ** Math.min(failures - 1, 10));
-        log.error({ ...scope, failures, delayMs, err: describeError(error) }, 'polling CloudTrail failed; retrying this region with backoff, other regions go on');
+        const delayMs = Math.min(300_000, Math.max(1000, settings.pollSeconds * 1000) * 2 ** Math.min(polls.failures - 1, 10));
+        log.error({ ...scope, failures: polls.failures, delayMs, err: describeError(error) }, 'polling CloudTrail failed; retrying this region with backoff, other regions go on');
         await sleep(delayMs, signal);
       }
-      metrics.listenerCheckpointAge.set(scopeLabels(scope), (clock() - checkpoint.window_end) / 1000);
+      metrics.listenerCheckpointAge.set(scopeLabels(scope), (clock() - polls.checkpoint.window_end) / 1000);
     }
   }
-
-  /** The regions followed, each with what stops it and its loop. */
-  const following = new Map<string, { scope: AwsScope; stop: AbortController; done: Promise<void> }>();
 
   /**
    * Follows the regions of `scopes` not followed yet, each from its checkpoint, and stops following the ones no
@@ -316,7 +323,8 @@ export function createCloudTrailListener(deps: ListenerDeps) {
       const checkpoint = found ?? { account_id: scope.accountId, region: scope.region, window_end: clock() - settings.lookbackHours * 3600_000, seen: {} };
       log.info({ ...scope, from: new Date(checkpoint.window_end).toISOString(), resumed: Boolean(found) }, found ? 'resuming from checkpoint' : 'no checkpoint: looking back');
       const stop = new AbortController();
-      following.set(scopeKey(scope), { scope, stop, done: runScope(scope, checkpoint, AbortSignal.any([signal, stop.signal])) });
+      const polls: PollState = { checkpoint, failures: 0 };
+      following.set(scopeKey(scope), { scope, stop, polls, done: runScope(scope, polls, AbortSignal.any([signal, stop.signal])) });
     }
   }
 
@@ -337,6 +345,18 @@ export function createCloudTrailListener(deps: ListenerDeps) {
       }
       await Promise.all([...following.values()].map(({ done }) => done));
       following.clear();
+    },
+
+    /**
+     * Not ok while a region's last FAILING_POLLS polls or more failed (say its role lost cloudtrail:LookupEvents):
+     * that region's changes are not followed. Each region with its failed polls in a row and its checkpoint's age.
+     */
+    health(): ServiceHealth {
+      const regions = [...following.values()].map(({ scope, polls }) => ({
+        account_id: scope.accountId, region: scope.region, failed_polls_in_a_row: polls.failures,
+        checkpoint_age_seconds: Math.round((clock() - polls.checkpoint.window_end) / 1000),
+      }));
+      return { ok: regions.every((r) => r.failed_polls_in_a_row < FAILING_POLLS), regions };
     },
 
     /** Makes the checkpoint topic again, through `via`, when it was deleted; returns the topics it made. */

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { listenLocally } from '../shared/local-port.js';
+import { listenOn } from '../shared/local-port.js';
 import type { Logger } from '../shared/logger.js';
 import type { DriftQueries, InventoryFilter } from './drift-queries.js';
 import { QueryInputError, parseTimeInput } from './time-input.js';
@@ -48,7 +48,8 @@ export async function listenForQueries({ port = 0, logger }: { port?: number; lo
       },
     );
   });
-  await listenLocally(server, port, 'APIGW_QUERY_PORT');
+  // Loopback only: it answers anyone who reaches it, with the tables' contents.
+  await listenOn(server, { host: '127.0.0.1', port }, { port: 'APIGW_QUERY_PORT' });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     url,

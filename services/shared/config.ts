@@ -131,8 +131,10 @@ const schema = z.object({
   APIGW_SINK_WRITE_RETRIES: bounded('a whole number of retries', 0, 100, { integer: true }),
   /** Port of the local query API that `sink` and `run` serve over the embedded engine. @default a free port */
   APIGW_QUERY_PORT: bounded('a TCP port', 0, 65535, { integer: true }).optional(),
-  /** Port of the Prometheus /metrics endpoint; 0 or unset turns it off. */
+  /** Port of the Prometheus /metrics endpoint (and /healthz); 0 or unset turns it off. */
   APIGW_METRICS_PORT: bounded('a TCP port', 0, 65535, { integer: true }).optional(),
+  /** Address /metrics and /healthz are served on: 0.0.0.0 (every interface) for a scraper or a probe from outside. @default 127.0.0.1 */
+  APIGW_METRICS_HOST: z.union([z.ipv4(), z.ipv6()], { error: 'expected an IP address to listen on, such as 0.0.0.0 (every interface) or 127.0.0.1' }),
   /** pino log level. @default info */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
@@ -167,7 +169,8 @@ export interface Config {
   sinkWriteRetries: number;
   cloudtrailEndpointUrl?: string;
   listener: { pollSeconds: number; lookbackHours: number; overlapSeconds: number; sweepSeconds: number; callsPerSecond: number; commitDelayMs: number };
-  metricsPort?: number;
+  /** Where /metrics and /healthz are served; none: not served. */
+  metrics?: { host: string; port: number };
   queryPort?: number;
   logLevel: string;
 }
@@ -246,6 +249,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     APIGW_LISTENER_CALLS_PER_SECOND: pick('APIGW_LISTENER_CALLS_PER_SECOND', '2'),
     APIGW_LISTENER_COMMIT_DELAY_MS: pick('APIGW_LISTENER_COMMIT_DELAY_MS', '0'),
     APIGW_METRICS_PORT: pick('APIGW_METRICS_PORT'),
+    APIGW_METRICS_HOST: pick('APIGW_METRICS_HOST', '127.0.0.1'),
     APIGW_QUERY_PORT: pick('APIGW_QUERY_PORT'),
     LOG_LEVEL: pick('LOG_LEVEL', 'info'),
   };
@@ -289,7 +293,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       callsPerSecond: v.APIGW_LISTENER_CALLS_PER_SECOND,
       commitDelayMs: v.APIGW_LISTENER_COMMIT_DELAY_MS,
     },
-    metricsPort: v.APIGW_METRICS_PORT || undefined,
+    metrics: v.APIGW_METRICS_PORT ? { host: v.APIGW_METRICS_HOST, port: v.APIGW_METRICS_PORT } : undefined,
     queryPort: v.APIGW_QUERY_PORT,
     logLevel: v.LOG_LEVEL,
   };

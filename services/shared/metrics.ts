@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { listenLocally } from './local-port.js';
+import type { Health } from './health.js';
+import { listenOn } from './local-port.js';
 
 /** Every metric apigw-stream exports, in one registry. */
 export function createMetrics() {
@@ -24,14 +25,24 @@ export function createMetrics() {
     sinkWriteFailures: new Counter({ name: 'apigw_stream_sink_write_failures_total', help: 'ClickHouse writes that failed after their retries (the sink then consumed again from its committed offsets)', registers: [registry] }),
     deadLettered: new Counter({ name: 'apigw_stream_dead_lettered_total', help: 'Messages sent to the dead-letter topic', labelNames: ['reason'], registers: [registry] }),
     sinkIntegrationsHeld: new Gauge({ name: 'apigw_stream_sink_integrations_held', help: 'Integrations whose applied state the sink holds in memory: the live ones of its partitions, and deleted ones until their deletion is written', registers: [registry] }),
-    sinkLag: new Gauge({ name: 'apigw_stream_sink_last_offset', help: 'Last offset the sink applied', labelNames: ['partition'], registers: [registry] }),
+    sinkLastOffset: new Gauge({ name: 'apigw_stream_sink_last_offset', help: 'Last offset the sink committed, its rows written to ClickHouse', labelNames: ['partition'], registers: [registry] }),
+    sinkLag: new Gauge({ name: 'apigw_stream_sink_lag', help: 'Messages of an owned partition after the last one the sink applied, as of its last fetch of that partition', labelNames: ['partition'], registers: [registry] }),
   };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
-export function serveMetrics(metrics: Metrics, port: number): Promise<Server> {
+/**
+ * Serves `/metrics` (Prometheus text) and `/healthz` (the health report as JSON: 200 when ready, 503 otherwise) on
+ * `host`:`port`.
+ */
+export function serveMetrics(metrics: Metrics, health: Health, address: { host: string; port: number }): Promise<Server> {
   const server = createServer((request, response) => {
+    if (request.url === '/healthz') {
+      const report = health.report();
+      response.writeHead(report.ready ? 200 : 503, { 'Content-Type': 'application/json' }).end(JSON.stringify(report));
+      return;
+    }
     if (request.url !== '/metrics') {
       response.writeHead(404).end();
       return;
@@ -41,5 +52,5 @@ export function serveMetrics(metrics: Metrics, port: number): Promise<Server> {
       (error: Error) => response.writeHead(500).end(error.message),
     );
   });
-  return listenLocally(server, port, 'APIGW_METRICS_PORT').then(() => server);
+  return listenOn(server, address, { port: 'APIGW_METRICS_PORT', host: 'APIGW_METRICS_HOST' }).then(() => server);
 }

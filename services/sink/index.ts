@@ -2,6 +2,7 @@ import kafkajs, { type Admin, type Consumer, type EachBatchPayload, type Kafka, 
 import type { ChangeCodec, EncodedImage } from '../shared/codec.js';
 import { createConsumerRestarts } from '../shared/consumer-restarts.js';
 import { ApigwError, PoisonMessageError, describeError } from '../shared/errors.js';
+import type { ServiceHealth } from '../shared/health.js';
 import { apiArn, apiIdOf, type ApiInfo, type IntegrationChange } from '../shared/integration-model.js';
 import { createIdempotentProducer, dlqTopic } from '../shared/kafka.js';
 import type { Logger } from '../shared/logger.js';
@@ -99,6 +100,10 @@ export function createSink(deps: SinkDeps) {
   const firstProducedAt = new Map<number, number>();
   // Messages behind each owned partition's end as of its last batch (unknown until then, since joining the group).
   const lagByPartition = new Map<number, number>();
+  const noteLag = (partition: number, lag: number) => {
+    lagByPartition.set(partition, lag);
+    metrics.sinkLag.set({ partition: String(partition) }, lag);
+  };
   const writeRetry = createRetry({
     retries: deps.writeRetries,
     maxDelayMs: 15_000,
@@ -143,6 +148,8 @@ export function createSink(deps: SinkDeps) {
   let activeBatches = 0;
   // consumer.run() has returned: stop() pauses and drains it before leaving.
   let running = false;
+  // Joined to its group, and not crashed since: what the health report calls consuming.
+  let inGroup = false;
   // Aborted once stop() began.
   const stopping = new AbortController();
   // Rejected when the consumer stopped for good: kafkajs restarts it after any error it retries, not after others.
@@ -356,7 +363,7 @@ export function createSink(deps: SinkDeps) {
       await consumer!.commitOffsets(offsets);
       for (const { partition, offset } of offsets) {
         committedByUs.set(partition, Number(offset));
-        metrics.sinkLag.set({ partition: String(partition) }, Number(offset) - 1);
+        metrics.sinkLastOffset.set({ partition: String(partition) }, Number(offset) - 1);
       }
     }).catch((error: unknown) => log.warn({ offsets, err: describeError(error) }, 'committing offsets failed; a later commit covers them'));
     return commits;
@@ -413,7 +420,7 @@ export function createSink(deps: SinkDeps) {
   async function measureLags(): Promise<void> {
     try {
       for (const { partition, committed, low, high } of await partitionOffsets()) {
-        if (lagByPartition.get(partition) === Infinity) lagByPartition.set(partition, high - Math.max(committed, low));
+        if (lagByPartition.get(partition) === Infinity) noteLag(partition, high - Math.max(committed, low));
         if (lagByPartition.has(partition) && committed >= 0) committedByUs.set(partition, Math.max(committed, committedByUs.get(partition) ?? 0));
       }
     } catch (error) {
@@ -506,7 +513,7 @@ export function createSink(deps: SinkDeps) {
         resolveOffset(batch.lastOffset());
         // Caught up with every partition: no more rows are coming to gather, so the block is written once it has
         // lingered (at once after a quiet spell, see createWriteBatcher) and its offsets committed at once after.
-        lagByPartition.set(batch.partition, Number(batch.offsetLag()));
+        noteLag(batch.partition, Number(batch.offsetLag()));
         const caughtUp = [...lagByPartition.values()].every((lag) => lag === 0);
         void commitWhenWritten(batch.partition, batch.lastOffset(), batcher.written(), caughtUp);
         await batcher.room(MAX_GATHERED_ROWS);
@@ -557,21 +564,24 @@ export function createSink(deps: SinkDeps) {
       // offsets reach the end of the partition.
       consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
         if (payload.batchSize !== 0) return;
-        lagByPartition.set(payload.partition, Number(payload.offsetLag));
+        noteLag(payload.partition, Number(payload.offsetLag));
         void commitWhenWritten(payload.partition, payload.lastOffset);
       });
       consumer.on(consumer.events.CRASH, ({ payload }) => {
+        inGroup = false;
         if (payload.restart || stopping.signal.aborted) return;
         running = false;
         log.fatal({ err: describeError(payload.error) }, 'the sink\'s consumer stopped for good: nothing more is consumed');
         stoppedForGood(new ApigwError(`the sink stopped consuming: ${describeError(payload.error)}`, { cause: payload.error }));
       });
       consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+        inGroup = true;
         forgetApplied();
         reads.clear();
         firstProducedAt.clear();
         committedByUs.clear();
         lagByPartition.clear();
+        metrics.sinkLag.reset();
         for (const partition of payload.memberAssignment[topic] ?? []) lagByPartition.set(partition, Infinity);
         void measureLags();
         log.info({ memberId: payload.memberId, assignment: payload.memberAssignment }, 'sink joined the consumer group');
@@ -602,9 +612,16 @@ export function createSink(deps: SinkDeps) {
      */
     failed,
 
+    /** Not ok while its consumer is out of its group: restarting after a failure (its topic deleted, say), or stopped. */
+    health(): ServiceHealth {
+      const lag = Object.fromEntries([...lagByPartition].map(([partition, behind]) => [partition, Number.isFinite(behind) ? behind : null]));
+      return { ok: inGroup, consuming: inGroup, lag };
+    },
+
     /** Stops fetching, lets the batches in flight end and their rows be written and committed, then leaves. */
     async stop(): Promise<void> {
       stopping.abort();
+      inGroup = false;
       try {
         if (running) {
           consumer!.pause([{ topic }]);

@@ -4,6 +4,7 @@ import pLimit from 'p-limit';
 import { scopeKey, scopeLabels, type AwsScope } from '../shared/aws-scope.js';
 import { SEND_BATCH, type ChangeEmitter, type Observation } from '../shared/change-emitter.js';
 import { describeError } from '../shared/errors.js';
+import type { ServiceHealth } from '../shared/health.js';
 import { mapIntegration, type ChangeSource } from '../shared/integration-model.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
@@ -42,6 +43,7 @@ export interface RegionResult extends AwsScope {
 export function createSnapshotter(deps: SnapshotterDeps) {
   const clock = deps.clock ?? Date.now;
   const log = deps.logger.child({ component: 'snapshotter' });
+  let last: { finishedAt: number; regions: RegionResult[] } | undefined;
 
   async function snapshotScope(scope: AwsScope, snapshotId: string, startedAt: number, progress: SnapshotProgress, signal?: AbortSignal): Promise<RegionResult> {
     const { accountId, region } = scope;
@@ -144,6 +146,7 @@ export function createSnapshotter(deps: SnapshotterDeps) {
       }
     })));
     progress.stop();
+    last = { finishedAt: clock(), regions };
     const integrations = regions.reduce((sum, r) => sum + r.integrations, 0);
     log.info({ snapshotId, integrations, seconds: (clock() - startedAt) / 1000, failedRegions: regions.filter((r) => !r.completed).map(scopeKey) }, 'snapshot finished');
     return { snapshotId, regions };
@@ -151,6 +154,12 @@ export function createSnapshotter(deps: SnapshotterDeps) {
 
   return {
     runOnce,
+    /** Not ok while the last snapshot left a region unread (its marker unwritten): what went there is not deleted. */
+    health(): ServiceHealth {
+      if (!last) return { ok: true, last_snapshot: null };
+      const failed = last.regions.filter((r) => !r.completed).map((r) => ({ account_id: r.accountId, region: r.region, error: r.error }));
+      return { ok: failed.length === 0, last_snapshot: { finished_at: new Date(last.finishedAt).toISOString(), regions: last.regions.length, failed } };
+    },
     /** Snapshots every `intervalSeconds` until the signal aborts. */
     async runForever(intervalSeconds: number, signal: AbortSignal): Promise<void> {
       while (!signal.aborted) {

@@ -55,6 +55,7 @@ describe('bad configuration stops with one line naming the problem, and writes n
     // The ClickHouse client's own log lines (a hint about timeouts, the failed request) stay out of it.
     { name: 'a ClickHouse server that does not answer', variable: 'CLICKHOUSE_URL', env: { CLICKHOUSE_URL: 'http://127.0.0.1:1' }, commands: ['run', 'sink'] },
     { name: 'a metrics port in use', variable: 'APIGW_METRICS_PORT', env: { APIGW_METRICS_PORT: busyPort } },
+    { name: 'a metrics address not of this machine', variable: 'APIGW_METRICS_HOST', env: { APIGW_METRICS_PORT: busyPort, APIGW_METRICS_HOST: '192.0.2.1' } },
     { name: 'a query API port in use', variable: 'APIGW_QUERY_PORT', env: { APIGW_QUERY_PORT: busyPort }, commands: ['run', 'sink'] },
     {
       name: 'SASL credentials the brokers refuse', variable: 'KAFKA_SASL_USERNAME', commands: ['run', 'snapshot'],

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { ApiGatewayV2Client } from '@aws-sdk/client-apigatewayv2';
 import { Kafka, logLevel } from 'kafkajs';
@@ -124,6 +125,15 @@ export function testEnvironment(options: { region: string; partitions?: number; 
 
 export async function rows<T = Record<string, unknown>>(pipeline: Pipeline, query: string, params: Record<string, unknown> = {}): Promise<T[]> {
   return queryRows<T>(pipeline.clickhouse!, query, params);
+}
+
+/** A port no process listens on now (for a service the test starts, which takes it a moment later). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 /** Polls until `check` returns a truthy value, failing with `what` after the timeout. */

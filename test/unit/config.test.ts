@@ -53,7 +53,8 @@ describe('configuration', () => {
 
   it('reads the role to assume in every account of the organization, with its path', () => {
     assert.equal(loadConfig({}).awsOrganization, undefined);
-    assert.deepEqual(loadConfig({ AWS_ORGANIZATION_ROLE: 'ops/apigw-reader' }).awsOrganization, { roleName: 'ops/apigw-reader', refreshSeconds: 900 });
+    assert.deepEqual(loadConfig({ AWS_ORGANIZATION_ROLE: 'ops/apigw-reader' }).awsOrganization, { roleName: 'ops/apigw-reader', refreshSeconds: 900, excludedAccounts: [] });
+    assert.deepEqual(loadConfig({ AWS_ORGANIZATION_ROLE: 'apigw-reader', AWS_ORGANIZATION_EXCLUDE_ACCOUNTS: '111111111111, 222222222222' }).awsOrganization?.excludedAccounts, ['111111111111', '222222222222']);
   });
 
   it('reads a ClickHouse server URL with credentials', () => {
@@ -75,6 +76,7 @@ describe('configuration', () => {
     assert.equal(refused({ APIGW_TOPIC_PARTITIONS: '2.5' }), 'APIGW_TOPIC_PARTITIONS: expected a whole number of partitions from 1 to 1000, got "2.5"');
     assert.equal(refused({ APIGW_LISTENER_POLL_SECONDS: 'soon' }), 'APIGW_LISTENER_POLL_SECONDS: expected a number of seconds, at least 0.1, got "soon"');
     assert.equal(refused({ APIGW_METRICS_PORT: '99999' }), 'APIGW_METRICS_PORT: expected a TCP port from 0 to 65535, got "99999"');
+    assert.equal(refused({ APIGW_METRICS_HOST: 'metrics.internal' }), 'APIGW_METRICS_HOST: expected an IP address to listen on, such as 0.0.0.0 (every interface) or 127.0.0.1, got "metrics.internal"');
   });
 
   const bad: [string, Record<string, string>][] = [
@@ -92,6 +94,8 @@ describe('configuration', () => {
     ['AWS_ORGANIZATION_ROLE', { AWS_ORGANIZATION_ROLE: 'arn:aws:iam::111111111111:role/apigw-reader' }],
     ['AWS_ORGANIZATION_ROLE', { AWS_ROLE_ARNS: 'arn:aws:iam::111111111111:role/apigw-reader', AWS_ORGANIZATION_ROLE: 'apigw-reader' }],
     ['AWS_ORGANIZATION_REFRESH_SECONDS', { AWS_ORGANIZATION_REFRESH_SECONDS: '0' }],
+    ['AWS_ORGANIZATION_EXCLUDE_ACCOUNTS', { AWS_ORGANIZATION_ROLE: 'apigw-reader', AWS_ORGANIZATION_EXCLUDE_ACCOUNTS: '111111111111,sandbox' }],
+    ['AWS_ROLE_EXTERNAL_ID', { AWS_ROLE_ARNS: 'arn:aws:iam::111111111111:role/apigw-reader', AWS_ROLE_EXTERNAL_ID: 'has spaces' }],
     ['APIGW_TOPIC_PARTITIONS', { APIGW_TOPIC_PARTITIONS: 'three' }],
     ['APIGW_SNAPSHOT_REGIONS_AT_ONCE', { APIGW_SNAPSHOT_REGIONS_AT_ONCE: '0' }],
     ['APIGW_STACK_KAFKA_PORT', { APIGW_STACK_KAFKA_PORT: '70000' }],
