@@ -7,6 +7,7 @@ import { createLogger, type Logger } from '../services/shared/logger.js';
 import { stackDown, stackStatus, stackUp } from '../stack/index.js';
 import { printTable } from './output.js';
 import type { PipelineParts } from './pipeline.js';
+import { accountsCommand } from './accounts-command.js';
 import { queryCommand } from './query-command.js';
 import { tailCommand } from './tail-command.js';
 import { QueryInputError } from '../services/query/time-input.js';
@@ -179,6 +180,7 @@ program.command('demo')
 
 program.addCommand(queryCommand());
 program.addCommand(tailCommand());
+program.addCommand(accountsCommand());
 
 const stack = program.command('stack').description('The local real stack: Kafka (KRaft), Apicurio Registry, moto; installed once under .stack/');
 stack.command('up').description('install (once) and start every part that is not answering yet, and wait until each answers')

@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { stringify } from 'csv-stringify/sync';
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { sleep } from '../services/shared/retry.js';
 import { loadConfig } from '../services/shared/config.js';
 import { DependencyError } from '../services/shared/errors.js';
@@ -9,9 +8,7 @@ import type { DriftQueries, InventoryFilter } from '../services/query/drift-quer
 import { findEndpoint } from '../services/query/query-endpoint.js';
 import { queriesOver } from '../services/query/query-server.js';
 import { parseTimeInput } from '../services/query/time-input.js';
-import { printTable } from './output.js';
-
-type Format = 'table' | 'json' | 'csv';
+import { emit, formatOption, type Format, type Row } from './output.js';
 
 const NOTHING_WRITTEN = 'nothing has written there yet (a `sink` or `run` does from its start); check that CLICKHOUSE_URL and CLICKHOUSE_DATABASE name what it uses';
 /** What to do about a database that lacks tables: `elsewhere` names the databases that hold the current state. */
@@ -21,8 +18,6 @@ function missingHint(lacksCurrentState: boolean, elsewhere: string[]): string {
   if (elsewhere.length === 0) return NOTHING_WRITTEN;
   return `${elsewhere.join(', ')} there ${elsewhere.length === 1 ? 'does' : 'do'}: set CLICKHOUSE_DATABASE to ask ${elsewhere.length === 1 ? 'it' : 'one'}`;
 }
-
-type Row = Record<string, unknown>;
 
 /**
  * Asks the process that holds the embedded engine when there is one; otherwise opens ClickHouse directly. A
@@ -71,16 +66,6 @@ async function waitForAnnouncement(announced: () => string | undefined, timeoutM
   return undefined;
 }
 
-const cell = (value: unknown) => (value === null || value === undefined ? '' : typeof value === 'object' ? JSON.stringify(value) : String(value));
-
-/** `nothing`: said on stderr instead of an empty table (json and csv stay as they are, for scripts). */
-function emit(format: Format, json: unknown, rows: Row[], columns: string[], nothing: string): void {
-  if (format === 'json') process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
-  else if (format === 'csv') process.stdout.write(stringify(rows.map((row) => columns.map((c) => cell(row[c]))), { header: true, columns }));
-  else if (rows.length === 0) process.stderr.write(`${nothing}\n`);
-  else printTable(rows.map((row) => Object.fromEntries(columns.map((c) => [c, cell(row[c]) || null]))), columns, 60);
-}
-
 /** The filters given, for a message about what matched them. */
 const filtered = (opts: InventoryFilter) => {
   const given = Object.entries(filterOf(opts)).filter(([, value]) => value !== undefined).map(([name, value]) => `--${name} ${value}`);
@@ -97,7 +82,6 @@ function filterOptions(command: Command): Command {
     .option('--type <integration-type>', 'only this integration type (AWS_PROXY, HTTP_PROXY, AWS, HTTP, MOCK)');
 }
 
-const formatOption = () => new Option('--format <format>', 'table on a terminal, json or csv for scripts').choices(['table', 'json', 'csv']).default('table');
 const filterOf = (opts: InventoryFilter): InventoryFilter => ({ account: opts.account, region: opts.region, api: opts.api, type: opts.type });
 
 export function queryCommand(): Command {

@@ -18,8 +18,14 @@ import type { PipelineParts } from './pipeline.js';
 
 export { openAccountDirectory } from '../services/shared/account-directory.js';
 
-function awsClientOptions(config: Config, region: string, credentials?: AwsAccount['credentials']) {
-  return { region, endpoint: config.awsEndpointUrl, retryMode: 'adaptive' as const, maxAttempts: 10, credentials };
+/** An API Gateway client of one account's region: throttling retried by the SDK's adaptive mode. */
+export function apiGatewayClient(config: Config, region: string, credentials?: AwsAccount['credentials']): ApiGatewayV2Client {
+  return new ApiGatewayV2Client({ region, endpoint: config.awsEndpointUrl, retryMode: 'adaptive', maxAttempts: 10, credentials });
+}
+
+/** A CloudTrail client of one account's region. The listener's own token bucket and backoff pace LookupEvents: the SDK retries only a little underneath. */
+export function cloudTrailClient(config: Config, region: string, credentials?: AwsAccount['credentials']): CloudTrailClient {
+  return new CloudTrailClient({ region, endpoint: config.cloudtrailEndpointUrl, maxAttempts: 2, credentials });
 }
 
 /** The two sources of change events, sharing one emitter and one API Gateway client per account and region. */
@@ -40,7 +46,7 @@ export async function openSources(options: PipelineParts & {
     };
     return { clientFor, made };
   };
-  const apigateway = perScope((scope, credentials) => new ApiGatewayV2Client(awsClientOptions(config, scope.region, credentials)));
+  const apigateway = perScope((scope, credentials) => apiGatewayClient(config, scope.region, credentials));
   closers.push(async () => apigateway.made.forEach((client) => client.destroy()));
   const sources: { snapshotter?: Snapshotter; listener?: CloudTrailListener } = {};
 
@@ -58,8 +64,7 @@ export async function openSources(options: PipelineParts & {
   }
 
   if (options.listen) {
-    // Our own token bucket and backoff pace LookupEvents; the SDK retries only a little underneath.
-    const trails = perScope((scope, credentials) => new CloudTrailClient({ region: scope.region, endpoint: config.cloudtrailEndpointUrl, maxAttempts: 2, credentials }));
+    const trails = perScope((scope, credentials) => cloudTrailClient(config, scope.region, credentials));
     const admin = kafka.admin();
     await admin.connect();
     closers.push(() => admin.disconnect());

@@ -24,7 +24,17 @@ export interface AccountDirectory {
   accounts(): Promise<AwsAccount[]>;
   /** The credentials that read an account `accounts()` returned (none: the process's own). */
   credentialsOf(accountId: string): AssumedRole | undefined;
+  /** The organization's accounts its last listing left out, and why. */
+  leftOut(): LeftOutAccount[];
   close(): void;
+}
+
+/** An active account of the organization that is not read: its role could not be assumed, or it is excluded. */
+export interface LeftOutAccount {
+  accountId: string;
+  state: 'unreadable' | 'excluded';
+  /** Why its role could not be assumed. */
+  error?: string;
 }
 
 /** Roles assumed at once while an organization's accounts are checked. */
@@ -63,7 +73,7 @@ export async function openAccountDirectory(config: Config, { logger, metrics }: 
 
 function fixedDirectory(accounts: AwsAccount[]): AccountDirectory {
   const credentials = new Map(accounts.map((account) => [account.accountId, account.credentials]));
-  return { accounts: async () => accounts, credentialsOf: (accountId) => credentials.get(accountId), close: () => undefined };
+  return { accounts: async () => accounts, credentialsOf: (accountId) => credentials.get(accountId), leftOut: () => [], close: () => undefined };
 }
 
 async function ownAccountId(stsOptions: { region?: string; endpoint?: string }): Promise<string> {
@@ -153,6 +163,7 @@ async function openOrganization(
     throw new DependencyError('AWS_ORGANIZATION_ROLE', `cannot assume ${organization.roleName} in any of the organization's ${first.active} active accounts${example ? ` (${example.accountId}: ${example.error})` : ''}: check that the role exists there and trusts these credentials (with AWS_ROLE_EXTERNAL_ID, if it asks for one)`);
   }
   warnUnreadable(first);
+  let last = first;
   let accounts = first.accounts;
   log.info({ accounts: accounts.map((a) => a.accountId), excluded: first.excluded }, 'reading the organization\'s accounts');
   // A typo excludes nothing: say so.
@@ -165,6 +176,7 @@ async function openOrganization(
       if (Date.now() - listedAt < organization.refreshSeconds * 1000) return Promise.resolve(accounts);
       listing ??= list().then((relisted) => {
         warnUnreadable(relisted);
+        last = relisted;
         const listed = relisted.accounts;
         const before = new Set(accounts.map((a) => a.accountId));
         const now = new Set(listed.map((a) => a.accountId));
@@ -183,6 +195,10 @@ async function openOrganization(
       return listing;
     },
     credentialsOf: (accountId) => readable.get(accountId),
+    leftOut: () => [
+      ...last.unreadable.map(({ accountId, error }) => ({ accountId, state: 'unreadable' as const, error })),
+      ...last.excluded.map((accountId) => ({ accountId, state: 'excluded' as const })),
+    ],
     close: () => client.destroy(),
   };
 }

@@ -4,7 +4,6 @@ import type { HealthReport } from '../../services/shared/health.js';
 import { resetEmulator, seedSampleInventory } from '../../stack/sample-inventory.js';
 import { startApigwStream } from '../support/cli.js';
 import { startCloudTrailServer, type CloudTrailServer } from '../support/cloudtrail-server.js';
-import { startFaultProxy } from '../support/fault-proxy.js';
 import { awsClient, freePort, motoEndpoint, testEnvironment, waitFor } from '../support/harness.js';
 
 const REGION = 'ca-central-1';
@@ -13,9 +12,6 @@ const OWN_ACCOUNT = '123456789012';
 describe('/healthz: ready while every service does its work, and names the one that does not', { timeout: 180_000 }, () => {
   const aws = awsClient(REGION);
   let trail: CloudTrailServer;
-  let cloudtrail: Awaited<ReturnType<typeof startFaultProxy>>;
-  // CloudTrail refuses LookupEvents, as it does once the role lost cloudtrail:LookupEvents.
-  let lookupsDenied = false;
   let port: number;
   let env: ReturnType<typeof testEnvironment>;
 
@@ -23,23 +19,15 @@ describe('/healthz: ready while every service does its work, and names the one t
     await resetEmulator(motoEndpoint);
     await seedSampleInventory(aws, { httpApis: 2, websocketApis: 0, prefix: 'health' });
     trail = await startCloudTrailServer();
-    cloudtrail = await startFaultProxy(trail.endpoint, () => (lookupsDenied
-      ? {
-        status: 400,
-        headers: { 'Content-Type': 'application/x-amz-json-1.1', 'x-amzn-ErrorType': 'AccessDeniedException' },
-        body: '{"__type":"AccessDeniedException","Message":"User: arn:aws:iam::123456789012:user/moto is not authorized to perform: cloudtrail:LookupEvents"}',
-      }
-      : 'forward'));
     port = await freePort();
     env = testEnvironment({ region: REGION, extra: {
-      AWS_ENDPOINT_URL_CLOUDTRAIL: cloudtrail.url,
+      AWS_ENDPOINT_URL_CLOUDTRAIL: trail.endpoint,
       APIGW_LISTENER_POLL_SECONDS: '0.3',
       APIGW_LISTENER_LOOKBACK_HOURS: '1',
       APIGW_METRICS_PORT: String(port),
     } });
   });
   after(async () => {
-    await cloudtrail?.close();
     await trail?.close();
     aws.destroy();
     await env?.cleanup();
@@ -68,7 +56,7 @@ describe('/healthz: ready while every service does its work, and names the one t
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       assert.match(metrics, /^apigw_stream_sink_lag\{partition="0"\} 0$/m);
 
-      lookupsDenied = true;
+      trail.deny(REGION); // as CloudTrail does once the role lost cloudtrail:LookupEvents
       const failing = await waitFor('a not-ready answer', async () => {
         const answer = await healthz();
         return answer?.status === 503 ? answer.report : undefined;
@@ -81,7 +69,7 @@ describe('/healthz: ready while every service does its work, and names the one t
       assert.equal(region!.region, REGION);
       assert.ok(region!.failed_polls_in_a_row >= 3, `failed polls in a row: ${region!.failed_polls_in_a_row}`);
 
-      lookupsDenied = false;
+      trail.deny(REGION, false);
       await waitFor('a ready answer again', async () => (await healthz())?.status === 200).catch(withLog);
     } finally {
       run.kill('SIGTERM');

@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { ApiGatewayV2Client, DeleteApiCommand } from '@aws-sdk/client-apigatewayv2';
 import { CreateAccountCommand, CreateOrganizationCommand, OrganizationsClient } from '@aws-sdk/client-organizations';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+import type { AccessRow } from '../../cli/access-check.js';
 import type { Pipeline } from '../../cli/pipeline.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
 import { apigwStream } from '../support/cli.js';
@@ -275,6 +276,7 @@ describe('roles assumed with an external id, and an organization account whose r
   let memberId: string;
   // The emulator assumes any role; in front of it, an STS whose roles all ask for the external id.
   let sts: Awaited<ReturnType<typeof startFaultProxy>>;
+  let trail: CloudTrailServer;
   let env: ReturnType<typeof testEnvironment>;
   let pipeline: Pipeline;
   const clients: ApiGatewayV2Client[] = [];
@@ -282,6 +284,7 @@ describe('roles assumed with an external id, and an organization account whose r
   before(async () => {
     await resetEmulator(motoEndpoint);
     await ensureOrganization(organizations);
+    trail = await startCloudTrailServer();
     sts = await startFaultProxy(motoEndpoint, (_request, body) => {
       const call = new URLSearchParams(body);
       if (call.get('Action') !== 'AssumeRole') return 'forward';
@@ -298,6 +301,7 @@ describe('roles assumed with an external id, and an organization account whose r
   after(async () => {
     await pipeline?.close();
     await sts?.close();
+    await trail?.close();
     organizations.destroy();
     for (const client of clients) client.destroy();
     await env?.cleanup();
@@ -339,5 +343,30 @@ describe('roles assumed with an external id, and an organization account whose r
     assert.equal(result.status, 0, result.stderr);
     const said = result.stderr.split('\n').filter(Boolean).map((line) => (JSON.parse(line) as { msg: string }).msg);
     assert.deepEqual(said, ['AWS_ORGANIZATION_EXCLUDE_ACCOUNTS names 999999999999, not an active account of the organization']);
+  });
+
+  it('accounts: checks every region of every account it would read, and lists the accounts it leaves out', async () => {
+    const DENIED_REGION = 'ap-south-1';
+    trail.deny(DENIED_REGION); // the role may not call LookupEvents there
+    const accounts = async (extra: Record<string, string> = {}) => {
+      const result = await apigwStream(['accounts', '--format', 'json'], {
+        ...env.env, AWS_REGIONS: `${REGION},${DENIED_REGION}`, AWS_ENDPOINT_URL_CLOUDTRAIL: trail.endpoint, ...extra,
+      });
+      const rows = result.status === null ? [] : JSON.parse(result.stdout) as AccessRow[];
+      return { status: result.status, stderr: result.stderr, rows: rows.map((r) => [r.account_id, r.region, r.state, r.problem]) };
+    };
+    // The member's role is still refused (previous test).
+    const checked = await accounts();
+    assert.equal(checked.status, 1, checked.stderr);
+    assert.deepEqual(checked.rows, [
+      [OWN_ACCOUNT, REGION, 'ok', null],
+      [OWN_ACCOUNT, DENIED_REGION, 'failing', `LookupEvents: User is not authorized to perform: cloudtrail:LookupEvents in ${DENIED_REGION}`],
+      [memberId, '*', 'unreadable', `User: arn:aws:iam::123456789012:user/moto is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::${memberId}:role/apigw-reader`],
+    ]);
+
+    trail.deny(DENIED_REGION, false);
+    const excluded = await accounts({ AWS_ORGANIZATION_EXCLUDE_ACCOUNTS: memberId });
+    assert.equal(excluded.status, 0, excluded.stderr);
+    assert.deepEqual(excluded.rows, [[OWN_ACCOUNT, REGION, 'ok', null], [OWN_ACCOUNT, DENIED_REGION, 'ok', null], [memberId, '*', 'excluded', null]]);
   });
 });
