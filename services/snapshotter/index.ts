@@ -119,6 +119,7 @@ export function createSnapshotter(deps: SnapshotterDeps) {
       snapshot: { snapshot_id: snapshotId, started_at: startedAt, api_ids: seenApiIds.sort(), integration_count: integrationCount },
     });
     deps.metrics.snapshotsCompleted.inc(scopeLabels(scope));
+    deps.metrics.snapshotLastCompleted.set(scopeLabels(scope), clock() / 1000);
     return { ...scope, apis: apis.length, integrations: integrationCount, completed: true };
   }
 
