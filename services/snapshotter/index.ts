@@ -27,6 +27,9 @@ export interface SnapshotterDeps {
   clock?: () => number;
 }
 
+/** How often a snapshotter between two snapshots asks whether an account joined. */
+const JOINED_CHECK_MS = 5_000;
+
 /** How the snapshot of one account's region went. */
 export interface RegionResult extends AwsScope {
   apis: number;
@@ -124,13 +127,12 @@ export function createSnapshotter(deps: SnapshotterDeps) {
   }
 
   /**
-   * One snapshot of every region of every account. `signal` stops it between two APIs: a region it stopped gets no
-   * completion marker, so nothing is deleted for it (its `error` says it was interrupted).
+   * One snapshot of `scopes`. `signal` stops it between two APIs: a region it stopped gets no completion marker, so
+   * nothing is deleted for it (its `error` says it was interrupted).
    */
-  async function runOnce(signal?: AbortSignal): Promise<{ snapshotId: string; regions: RegionResult[] }> {
+  async function snapshot(scopes: AwsScope[], signal?: AbortSignal): Promise<{ snapshotId: string; regions: RegionResult[] }> {
     const snapshotId = randomUUID();
     const startedAt = clock();
-    const scopes = await deps.scopes();
     const progress = deps.progress();
     log.info({ snapshotId, regions: [...new Set(scopes.map((s) => s.region))], accounts: [...new Set(scopes.map((s) => s.accountId))] }, 'snapshot started');
     const turn = pLimit(deps.regionsAtOnce);
@@ -147,10 +149,16 @@ export function createSnapshotter(deps: SnapshotterDeps) {
       }
     })));
     progress.stop();
-    last = { finishedAt: clock(), regions };
     const integrations = regions.reduce((sum, r) => sum + r.integrations, 0);
     log.info({ snapshotId, integrations, seconds: (clock() - startedAt) / 1000, failedRegions: regions.filter((r) => !r.completed).map(scopeKey) }, 'snapshot finished');
     return { snapshotId, regions };
+  }
+
+  /** One snapshot of every region of every account read now. */
+  async function runOnce(signal?: AbortSignal): Promise<{ snapshotId: string; regions: RegionResult[] }> {
+    const result = await snapshot(await deps.scopes(), signal);
+    last = { finishedAt: clock(), regions: [...result.regions] };
+    return result;
   }
 
   return {
@@ -161,11 +169,24 @@ export function createSnapshotter(deps: SnapshotterDeps) {
       const failed = last.regions.filter((r) => !r.completed).map((r) => ({ account_id: r.accountId, region: r.region, error: r.error }));
       return { ok: failed.length === 0, last_snapshot: { finished_at: new Date(last.finishedAt).toISOString(), regions: last.regions.length, failed } };
     },
-    /** Snapshots every `intervalSeconds` until the signal aborts. */
+    /**
+     * Snapshots every `intervalSeconds` until the signal aborts. In between, the regions of an account that joined
+     * (a new listing of the organization) are read within JOINED_CHECK_MS, not at the next snapshot: until then the
+     * tables would hold only the changes the listener saw there.
+     */
     async runForever(intervalSeconds: number, signal: AbortSignal): Promise<void> {
       while (!signal.aborted) {
-        await runOnce(signal);
-        await sleep(intervalSeconds * 1000, signal);
+        const read = new Set((await runOnce(signal)).regions.map(scopeKey));
+        const next = Date.now() + intervalSeconds * 1000; // real time, as the sleeps are
+        while (!signal.aborted && Date.now() < next) {
+          await sleep(Math.min(JOINED_CHECK_MS, next - Date.now()), signal);
+          const joined = signal.aborted ? [] : (await deps.scopes()).filter((scope) => !read.has(scopeKey(scope)));
+          if (joined.length === 0) continue;
+          log.info({ accounts: [...new Set(joined.map((s) => s.accountId))] }, 'accounts joined since the last snapshot: reading them now');
+          const { regions } = await snapshot(joined, signal);
+          for (const region of regions) read.add(scopeKey(region));
+          last?.regions.push(...regions);
+        }
       }
     },
   };

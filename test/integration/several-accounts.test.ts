@@ -263,6 +263,22 @@ describe('every account of the organization, each read through the same role (AW
     // No snapshot has read the account yet: to the tables, this is the integration's first version.
     assert.deepEqual(row, { account_id: joined.accountId, principal_arn: principal.arn, operation: 'CREATE' });
   });
+
+  it('a snapshotter running on its interval reads an account that joined at once, not at its next snapshot', async () => {
+    const stop = new AbortController();
+    const running = pipeline.snapshotter!.runForever(3600, stop.signal);
+    try {
+      await waitFor('the first snapshot', async () => pipeline.snapshotter!.health().last_snapshot);
+      // Made in the emulator only, with no CloudTrail event: only a snapshot can bring its integrations.
+      const joined = await newMemberAccount('catalog');
+      await waitFor('the joined account\'s integrations in the current state', async () =>
+        (await liveByAccount(pipeline, env))[joined.accountId] === count([joined.api]));
+      assert.equal(pipeline.snapshotter!.health().ok, true);
+    } finally {
+      stop.abort();
+      await running;
+    }
+  });
 });
 
 describe('roles assumed with an external id, and an organization account whose role cannot be assumed yet', { timeout: 180_000 }, () => {
