@@ -30,6 +30,7 @@ Configuration (environment variables):
   AWS_ROLE_ARNS                  roles to assume, one per account    default none: the credentials' own account
   AWS_ORGANIZATION_ROLE          role to assume in every account     default none (needs organizations:ListAccounts)
   AWS_ORGANIZATION_REFRESH_SECONDS  seconds between account listings default 900
+  AWS_ORGANIZATION_UNITS         accounts of these units (nested)    default none: the whole organization
   AWS_ORGANIZATION_EXCLUDE_ACCOUNTS  account ids not to read         default none
   AWS_ROLE_EXTERNAL_ID           external id given with each role    default none
   APIGW_TOPIC                    change topic                        default aws.apigatewayv2.integrations

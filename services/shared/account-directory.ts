@@ -1,4 +1,6 @@
-import { OrganizationsClient, paginateListAccounts } from '@aws-sdk/client-organizations';
+import {
+  OrganizationsClient, paginateListAccounts, paginateListAccountsForParent, paginateListOrganizationalUnitsForParent, type Account,
+} from '@aws-sdk/client-organizations';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
 import { doesIdentityRequireRefresh, isIdentityExpired, memoizeIdentityProvider } from '@smithy/core';
@@ -102,10 +104,10 @@ interface OrganizationListing {
 }
 
 /**
- * Every active account of the organization but the excluded ones, each read through the role of that name in it. An
- * account whose role cannot be assumed (not deployed there yet, say) is left out with a warning, and tried again at
- * the next listing; one that leaves the organization is no longer read. A listing that fails keeps the accounts of
- * the last one.
+ * Every active account of the organization (or of the units AWS_ORGANIZATION_UNITS names, and the units nested in
+ * them) but the excluded ones, each read through the role of that name in it. An account whose role cannot be
+ * assumed (not deployed there yet, say) is left out with a warning, and tried again at the next listing; one that
+ * leaves the organization (or the units) is no longer read. A listing that fails keeps the accounts of the last one.
  */
 async function openOrganization(
   organization: NonNullable<Config['awsOrganization']>,
@@ -119,12 +121,10 @@ async function openOrganization(
   async function list(): Promise<OrganizationListing> {
     const active: { id: string; partition: string }[] = [];
     const excluded: string[] = [];
-    for await (const page of paginateListAccounts({ client }, {})) {
-      for (const account of page.Accounts ?? []) {
-        if ((account.State ?? account.Status) !== 'ACTIVE') continue;
-        if (organization.excludedAccounts.includes(account.Id!)) excluded.push(account.Id!);
-        else active.push({ id: account.Id!, partition: account.Arn?.split(':')[1] ?? 'aws' });
-      }
+    for (const account of organization.units.length > 0 ? await accountsUnder(client, organization.units) : await allAccounts(client)) {
+      if ((account.State ?? account.Status) !== 'ACTIVE') continue;
+      if (organization.excludedAccounts.includes(account.Id!)) excluded.push(account.Id!);
+      else active.push({ id: account.Id!, partition: account.Arn?.split(':')[1] ?? 'aws' });
     }
     const unreadable: { accountId: string; error: string }[] = [];
     const limit = pLimit(ASSUMED_AT_ONCE);
@@ -155,7 +155,11 @@ async function openOrganization(
     first = await list();
   } catch (error) {
     client.destroy();
-    throw new DependencyError('AWS_ORGANIZATION_ROLE', `cannot list the organization's accounts (${describeError(error)}): the credentials need organizations:ListAccounts, in the management account or a delegated administrator`, error);
+    if ((error as Error).name === 'ParentNotFoundException') {
+      throw new DependencyError('AWS_ORGANIZATION_UNITS', `${describeError(error)}: check the unit ids (ou-…, or the root's r-…) against the organization's`, error);
+    }
+    const permissions = organization.units.length > 0 ? 'organizations:ListAccountsForParent and ListOrganizationalUnitsForParent' : 'organizations:ListAccounts';
+    throw new DependencyError('AWS_ORGANIZATION_ROLE', `cannot list the organization's accounts (${describeError(error)}): the credentials need ${permissions}, in the management account or a delegated administrator`, error);
   }
   if (first.accounts.length === 0) {
     client.destroy();
@@ -168,7 +172,8 @@ async function openOrganization(
   log.info({ accounts: accounts.map((a) => a.accountId), excluded: first.excluded }, 'reading the organization\'s accounts');
   // A typo excludes nothing: say so.
   const notActive = organization.excludedAccounts.filter((id) => !first.excluded.includes(id));
-  if (notActive.length > 0) log.warn({ notActive }, `AWS_ORGANIZATION_EXCLUDE_ACCOUNTS names ${notActive.join(', ')}, not an active account of the organization`);
+  const among = organization.units.length > 0 ? 'in AWS_ORGANIZATION_UNITS' : 'of the organization';
+  if (notActive.length > 0) log.warn({ notActive }, `AWS_ORGANIZATION_EXCLUDE_ACCOUNTS names ${notActive.join(', ')}, not an active account ${among}`);
   let listedAt = Date.now();
   let listing: Promise<AwsAccount[]> | undefined;
   return {
@@ -201,4 +206,26 @@ async function openOrganization(
     ],
     close: () => client.destroy(),
   };
+}
+
+async function allAccounts(client: OrganizationsClient): Promise<Account[]> {
+  const accounts: Account[] = [];
+  for await (const page of paginateListAccounts({ client }, {})) accounts.push(...page.Accounts ?? []);
+  return accounts;
+}
+
+/** The accounts in each unit and in every unit nested below it, each once. */
+async function accountsUnder(client: OrganizationsClient, units: string[]): Promise<Account[]> {
+  const accounts: Account[] = [];
+  const visited = new Set<string>();
+  const pending = [...units];
+  for (let unit = pending.shift(); unit !== undefined; unit = pending.shift()) {
+    if (visited.has(unit)) continue;
+    visited.add(unit);
+    for await (const page of paginateListAccountsForParent({ client }, { ParentId: unit })) accounts.push(...page.Accounts ?? []);
+    for await (const page of paginateListOrganizationalUnitsForParent({ client }, { ParentId: unit })) {
+      pending.push(...(page.OrganizationalUnits ?? []).map((child) => child.Id!));
+    }
+  }
+  return accounts;
 }

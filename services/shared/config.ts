@@ -94,6 +94,10 @@ const schema = z.object({
   AWS_ORGANIZATION_ROLE: z.string().regex(ROLE_NAME, 'expected the name of an IAM role (with its path, if any), such as apigw-reader').optional(),
   /** External id given with every role assumed (AWS_ROLE_ARNS, AWS_ORGANIZATION_ROLE), when their trust policies ask for one. @default none */
   AWS_ROLE_EXTERNAL_ID: z.string().regex(/^[\w+=,.@:/-]{2,1224}$/, 'expected an external id: 2 to 1224 of letters, digits and + = , . @ : / - _').optional(),
+  /** Organizational units (or the root) whose accounts, in them and in the units nested below, are read; comma-separated ids. @default none: the whole organization */
+  AWS_ORGANIZATION_UNITS: z.string().transform(csv).pipe(
+    z.array(z.string().regex(/^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32})$/, 'expected comma-separated organizational unit ids (ou-ab12-cd34ef56) or the root\'s (r-ab12)')).min(1, 'expected at least one unit id'),
+  ).optional(),
   /** Accounts of the organization not to read, comma-separated ids. @default none */
   AWS_ORGANIZATION_EXCLUDE_ACCOUNTS: z.string().transform(csv).pipe(z.array(z.string().regex(/^\d{12}$/, 'expected comma-separated 12-digit AWS account ids'))).optional(),
   /** Seconds between two listings of the organization's accounts. @default 900 */
@@ -158,8 +162,11 @@ export interface Config {
   awsRoles: AwsRole[];
   /** Given with every role assumed, for trust policies that ask for it. */
   awsRoleExternalId?: string;
-  /** Read every active account of the organization but the excluded ones through this role, its accounts listed again this often. */
-  awsOrganization?: { roleName: string; refreshSeconds: number; excludedAccounts: string[] };
+  /**
+   * Read every active account of the organization (or of these units, nested ones included) but the excluded ones
+   * through this role, its accounts listed again this often.
+   */
+  awsOrganization?: { roleName: string; refreshSeconds: number; units: string[]; excludedAccounts: string[] };
   topic: string;
   topicPartitions: number;
   snapshotIntervalSeconds: number;
@@ -234,6 +241,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     AWS_ROLE_EXTERNAL_ID: pick('AWS_ROLE_EXTERNAL_ID'),
     AWS_ORGANIZATION_REFRESH_SECONDS: pick('AWS_ORGANIZATION_REFRESH_SECONDS', '900'),
     AWS_ORGANIZATION_EXCLUDE_ACCOUNTS: pick('AWS_ORGANIZATION_EXCLUDE_ACCOUNTS'),
+    AWS_ORGANIZATION_UNITS: pick('AWS_ORGANIZATION_UNITS'),
     APIGW_TOPIC: pick('APIGW_TOPIC', 'aws.apigatewayv2.integrations'),
     APIGW_TOPIC_PARTITIONS: pick('APIGW_TOPIC_PARTITIONS', '6'),
     APIGW_SNAPSHOT_INTERVAL_SECONDS: pick('APIGW_SNAPSHOT_INTERVAL_SECONDS', '300'),
@@ -275,7 +283,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     awsRoles: awsRoles(v),
     awsRoleExternalId: v.AWS_ROLE_EXTERNAL_ID,
     awsOrganization: v.AWS_ORGANIZATION_ROLE
-      ? { roleName: v.AWS_ORGANIZATION_ROLE, refreshSeconds: v.AWS_ORGANIZATION_REFRESH_SECONDS, excludedAccounts: v.AWS_ORGANIZATION_EXCLUDE_ACCOUNTS ?? [] }
+      ? {
+        roleName: v.AWS_ORGANIZATION_ROLE, refreshSeconds: v.AWS_ORGANIZATION_REFRESH_SECONDS,
+        units: v.AWS_ORGANIZATION_UNITS ?? [], excludedAccounts: v.AWS_ORGANIZATION_EXCLUDE_ACCOUNTS ?? [],
+      }
       : undefined,
     topic: v.APIGW_TOPIC,
     topicPartitions: v.APIGW_TOPIC_PARTITIONS,
@@ -339,7 +350,7 @@ function kafkaSecurity(v: z.infer<typeof schema>): KafkaSecurity {
 
 /**
  * The accounts to read come from one place: the credentials' own (AWS_ACCOUNT_ID names it), AWS_ROLE_ARNS, or
- * AWS_ORGANIZATION_ROLE; an external id only with roles, excluded accounts only with an organization.
+ * AWS_ORGANIZATION_ROLE; an external id only with roles, units and excluded accounts only with an organization.
  */
 function checkOneAccountSource(v: z.infer<typeof schema>): void {
   const sources = [['AWS_ACCOUNT_ID', v.AWS_ACCOUNT_ID], ['AWS_ROLE_ARNS', v.AWS_ROLE_ARNS], ['AWS_ORGANIZATION_ROLE', v.AWS_ORGANIZATION_ROLE]].filter(([, value]) => value);
@@ -347,8 +358,8 @@ function checkOneAccountSource(v: z.infer<typeof schema>): void {
     const [[first], [second]] = sources as [[string], [string]];
     throw new ConfigError(second, `${first} is set too, and both say which accounts to read (${first}: only the credentials' own, AWS_ROLE_ARNS: the roles' accounts, AWS_ORGANIZATION_ROLE: the organization's): set one of them`);
   }
-  if (v.AWS_ORGANIZATION_EXCLUDE_ACCOUNTS && !v.AWS_ORGANIZATION_ROLE) {
-    throw new ConfigError('AWS_ORGANIZATION_EXCLUDE_ACCOUNTS', 'set, but no organization is read: it goes with AWS_ORGANIZATION_ROLE');
+  for (const [variable, value] of [['AWS_ORGANIZATION_UNITS', v.AWS_ORGANIZATION_UNITS], ['AWS_ORGANIZATION_EXCLUDE_ACCOUNTS', v.AWS_ORGANIZATION_EXCLUDE_ACCOUNTS]] as const) {
+    if (value && !v.AWS_ORGANIZATION_ROLE) throw new ConfigError(variable, 'set, but no organization is read: it goes with AWS_ORGANIZATION_ROLE');
   }
   if (v.AWS_ROLE_EXTERNAL_ID && !v.AWS_ROLE_ARNS && !v.AWS_ORGANIZATION_ROLE) {
     throw new ConfigError('AWS_ROLE_EXTERNAL_ID', 'set, but no role is assumed: it goes with AWS_ROLE_ARNS or AWS_ORGANIZATION_ROLE');

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ApiGatewayV2Client, DeleteApiCommand } from '@aws-sdk/client-apigatewayv2';
-import { CreateAccountCommand, CreateOrganizationCommand, OrganizationsClient } from '@aws-sdk/client-organizations';
+import {
+  CreateAccountCommand, CreateOrganizationCommand, CreateOrganizationalUnitCommand, ListRootsCommand, MoveAccountCommand, OrganizationsClient,
+} from '@aws-sdk/client-organizations';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import type { AccessRow } from '../../cli/access-check.js';
 import type { Pipeline } from '../../cli/pipeline.js';
@@ -384,5 +386,30 @@ describe('roles assumed with an external id, and an organization account whose r
     const excluded = await accounts({ AWS_ORGANIZATION_EXCLUDE_ACCOUNTS: memberId });
     assert.equal(excluded.status, 0, excluded.stderr);
     assert.deepEqual(excluded.rows, [[OWN_ACCOUNT, REGION, 'ok', null], [OWN_ACCOUNT, DENIED_REGION, 'ok', null], [memberId, '*', 'excluded', null]]);
+  });
+
+  it('reads only the accounts of the units AWS_ORGANIZATION_UNITS names, and of the units nested in them', async () => {
+    const { Roots } = await organizations.send(new ListRootsCommand({}));
+    const unit = async (name: string, parent: string) =>
+      (await organizations.send(new CreateOrganizationalUnitCommand({ ParentId: parent, Name: name }))).OrganizationalUnit!.Id!;
+    const payments = await unit('payments', Roots![0]!.Id!);
+    const paymentsEu = await unit('payments-eu', payments);
+    const inUnit = async (name: string, parent: string) => {
+      const account = await newOrganizationAccount(organizations, REGION, name);
+      clients.push(account.client);
+      await organizations.send(new MoveAccountCommand({ AccountId: account.accountId, SourceParentId: Roots![0]!.Id!, DestinationParentId: parent }));
+      return account.accountId;
+    };
+    const [cards, sepa] = [await inUnit('cards', payments), await inUnit('sepa', paymentsEu)];
+    const accounts = (units: string) => apigwStream(['accounts', '--format', 'json'], { ...env.env, AWS_ENDPOINT_URL_CLOUDTRAIL: trail.endpoint, AWS_ORGANIZATION_UNITS: units });
+
+    const read = await accounts(payments);
+    assert.equal(read.status, 0, `${read.stdout}\n${read.stderr}`);
+    assert.deepEqual((JSON.parse(read.stdout) as AccessRow[]).map((r) => [r.account_id, r.state]), [[cards, 'ok'], [sepa, 'ok']].sort());
+
+    const unknown = await accounts('ou-zzzz-zzzzzzzz');
+    assert.equal(unknown.status, 3, unknown.stderr);
+    assert.equal(unknown.stderr.split('\n').length, 1, unknown.stderr);
+    assert.match(unknown.stderr, /^apigw-stream: AWS_ORGANIZATION_UNITS: .*check the unit ids/);
   });
 });

@@ -53,7 +53,7 @@ describe('configuration', () => {
 
   it('reads the role to assume in every account of the organization, with its path', () => {
     assert.equal(loadConfig({}).awsOrganization, undefined);
-    assert.deepEqual(loadConfig({ AWS_ORGANIZATION_ROLE: 'ops/apigw-reader' }).awsOrganization, { roleName: 'ops/apigw-reader', refreshSeconds: 900, excludedAccounts: [] });
+    assert.deepEqual(loadConfig({ AWS_ORGANIZATION_ROLE: 'ops/apigw-reader' }).awsOrganization, { roleName: 'ops/apigw-reader', refreshSeconds: 900, units: [], excludedAccounts: [] });
     assert.deepEqual(loadConfig({ AWS_ORGANIZATION_ROLE: 'apigw-reader', AWS_ORGANIZATION_EXCLUDE_ACCOUNTS: '111111111111, 222222222222' }).awsOrganization?.excludedAccounts, ['111111111111', '222222222222']);
   });
 
@@ -95,6 +95,8 @@ describe('configuration', () => {
     ['AWS_ORGANIZATION_ROLE', { AWS_ROLE_ARNS: 'arn:aws:iam::111111111111:role/apigw-reader', AWS_ORGANIZATION_ROLE: 'apigw-reader' }],
     ['AWS_ORGANIZATION_REFRESH_SECONDS', { AWS_ORGANIZATION_REFRESH_SECONDS: '0' }],
     ['AWS_ORGANIZATION_EXCLUDE_ACCOUNTS', { AWS_ORGANIZATION_ROLE: 'apigw-reader', AWS_ORGANIZATION_EXCLUDE_ACCOUNTS: '111111111111,sandbox' }],
+    ['AWS_ORGANIZATION_UNITS', { AWS_ORGANIZATION_ROLE: 'apigw-reader', AWS_ORGANIZATION_UNITS: 'ou-ab12-cd34ef56,Payments' }],
+    ['AWS_ORGANIZATION_UNITS', { AWS_ORGANIZATION_UNITS: 'ou-ab12-cd34ef56' }],
     ['AWS_ROLE_EXTERNAL_ID', { AWS_ROLE_ARNS: 'arn:aws:iam::111111111111:role/apigw-reader', AWS_ROLE_EXTERNAL_ID: 'has spaces' }],
     ['APIGW_TOPIC_PARTITIONS', { APIGW_TOPIC_PARTITIONS: 'three' }],
     ['APIGW_SNAPSHOT_REGIONS_AT_ONCE', { APIGW_SNAPSHOT_REGIONS_AT_ONCE: '0' }],
