@@ -92,10 +92,14 @@ async function openParts(options: PipelineOptions, pipeline: Pipeline, closers: 
   // topic, and the change topic it waits on), and a listener's checkpoints.
   const stopKeeping = keepTopics({
     logger,
-    ensure: () => withAdmin(kafka, async (admin) => [
-      ...(await ensureTopics(admin, config.topic, partitionCount)).created,
-      ...(await pipeline.listener?.ensureTopic(admin) ?? []),
-    ]),
+    ensure: () => withAdmin(kafka, async (admin) => {
+      // One listing for every topic checked.
+      const existing = await admin.listTopics();
+      return [
+        ...(await ensureTopics(admin, config.topic, partitionCount, existing)).created,
+        ...(await pipeline.listener?.ensureTopic(admin, existing) ?? []),
+      ];
+    }),
   });
   closers.push(async () => stopKeeping());
 

@@ -41,9 +41,12 @@ const keyOf = (accountId: string, region: string) => `${accountId}/${region}`;
 export function createCheckpointStore({ kafka, admin, topic, logger }: { kafka: Kafka; admin: Admin; topic: string; logger: Logger }) {
   const name = checkpointTopic(topic);
   return {
-    /** Makes the checkpoint topic when missing, through `via` (by default the store's admin); returns the topics it made. */
-    async ensureTopic(via: Admin = admin): Promise<string[]> {
-      if ((await via.listTopics()).includes(name)) return [];
+    /**
+     * Makes the checkpoint topic when missing, through `via` (by default the store's admin); `existing`: the topics
+     * as just listed, when the caller has them. Returns the topics it made.
+     */
+    async ensureTopic(via: Admin = admin, existing?: string[]): Promise<string[]> {
+      if ((existing ?? await via.listTopics()).includes(name)) return [];
       await createTopicsWithLeaders(via, [
         { topic: name, numPartitions: 1, replicationFactor: -1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
       ]);

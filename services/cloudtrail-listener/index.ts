@@ -359,8 +359,8 @@ export function createCloudTrailListener(deps: ListenerDeps) {
       return { ok: regions.every((r) => r.failed_polls_in_a_row < FAILING_POLLS), regions };
     },
 
-    /** Makes the checkpoint topic again, through `via`, when it was deleted; returns the topics it made. */
-    ensureTopic: (via: Admin) => deps.checkpoints.ensureTopic(via),
+    /** Makes the checkpoint topic again, through `via`, when it was deleted (not among `existing`); returns the topics it made. */
+    ensureTopic: (via: Admin, existing: string[]) => deps.checkpoints.ensureTopic(via, existing),
 
     async stop(): Promise<void> {
       for (const producer of producers.values()) await producer.disconnect();

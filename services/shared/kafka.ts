@@ -50,10 +50,15 @@ export async function createTopicsWithLeaders(admin: Admin, topics: ITopicConfig
   });
 }
 
-/** Creates the topic and its dead-letter topic when missing; returns the topic's partition count and what it made. */
-export async function ensureTopics(admin: Admin, topic: string, partitions: number): Promise<{ partitions: number; created: string[] }> {
-  const existing = new Set(await admin.listTopics());
-  const missing = [topic, dlqTopic(topic)].filter((name) => !existing.has(name));
+/**
+ * Creates the topic and its dead-letter topic when missing (`existing`: the topics as just listed, when the caller has
+ * them); returns the topic's partition count and what it made.
+ */
+export async function ensureTopics(
+  admin: Admin, topic: string, partitions: number, existing?: string[],
+): Promise<{ partitions: number; created: string[] }> {
+  const listed = new Set(existing ?? await admin.listTopics());
+  const missing = [topic, dlqTopic(topic)].filter((name) => !listed.has(name));
   if (missing.length > 0) {
     await createTopicsWithLeaders(admin, missing.map((name) => ({ topic: name, numPartitions: name === topic ? partitions : 1, replicationFactor: -1 })));
   }
