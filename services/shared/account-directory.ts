@@ -140,6 +140,7 @@ async function openOrganization(
     deps.metrics.accounts.set({ state: 'read' }, readable.size);
     deps.metrics.accounts.set({ state: 'unreadable' }, unreadable.length);
     deps.metrics.accounts.set({ state: 'excluded' }, excluded.length);
+    deps.metrics.organizationListed.set(Date.now() / 1000);
     const accounts = [...readable].map(([accountId, credentials]) => ({ accountId, credentials })).sort((a, b) => a.accountId.localeCompare(b.accountId));
     return { accounts, unreadable, active: active.length, excluded };
   }

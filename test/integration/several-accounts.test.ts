@@ -247,6 +247,8 @@ describe('every account of the organization, each read through the same role (AW
     await new Promise((resolve) => setTimeout(resolve, 1100)); // the listing is a second old: listed again
     const after = await pipeline.snapshotter!.runOnce();
     assert.deepEqual(after.regions.map((r) => r.accountId), [OWN_ACCOUNT, first.accountId, joined.accountId].sort());
+    const [listedAt] = (await env.metrics.organizationListed.get()).values;
+    assert.ok(Date.now() / 1000 - listedAt!.value < 5, 'the last listing\'s time is now');
     await pipeline.sink!.waitForCatchUp();
     assert.equal((await liveByAccount(pipeline, env))[joined.accountId], count([joined.api]));
   });
