@@ -2,10 +2,10 @@ import { GetApisCommand } from '@aws-sdk/client-apigatewayv2';
 import { LookupEventsCommand } from '@aws-sdk/client-cloudtrail';
 import pLimit from 'p-limit';
 import type { AccountDirectory, AwsAccount } from '../services/shared/account-directory.js';
-import { scopesOf, type AwsScope } from '../services/shared/aws-scope.js';
+import type { AwsScope } from '../services/shared/aws-scope.js';
 import type { Config } from '../services/shared/config.js';
 import { describeError } from '../services/shared/errors.js';
-import { apiGatewayClient, cloudTrailClient } from './sources.js';
+import { apiGatewayClient, cloudTrailClient, scopesToRead } from './sources.js';
 
 /** Whether one account's region can be read, or why an account is not read at all (its region then `*`). */
 // A type, not an interface: rows are printed as records.
@@ -41,9 +41,8 @@ async function checkScope(config: Config, scope: AwsScope, credentials: AwsAccou
 
 /** Every configured region of every account the directory reads, checked; then the accounts it leaves out. */
 export async function checkAccess(config: Config, directory: AccountDirectory): Promise<AccessRow[]> {
-  const accounts = await directory.accounts();
   const limit = pLimit(config.snapshotRegionsAtOnce);
-  const rows = await Promise.all(scopesOf(accounts.map((a) => a.accountId), config.regions)
+  const rows = await Promise.all((await scopesToRead(directory, config.regions))
     .map((scope) => limit(() => checkScope(config, scope, directory.credentialsOf(scope.accountId)))));
   for (const { accountId, state, error } of directory.leftOut()) rows.push({ account_id: accountId, region: '*', state, problem: error ?? null });
   return rows;

@@ -2,7 +2,7 @@ import { ApiGatewayV2Client } from '@aws-sdk/client-apigatewayv2';
 import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
 import type { Kafka } from 'kafkajs';
 import type { AccountDirectory, AwsAccount } from '../services/shared/account-directory.js';
-import { scopeKey, scopesOf, type AwsScope } from '../services/shared/aws-scope.js';
+import { scopeKey, type AwsScope } from '../services/shared/aws-scope.js';
 import type { ChangeEmitter } from '../services/shared/change-emitter.js';
 import type { Config } from '../services/shared/config.js';
 import type { Logger } from '../services/shared/logger.js';
@@ -17,6 +17,11 @@ import type { PipelineParts } from './pipeline.js';
 // AWS import this module when they start, so that the others start without the AWS SDK.
 
 export { openAccountDirectory } from '../services/shared/account-directory.js';
+
+/** Every configured region of each account the directory reads now. */
+export async function scopesToRead(directory: AccountDirectory, regions: string[]): Promise<AwsScope[]> {
+  return (await directory.accounts()).flatMap(({ accountId }) => regions.map((region) => ({ accountId, region })));
+}
 
 /** An API Gateway client of one account's region: throttling retried by the SDK's adaptive mode. */
 export function apiGatewayClient(config: Config, region: string, credentials?: AwsAccount['credentials']): ApiGatewayV2Client {
@@ -34,8 +39,7 @@ export async function openSources(options: PipelineParts & {
   kafka: Kafka; emitter: ChangeEmitter; directory: AccountDirectory; closers: (() => Promise<void>)[];
 }): Promise<{ snapshotter?: Snapshotter; listener?: CloudTrailListener }> {
   const { config, logger, metrics, kafka, emitter, directory, closers } = options;
-  /** Every configured region of each account read now. */
-  const scopes = async () => scopesOf((await directory.accounts()).map((account) => account.accountId), config.regions);
+  const scopes = () => scopesToRead(directory, config.regions);
   /** One client per account and region, made on first use. */
   const perScope = <T>(make: (scope: AwsScope, credentials?: AwsAccount['credentials']) => T) => {
     const made = new Map<string, T>();

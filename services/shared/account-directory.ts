@@ -151,9 +151,10 @@ async function openOrganization(
     log.warn({ role: organization.roleName, unreadable }, `cannot assume ${organization.roleName} in ${unreadable.length} of the organization's ${active} active accounts: those are not read until a later listing can`);
   };
 
-  let first: OrganizationListing;
+  // The last listing that succeeded: its accounts are the ones read.
+  let last: OrganizationListing;
   try {
-    first = await list();
+    last = await list();
   } catch (error) {
     client.destroy();
     if ((error as Error).name === 'ParentNotFoundException') {
@@ -162,38 +163,36 @@ async function openOrganization(
     const permissions = organization.units.length > 0 ? 'organizations:ListAccountsForParent and ListOrganizationalUnitsForParent' : 'organizations:ListAccounts';
     throw new DependencyError('AWS_ORGANIZATION_ROLE', `cannot list the organization's accounts (${describeError(error)}): the credentials need ${permissions}, in the management account or a delegated administrator`, error);
   }
-  if (first.accounts.length === 0) {
+  if (last.accounts.length === 0) {
     client.destroy();
-    const [example] = first.unreadable;
-    throw new DependencyError('AWS_ORGANIZATION_ROLE', `cannot assume ${organization.roleName} in any of the organization's ${first.active} active accounts${example ? ` (${example.accountId}: ${example.error})` : ''}: check that the role exists there and trusts these credentials (with AWS_ROLE_EXTERNAL_ID, if it asks for one)`);
+    const [example] = last.unreadable;
+    throw new DependencyError('AWS_ORGANIZATION_ROLE', `cannot assume ${organization.roleName} in any of the organization's ${last.active} active accounts${example ? ` (${example.accountId}: ${example.error})` : ''}: check that the role exists there and trusts these credentials (with AWS_ROLE_EXTERNAL_ID, if it asks for one)`);
   }
-  warnUnreadable(first);
-  let last = first;
-  let accounts = first.accounts;
-  log.info({ accounts: accounts.map((a) => a.accountId), excluded: first.excluded }, 'reading the organization\'s accounts');
+  warnUnreadable(last);
+  log.info({ accounts: last.accounts.map((a) => a.accountId), excluded: last.excluded }, 'reading the organization\'s accounts');
   // A typo excludes nothing: say so.
-  const notActive = organization.excludedAccounts.filter((id) => !first.excluded.includes(id));
-  const among = organization.units.length > 0 ? 'in AWS_ORGANIZATION_UNITS' : 'of the organization';
-  if (notActive.length > 0) log.warn({ notActive }, `AWS_ORGANIZATION_EXCLUDE_ACCOUNTS names ${notActive.join(', ')}, not an active account ${among}`);
+  const notActive = organization.excludedAccounts.filter((id) => !last.excluded.includes(id));
+  if (notActive.length > 0) {
+    const among = organization.units.length > 0 ? 'in AWS_ORGANIZATION_UNITS' : 'of the organization';
+    log.warn({ notActive }, `AWS_ORGANIZATION_EXCLUDE_ACCOUNTS names ${notActive.join(', ')}, not an active account ${among}`);
+  }
   let listedAt = Date.now();
   let listing: Promise<AwsAccount[]> | undefined;
   return {
     accounts() {
-      if (Date.now() - listedAt < organization.refreshSeconds * 1000) return Promise.resolve(accounts);
+      if (Date.now() - listedAt < organization.refreshSeconds * 1000) return Promise.resolve(last.accounts);
       listing ??= list().then((relisted) => {
         warnUnreadable(relisted);
-        last = relisted;
-        const listed = relisted.accounts;
-        const before = new Set(accounts.map((a) => a.accountId));
-        const now = new Set(listed.map((a) => a.accountId));
+        const before = new Set(last.accounts.map((a) => a.accountId));
+        const now = new Set(relisted.accounts.map((a) => a.accountId));
         const added = [...now].filter((id) => !before.has(id));
         const gone = [...before].filter((id) => !now.has(id));
         if (added.length > 0 || gone.length > 0) log.info({ added, gone }, 'the organization\'s accounts changed');
-        accounts = listed;
-        return listed;
+        last = relisted;
+        return last.accounts;
       }, (error: unknown) => {
         log.warn({ err: describeError(error) }, 'listing the organization\'s accounts failed; reading the accounts of the last listing');
-        return accounts;
+        return last.accounts;
       }).finally(() => {
         listedAt = Date.now();
         listing = undefined;

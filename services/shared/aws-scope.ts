@@ -9,7 +9,3 @@ export const scopeKey = (scope: AwsScope) => `${scope.accountId}/${scope.region}
 
 /** The labels of a metric counted per account and region. */
 export const scopeLabels = (scope: AwsScope) => ({ account_id: scope.accountId, region: scope.region });
-
-/** Every configured region of every account read. */
-export const scopesOf = (accountIds: string[], regions: string[]): AwsScope[] =>
-  accountIds.flatMap((accountId) => regions.map((region) => ({ accountId, region })));

@@ -33,14 +33,18 @@ async function liveByAccount(sink: Pipeline, env: ReturnType<typeof testEnvironm
   return Object.fromEntries(live.map((row) => [row.account_id, Number(row.n)]));
 }
 
-/** A new account in the emulator's organization, with one HTTP API, and a client that changes it. */
-async function newOrganizationAccount(organizations: OrganizationsClient, region: string, name: string) {
+/**
+ * A new account in the emulator's organization, with one HTTP API, and a client that changes it (kept in `clients`,
+ * for the describe's `after` to destroy).
+ */
+async function newOrganizationAccount(organizations: OrganizationsClient, region: string, name: string, clients: ApiGatewayV2Client[]) {
   const { CreateAccountStatus } = await organizations.send(new CreateAccountCommand({ AccountName: name, Email: `${name}@example.com` }));
   const accountId = CreateAccountStatus!.AccountId!;
   const sts = new STSClient({ region, endpoint: motoEndpoint });
   const { Credentials } = await sts.send(new AssumeRoleCommand({ RoleArn: readerRole(accountId), RoleSessionName: 'seed' }));
   sts.destroy();
   const client = new ApiGatewayV2Client({ region, endpoint: motoEndpoint, credentials: { accessKeyId: Credentials!.AccessKeyId!, secretAccessKey: Credentials!.SecretAccessKey!, sessionToken: Credentials!.SessionToken! } });
+  clients.push(client);
   const [api] = await seedSampleInventory(client, { httpApis: 1, websocketApis: 0, prefix: name });
   return { accountId, client, api: api! };
 }
@@ -209,11 +213,7 @@ describe('every account of the organization, each read through the same role (AW
   let listener: ReturnType<typeof runListener>;
   const clients: ApiGatewayV2Client[] = [];
 
-  const newMemberAccount = async (name: string) => {
-    const account = await newOrganizationAccount(organizations, REGION, name);
-    clients.push(account.client);
-    return account;
-  };
+  const newMemberAccount = (name: string) => newOrganizationAccount(organizations, REGION, name, clients);
 
   before(async () => {
     await ensureOrganization(organizations);
@@ -335,8 +335,7 @@ describe('roles assumed with an external id, and an organization account whose r
   });
 
   it('leaves out an account whose role cannot be assumed, says so, and reads it once a later listing can', async () => {
-    const member = await newOrganizationAccount(organizations, REGION, 'ledger');
-    clients.push(member.client);
+    const member = await newOrganizationAccount(organizations, REGION, 'ledger', clients);
     withoutRole = member.accountId;
     pipeline = await env.open({ snapshot: true, sink: true });
     const first = await pipeline.snapshotter!.runOnce();
@@ -397,8 +396,7 @@ describe('roles assumed with an external id, and an organization account whose r
     const payments = await unit('payments', Roots![0]!.Id!);
     const paymentsEu = await unit('payments-eu', payments);
     const inUnit = async (name: string, parent: string) => {
-      const account = await newOrganizationAccount(organizations, REGION, name);
-      clients.push(account.client);
+      const account = await newOrganizationAccount(organizations, REGION, name, clients);
       await organizations.send(new MoveAccountCommand({ AccountId: account.accountId, SourceParentId: Roots![0]!.Id!, DestinationParentId: parent }));
       return account.accountId;
     };
