@@ -9,6 +9,7 @@ import { printTable } from './output.js';
 import type { PipelineParts } from './pipeline.js';
 import { accountsCommand } from './accounts-command.js';
 import { queryCommand } from './query-command.js';
+import { redriveCommand } from './redrive-command.js';
 import { tailCommand } from './tail-command.js';
 import { QueryInputError } from '../services/query/time-input.js';
 
@@ -38,7 +39,7 @@ Configuration (environment variables):
   APIGW_SNAPSHOT_INTERVAL_SECONDS  seconds between snapshots         default 300
   APIGW_SNAPSHOT_CONCURRENCY     GetIntegrations calls per account   default 8 (in each region)
   APIGW_SNAPSHOT_REGIONS_AT_ONCE regions read at once (any account)  default 4
-  APIGW_SINK_GROUP_ID            sink consumer group                 default apigw-stream-sink
+  APIGW_SINK_GROUP_ID            sink consumer group                 default apigw-stream-sink (redrive: <group>.redrive)
   APIGW_SINK_WRITE_RETRIES       write retries, then start over      default 12
   AWS_ENDPOINT_URL_CLOUDTRAIL    CloudTrail endpoint override        default AWS_ENDPOINT_URL
   APIGW_LISTENER_POLL_SECONDS    seconds between CloudTrail polls    default 30
@@ -182,6 +183,7 @@ program.command('demo')
 program.addCommand(queryCommand());
 program.addCommand(tailCommand());
 program.addCommand(accountsCommand());
+program.addCommand(redriveCommand());
 
 const stack = program.command('stack').description('The local real stack: Kafka (KRaft), Apicurio Registry, moto; installed once under .stack/');
 stack.command('up').description('install (once) and start every part that is not answering yet, and wait until each answers')

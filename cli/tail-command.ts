@@ -48,9 +48,11 @@ function describeDeadLetter(message: KafkaMessage, partition: number, json: bool
     from: { topic: header('dlq.topic'), partition: Number(header('dlq.partition')), offset: header('dlq.offset') },
     key_bytes: message.key?.length ?? 0,
     value_bytes: message.value?.length ?? 0,
+    redrive_attempts: Number(header('dlq.redrive-attempts') ?? 0),
   };
   if (json) return JSON.stringify(entry);
-  return `${entry.dead_lettered_at} DEAD-LETTER ${entry.reason} from ${entry.from.topic} partition ${entry.from.partition} offset ${entry.from.offset} (${entry.value_bytes} bytes): ${entry.error}`;
+  const attempts = entry.redrive_attempts > 0 ? `, still failing after ${entry.redrive_attempts} redrive(s)` : '';
+  return `${entry.dead_lettered_at} DEAD-LETTER ${entry.reason} from ${entry.from.topic} partition ${entry.from.partition} offset ${entry.from.offset} (${entry.value_bytes} bytes${attempts}): ${entry.error}`;
 }
 
 /** Decodes each change and prints it, when it passes the filters; markers once each (every partition carries a copy). */

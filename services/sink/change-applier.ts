@@ -3,6 +3,7 @@ import {
   type IntegrationChange, type IntegrationState,
 } from '../shared/integration-model.js';
 import type { EncodedImage } from '../shared/codec.js';
+import { PoisonMessageError } from '../shared/errors.js';
 
 /** What the sink knows of one integration after it applied the events so far. */
 export interface AppliedState {
@@ -44,6 +45,14 @@ export interface Applied {
   history: HistoryRow | null;
   /** Who made `state`'s version, which a snapshot saw first, as this CloudTrail event names it. */
   attribution?: AttributionRow;
+}
+
+/** Throws for a decoded change the sink cannot apply: a state change without its after-image, a marker without its scope. */
+export function checkApplicable(change: IntegrationChange): void {
+  if (change.op !== 'SNAPSHOT_COMPLETE' && change.op !== 'DELETE' && !change.after) {
+    throw new PoisonMessageError('invalid', `${change.op} event ${change.event_id} has no after-image`);
+  }
+  if (change.op === 'SNAPSHOT_COMPLETE' && !change.snapshot) throw new PoisonMessageError('invalid', `marker ${change.event_id} has no snapshot scope`);
 }
 
 /** ClickHouse DateTime64 text for epoch milliseconds. */

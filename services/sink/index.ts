@@ -8,10 +8,11 @@ import { createIdempotentProducer, dlqTopic } from '../shared/kafka.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
 import { createRetry, sleep } from '../shared/retry.js';
-import { applyChange, chTime, type AppliedState } from './change-applier.js';
+import { applyChange, checkApplicable, chTime, type AppliedState } from './change-applier.js';
 import type { StateStore } from './state-store.js';
 import { ReadTracker } from './read-tracker.js';
 import { blockSize, countOperation, emptyBlock, type RowBlock } from './row-block.js';
+import { deadLetterHeaders } from './dead-letters.js';
 import { createWriteBatcher } from './write-batcher.js';
 
 export interface SinkDeps {
@@ -120,14 +121,7 @@ export function createSink(deps: SinkDeps) {
       messages: [{
         key: message.key,
         value: message.value,
-        headers: {
-          ...message.headers,
-          'dlq.reason': error.reason,
-          'dlq.error': error.message.slice(0, 1000),
-          'dlq.topic': topic,
-          'dlq.partition': String(partition),
-          'dlq.offset': message.offset,
-        },
+        headers: deadLetterHeaders(message, error, { topic, partition }),
       }],
     });
     metrics.deadLettered.inc({ reason: error.reason });
@@ -322,10 +316,7 @@ export function createSink(deps: SinkDeps) {
       try {
         const result = codec.decodeChange(message.key, message.value, previousImage);
         const { value, image } = result instanceof Promise ? await result : result;
-        if (value.op !== 'SNAPSHOT_COMPLETE' && value.op !== 'DELETE' && !value.after) {
-          throw new PoisonMessageError('invalid', `${value.op} event ${value.event_id} has no after-image`);
-        }
-        if (value.op === 'SNAPSHOT_COMPLETE' && !value.snapshot) throw new PoisonMessageError('invalid', `marker ${value.event_id} has no snapshot scope`);
+        checkApplicable(value);
         decoded.push({ message, change: value, image });
       } catch (error) {
         if (!(error instanceof PoisonMessageError)) throw error;

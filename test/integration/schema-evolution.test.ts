@@ -6,14 +6,9 @@ import { KEY_SCHEMA, VALUE_SCHEMA, createChangeCodec } from '../../services/shar
 import { DependencyError } from '../../services/shared/errors.js';
 import { integrationArn, mapIntegration, type IntegrationChange } from '../../services/shared/integration-model.js';
 import { plainKafka, registryUrl, rows, testEnvironment, waitFor } from '../support/harness.js';
+import { evolvedValueSchema } from '../support/registry-proxy.js';
 
 const env = testEnvironment({ region: 'sa-east-1', partitions: 2 });
-
-/** The value schema with one more field. */
-function evolved(field: Record<string, unknown>): string {
-  const schema = JSON.parse(VALUE_SCHEMA) as { fields: unknown[] };
-  return JSON.stringify({ ...schema, fields: [...schema.fields, field] });
-}
 
 function change(integrationId: string): IntegrationChange & { change_reason: string } {
   const arn = integrationArn('sa-east-1', 'evo1', integrationId);
@@ -40,7 +35,7 @@ describe('schema evolution is safe', { timeout: 120_000 }, () => {
   it('an added optional field: old readers still decode new events, and the sink still applies them', async () => {
     const v2 = createChangeCodec({
       registryUrl, topic: env.config.topic,
-      schemas: { key: KEY_SCHEMA, value: evolved({ name: 'change_reason', type: ['null', 'string'], default: null, doc: 'why' }) },
+      schemas: { key: KEY_SCHEMA, value: evolvedValueSchema({ name: 'change_reason', type: ['null', 'string'], default: null, doc: 'why' }) },
     });
     const ids = await v2.register();
     const event = change('i-evolved');
@@ -67,7 +62,7 @@ describe('schema evolution is safe', { timeout: 120_000 }, () => {
   it('an incompatible change is refused by the registry, and the producer says so in one line', async () => {
     const v3 = createChangeCodec({
       registryUrl, topic: env.config.topic,
-      schemas: { key: KEY_SCHEMA, value: evolved({ name: 'tenant', type: 'string' }) },
+      schemas: { key: KEY_SCHEMA, value: evolvedValueSchema({ name: 'tenant', type: 'string' }) },
     });
     await assert.rejects(v3.register(), (error: unknown) => {
       assert.ok(error instanceof DependencyError);

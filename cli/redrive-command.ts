@@ -1,0 +1,71 @@
+import cliProgress from 'cli-progress';
+import { Command } from 'commander';
+import { loadConfig } from '../services/shared/config.js';
+import { createLogger, type Logger } from '../services/shared/logger.js';
+import { emit, formatOption, type Format } from './output.js';
+
+/** A bar on a terminal; a log line every few seconds otherwise. */
+function progressOf(logger: Logger, interactive: boolean): { update: (done: number, total: number) => void; stop: () => void } {
+  if (interactive) {
+    const bar = new cliProgress.SingleBar({ format: 'redrive |{bar}| {value}/{total} dead letters', hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic);
+    let started = false;
+    return {
+      update(done, total) {
+        if (!started) bar.start(total, 0);
+        started = true;
+        bar.update(done);
+      },
+      stop: () => bar.stop(),
+    };
+  }
+  let last = 0;
+  return {
+    update(done, total) {
+      if (Date.now() - last < 5000) return;
+      last = Date.now();
+      logger.info({ done, total }, 'redrive progress');
+    },
+    stop: () => undefined,
+  };
+}
+
+export function redriveCommand(): Command {
+  return new Command('redrive')
+    .description('Send the dead letters that decode now (say, once the registry has their schema) back to the change topic: the listener\'s '
+      + 'changes go back; a snapshot\'s events and markers are left to the next read of their scope; what still fails is dead-lettered again. '
+      + 'Goes from where the last redrive stopped to the dead-letter topic\'s end; a row per outcome (exit code 1 if some still fail)')
+    .option('--dry-run', 'decide and count only: send nothing, and leave the redrive\'s position where it is')
+    .addOption(formatOption())
+    .action(async (opts: { dryRun?: boolean; format: Format }) => {
+      const config = loadConfig();
+      // Loaded on use: every other command's start-up would pay for the Kafka and registry clients.
+      const [{ checkKafka, checkRegistry }, { createChangeCodec }, { createKafka, dlqTopic }, { redriveDeadLetters }] = await Promise.all([
+        import('./preflight.js'), import('../services/shared/codec.js'), import('../services/shared/kafka.js'), import('../services/sink/dead-letters.js'),
+      ]);
+      await checkKafka(config.kafkaBrokers, { security: config.kafkaSecurity, topic: dlqTopic(config.topic) });
+      await checkRegistry(config.schemaRegistryUrl, config.schemaRegistryAuth);
+      // Its own log on stderr at the configured level: progress, and what it did, beside the table on stdout.
+      const logger = createLogger(config.logLevel);
+      const progress = progressOf(logger, process.stderr.isTTY === true);
+      const stopping = new AbortController();
+      const stop = () => stopping.abort();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      const report = await redriveDeadLetters({
+        kafka: createKafka({ brokers: config.kafkaBrokers, security: config.kafkaSecurity, clientId: 'apigw-stream-redrive', logger }),
+        codec: createChangeCodec({ registryUrl: config.schemaRegistryUrl, registryAuth: config.schemaRegistryAuth, topic: config.topic }),
+        topic: config.topic,
+        groupId: `${config.sinkGroupId}.redrive`,
+        dryRun: opts.dryRun === true,
+        logger,
+        signal: stopping.signal,
+        onProgress: progress.update,
+      }).finally(() => progress.stop());
+      const rows = report.counts.map((count) => ({ ...count, goes_to: count.outcome === 'sent back' ? config.topic : count.outcome === 'still failing' ? report.deadLetterTopic : null }));
+      emit(opts.format, { ...report, dryRun: opts.dryRun === true }, rows, ['outcome', 'reason', 'messages', 'goes_to', 'example'],
+        `nothing to redrive in ${report.deadLetterTopic}`, 100);
+      if (opts.dryRun) process.stderr.write('dry run: nothing was sent, and the redrive\'s position did not move\n');
+      if (report.interrupted) process.stderr.write(`stopped after ${report.read} dead letters; the next redrive goes on from there\n`);
+      if (report.interrupted || report.counts.some((count) => count.outcome === 'still failing')) process.exitCode = 1;
+    });
+}

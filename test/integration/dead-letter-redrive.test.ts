@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { integrationArn, mapIntegration, type ChangeSource, type IntegrationChange } from '../../services/shared/integration-model.js';
+import { dlqTopic, withAdmin } from '../../services/shared/kafka.js';
+import type { RedriveReport } from '../../services/sink/dead-letters.js';
+import { apigwStream } from '../support/cli.js';
+import { plainKafka, rows, topicMessages, waitFor } from '../support/harness.js';
+import { newerProducerCodec, sinkBehindRegistryProxy } from '../support/registry-proxy.js';
+
+const REGION = 'eu-central-2';
+const API = 'red1';
+
+function change(integrationId: string, source: ChangeSource): IntegrationChange & { change_reason: string } {
+  const now = Date.now();
+  return {
+    event_id: `redrive-${integrationId}`, op: 'UPDATE', event_time: now - 60_000, observed_at: now, source,
+    account_id: '123456789012', region: REGION, api_id: API, integration_id: integrationId, arn: integrationArn(REGION, API, integrationId), api: null,
+    after: mapIntegration(REGION, API, { IntegrationId: integrationId, IntegrationType: 'MOCK', TimeoutInMillis: 2500 }),
+    snapshot: null,
+    change_reason: 'ticket OPS-9',
+  };
+}
+
+const PRINCIPAL = 'arn:aws:iam::123456789012:user/late';
+const cloudTrail: ChangeSource = {
+  type: 'CLOUDTRAIL', snapshot_id: null, cloudtrail_event_id: 'ct-late', cloudtrail_event_name: 'UpdateIntegration', principal_arn: PRINCIPAL, source_ip: null, user_agent: null,
+};
+const snapshot: ChangeSource = {
+  type: 'SNAPSHOT', snapshot_id: 'snap-old', cloudtrail_event_id: null, cloudtrail_event_name: null, principal_arn: null, source_ip: null, user_agent: null,
+};
+
+type Counts = [string, string, number][];
+const countsOf = (report: RedriveReport): Counts => report.counts.map((c): [string, string, number] => [c.outcome, c.reason, c.messages]).sort();
+
+describe('dead letters that decode later are sent back once, and what still fails stays', { timeout: 240_000 }, () => {
+  // A registry replica that has not seen the newest schema yet: it answers 404 for that id while `lagging`.
+  let lagging = false;
+  let lateSchemaId = -1;
+  const sink = sinkBehindRegistryProxy(REGION, (request) => (lagging && new RegExp(`/schemas/ids/${lateSchemaId}(/|\\?|$)`).test(request.url ?? '')
+    ? { status: 404, headers: { 'Content-Type': 'application/json' }, body: '{"error_code":40403,"message":"Schema not found"}' }
+    : 'forward'));
+
+  const dlq = () => dlqTopic(sink.env.config.topic);
+  const redrive = async (...args: string[]) => {
+    const result = await apigwStream(['redrive', '--format', 'json', ...args], sink.env.env);
+    return { ...result, report: JSON.parse(result.stdout) as RedriveReport & { dryRun: boolean } };
+  };
+  const lateHistory = () => rows<{ principal_arn: string; operation: string; timeout: number }>(sink.pipeline,
+    `SELECT principal_arn, operation, JSONExtractInt(after, 'timeout_in_millis') AS timeout FROM ${sink.env.table('aws_apigatewayv2_api_integrations_history')} WHERE arn = {arn:String}`,
+    { arn: integrationArn(REGION, API, 'i-late') });
+
+  it('dead-letters events whose schema the registry does not know yet', async () => {
+    // A producer of a newer version registered its schema (one more optional field) with the primary registry.
+    const newer = newerProducerCodec(sink.env.config.topic);
+    lateSchemaId = (await newer.register()).value;
+    lagging = true;
+    const late = change('i-late', cloudTrail);
+    const old = change('i-snap', snapshot);
+    const producer = plainKafka().producer();
+    await producer.connect();
+    await producer.send({
+      topic: sink.env.config.topic,
+      messages: [await newer.encode(late, late), await newer.encode(old, old), { key: 'not-avro', value: 'not avro either' }],
+    });
+    await producer.disconnect();
+
+    await waitFor('three dead letters', async () => (await topicMessages(dlq())).length === 3, 60_000);
+    await sink.pipeline.sink!.waitForCatchUp();
+    assert.deepEqual(await lateHistory(), []);
+  });
+
+  it('a dry run says what a redrive would do, and sends nothing', async () => {
+    lagging = false;
+    const { status, stderr, report } = await redrive('--dry-run');
+    assert.equal(status, 1, 'one dead letter still fails');
+    assert.equal(report.dryRun, true);
+    assert.equal(report.read, 3);
+    assert.deepEqual(countsOf(report), [['left to the next read', 'snapshot read', 1], ['sent back', 'change', 1], ['still failing', 'undecodable', 1]]);
+    assert.match(stderr, /dry run: nothing was sent/);
+    assert.equal((await topicMessages(dlq())).length, 3);
+    assert.equal((await topicMessages(sink.env.config.topic)).length, 3);
+  });
+
+  it('sends the listener\'s change back, which the sink applies with who made it; dead-letters again what still fails', async () => {
+    const { status, report } = await redrive();
+    assert.equal(status, 1, 'one dead letter still fails');
+    assert.equal(report.read, 3);
+    assert.deepEqual(countsOf(report), [['left to the next read', 'snapshot read', 1], ['sent back', 'change', 1], ['still failing', 'undecodable', 1]]);
+
+    const history = await waitFor('the change applied', async () => {
+      const found = await lateHistory();
+      return found.length > 0 && found;
+    });
+    assert.deepEqual(history, [{ principal_arn: PRINCIPAL, operation: 'CREATE', timeout: 2500 }]);
+    const [{ live }] = await rows<{ live: string }>(sink.pipeline,
+      `SELECT count() AS live FROM ${sink.env.table('aws_apigatewayv2_api_integrations')} FINAL WHERE is_deleted = 0`) as [{ live: string }];
+    assert.equal(Number(live), 1, 'the old snapshot\'s event is not applied');
+
+    const letters = await topicMessages(dlq());
+    const sentBack = (await topicMessages(sink.env.config.topic)).filter((m) => m.headers['redrive.from']);
+    const letterOffset = letters.findIndex((m) => m.value.equals(sentBack[0]!.value));
+    assert.deepEqual(sentBack.map((m) => m.headers['redrive.from']), [`${dlq()}/0/${letterOffset}`], 'the same bytes, saying which dead letter they were');
+    assert.ok(Object.keys(sentBack[0]!.headers).every((name) => !name.startsWith('dlq.')));
+    const origin = (m: (typeof letters)[number]) => [m.headers['dlq.topic'], m.headers['dlq.partition'], m.headers['dlq.offset']];
+    const first = letters.find((m) => m.key.toString() === 'not-avro')!;
+    assert.deepEqual(letters.slice(3).map((m) => [m.key.toString(), m.headers['dlq.reason'], m.headers['dlq.redrive-attempts'], ...origin(m)]),
+      [['not-avro', 'undecodable', '1', ...origin(first)]], 'dead-lettered again with where it first came from');
+  });
+
+  it('the next redrive goes on from where the last stopped', async () => {
+    const { status, report } = await redrive();
+    assert.equal(status, 1);
+    assert.equal(report.read, 1);
+    assert.deepEqual(countsOf(report), [['still failing', 'undecodable', 1]]);
+    assert.deepEqual((await topicMessages(dlq())).map((m) => m.headers['dlq.redrive-attempts'] ?? null), [null, null, null, '1', '2']);
+  });
+
+  it('a change sent back twice (a redrive stopped before it committed) makes one history row', async () => {
+    await withAdmin(plainKafka(), (admin) => admin.setOffsets({ groupId: `${sink.env.config.sinkGroupId}.redrive`, topic: dlq(), partitions: [{ partition: 0, offset: '0' }] }));
+    const { report } = await redrive();
+    assert.equal(report.read, 5);
+    assert.deepEqual(countsOf(report), [['left to the next read', 'snapshot read', 1], ['sent back', 'change', 1], ['still failing', 'undecodable', 3]]);
+    await waitFor('the change sent back again', async () => (await topicMessages(sink.env.config.topic)).filter((m) => m.headers['redrive.from']).length === 2);
+    await sink.pipeline.sink!.waitForCatchUp();
+    assert.deepEqual(await lateHistory(), [{ principal_arn: PRINCIPAL, operation: 'CREATE', timeout: 2500 }]);
+  });
+
+  it('stops with one line when the topic has no dead-letter topic', async () => {
+    const result = await apigwStream(['redrive'], { ...sink.env.env, APIGW_TOPIC: `${sink.env.config.topic}.none` });
+    assert.equal(result.status, 3);
+    assert.equal(result.stderr.split('\n').length, 1, result.stderr);
+    assert.match(result.stderr, new RegExp(`APIGW_TOPIC: no topic ${sink.env.config.topic}\\.none\\.dlq`));
+  });
+});
