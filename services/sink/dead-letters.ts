@@ -138,10 +138,9 @@ export async function redriveDeadLetters(deps: RedriveDeps): Promise<RedriveRepo
           }
           const last = Number(messages.at(-1)!.offset);
           if (producer) {
-            await producer.sendBatch({
-              acks: -1,
-              topicMessages: [{ topic: deps.topic, messages: sendBack }, { topic: deadLetterTopic, messages: again }].filter((t) => t.messages.length > 0),
-            });
+            for (const [topic, all] of [[deps.topic, sendBack], [deadLetterTopic, again]] as const) {
+              for (const messages of inSends(all)) await producer.send({ topic, acks: -1, messages });
+            }
             await consumer.commitOffsets([{ topic: deadLetterTopic, partition: batch.partition, offset: String(last + 1) }]);
           }
           read += messages.length;
@@ -167,6 +166,34 @@ export async function redriveDeadLetters(deps: RedriveDeps): Promise<RedriveRepo
   log.info({ read, total, dryRun: deps.dryRun, counts: done.counts.map(({ outcome, reason, messages }) => ({ outcome, reason, messages })) },
     done.interrupted ? 'redrive stopped before the end; the next redrive goes on from here' : 'redrive done');
   return done;
+}
+
+/**
+ * A fetched batch's messages in sends of at most SEND_BYTES (at least one message each): the broker refuses a
+ * send whose record batch exceeds its message.max.bytes (1 MiB by default), and a batch of dead letters is up to a
+ * fetch's size.
+ */
+const SEND_BYTES = 256 * 1024;
+function* inSends(messages: Message[]): Generator<Message[]> {
+  let start = 0;
+  let bytes = 0;
+  for (let end = 0; end < messages.length; end++) {
+    const size = sizeOf(messages[end]!);
+    if (end > start && bytes + size > SEND_BYTES) {
+      yield messages.slice(start, end);
+      start = end;
+      bytes = 0;
+    }
+    bytes += size;
+  }
+  if (start < messages.length) yield messages.slice(start);
+}
+
+/** A message's bytes: key, value and headers (a dead letter's headers can outweigh its value). */
+function sizeOf({ key, value, headers }: Message): number {
+  let size = Buffer.byteLength(key ?? '') + Buffer.byteLength(value ?? '');
+  for (const [name, header] of Object.entries(headers ?? {})) size += name.length + Buffer.byteLength(header?.toString() ?? '');
+  return size;
 }
 
 const withoutDeadLetterHeaders = (headers: IHeaders | undefined): IHeaders =>

@@ -125,6 +125,46 @@ describe('dead letters that decode later are sent back once, and what still fail
     assert.deepEqual(await lateHistory(), [{ principal_arn: PRINCIPAL, operation: 'CREATE', timeout: 2500 }]);
   });
 
+  it('goes through a backlog larger than the broker takes in one send', async () => {
+    // One record batch of 12,000 small dead letters, which a fetch brings whole: dead-lettered again, each with its
+    // error, they are more than the broker's 1 MiB a send.
+    const producer = plainKafka().producer();
+    await producer.connect();
+    await producer.send({ topic: dlq(), messages: Array.from({ length: 12_000 }, (_, i) => ({ key: `bulk-${i}`, value: 'x', headers: { 'dlq.reason': 'undecodable' } })) });
+    await producer.disconnect();
+    const before = (await topicMessages(dlq())).length;
+
+    const { status, report } = await redrive();
+    assert.equal(status, 1);
+    // With the three the last redrive dead-lettered again.
+    assert.deepEqual(countsOf(report), [['still failing', 'undecodable', 12_003]]);
+    assert.equal((await topicMessages(dlq())).length, before + 12_003, 'every one dead-lettered again');
+  });
+
+  it('stops with one line while another redrive holds the position', async () => {
+    const holder = plainKafka().consumer({ groupId: `${sink.env.config.sinkGroupId}.redrive` });
+    await holder.connect();
+    await holder.subscribe({ topic: dlq() });
+    let joined!: () => void;
+    const member = new Promise<void>((resolve) => { joined = resolve; });
+    holder.on(holder.events.GROUP_JOIN, () => joined());
+    await holder.run({ eachMessage: async () => undefined });
+    await member;
+    try {
+      // Something to redrive: with nothing, there is no position to hold.
+      const producer = plainKafka().producer();
+      await producer.connect();
+      await producer.send({ topic: dlq(), messages: [{ key: 'held', value: 'x' }] });
+      await producer.disconnect();
+      const result = await apigwStream(['redrive'], sink.env.env);
+      assert.equal(result.status, 1);
+      assert.equal(result.stderr.split('\n').length, 1, result.stderr);
+      assert.match(result.stderr, /another redrive of .*\.dlq is running/);
+    } finally {
+      await holder.disconnect();
+    }
+  });
+
   it('stops with one line when the topic has no dead-letter topic', async () => {
     const result = await apigwStream(['redrive'], { ...sink.env.env, APIGW_TOPIC: `${sink.env.config.topic}.none` });
     assert.equal(result.status, 3);
