@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
 import { APICURIO_VERSION, CACHE_DIR, KAFKA_VERSION, MOTO_VERSION, PROJECT_ROOT, RUN_DIR } from './layout.js';
 import { httpOk, portOpen, run, startDetached } from './processes.js';
 
@@ -30,8 +30,13 @@ function mavenStamp(dir: string) {
   return join(dir, '.complete');
 }
 
-/** The local broker's SASL/PLAIN user, on its SASL listener (APIGW_STACK_KAFKA_SASL_PORT): for trying and testing KAFKA_SASL_*. */
+/**
+ * The local broker's SASL user, on its SASL listener (APIGW_STACK_KAFKA_SASL_PORT), for PLAIN, SCRAM-SHA-256 and
+ * SCRAM-SHA-512: for trying and testing KAFKA_SASL_*.
+ */
 export const STACK_SASL_USER = { username: 'apigw', password: 'apigw-secret' };
+
+const SCRAM_MECHANISMS = ['SCRAM-SHA-256', 'SCRAM-SHA-512'];
 
 const kafkaDataDir = (port: number) => join(RUN_DIR, `kafka-${port}`);
 
@@ -95,8 +100,9 @@ export function kafkaPart(ports: { kafka: number; kafkaController: number; kafka
         'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT',
         'ssl.keystore.type=PEM',
         `ssl.keystore.location=${keyStore}`,
-        'sasl.enabled.mechanisms=PLAIN',
+        'sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512',
         `listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${STACK_SASL_USER.username}="${STACK_SASL_USER.password}";`,
+        ...SCRAM_MECHANISMS.map((mechanism) => `listener.name.sasl_plaintext.${mechanism.toLowerCase()}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;`),
         `log.dirs=${logs}`,
         'num.partitions=1',
         'offsets.topic.replication.factor=1',
@@ -109,9 +115,16 @@ export function kafkaPart(ports: { kafka: number; kafkaController: number; kafka
         'delete.topic.enable=true',
         '',
       ].join('\n'));
+      // SCRAM credentials live in the cluster's metadata, which the broker's own jars write only when formatting:
+      // a log directory formatted before the stack had them (no stamp) is formatted again. It holds only what tests
+      // and the demo made, which they make again.
+      const scramStamp = join(logs, '.scram-users');
+      if (existsSync(join(logs, 'meta.properties')) && !existsSync(scramStamp)) rmSync(logs, { recursive: true, force: true });
       if (!existsSync(join(logs, 'meta.properties'))) {
         const clusterId = Buffer.from(randomUUID().replaceAll('-', ''), 'hex').toString('base64url');
-        run('java', java(['kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', properties]));
+        const scramUsers = SCRAM_MECHANISMS.flatMap((mechanism) => ['--add-scram', `${mechanism}=[name=${STACK_SASL_USER.username},password=${STACK_SASL_USER.password}]`]);
+        run('java', java(['kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', properties, ...scramUsers]));
+        writeFileSync(scramStamp, new Date().toISOString());
       }
       return startDetached('java', java(['kafka.Kafka', properties]), { logFile: this.logFile, pidFile: this.pidFile });
     },
@@ -120,22 +133,26 @@ export function kafkaPart(ports: { kafka: number; kafkaController: number; kafka
       for (const listener of [{ name: 'SASL', port: saslPort }, { name: 'TLS', port: sslPort }]) {
         if (!(await portOpen(listener.port))) closed.push(`${listener.name} listener on ${listener.port}`);
       }
+      // A broker started by an older stack takes PLAIN only.
+      if (closed.length === 0 && !(await brokerAnswers(saslPort, { mechanism: 'scram-sha-512', ...STACK_SASL_USER }))) closed.push(`SCRAM user ${STACK_SASL_USER.username} on ${saslPort}`);
       return closed.length === 0 ? undefined : `no ${closed.join(' and no ')}`;
     },
-    async answers() {
-      if (!(await portOpen(port))) return false;
-      const admin = new Kafka({ brokers: [`127.0.0.1:${port}`], logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 2000 }).admin();
-      try {
-        await admin.connect();
-        await admin.describeCluster();
-        return true;
-      } catch {
-        return false;
-      } finally {
-        await admin.disconnect().catch(() => undefined);
-      }
-    },
+    answers: async () => (await portOpen(port)) && brokerAnswers(port),
   };
+}
+
+/** Whether a broker answers a metadata request on `port` (with `sasl`, once it has authenticated). */
+async function brokerAnswers(port: number, sasl?: SASLOptions): Promise<boolean> {
+  const admin = new Kafka({ brokers: [`127.0.0.1:${port}`], sasl, logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 2000 }).admin();
+  try {
+    await admin.connect();
+    await admin.describeCluster();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
 }
 
 export function registryPart(port: number): StackPart {

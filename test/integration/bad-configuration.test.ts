@@ -61,6 +61,10 @@ describe('bad configuration stops with one line naming the problem, and writes n
       name: 'SASL credentials the brokers refuse', variable: 'KAFKA_SASL_USERNAME', commands: ['run', 'snapshot'],
       env: { KAFKA_BROKERS: saslBrokers.join(','), KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: STACK_SASL_USER.username, KAFKA_SASL_PASSWORD: 'not-the-password' },
     },
+    {
+      name: 'SCRAM credentials the brokers refuse', variable: 'KAFKA_SASL_USERNAME', commands: ['sink'],
+      env: { KAFKA_BROKERS: saslBrokers.join(','), KAFKA_SASL_MECHANISM: 'scram-sha-512', KAFKA_SASL_USERNAME: STACK_SASL_USER.username, KAFKA_SASL_PASSWORD: 'not-the-password' },
+    },
     { name: 'a TLS certificate no trusted CA signs', variable: 'KAFKA_SSL_CA_FILE', env: { KAFKA_BROKERS: tlsBrokers.join(','), KAFKA_SSL: 'true' }, commands: ['run'] },
     { name: 'a SASL listener reached without SASL', variable: 'KAFKA_BROKERS', env: { KAFKA_BROKERS: saslBrokers.join(',') }, commands: ['run'] },
     { name: 'a SASL mechanism without a password', variable: 'KAFKA_SASL_PASSWORD', env: { KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'apigw' }, commands: ['sink'] },

@@ -36,7 +36,10 @@ describe('brokers behind SASL or TLS, and a registry that asks for credentials',
   });
 
   const setups: { name: string; extra: () => Record<string, string> }[] = [
-    { name: 'SASL/PLAIN', extra: () => ({ KAFKA_BROKERS: saslBrokers.join(','), KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: STACK_SASL_USER.username, KAFKA_SASL_PASSWORD: STACK_SASL_USER.password }) },
+    ...['plain', 'scram-sha-256', 'scram-sha-512'].map((mechanism) => ({
+      name: `SASL/${mechanism.toUpperCase()}`,
+      extra: () => ({ KAFKA_BROKERS: saslBrokers.join(','), KAFKA_SASL_MECHANISM: mechanism, KAFKA_SASL_USERNAME: STACK_SASL_USER.username, KAFKA_SASL_PASSWORD: STACK_SASL_USER.password }),
+    })),
     { name: 'TLS, with the CA that signs the brokers\' certificate', extra: () => ({ KAFKA_BROKERS: tlsBrokers.join(','), KAFKA_SSL_CA_FILE: stackKafkaCaFile(ports.kafka) }) },
     { name: 'registry credentials in the URL\'s user info', extra: () => ({ SCHEMA_REGISTRY_URL: withCredentials(registry.url, REGISTRY_USER.username, REGISTRY_USER.password) }) },
   ];
