@@ -6,9 +6,11 @@ import { PoisonMessageError, describeError } from '../services/shared/errors.js'
 import type { IntegrationChange, IntegrationState } from '../services/shared/integration-model.js';
 import { createLogger } from '../services/shared/logger.js';
 import { fieldChanges } from '../services/query/field-changes.js';
+import { parseTimeInput } from '../services/query/time-input.js';
 
 interface TailOptions {
   fromBeginning?: boolean;
+  since?: string;
   deadLetters?: boolean;
   api?: string;
   integration?: string;
@@ -84,6 +86,8 @@ export function tailCommand(): Command {
   return new Command('tail')
     .description('Decode and print change events as they arrive (key, op, time, source, principal, and the changed fields or the after-image)')
     .option('--from-beginning', 'start at the oldest event on the topic instead of new ones')
+    .addOption(new Option('--since <time>', 'start at the first message written to the topic at or after this time: ISO 8601 (UTC unless it names an offset), '
+      + '"now", or a duration ago ("2h ago")').conflicts('fromBeginning'))
     .option('--api <api-id>', 'only events of this API (AWS ApiId)')
     .option('--integration <integration-id>', 'only events of this integration')
     .addOption(new Option('--dead-letters', 'print the dead-letter topic (<topic>.dlq) instead: why and where from, per message the sink could not decode')
@@ -91,6 +95,7 @@ export function tailCommand(): Command {
     .option('--json', 'one JSON object per line, for scripts')
     .action(async (opts: TailOptions) => {
       const config = loadConfig();
+      const since = opts.since === undefined ? undefined : parseTimeInput('--since', opts.since);
       // Loaded on use: every other command's start-up would pay for the Kafka and registry clients.
       const [{ checkKafka, checkRegistry }, { createChangeCodec }, { createKafka, dlqTopic }, { createConsumerRestarts }] = await Promise.all([
         import('./preflight.js'), import('../services/shared/codec.js'), import('../services/shared/kafka.js'), import('../services/shared/consumer-restarts.js'),
@@ -128,5 +133,9 @@ export function tailCommand(): Command {
         autoCommit: false,
         eachMessage: ({ message, partition }) => print(message, partition),
       });
+      // By each message's Kafka timestamp (when it was produced), not by the event's own times.
+      if (since !== undefined) {
+        for (const { partition, offset } of await admin.fetchTopicOffsetsByTimestamp(topic, since)) consumer.seek({ topic, partition, offset });
+      }
     });
 }

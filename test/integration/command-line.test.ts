@@ -18,7 +18,7 @@ describe('the command line explains itself', () => {
   it('--help names every command and the configuration variables', async () => {
     const result = await apigwStream(['--help'], {});
     assert.equal(result.status, 0);
-    for (const command of ['snapshot', 'listen', 'sink', 'run', 'demo', 'stack', 'tail', 'query', 'accounts']) {
+    for (const command of ['snapshot', 'listen', 'sink', 'run', 'demo', 'stack', 'tail', 'query', 'accounts', 'redrive']) {
       assert.match(result.stdout, new RegExp(`^  ${command}\\b`, 'm'), `--help lists ${command}`);
     }
     // Every variable the configuration reads but a test's fault injection.

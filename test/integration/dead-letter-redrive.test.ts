@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { integrationArn, mapIntegration, type ChangeSource, type IntegrationChange } from '../../services/shared/integration-model.js';
 import { dlqTopic, withAdmin } from '../../services/shared/kafka.js';
 import type { RedriveReport } from '../../services/sink/dead-letters.js';
-import { apigwStream } from '../support/cli.js';
+import { apigwStream, tailJson } from '../support/cli.js';
 import { plainKafka, rows, topicMessages, waitFor } from '../support/harness.js';
 import { newerProducerCodec, sinkBehindRegistryProxy } from '../support/registry-proxy.js';
 
@@ -82,6 +82,7 @@ describe('dead letters that decode later are sent back once, and what still fail
   });
 
   it('sends the listener\'s change back, which the sink applies with who made it; dead-letters again what still fails', async () => {
+    const redriveStarted = new Date().toISOString();
     const { status, report } = await redrive();
     assert.equal(status, 1, 'one dead letter still fails');
     assert.equal(report.read, 3);
@@ -105,6 +106,9 @@ describe('dead letters that decode later are sent back once, and what still fail
     const first = letters.find((m) => m.key.toString() === 'not-avro')!;
     assert.deepEqual(letters.slice(3).map((m) => [m.key.toString(), m.headers['dlq.reason'], m.headers['dlq.redrive-attempts'], ...origin(m)]),
       [['not-avro', 'undecodable', '1', ...origin(first)]], 'dead-lettered again with where it first came from');
+
+    const [shown] = await tailJson<{ reason: string; redrive_attempts: number }>(['--dead-letters', '--since', redriveStarted], sink.env.env, 1);
+    assert.deepEqual(shown, { ...shown, reason: 'undecodable', redrive_attempts: 1 }, 'tail --since starts at the dead letter written again');
   });
 
   it('the next redrive goes on from where the last stopped', async () => {
