@@ -1,6 +1,6 @@
 import type { IHeaders, Kafka, KafkaMessage, Message } from 'kafkajs';
 import type { ChangeCodec } from '../shared/codec.js';
-import { PoisonMessageError } from '../shared/errors.js';
+import { ApigwError, PoisonMessageError } from '../shared/errors.js';
 import { createIdempotentProducer, dlqTopic } from '../shared/kafka.js';
 import type { Logger } from '../shared/logger.js';
 import { checkApplicable } from './change-applier.js';
@@ -106,6 +106,14 @@ export async function redriveDeadLetters(deps: RedriveDeps): Promise<RedriveRepo
     failure ??= payload.error;
     finish();
   });
+  // Two redrives that started at once both found the group empty: the one left without the partitions stops.
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    const assigned = new Set(payload.memberAssignment[deadLetterTopic] ?? []);
+    if ([...ranges.keys()].some((partition) => !assigned.has(partition))) {
+      failure ??= anotherRedrive(deadLetterTopic, deps.groupId);
+      finish();
+    }
+  });
   await producer?.connect();
   await consumer.connect();
   try {
@@ -199,6 +207,8 @@ function sizeOf({ key, value, headers }: Message): number {
 const withoutDeadLetterHeaders = (headers: IHeaders | undefined): IHeaders =>
   Object.fromEntries(Object.entries(headers ?? {}).filter(([name]) => !name.startsWith('dlq.')));
 
+const anotherRedrive = (topic: string, groupId: string) => new ApigwError(`another redrive of ${topic} is running (its consumer group ${groupId} has a member)`);
+
 /** Per partition with messages to redrive: the next offset (the group's position, or the partition's start) and its end. */
 async function pendingRanges(kafka: Kafka, topic: string, groupId: string): Promise<Map<number, { next: number; end: number }>> {
   const admin = kafka.admin();
@@ -207,7 +217,7 @@ async function pendingRanges(kafka: Kafka, topic: string, groupId: string): Prom
     const [[committed], ends, [group]] = await Promise.all([
       admin.fetchOffsets({ groupId, topics: [topic] }), admin.fetchTopicOffsets(topic), admin.describeGroups([groupId]).then((d) => d.groups),
     ]);
-    if (group && group.members.length > 0) throw new Error(`another redrive of ${topic} is running (consumer group ${groupId} has ${group.members.length} member(s))`);
+    if (group && group.members.length > 0) throw anotherRedrive(topic, groupId);
     const committedOf = new Map(committed!.partitions.map((p) => [p.partition, Number(p.offset)]));
     const ranges = new Map<number, { next: number; end: number }>();
     for (const { partition, low, high } of ends) {

@@ -152,7 +152,7 @@ describe('dead letters that decode later are sent back once, and what still fail
     let joined!: () => void;
     const member = new Promise<void>((resolve) => { joined = resolve; });
     holder.on(holder.events.GROUP_JOIN, () => joined());
-    await holder.run({ eachMessage: async () => undefined });
+    await holder.run({ autoCommit: false, eachMessage: async () => undefined });
     await member;
     try {
       // Something to redrive: with nothing, there is no position to hold.
