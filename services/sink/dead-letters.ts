@@ -85,6 +85,29 @@ export async function redriveDeadLetters(deps: RedriveDeps): Promise<RedriveRepo
   };
   const report = (read: number, interrupted: boolean): RedriveReport => ({ deadLetterTopic, read, counts: [...counts.values()], interrupted });
 
+  /** What goes back to the change topic and what is dead-lettered again, counting each outcome. */
+  async function sortOut(messages: KafkaMessage[], partition: number): Promise<{ sendBack: Message[]; again: Message[] }> {
+    const sendBack: Message[] = [];
+    const again: Message[] = [];
+    for (const message of messages) {
+      const at = `${deadLetterTopic}/${partition}/${message.offset}`;
+      try {
+        const { outcome, reason, detail } = await outcomeOf(message, deps.codec);
+        count(outcome, reason, detail);
+        // With `redrive.from` instead of the dlq headers, and stamped now: the sink dates when a partition's
+        // messages began from their Kafka timestamps (see its read tracking), and an old one would mislead it.
+        if (outcome === 'sent back') sendBack.push({ key: message.key, value: message.value, headers: { ...withoutDeadLetterHeaders(message.headers), 'redrive.from': at } });
+      } catch (error) {
+        if (!(error instanceof PoisonMessageError)) throw error;
+        count('still failing', error.reason, error.message);
+        log.debug({ at, reason: error.reason, err: error.message }, deps.dryRun ? 'dead letter still fails' : 'dead letter still fails; dead-lettered again');
+        const attempts = Number(message.headers?.['dlq.redrive-attempts']?.toString() ?? 0) + 1;
+        again.push({ key: message.key, value: message.value, headers: { ...deadLetterHeaders(message, error), 'dlq.redrive-attempts': String(attempts) } });
+      }
+    }
+    return { sendBack, again };
+  }
+
   const ranges = await pendingRanges(deps.kafka, deadLetterTopic, deps.groupId);
   const total = [...ranges.values()].reduce((sum, range) => sum + range.end - range.next, 0);
   if (total === 0) return report(0, false);
@@ -125,29 +148,12 @@ export async function redriveDeadLetters(deps: RedriveDeps): Promise<RedriveRepo
         if (!range || deps.signal.aborted || failure) return;
         const messages = batch.messages.filter((m) => Number(m.offset) >= range.next && Number(m.offset) < range.end);
         if (messages.length === 0) return;
-        const sendBack: Message[] = [];
-        const again: Message[] = [];
         try {
-          for (const message of messages) {
-            const at = `${deadLetterTopic}/${batch.partition}/${message.offset}`;
-            try {
-              const { outcome, reason, detail } = await outcomeOf(message, deps.codec);
-              count(outcome, reason, detail);
-              // Without `redrive.from` and the dlq headers, and stamped now: the sink dates when a partition's
-              // messages began from their Kafka timestamps (see its read tracking), and an old one would mislead it.
-              if (outcome === 'sent back') sendBack.push({ key: message.key, value: message.value, headers: { ...withoutDeadLetterHeaders(message.headers), 'redrive.from': at } });
-            } catch (error) {
-              if (!(error instanceof PoisonMessageError)) throw error;
-              count('still failing', error.reason, error.message);
-              log.debug({ at, reason: error.reason, err: error.message }, deps.dryRun ? 'dead letter still fails' : 'dead letter still fails; dead-lettered again');
-              const attempts = Number(message.headers?.['dlq.redrive-attempts']?.toString() ?? 0) + 1;
-              again.push({ key: message.key, value: message.value, headers: { ...deadLetterHeaders(message, error), 'dlq.redrive-attempts': String(attempts) } });
-            }
-          }
+          const { sendBack, again } = await sortOut(messages, batch.partition);
           const last = Number(messages.at(-1)!.offset);
           if (producer) {
             for (const [topic, all] of [[deps.topic, sendBack], [deadLetterTopic, again]] as const) {
-              for (const messages of inSends(all)) await producer.send({ topic, acks: -1, messages });
+              for (const chunk of inSends(all)) await producer.send({ topic, acks: -1, messages: chunk });
             }
             await consumer.commitOffsets([{ topic: deadLetterTopic, partition: batch.partition, offset: String(last + 1) }]);
           }
