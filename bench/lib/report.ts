@@ -5,7 +5,8 @@ export interface BenchResult {
   name: string;
   size: 'quick' | 'full';
   target: string;
-  met: boolean;
+  /** null for a figure with no target (sizing). */
+  met: boolean | null;
   /** The headline line for the table: ratio first, absolute figures beside it. */
   summary: string;
   figures: Record<string, unknown>;
