@@ -110,6 +110,29 @@ export function createSink(deps: SinkDeps) {
     maxDelayMs: 15_000,
     onRetry: (error, attempt, delayMs) => log.warn({ attempt, delayMs, err: describeError(error) }, 'ClickHouse write failed; retrying'),
   });
+  const readRetry = createRetry({
+    retries: deps.writeRetries,
+    maxDelayMs: 15_000,
+    onRetry: (error, attempt, delayMs) => log.warn({ attempt, delayMs, err: describeError(error) }, 'ClickHouse read failed; retrying'),
+  });
+  // Set when a read of the tables failed after its retries; the sink starts over, as after a failed write.
+  let readFailure: unknown;
+
+  /**
+   * A read of the tables, retried; when it fails for good, the sink starts over from its committed offsets (see
+   * startOver). Not the batch again: a batch fails after it changed what the sink holds in memory (a marker's
+   * deletions), and applied again, it would find them made and write nothing.
+   */
+  async function readOrStartOver<T>(read: () => Promise<T>): Promise<T> {
+    try {
+      return await readRetry(read);
+    } catch (error) {
+      log.error({ err: describeError(error) }, 'ClickHouse read failed after its retries; starting over from the committed offsets');
+      readFailure = error;
+      throw startingOver('a ClickHouse read failed');
+    }
+  }
+
   let consumer: Consumer | undefined;
   let dlqProducer: Producer | undefined;
   let admin: Admin | undefined;
@@ -160,15 +183,11 @@ export function createSink(deps: SinkDeps) {
   let tablesRead: Promise<void> | undefined;
   function readTables(): Promise<void> {
     return (async () => {
-      const [arns, apis] = await Promise.all([store.storedArns(), store.apiInfo()]);
+      const [arns, apis] = await readOrStartOver(() => Promise.all([store.storedArns(), store.apiInfo()]));
       for (const arn of arns) inTables.add(arn);
       for (const api of apis) apiStored.set(api.api_id, api);
       log.info({ integrations: arns.size, apis: apis.length }, 'read which integrations the tables hold');
-    })().catch((error: unknown) => {
-      // The batch that waited fails (kafkajs retries it); the next one reads again.
-      tablesRead = undefined;
-      throw error;
-    });
+    })();
   }
 
   /**
@@ -217,7 +236,7 @@ export function createSink(deps: SinkDeps) {
       missing.get(scopeKey)!.arns.add(arn);
     }
     for (const { scope, arns } of missing.values()) {
-      const loaded = await store.load(scope, [...arns]);
+      const loaded = await readOrStartOver(() => store.load(scope, [...arns]));
       for (const state of loaded.states) {
         applied.set(state.arn, state);
         // Read back for a late event of a deleted integration: the tables hold it (a repair among this block's rows
@@ -276,19 +295,21 @@ export function createSink(deps: SinkDeps) {
       throw startingOver('a write failed for good');
     });
     const scope = { account_id: change.account_id, region: change.region, api_id: change.api_id };
-    const seen = reads.complete(partition, change);
+    const seen = reads.seenBy(partition, change);
     if (seen === 'abandoned') {
+      reads.complete(partition, change);
       metrics.sinkMessages.inc({ outcome: 'marker-skipped' });
       log.info({ partition, readId: snapshot.snapshot_id }, 'a newer snapshot of this scope began before this one\'s marker; its deletions wait for the next one');
       return;
     }
     const first = firstProducedAt.get(partition) ?? Infinity;
     if (first >= snapshot.started_at) {
+      reads.complete(partition, change);
       metrics.sinkMessages.inc({ outcome: 'marker-skipped' });
       log.info({ partition, readId: snapshot.snapshot_id }, 'this instance did not see the whole read in this partition (it started in the middle); its deletions wait for the next one');
       return;
     }
-    const unseen = (await store.liveBeforeMarker({ ...scope, partition, offset, started_at: snapshot.started_at })).filter((arn) => !seen.has(arn));
+    const unseen = (await readOrStartOver(() => store.liveBeforeMarker({ ...scope, partition, offset, started_at: snapshot.started_at }))).filter((arn) => !seen.has(arn));
     await ensureLoaded(unseen.map((arn) => ({ ...scope, arn })), partition, rows);
     for (const arn of unseen) {
       const state = applied.get(arn)!;
@@ -298,11 +319,12 @@ export function createSink(deps: SinkDeps) {
     }
     // The API table is global, not per partition: one partition's marker is enough to retire vanished APIs.
     if (partition === 0) {
-      for (const api of await store.liveApisNotIn({ ...scope, api_ids: snapshot.api_ids })) {
+      for (const api of await readOrStartOver(() => store.liveApisNotIn({ ...scope, api_ids: snapshot.api_ids }))) {
         apiStored.delete(api.api_id);
         rows.apis.add({ ...api, version: change.observed_at, is_deleted: 1, observed_at: chTime(change.observed_at) });
       }
     }
+    reads.complete(partition, change);
     metrics.sinkMessages.inc({ outcome: 'marker' });
     if (unseen.length > 0) log.info({ region: change.region, partition, snapshotId: snapshot.snapshot_id, deleted: unseen.length }, 'deleted integrations the snapshot no longer saw');
   }
@@ -420,7 +442,7 @@ export function createSink(deps: SinkDeps) {
   }
 
   /**
-   * After a write failed for good: once every write has settled, forget what was applied in memory and consume
+   * After a write or a read of the tables failed for good: once every write has settled, forget what was applied in memory and consume
    * again from the committed offsets of the partitions this instance works on. After its topic was made again
    * (topicRemade): from the start of each partition it owns, forgetting its reads and the offsets it meant to commit.
    */
@@ -438,13 +460,14 @@ export function createSink(deps: SinkDeps) {
       committedByUs.clear();
       topicRemade = false;
     } else {
-      log.warn({ err: describeError(batcher.failure) }, 'resuming after a failed write: consuming again from the committed offsets');
+      log.warn({ err: describeError(batcher.failure ?? readFailure) }, `resuming after a failed ${batcher.failure === undefined ? 'read' : 'write'}: consuming again from the committed offsets`);
       for (const { partition, committed, low } of await partitionOffsets()) {
         if (firstProducedAt.has(partition)) consumer!.seek({ topic, partition, offset: String(committed >= 0 ? committed : low) });
       }
     }
     // Only now that every batch fetched before is stale does the failure clear (see forgetApplied): a batch retried
     // earlier would apply events past the committed offsets before the ones it skipped.
+    readFailure = undefined;
     forgetApplied();
   }
 
@@ -469,9 +492,9 @@ export function createSink(deps: SinkDeps) {
       }
       lastBatchAt = Date.now();
       await offsetsChecked;
-      if (batcher.failure !== undefined || topicRemade) {
+      if (batcher.failure !== undefined || readFailure !== undefined || topicRemade) {
         // Other batches in flight fail too (kafkajs retries them) until one is left to start over.
-        if (activeBatches > 1) throw startingOver(topicRemade ? `the topic ${topic} was made again` : 'a write failed for good');
+        if (activeBatches > 1) throw startingOver(topicRemade ? `the topic ${topic} was made again` : `a ${batcher.failure === undefined ? 'read' : 'write'} failed for good`);
         await startOver();
         return;
       }

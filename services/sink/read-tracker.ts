@@ -42,7 +42,16 @@ export class ReadTracker {
     this.lastSeen.set(partition, { readId, account_id: change.account_id, region: change.region, seen });
   }
 
-  /** What the read that `marker` completes saw in this partition, or 'abandoned'; the read is forgotten. */
+  /**
+   * What the read that `marker` completes saw in this partition, or 'abandoned'; the read is still tracked, so that a
+   * marker whose deletions fail half-way (a read of the tables failing) finds the same set when it comes again.
+   */
+  seenBy(partition: number, marker: IntegrationChange): Set<string> | 'abandoned' {
+    const key = readKey(partition, marker.snapshot!.snapshot_id, marker);
+    return this.abandoned.has(key) ? 'abandoned' : (this.seenByRead.get(key) ?? new Set<string>());
+  }
+
+  /** Forgets the read that `marker` completes, once its deletions are made; returns what seenBy returned. */
   complete(partition: number, marker: IntegrationChange): Set<string> | 'abandoned' {
     const key = readKey(partition, marker.snapshot!.snapshot_id, marker);
     this.lastSeen.delete(partition);

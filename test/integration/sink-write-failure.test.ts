@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { UpdateIntegrationCommand } from '@aws-sdk/client-apigatewayv2';
+import { DeleteIntegrationCommand, UpdateIntegrationCommand } from '@aws-sdk/client-apigatewayv2';
 import type { Pipeline } from '../../cli/pipeline.js';
+import { integrationArn } from '../../services/shared/integration-model.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
 import { emulatorInventory } from '../support/emulator-state.js';
 import { awsClient, motoEndpoint, rows, testEnvironment, waitFor } from '../support/harness.js';
@@ -61,12 +62,67 @@ describe('a ClickHouse write that fails for good loses nothing and duplicates no
     const counted = (await env.metrics.historyRows.get()).values.reduce((sum, { value }) => sum + value, 0);
     assert.equal(counted, Number(counts!.total), 'the history-rows metric counts rows written, not rows applied');
 
-    // The log says what happened, once each, and nothing else: no error line of kafkajs's for the batches the sink
-    // turned back while it started over.
-    const said = logLines.map((line) => JSON.parse(line) as { level: number; component?: string; msg: string });
-    assert.deepEqual(said.map(({ level, component, msg }) => [level, component, msg]), [
-      [50, 'sink', 'ClickHouse write failed after its retries; nothing of it is committed'],
-      [40, 'sink', 'resuming after a failed write: consuming again from the committed offsets'],
+    // The log says what happened, the write's failure once, and nothing else: no error line of kafkajs's for the
+    // batches the sink turned back while it started over. Starting over reads the tables, and a read made before the
+    // table is back fails too, and says so (as the next describe's read does).
+    const said = logLines.map((line) => JSON.parse(line) as { level: number; component?: string; msg: string })
+      .map(({ level, component, msg }) => `${level} ${component} ${msg}`)
+      .filter((line) => !line.includes('after a failed read') && !line.startsWith('50 sink ClickHouse read failed after its retries'));
+    assert.deepEqual(said, [
+      '50 sink ClickHouse write failed after its retries; nothing of it is committed',
+      '40 sink resuming after a failed write: consuming again from the committed offsets',
     ]);
+  });
+});
+
+const readEnv = testEnvironment({ region: 'il-central-1', partitions: 1, extra: { APIGW_SINK_WRITE_RETRIES: '0', LOG_LEVEL: 'warn' }, logLines });
+const awsRead = awsClient('il-central-1');
+
+describe('a ClickHouse read that fails for good, in the middle of a completion marker, loses nothing either', { timeout: 180_000 }, () => {
+  let pipeline: Pipeline;
+  let apis: SampleApi[];
+  before(async () => {
+    await resetEmulator(motoEndpoint);
+    apis = await seedSampleInventory(awsRead, { httpApis: 2, websocketApis: 1, prefix: 'rfail' });
+    pipeline = await readEnv.open({ snapshot: true, sink: true });
+    await pipeline.snapshotter!.runOnce();
+    await pipeline.sink!.waitForCatchUp();
+  });
+  after(async () => {
+    await pipeline?.close();
+    awsRead.destroy();
+    await readEnv.cleanup();
+  });
+
+  it('starts over from the committed offsets, and the marker still deletes what its snapshot no longer saw', async () => {
+    const [api] = apis;
+    const gone = api!.integrationIds[0]!;
+    await awsRead.send(new DeleteIntegrationCommand({ ApiId: api!.apiId, IntegrationId: gone }));
+
+    // The marker deletes the integration in memory, then reads which APIs are gone from a table that is gone.
+    const API_TABLE = readEnv.table('aws_apigatewayv2_apis');
+    logLines.length = 0;
+    await pipeline.clickhouse!.command({ query: `DETACH TABLE ${API_TABLE}` });
+    await pipeline.snapshotter!.runOnce();
+    await waitFor('the failed read', async () => logLines.some((line) => line.includes('ClickHouse read failed')));
+    assert.equal(await pipeline.sink!.caughtUp(), false, 'the marker\'s offset is not committed');
+    await pipeline.clickhouse!.command({ query: `ATTACH TABLE ${API_TABLE}` });
+    await pipeline.sink!.waitForCatchUp();
+
+    const arn = integrationArn('il-central-1', api!.apiId, gone);
+    // What the log says: only the sink's two lines, as often as it started over while the table was gone.
+    const said = new Set(logLines.map((line) => JSON.parse(line) as { level: number; component?: string; msg: string }).map(({ level, component, msg }) => `${level} ${component} ${msg}`));
+    assert.deepEqual([...said].sort(), [
+      '40 sink resuming after a failed read: consuming again from the committed offsets',
+      '50 sink ClickHouse read failed after its retries; starting over from the committed offsets',
+    ]);
+
+    // FINAL leaves deleted rows out: the last version says.
+    const [current] = await rows<{ is_deleted: number }>(pipeline, `SELECT argMax(is_deleted, version) AS is_deleted FROM ${readEnv.table('aws_apigatewayv2_api_integrations')} WHERE arn = {arn:String}`, { arn });
+    assert.equal(Number(current!.is_deleted), 1, 'deleted in the current-state table');
+    const history = await rows<{ operation: string }>(pipeline, `SELECT operation FROM ${readEnv.table('aws_apigatewayv2_api_integrations_history')} WHERE arn = {arn:String} ORDER BY version`, { arn });
+    assert.deepEqual(history.map((row) => row.operation), ['CREATE', 'DELETE'], 'one DELETE row');
+    const live = await rows<{ arn: string }>(pipeline, `SELECT arn FROM ${readEnv.table('aws_apigatewayv2_api_integrations')} FINAL WHERE is_deleted = 0 ORDER BY arn`);
+    assert.deepEqual(live.map((row) => row.arn), [...(await emulatorInventory(awsRead, 'il-central-1')).keys()].sort());
   });
 });
