@@ -7,31 +7,39 @@ import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/
 import { emulatorInventory } from '../support/emulator-state.js';
 import { awsClient, motoEndpoint, rows, testEnvironment, waitFor } from '../support/harness.js';
 
-const REGION = 'eu-west-3';
-const aws = awsClient(REGION);
-// No retries: the first failed write is the one that counts.
-const logLines: string[] = [];
-const env = testEnvironment({ region: REGION, partitions: 2, extra: { APIGW_SINK_WRITE_RETRIES: '0', LOG_LEVEL: 'warn' }, logLines });
-const CURRENT = env.table('aws_apigatewayv2_api_integrations');
-const HISTORY = env.table('aws_apigatewayv2_api_integrations_history');
-
-describe('a ClickHouse write that fails for good loses nothing and duplicates nothing', { timeout: 180_000 }, () => {
-  let pipeline: Pipeline;
-  let apis: SampleApi[];
+/**
+ * Inside a describe: a pipeline of its own (no write or read retries: the first failure is the one that counts)
+ * over an inventory seeded in `region`, snapshotted once into the tables before the tests.
+ */
+function snapshotted(region: string, partitions: number, seed: { httpApis: number; websocketApis: number; prefix: string }) {
+  const world = { env: testEnvironment({ region, partitions, extra: { APIGW_SINK_WRITE_RETRIES: '0', LOG_LEVEL: 'warn' }, logLines }), aws: awsClient(region) } as {
+    env: ReturnType<typeof testEnvironment>; aws: ReturnType<typeof awsClient>; pipeline: Pipeline; apis: SampleApi[];
+  };
   before(async () => {
     await resetEmulator(motoEndpoint);
-    apis = await seedSampleInventory(aws, { httpApis: 3, websocketApis: 2, prefix: 'wfail' });
-    pipeline = await env.open({ snapshot: true, sink: true });
-    await pipeline.snapshotter!.runOnce();
-    await pipeline.sink!.waitForCatchUp();
+    world.apis = await seedSampleInventory(world.aws, seed);
+    world.pipeline = await world.env.open({ snapshot: true, sink: true });
+    await world.pipeline.snapshotter!.runOnce();
+    await world.pipeline.sink!.waitForCatchUp();
   });
   after(async () => {
-    await pipeline?.close();
-    aws.destroy();
-    await env.cleanup();
+    await world.pipeline?.close();
+    world.aws.destroy();
+    await world.env.cleanup();
   });
+  return world;
+}
+
+// What the services of both describes said, from the moment each test clears it.
+const logLines: string[] = [];
+
+describe('a ClickHouse write that fails for good loses nothing and duplicates nothing', { timeout: 180_000 }, () => {
+  const world = snapshotted('eu-west-3', 2, { httpApis: 3, websocketApis: 2, prefix: 'wfail' });
 
   it('commits nothing of the failed write, then applies every change once from the committed offsets', async () => {
+    const { env, aws, pipeline, apis } = world;
+    const CURRENT = env.table('aws_apigatewayv2_api_integrations');
+    const HISTORY = env.table('aws_apigatewayv2_api_integrations_history');
     const [changedApi] = apis;
     const changedIntegration = changedApi!.integrationIds[0]!;
     await aws.send(new UpdateIntegrationCommand({ ApiId: changedApi!.apiId, IntegrationId: changedIntegration, Description: 'changed while ClickHouse refused writes' }));
@@ -50,7 +58,7 @@ describe('a ClickHouse write that fails for good loses nothing and duplicates no
 
     const live = await rows<{ arn: string; description: string | null }>(pipeline,
       `SELECT arn, description FROM ${CURRENT} FINAL WHERE is_deleted = 0 ORDER BY arn`);
-    assert.deepEqual(live.map((row) => row.arn), [...(await emulatorInventory(aws, REGION)).keys()].sort());
+    assert.deepEqual(live.map((row) => row.arn), [...(await emulatorInventory(aws, 'eu-west-3')).keys()].sort());
     const changed = live.find((row) => row.arn.endsWith(`/apis/${changedApi!.apiId}/integrations/${changedIntegration}`));
     assert.equal(changed?.description, 'changed while ClickHouse refused writes');
 
@@ -75,32 +83,18 @@ describe('a ClickHouse write that fails for good loses nothing and duplicates no
   });
 });
 
-const readEnv = testEnvironment({ region: 'il-central-1', partitions: 1, extra: { APIGW_SINK_WRITE_RETRIES: '0', LOG_LEVEL: 'warn' }, logLines });
-const awsRead = awsClient('il-central-1');
-
 describe('a ClickHouse read that fails for good, in the middle of a completion marker, loses nothing either', { timeout: 180_000 }, () => {
-  let pipeline: Pipeline;
-  let apis: SampleApi[];
-  before(async () => {
-    await resetEmulator(motoEndpoint);
-    apis = await seedSampleInventory(awsRead, { httpApis: 2, websocketApis: 1, prefix: 'rfail' });
-    pipeline = await readEnv.open({ snapshot: true, sink: true });
-    await pipeline.snapshotter!.runOnce();
-    await pipeline.sink!.waitForCatchUp();
-  });
-  after(async () => {
-    await pipeline?.close();
-    awsRead.destroy();
-    await readEnv.cleanup();
-  });
+  // One partition: the marker that deletes the integration is partition 0's, the one that also retires vanished APIs.
+  const world = snapshotted('il-central-1', 1, { httpApis: 2, websocketApis: 1, prefix: 'rfail' });
 
   it('starts over from the committed offsets, and the marker still deletes what its snapshot no longer saw', async () => {
+    const { env, aws, pipeline, apis } = world;
     const [api] = apis;
     const gone = api!.integrationIds[0]!;
-    await awsRead.send(new DeleteIntegrationCommand({ ApiId: api!.apiId, IntegrationId: gone }));
+    await aws.send(new DeleteIntegrationCommand({ ApiId: api!.apiId, IntegrationId: gone }));
 
     // The marker deletes the integration in memory, then reads which APIs are gone from a table that is gone.
-    const API_TABLE = readEnv.table('aws_apigatewayv2_apis');
+    const API_TABLE = env.table('aws_apigatewayv2_apis');
     logLines.length = 0;
     await pipeline.clickhouse!.command({ query: `DETACH TABLE ${API_TABLE}` });
     await pipeline.snapshotter!.runOnce();
@@ -118,11 +112,11 @@ describe('a ClickHouse read that fails for good, in the middle of a completion m
     ]);
 
     // FINAL leaves deleted rows out: the last version says.
-    const [current] = await rows<{ is_deleted: number }>(pipeline, `SELECT argMax(is_deleted, version) AS is_deleted FROM ${readEnv.table('aws_apigatewayv2_api_integrations')} WHERE arn = {arn:String}`, { arn });
+    const [current] = await rows<{ is_deleted: number }>(pipeline, `SELECT argMax(is_deleted, version) AS is_deleted FROM ${env.table('aws_apigatewayv2_api_integrations')} WHERE arn = {arn:String}`, { arn });
     assert.equal(Number(current!.is_deleted), 1, 'deleted in the current-state table');
-    const history = await rows<{ operation: string }>(pipeline, `SELECT operation FROM ${readEnv.table('aws_apigatewayv2_api_integrations_history')} WHERE arn = {arn:String} ORDER BY version`, { arn });
+    const history = await rows<{ operation: string }>(pipeline, `SELECT operation FROM ${env.table('aws_apigatewayv2_api_integrations_history')} WHERE arn = {arn:String} ORDER BY version`, { arn });
     assert.deepEqual(history.map((row) => row.operation), ['CREATE', 'DELETE'], 'one DELETE row');
-    const live = await rows<{ arn: string }>(pipeline, `SELECT arn FROM ${readEnv.table('aws_apigatewayv2_api_integrations')} FINAL WHERE is_deleted = 0 ORDER BY arn`);
-    assert.deepEqual(live.map((row) => row.arn), [...(await emulatorInventory(awsRead, 'il-central-1')).keys()].sort());
+    const live = await rows<{ arn: string }>(pipeline, `SELECT arn FROM ${env.table('aws_apigatewayv2_api_integrations')} FINAL WHERE is_deleted = 0 ORDER BY arn`);
+    assert.deepEqual(live.map((row) => row.arn), [...(await emulatorInventory(aws, 'il-central-1')).keys()].sort());
   });
 });
