@@ -296,15 +296,20 @@ export function createSink(deps: SinkDeps) {
     });
     const scope = { account_id: change.account_id, region: change.region, api_id: change.api_id };
     const seen = reads.seenBy(partition, change);
+    if (seen === 'completed') {
+      metrics.sinkMessages.inc({ outcome: 'marker-skipped' });
+      log.debug({ partition, offset, readId: snapshot.snapshot_id }, 'this marker\'s deletions are made already');
+      return;
+    }
     if (seen === 'abandoned') {
-      reads.complete(partition, change);
+      reads.complete(partition, change, offset);
       metrics.sinkMessages.inc({ outcome: 'marker-skipped' });
       log.info({ partition, readId: snapshot.snapshot_id }, 'a newer snapshot of this scope began before this one\'s marker; its deletions wait for the next one');
       return;
     }
     const first = firstProducedAt.get(partition) ?? Infinity;
     if (first >= snapshot.started_at) {
-      reads.complete(partition, change);
+      reads.complete(partition, change, offset);
       metrics.sinkMessages.inc({ outcome: 'marker-skipped' });
       log.info({ partition, readId: snapshot.snapshot_id }, 'this instance did not see the whole read in this partition (it started in the middle); its deletions wait for the next one');
       return;
@@ -324,7 +329,7 @@ export function createSink(deps: SinkDeps) {
         rows.apis.add({ ...api, version: change.observed_at, is_deleted: 1, observed_at: chTime(change.observed_at) });
       }
     }
-    reads.complete(partition, change);
+    reads.complete(partition, change, offset);
     metrics.sinkMessages.inc({ outcome: 'marker' });
     if (unseen.length > 0) log.info({ region: change.region, partition, snapshotId: snapshot.snapshot_id, deleted: unseen.length }, 'deleted integrations the snapshot no longer saw');
   }
@@ -376,6 +381,7 @@ export function createSink(deps: SinkDeps) {
       await consumer!.commitOffsets(offsets);
       for (const { partition, offset } of offsets) {
         committedByUs.set(partition, Number(offset));
+        reads.committed(partition, Number(offset));
         metrics.sinkLastOffset.set({ partition: String(partition) }, Number(offset) - 1);
       }
     }).catch((error: unknown) => log.warn({ offsets, err: describeError(error) }, 'committing offsets failed; a later commit covers them'));

@@ -12,12 +12,19 @@ const ABANDONED_LIMIT = 10_000;
  * integrations with it. A snapshot that never marks its end (its process died) is abandoned when the next
  * snapshot of the same scope begins in that partition, so the sets do not grow without end; should its marker
  * still come, it deletes nothing and the next snapshot's marker does the deleting.
+ *
+ * A completed read is remembered, with its marker's offset, until that partition's committed offset passes the
+ * marker: the marker may come again before that (its batch applied again, or the sink starting over from the committed
+ * offsets after a failure), with only the part of its read that followed the committed offset, and deleting what that
+ * part did not see would delete what the whole read saw. It deletes nothing the second time.
  */
 export class ReadTracker {
   private readonly seenByRead = new Map<string, Set<string>>();
   // The snapshot read under way per (partition, account, region).
   private readonly snapshotUnderWay = new Map<string, string>();
   private readonly abandoned = new Set<string>();
+  // Per partition, the reads whose markers were applied and the markers' offsets, until those offsets are committed.
+  private readonly completed = new Map<number, Map<string, number>>();
   private readonly lastSeen = new Map<number, { readId: string; account_id: string; region: string; seen: Set<string> }>();
 
   /** Records that the read `change` belongs to saw its integration (`arn`: the caller's copy of the ARN). */
@@ -32,7 +39,7 @@ export class ReadTracker {
     }
     const key = readKey(partition, readId, change);
     // Two snapshots of one scope interleaved (two snapshotters): the one abandoned stays abandoned.
-    if (this.abandoned.has(key)) return;
+    if (this.abandoned.has(key) || this.completed.get(partition)?.has(key)) return;
     let seen = this.seenByRead.get(key);
     if (!seen) {
       this.seenByRead.set(key, (seen = new Set()));
@@ -46,24 +53,37 @@ export class ReadTracker {
    * What the read that `marker` completes saw in this partition, or 'abandoned'; the read is still tracked, so that a
    * marker whose deletions fail half-way (a read of the tables failing) finds the same set when it comes again.
    */
-  seenBy(partition: number, marker: IntegrationChange): Set<string> | 'abandoned' {
+  seenBy(partition: number, marker: IntegrationChange): Set<string> | 'abandoned' | 'completed' {
     const key = readKey(partition, marker.snapshot!.snapshot_id, marker);
+    if (this.completed.get(partition)?.has(key)) return 'completed';
     return this.abandoned.has(key) ? 'abandoned' : (this.seenByRead.get(key) ?? new Set<string>());
   }
 
-  /** Forgets the read that `marker` completes, once its deletions are made; returns what seenBy returned. */
-  complete(partition: number, marker: IntegrationChange): Set<string> | 'abandoned' {
+  /**
+   * Forgets what the read that `marker` (at `offset`) completes saw, once its deletions are made, and remembers that
+   * it is complete (see the class).
+   */
+  complete(partition: number, marker: IntegrationChange, offset: number): void {
     const key = readKey(partition, marker.snapshot!.snapshot_id, marker);
     this.lastSeen.delete(partition);
-    if (this.abandoned.delete(key)) return 'abandoned';
-    const seen = this.seenByRead.get(key) ?? new Set<string>();
+    let completed = this.completed.get(partition);
+    if (!completed) this.completed.set(partition, (completed = new Map()));
+    completed.set(key, offset);
+    if (this.abandoned.delete(key)) return;
     this.seenByRead.delete(key);
     const scope = scopeKey(partition, marker);
     if (this.snapshotUnderWay.get(scope) === key) this.snapshotUnderWay.delete(scope);
-    return seen;
+  }
+
+  /** The partition's committed offset is `offset`: the markers before it cannot come again. */
+  committed(partition: number, offset: number): void {
+    const completed = this.completed.get(partition);
+    if (!completed) return;
+    for (const [key, markerOffset] of completed) if (markerOffset < offset) completed.delete(key);
   }
 
   clear(): void {
+    this.completed.clear();
     this.lastSeen.clear();
     this.seenByRead.clear();
     this.snapshotUnderWay.clear();

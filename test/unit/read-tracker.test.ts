@@ -14,9 +14,12 @@ function event(readId: string, arn: string, overrides: Partial<IntegrationChange
   };
 }
 
-const seenBy = (tracker: ReadTracker, partition: number, readId: string, overrides: Partial<IntegrationChange> = {}) => {
-  const seen = tracker.complete(partition, event(readId, '', { op: 'SNAPSHOT_COMPLETE', ...overrides }));
-  return seen === 'abandoned' ? seen : [...seen].sort();
+/** What the marker of `readId` (at `offset`) finds its read saw, sorted; the marker is then applied. */
+const seenBy = (tracker: ReadTracker, partition: number, readId: string, overrides: Partial<IntegrationChange> = {}, offset = 100) => {
+  const marker = event(readId, '', { op: 'SNAPSHOT_COMPLETE', ...overrides });
+  const seen = tracker.seenBy(partition, marker);
+  if (typeof seen !== 'string') tracker.complete(partition, marker, offset);
+  return typeof seen === 'string' ? seen : [...seen].sort();
 };
 
 describe('what each complete read saw', () => {
@@ -42,12 +45,25 @@ describe('what each complete read saw', () => {
     assert.deepEqual(seenBy(tracker, 1, 'snap'), ['i3']);
   });
 
-  it('starts empty for events that follow the marker of their read', () => {
+  it('a marker that comes again before its offset is committed finds its read complete, however much of the read came again', () => {
     const tracker = new ReadTracker();
     tracker.see(0, event('snap', 'i1'), 'i1');
-    assert.deepEqual(seenBy(tracker, 0, 'snap'), ['i1']);
     tracker.see(0, event('snap', 'i2'), 'i2');
-    assert.deepEqual(seenBy(tracker, 0, 'snap'), ['i2']);
+    assert.deepEqual(seenBy(tracker, 0, 'snap', {}, 7), ['i1', 'i2']);
+    // Consumed again from a committed offset between the read's two events (a start-over after a failed write).
+    tracker.see(0, event('snap', 'i2'), 'i2');
+    assert.equal(seenBy(tracker, 0, 'snap', {}, 7), 'completed', 'deleting what i2 alone did not see would delete i1');
+    tracker.committed(0, 7);
+    assert.equal(seenBy(tracker, 0, 'snap', {}, 7), 'completed', 'the marker at 7 is not committed until the offset passes it');
+  });
+
+  it('starts empty for a read of the same key once the marker before it is committed', () => {
+    const tracker = new ReadTracker();
+    tracker.see(0, event('snap', 'i1'), 'i1');
+    assert.deepEqual(seenBy(tracker, 0, 'snap', {}, 7), ['i1']);
+    tracker.committed(0, 8);
+    tracker.see(0, event('snap', 'i2'), 'i2');
+    assert.deepEqual(seenBy(tracker, 0, 'snap', {}, 12), ['i2']);
   });
 
   it('abandons a snapshot when the next one of its scope begins, and records nothing more for it', () => {
