@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { sleep } from '../../services/shared/retry.js';
-import { integrationArn, mapIntegration, type IntegrationChange } from '../../services/shared/integration-model.js';
+import { KEY_SCHEMA, createChangeCodec } from '../../services/shared/codec.js';
+import { apiArn, integrationArn, mapIntegration, type ChangeSource, type IntegrationChange } from '../../services/shared/integration-model.js';
 import { dlqTopic } from '../../services/shared/kafka.js';
-import { plainKafka, rows, topicMessages, waitFor } from '../support/harness.js';
-import { newerProducerCodec, sinkBehindRegistryProxy } from '../support/registry-proxy.js';
+import { plainKafka, registryUrl, rows, topicMessages, waitFor } from '../support/harness.js';
+import { evolvedValueSchema, newerProducerCodec, sinkBehindRegistryProxy } from '../support/registry-proxy.js';
 
 const REGION = 'me-south-1';
 
@@ -18,6 +19,20 @@ function update(integrationId: string, timeout: number): IntegrationChange & { c
     change_reason: 'ticket OPS-7',
   };
 }
+
+/** A change of integration `id` of API `out2`, observed at `at`, from `source`. */
+function observed(id: string, at: number, source: ChangeSource): IntegrationChange {
+  return {
+    event_id: `${source.snapshot_id ?? source.cloudtrail_event_id}-${id}`, op: source.type === 'SNAPSHOT' ? 'SNAPSHOT' : 'UPDATE', event_time: at, observed_at: at, source,
+    account_id: '123456789012', region: REGION, api_id: 'out2', integration_id: id, arn: integrationArn(REGION, 'out2', id), api: null,
+    after: mapIntegration(REGION, 'out2', { IntegrationId: id, IntegrationType: 'MOCK', TimeoutInMillis: 3000 }),
+    snapshot: null,
+  };
+}
+
+const cloudTrail = (eventId: string): ChangeSource => ({
+  type: 'CLOUDTRAIL', snapshot_id: null, cloudtrail_event_id: eventId, cloudtrail_event_name: 'UpdateIntegration', principal_arn: 'arn:aws:iam::123456789012:user/ops', source_ip: null, user_agent: null,
+});
 
 describe('the schema registry goes away while the sink runs', { timeout: 240_000 }, () => {
   // The schema registry behind a proxy that can go away: while down, every connection to it is dropped.
@@ -47,5 +62,56 @@ describe('the schema registry goes away while the sink runs', { timeout: 240_000
     await sink.pipeline.sink!.waitForCatchUp();
     assert.deepEqual(await history(event.arn), [{ timeout: 4321 }], 'one history row');
     assert.equal((await topicMessages(dlqTopic(sink.env.config.topic))).length, 0, 'nothing dead-lettered');
+  });
+  it('a batch applied again after its marker (a later event\'s schema could not be fetched) deletes nothing its snapshot saw', async () => {
+    const topic = sink.env.config.topic;
+    const codec = createChangeCodec({ registryUrl, topic });
+    await codec.register();
+    const producer = plainKafka().producer();
+    await producer.connect();
+    // Everything in partition 0, where the marker below deletes what its snapshot did not see.
+    const send = async (changes: IntegrationChange[], encode = codec.encode) => producer.send({
+      topic, messages: await Promise.all(changes.map(async (change) => ({ ...(await encode(change, change)), partition: 0 }))),
+    });
+    const t0 = Date.now();
+    const held = Array.from({ length: 100 }, (_, i) => `held${i}`);
+    await send([...held, 'gone'].map((id) => observed(id, t0 - 60_000, cloudTrail(`ct-${id}`))));
+    await sink.pipeline.sink!.waitForCatchUp();
+
+    // A snapshot re-reads the 100 and not `gone`. Its first half is applied and committed in a batch of its own.
+    const read: ChangeSource = { type: 'SNAPSHOT', snapshot_id: `snap-${t0}`, cloudtrail_event_id: null, cloudtrail_event_name: null, principal_arn: null, source_ip: null, user_agent: null };
+    const reread = (ids: string[]) => ids.map((id) => observed(id, t0 - 20_000, read));
+    await send(reread(held.slice(0, 50)));
+    await sink.pipeline.sink!.waitForCatchUp();
+
+    // The second half, the marker and new integrations fill the batch's first chunk (200 messages); its second chunk
+    // holds an event of a newer schema, which the sink cannot fetch while the registry is away. kafkajs applies the
+    // batch again once it can.
+    const marker: IntegrationChange = {
+      event_id: `snap-${t0}-complete`, op: 'SNAPSHOT_COMPLETE', event_time: t0 - 10_000, observed_at: t0 - 10_000, source: read,
+      account_id: '123456789012', region: REGION, api_id: '', integration_id: '', arn: apiArn(REGION, '*'), api: null, after: null,
+      snapshot: { snapshot_id: `snap-${t0}`, started_at: t0 - 30_000, api_ids: ['out2'], integration_count: 100 },
+    };
+    const added = Array.from({ length: 149 }, (_, i) => observed(`new${i}`, Date.now(), cloudTrail(`ct-new${i}`)));
+    const newest = createChangeCodec({ registryUrl, topic, schemas: { key: KEY_SCHEMA, value: evolvedValueSchema({ name: 'ticket', type: ['null', 'string'], default: null }) } });
+    await newest.register();
+    down = true;
+    await producer.send({
+      topic,
+      messages: [
+        ...await Promise.all([...reread(held.slice(50)), marker, ...added].map(async (change) => ({ ...(await codec.encode(change, change)), partition: 0 }))),
+        { ...(await newest.encode(observed('late', Date.now(), cloudTrail('ct-late')), observed('late', Date.now(), cloudTrail('ct-late')))), partition: 0 },
+      ],
+    });
+    await producer.disconnect();
+    await sleep(15_000);
+    down = false;
+    await sink.pipeline.sink!.waitForCatchUp();
+
+    const live = new Set((await rows<{ arn: string }>(sink.pipeline,
+      `SELECT arn FROM ${sink.env.table('aws_apigatewayv2_api_integrations')} FINAL WHERE aws_api_id = 'out2'`)).map((row) => row.arn));
+    assert.deepEqual(held.filter((id) => !live.has(integrationArn(REGION, 'out2', id))), [], 'every integration the snapshot saw is live');
+    assert.equal(live.has(integrationArn(REGION, 'out2', 'gone')), false, 'the one it did not see is deleted');
+    assert.equal(live.size, 100 + 149 + 1, 'with the new ones and the late one');
   });
 });
