@@ -448,8 +448,8 @@ export function createSink(deps: SinkDeps) {
   }
 
   /**
-   * After a write or a read of the tables failed for good: once every write has settled, forget what was applied in memory and consume
-   * again from the committed offsets of the partitions this instance works on. After its topic was made again
+   * After a write or a read of the tables failed for good: once every write has settled, forget what was applied in
+   * memory and consume again from the committed offsets of the partitions this instance works on. After its topic was made again
    * (topicRemade): from the start of each partition it owns, forgetting its reads and the offsets it meant to commit.
    */
   async function startOver(): Promise<void> {
