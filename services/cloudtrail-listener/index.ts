@@ -274,6 +274,8 @@ export function createCloudTrailListener(deps: ListenerDeps) {
 
   /** The regions followed, each with what stops it, its loop, and how its polls go. */
   const following = new Map<string, { scope: AwsScope; stop: AbortController; done: Promise<void>; polls: PollState }>();
+  // Whether the regions read at start are followed: until then, connecting their producers and loading checkpoints.
+  let started = false;
 
   async function runScope(scope: AwsScope, polls: PollState, signal: AbortSignal): Promise<void> {
     // One token bucket per account and region, kept across polls: LookupEvents allows about 2 calls per second.
@@ -337,6 +339,7 @@ export function createCloudTrailListener(deps: ListenerDeps) {
     async run(signal: AbortSignal): Promise<void> {
       await deps.checkpoints.ensureTopic();
       await follow(await deps.scopes(), signal);
+      started = true;
       while (!signal.aborted) {
         await sleep(settings.pollSeconds * 1000, signal);
         if (signal.aborted) break;
@@ -348,15 +351,16 @@ export function createCloudTrailListener(deps: ListenerDeps) {
     },
 
     /**
-     * Not ok while a region's last FAILING_POLLS polls or more failed (say its role lost cloudtrail:LookupEvents):
-     * that region's changes are not followed. Each region with its failed polls in a row and its checkpoint's age.
+     * Not ok until the regions read at start are followed, nor while a region's last FAILING_POLLS polls or more
+     * failed (say its role lost cloudtrail:LookupEvents): that region's changes are not followed. Each region with
+     * its failed polls in a row and its checkpoint's age.
      */
     health(): ServiceHealth {
       const regions = [...following.values()].map(({ scope, polls }) => ({
         account_id: scope.accountId, region: scope.region, failed_polls_in_a_row: polls.failures,
         checkpoint_age_seconds: Math.round((clock() - polls.checkpoint.window_end) / 1000),
       }));
-      return { ok: regions.every((r) => r.failed_polls_in_a_row < FAILING_POLLS), regions };
+      return { ok: started && regions.every((r) => r.failed_polls_in_a_row < FAILING_POLLS), started, regions };
     },
 
     /** Makes the checkpoint topic again, through `via`, when it was deleted (not among `existing`); returns the topics it made. */

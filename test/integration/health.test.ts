@@ -75,6 +75,8 @@ describe('/healthz: ready while every service does its work, and names the one t
       await waitFor('a ready answer again', async () => (await healthz())?.status === 200).catch(withLog);
     } finally {
       run.kill('SIGTERM');
+      // Gone before the data directory is removed, whether the test passed or not.
+      await exited;
     }
     assert.equal(await exited, 0, `run exits 0 on SIGTERM; its log:\n${log().slice(-2000)}`);
   });
