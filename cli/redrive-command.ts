@@ -14,6 +14,8 @@ function progressOf(logger: Logger, interactive: boolean): { update: (done: numb
         if (!started) bar.start(total, 0);
         started = true;
         bar.update(done);
+        // Done before the redrive's last log line, which would otherwise be written into the bar's line.
+        if (done >= total) bar.stop();
       },
       stop: () => bar.stop(),
     };
