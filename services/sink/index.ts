@@ -105,16 +105,13 @@ export function createSink(deps: SinkDeps) {
     lagByPartition.set(partition, lag);
     metrics.sinkLag.set({ partition: String(partition) }, lag);
   };
-  const writeRetry = createRetry({
+  const clickHouseRetry = (what: 'write' | 'read') => createRetry({
     retries: deps.writeRetries,
     maxDelayMs: 15_000,
-    onRetry: (error, attempt, delayMs) => log.warn({ attempt, delayMs, err: describeError(error) }, 'ClickHouse write failed; retrying'),
+    onRetry: (error, attempt, delayMs) => log.warn({ attempt, delayMs, err: describeError(error) }, `ClickHouse ${what} failed; retrying`),
   });
-  const readRetry = createRetry({
-    retries: deps.writeRetries,
-    maxDelayMs: 15_000,
-    onRetry: (error, attempt, delayMs) => log.warn({ attempt, delayMs, err: describeError(error) }, 'ClickHouse read failed; retrying'),
-  });
+  const writeRetry = clickHouseRetry('write');
+  const readRetry = clickHouseRetry('read');
   // Set when a read of the tables failed after its retries; the sink starts over, as after a failed write.
   let readFailure: unknown;
 
