@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { getHeapStatistics } from 'node:v8';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Health } from './health.js';
 import { listenOn } from './local-port.js';
@@ -7,6 +8,14 @@ import { listenOn } from './local-port.js';
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'apigw_stream_' });
+  // The default metrics say how much heap is used, not how much node may use: the sink holds every live integration
+  // in its heap (see the README's sizing), so its used heap against this is what to alert on.
+  new Gauge({
+    name: 'apigw_stream_nodejs_heap_size_limit_bytes', help: 'The most JavaScript heap this process may use (V8\'s heap_size_limit; node\'s --max-old-space-size raises it)', registers: [registry],
+    collect() {
+      this.set(getHeapStatistics().heap_size_limit);
+    },
+  });
   return {
     registry,
     eventsProduced: new Counter({ name: 'apigw_stream_events_produced_total', help: 'Change events acknowledged by Kafka', labelNames: ['source', 'op'], registers: [registry] }),
@@ -24,6 +33,7 @@ export function createMetrics() {
     historyRows: new Counter({ name: 'apigw_stream_history_rows_total', help: 'Rows written to the history table', labelNames: ['operation'], registers: [registry] }),
     sinkConsumerRestarts: new Counter({ name: 'apigw_stream_sink_consumer_restarts_total', help: 'Restarts of the sink\'s Kafka consumer after a failure kafkajs stopped retrying, each after a backoff (1 s, doubling to 30 s), by reason: topic-missing (the topic does not exist), failure', labelNames: ['reason'], registers: [registry] }),
     sinkTopicRemade: new Counter({ name: 'apigw_stream_sink_topic_remade_total', help: 'Times the sink found its group\'s committed offsets gone, because its topic was deleted and made again, and consumed the topic again from its start', registers: [registry] }),
+    sinkReadFailures: new Counter({ name: 'apigw_stream_sink_read_failures_total', help: 'Reads of the ClickHouse tables (look-ups of keys, completion markers\' queries) that failed after their retries (the sink then consumed again from its committed offsets)', registers: [registry] }),
     sinkWriteFailures: new Counter({ name: 'apigw_stream_sink_write_failures_total', help: 'ClickHouse writes that failed after their retries (the sink then consumed again from its committed offsets)', registers: [registry] }),
     deadLettered: new Counter({ name: 'apigw_stream_dead_lettered_total', help: 'Messages sent to the dead-letter topic', labelNames: ['reason'], registers: [registry] }),
     sinkIntegrationsHeld: new Gauge({ name: 'apigw_stream_sink_integrations_held', help: 'Integrations whose applied state the sink holds in memory: the live ones of its partitions, and deleted ones until their deletion is written', registers: [registry] }),

@@ -124,6 +124,7 @@ export function createSink(deps: SinkDeps) {
     try {
       return await readRetry(read);
     } catch (error) {
+      metrics.sinkReadFailures.inc();
       log.error({ err: describeError(error) }, 'ClickHouse read failed after its retries; starting over from the committed offsets');
       readFailure = error;
       throw startingOver('a ClickHouse read failed');

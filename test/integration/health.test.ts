@@ -55,6 +55,8 @@ describe('/healthz: ready while every service does its work, and names the one t
       [{ account_id: OWN_ACCOUNT, region: REGION, failed_polls_in_a_row: 0 }]);
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       assert.match(metrics, /^apigw_stream_sink_lag\{partition="0"\} 0$/m);
+      const heapLimit = /^apigw_stream_nodejs_heap_size_limit_bytes (\d+)$/m.exec(metrics);
+      assert.ok(heapLimit && Number(heapLimit[1]) > 100 * 2 ** 20, `the heap limit is exported: ${heapLimit?.[0]}`);
       const completedAt = new RegExp(`^apigw_stream_snapshot_last_completed_timestamp_seconds\\{account_id="${OWN_ACCOUNT}",region="${REGION}"\\} ([\\d.]+)$`, 'm').exec(metrics);
       assert.ok(completedAt && Math.abs(Number(completedAt[1]) - Date.now() / 1000) < 90, `the last snapshot's time is now: ${completedAt?.[0]}`);
 
