@@ -1,35 +1,8 @@
-import cliProgress from 'cli-progress';
 import { Command } from 'commander';
 import { loadConfig } from '../services/shared/config.js';
-import { createLogger, type Logger } from '../services/shared/logger.js';
+import { createLogger } from '../services/shared/logger.js';
+import { createProgress, type Progress } from '../services/shared/progress.js';
 import { emit, formatOption, type Format } from './output.js';
-
-/** A bar on a terminal; a log line every few seconds otherwise. */
-function progressOf(logger: Logger, interactive: boolean): { update: (done: number, total: number) => void; stop: () => void } {
-  if (interactive) {
-    const bar = new cliProgress.SingleBar({ format: 'redrive |{bar}| {value}/{total} dead letters', hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic);
-    let started = false;
-    return {
-      update(done, total) {
-        if (!started) bar.start(total, 0);
-        started = true;
-        bar.update(done);
-        // Done before the redrive's last log line, which would otherwise be written into the bar's line.
-        if (done >= total) bar.stop();
-      },
-      stop: () => bar.stop(),
-    };
-  }
-  let last = 0;
-  return {
-    update(done, total) {
-      if (Date.now() - last < 5000) return;
-      last = Date.now();
-      logger.info({ done, total }, 'redrive progress');
-    },
-    stop: () => undefined,
-  };
-}
 
 export function redriveCommand(): Command {
   return new Command('redrive')
@@ -48,7 +21,17 @@ export function redriveCommand(): Command {
       await checkRegistry(config.schemaRegistryUrl, config.schemaRegistryAuth);
       // Its own log on stderr at the configured level: progress, and what it did, beside the table on stdout.
       const logger = createLogger(config.logLevel);
-      const progress = progressOf(logger, process.stderr.isTTY === true);
+      // Made at the first batch, which knows how many dead letters there are.
+      let progress: Progress | undefined;
+      const onProgress = (done: number, total: number) => {
+        progress ??= createProgress({
+          interactive: process.stderr.isTTY === true, format: 'redrive |{bar}| {value}/{total} dead letters', total,
+          log: (value) => logger.info({ done: value, total }, 'redrive progress'),
+        });
+        progress.update(done);
+        // Done before the redrive's last log line, which would otherwise be written into the bar's line.
+        if (done >= total) progress.stop();
+      };
       const stopping = new AbortController();
       const stop = () => stopping.abort();
       process.once('SIGINT', stop);
@@ -61,8 +44,8 @@ export function redriveCommand(): Command {
         dryRun: opts.dryRun === true,
         logger,
         signal: stopping.signal,
-        onProgress: progress.update,
-      }).finally(() => progress.stop());
+        onProgress,
+      }).finally(() => progress?.stop());
       const rows = report.counts.map((count) => ({ ...count, goes_to: count.outcome === 'sent back' ? config.topic : count.outcome === 'still failing' ? report.deadLetterTopic : null }));
       emit(opts.format, { ...report, dryRun: opts.dryRun === true }, rows, ['outcome', 'reason', 'messages', 'goes_to', 'example'],
         `nothing to redrive in ${report.deadLetterTopic}`, 100);

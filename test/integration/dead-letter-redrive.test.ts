@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { integrationArn, mapIntegration, type ChangeSource, type IntegrationChange } from '../../services/shared/integration-model.js';
+import { integrationArn, type ChangeSource, type IntegrationChange } from '../../services/shared/integration-model.js';
 import { dlqTopic, withAdmin } from '../../services/shared/kafka.js';
 import type { RedriveReport } from '../../services/sink/dead-letters.js';
+import { cloudTrailSource, integrationChange, snapshotSource } from '../support/changes.js';
 import { apigwStream, tailJson } from '../support/cli.js';
 import { plainKafka, rows, topicMessages, waitFor } from '../support/harness.js';
 import { newerProducerCodec, sinkBehindRegistryProxy } from '../support/registry-proxy.js';
@@ -10,24 +11,15 @@ import { newerProducerCodec, sinkBehindRegistryProxy } from '../support/registry
 const REGION = 'eu-central-2';
 const API = 'red1';
 
+const PRINCIPAL = 'arn:aws:iam::123456789012:user/late';
+const cloudTrail = cloudTrailSource('ct-late', PRINCIPAL);
+const snapshot = snapshotSource('snap-old');
+
+/** A change observed now of an integration changed a minute ago, written with the newer schema's field. */
 function change(integrationId: string, source: ChangeSource): IntegrationChange & { change_reason: string } {
   const now = Date.now();
-  return {
-    event_id: `redrive-${integrationId}`, op: 'UPDATE', event_time: now - 60_000, observed_at: now, source,
-    account_id: '123456789012', region: REGION, api_id: API, integration_id: integrationId, arn: integrationArn(REGION, API, integrationId), api: null,
-    after: mapIntegration(REGION, API, { IntegrationId: integrationId, IntegrationType: 'MOCK', TimeoutInMillis: 2500 }),
-    snapshot: null,
-    change_reason: 'ticket OPS-9',
-  };
+  return { ...integrationChange({ region: REGION, apiId: API, integrationId, source, eventTime: now - 60_000, observedAt: now, timeout: 2500 }), change_reason: 'ticket OPS-9' };
 }
-
-const PRINCIPAL = 'arn:aws:iam::123456789012:user/late';
-const cloudTrail: ChangeSource = {
-  type: 'CLOUDTRAIL', snapshot_id: null, cloudtrail_event_id: 'ct-late', cloudtrail_event_name: 'UpdateIntegration', principal_arn: PRINCIPAL, source_ip: null, user_agent: null,
-};
-const snapshot: ChangeSource = {
-  type: 'SNAPSHOT', snapshot_id: 'snap-old', cloudtrail_event_id: null, cloudtrail_event_name: null, principal_arn: null, source_ip: null, user_agent: null,
-};
 
 type Counts = [string, string, number][];
 const countsOf = (report: RedriveReport): Counts => report.counts.map((c): [string, string, number] => [c.outcome, c.reason, c.messages]).sort();

@@ -2,37 +2,21 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { sleep } from '../../services/shared/retry.js';
 import { KEY_SCHEMA, createChangeCodec } from '../../services/shared/codec.js';
-import { apiArn, integrationArn, mapIntegration, type ChangeSource, type IntegrationChange } from '../../services/shared/integration-model.js';
+import { apiArn, integrationArn, type ChangeSource, type IntegrationChange } from '../../services/shared/integration-model.js';
 import { dlqTopic } from '../../services/shared/kafka.js';
+import { cloudTrailSource, integrationChange, snapshotSource } from '../support/changes.js';
 import { plainKafka, registryUrl, rows, topicMessages, waitFor } from '../support/harness.js';
 import { evolvedValueSchema, newerProducerCodec, sinkBehindRegistryProxy } from '../support/registry-proxy.js';
 
 const REGION = 'me-south-1';
 
 function update(integrationId: string, timeout: number): IntegrationChange & { change_reason: string } {
-  return {
-    event_id: `outage-${integrationId}-${timeout}`, op: 'UPDATE', event_time: Date.now(), observed_at: Date.now(),
-    source: { type: 'CLOUDTRAIL', snapshot_id: null, cloudtrail_event_id: `ct-${integrationId}-${timeout}`, cloudtrail_event_name: 'UpdateIntegration', principal_arn: 'arn:aws:iam::123456789012:user/ops', source_ip: null, user_agent: null },
-    account_id: '123456789012', region: REGION, api_id: 'out1', integration_id: integrationId, arn: integrationArn(REGION, 'out1', integrationId), api: null,
-    after: mapIntegration(REGION, 'out1', { IntegrationId: integrationId, IntegrationType: 'MOCK', TimeoutInMillis: timeout }),
-    snapshot: null,
-    change_reason: 'ticket OPS-7',
-  };
+  const change = integrationChange({ region: REGION, apiId: 'out1', integrationId, source: cloudTrailSource(`ct-${integrationId}-${timeout}`), eventTime: Date.now(), timeout });
+  return { ...change, change_reason: 'ticket OPS-7' };
 }
 
 /** A change of integration `id` of API `out2`, observed at `at`, from `source`. */
-function observed(id: string, at: number, source: ChangeSource): IntegrationChange {
-  return {
-    event_id: `${source.snapshot_id ?? source.cloudtrail_event_id}-${id}`, op: source.type === 'SNAPSHOT' ? 'SNAPSHOT' : 'UPDATE', event_time: at, observed_at: at, source,
-    account_id: '123456789012', region: REGION, api_id: 'out2', integration_id: id, arn: integrationArn(REGION, 'out2', id), api: null,
-    after: mapIntegration(REGION, 'out2', { IntegrationId: id, IntegrationType: 'MOCK', TimeoutInMillis: 3000 }),
-    snapshot: null,
-  };
-}
-
-const cloudTrail = (eventId: string): ChangeSource => ({
-  type: 'CLOUDTRAIL', snapshot_id: null, cloudtrail_event_id: eventId, cloudtrail_event_name: 'UpdateIntegration', principal_arn: 'arn:aws:iam::123456789012:user/ops', source_ip: null, user_agent: null,
-});
+const observed = (id: string, at: number, source: ChangeSource) => integrationChange({ region: REGION, apiId: 'out2', integrationId: id, source, eventTime: at });
 
 describe('the schema registry goes away while the sink runs', { timeout: 240_000 }, () => {
   // The schema registry behind a proxy that can go away: while down, every connection to it is dropped.
@@ -70,16 +54,15 @@ describe('the schema registry goes away while the sink runs', { timeout: 240_000
     const producer = plainKafka().producer();
     await producer.connect();
     // Everything in partition 0, where the marker below deletes what its snapshot did not see.
-    const send = async (changes: IntegrationChange[], encode = codec.encode) => producer.send({
-      topic, messages: await Promise.all(changes.map(async (change) => ({ ...(await encode(change, change)), partition: 0 }))),
-    });
+    const encoded = async (change: IntegrationChange, via = codec) => ({ ...(await via.encode(change, change)), partition: 0 });
+    const send = async (changes: IntegrationChange[]) => producer.send({ topic, messages: await Promise.all(changes.map((change) => encoded(change))) });
     const t0 = Date.now();
     const held = Array.from({ length: 100 }, (_, i) => `held${i}`);
-    await send([...held, 'gone'].map((id) => observed(id, t0 - 60_000, cloudTrail(`ct-${id}`))));
+    await send([...held, 'gone'].map((id) => observed(id, t0 - 60_000, cloudTrailSource(`ct-${id}`))));
     await sink.pipeline.sink!.waitForCatchUp();
 
     // A snapshot re-reads the 100 and not `gone`. Its first half is applied and committed in a batch of its own.
-    const read: ChangeSource = { type: 'SNAPSHOT', snapshot_id: `snap-${t0}`, cloudtrail_event_id: null, cloudtrail_event_name: null, principal_arn: null, source_ip: null, user_agent: null };
+    const read = snapshotSource(`snap-${t0}`);
     const reread = (ids: string[]) => ids.map((id) => observed(id, t0 - 20_000, read));
     await send(reread(held.slice(0, 50)));
     await sink.pipeline.sink!.waitForCatchUp();
@@ -92,15 +75,15 @@ describe('the schema registry goes away while the sink runs', { timeout: 240_000
       account_id: '123456789012', region: REGION, api_id: '', integration_id: '', arn: apiArn(REGION, '*'), api: null, after: null,
       snapshot: { snapshot_id: `snap-${t0}`, started_at: t0 - 30_000, api_ids: ['out2'], integration_count: 100 },
     };
-    const added = Array.from({ length: 149 }, (_, i) => observed(`new${i}`, Date.now(), cloudTrail(`ct-new${i}`)));
+    const added = Array.from({ length: 149 }, (_, i) => observed(`new${i}`, Date.now(), cloudTrailSource(`ct-new${i}`)));
     const newest = createChangeCodec({ registryUrl, topic, schemas: { key: KEY_SCHEMA, value: evolvedValueSchema({ name: 'ticket', type: ['null', 'string'], default: null }) } });
     await newest.register();
     down = true;
     await producer.send({
       topic,
       messages: [
-        ...await Promise.all([...reread(held.slice(50)), marker, ...added].map(async (change) => ({ ...(await codec.encode(change, change)), partition: 0 }))),
-        { ...(await newest.encode(observed('late', Date.now(), cloudTrail('ct-late')), observed('late', Date.now(), cloudTrail('ct-late')))), partition: 0 },
+        ...await Promise.all([...reread(held.slice(50)), marker, ...added].map((change) => encoded(change))),
+        await encoded(observed('late', Date.now(), cloudTrailSource('ct-late')), newest),
       ],
     });
     await producer.disconnect();

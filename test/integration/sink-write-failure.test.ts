@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DeleteIntegrationCommand, UpdateIntegrationCommand } from '@aws-sdk/client-apigatewayv2';
+import type { Counter } from 'prom-client';
 import type { Pipeline } from '../../cli/pipeline.js';
 import { integrationArn } from '../../services/shared/integration-model.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
@@ -32,6 +33,22 @@ function snapshotted(region: string, partitions: number, seed: { httpApis: numbe
 
 // What the services of both describes said, from the moment each test clears it.
 const logLines: string[] = [];
+/** The log lines as `level component message`. */
+const said = () => logLines.map((line) => JSON.parse(line) as { level: number; component?: string; msg: string }).map(({ level, component, msg }) => `${level} ${component} ${msg}`);
+
+/**
+ * Takes a snapshot while `table` is detached, until `failures` counts the sink's failure, checks that nothing of it
+ * is committed, and attaches the table again. The log is cleared first.
+ */
+async function snapshotWithout(world: ReturnType<typeof snapshotted>, table: string, failures: Counter, what: string): Promise<void> {
+  const { pipeline } = world;
+  logLines.length = 0;
+  await pipeline.clickhouse!.command({ query: `DETACH TABLE ${table}` });
+  await pipeline.snapshotter!.runOnce();
+  await waitFor(`the failed ${what}`, async () => ((await failures.get()).values[0]?.value ?? 0) >= 1);
+  assert.equal(await pipeline.sink!.caughtUp(), false, `the offsets of what the failed ${what} was for are not committed`);
+  await pipeline.clickhouse!.command({ query: `ATTACH TABLE ${table}` });
+}
 
 describe('a ClickHouse write that fails for good loses nothing and duplicates nothing', { timeout: 180_000 }, () => {
   const world = snapshotted('eu-west-3', 2, { httpApis: 3, websocketApis: 2, prefix: 'wfail' });
@@ -45,12 +62,7 @@ describe('a ClickHouse write that fails for good loses nothing and duplicates no
     await aws.send(new UpdateIntegrationCommand({ ApiId: changedApi!.apiId, IntegrationId: changedIntegration, Description: 'changed while ClickHouse refused writes' }));
 
     // The engine refuses the history insert (the table is gone) for the snapshot that carries the change.
-    logLines.length = 0;
-    await pipeline.clickhouse!.command({ query: `DETACH TABLE ${HISTORY}` });
-    await pipeline.snapshotter!.runOnce();
-    await waitFor('the failed write', async () => ((await env.metrics.sinkWriteFailures.get()).values[0]?.value ?? 0) >= 1);
-    assert.equal(await pipeline.sink!.caughtUp(), false, 'the offsets of the failed rows are not committed');
-    await pipeline.clickhouse!.command({ query: `ATTACH TABLE ${HISTORY}` });
+    await snapshotWithout(world, HISTORY, env.metrics.sinkWriteFailures, 'write');
 
     // The next batch finds the failure, and the sink consumes again from its committed offsets.
     await pipeline.snapshotter!.runOnce();
@@ -73,10 +85,7 @@ describe('a ClickHouse write that fails for good loses nothing and duplicates no
     // The log says what happened, the write's failure once, and nothing else: no error line of kafkajs's for the
     // batches the sink turned back while it started over. Starting over reads the tables, and a read made before the
     // table is back fails too, and says so (as the next describe's read does).
-    const said = logLines.map((line) => JSON.parse(line) as { level: number; component?: string; msg: string })
-      .map(({ level, component, msg }) => `${level} ${component} ${msg}`)
-      .filter((line) => !line.includes('after a failed read') && !line.startsWith('50 sink ClickHouse read failed after its retries'));
-    assert.deepEqual(said, [
+    assert.deepEqual(said().filter((line) => !line.includes('after a failed read') && !line.startsWith('50 sink ClickHouse read failed after its retries')), [
       '50 sink ClickHouse write failed after its retries; nothing of it is committed',
       '40 sink resuming after a failed write: consuming again from the committed offsets',
     ]);
@@ -94,19 +103,12 @@ describe('a ClickHouse read that fails for good, in the middle of a completion m
     await aws.send(new DeleteIntegrationCommand({ ApiId: api!.apiId, IntegrationId: gone }));
 
     // The marker deletes the integration in memory, then reads which APIs are gone from a table that is gone.
-    const API_TABLE = env.table('aws_apigatewayv2_apis');
-    logLines.length = 0;
-    await pipeline.clickhouse!.command({ query: `DETACH TABLE ${API_TABLE}` });
-    await pipeline.snapshotter!.runOnce();
-    await waitFor('the failed read', async () => ((await env.metrics.sinkReadFailures.get()).values[0]?.value ?? 0) >= 1);
-    assert.equal(await pipeline.sink!.caughtUp(), false, 'the marker\'s offset is not committed');
-    await pipeline.clickhouse!.command({ query: `ATTACH TABLE ${API_TABLE}` });
+    await snapshotWithout(world, env.table('aws_apigatewayv2_apis'), env.metrics.sinkReadFailures, 'read');
     await pipeline.sink!.waitForCatchUp();
 
     const arn = integrationArn('il-central-1', api!.apiId, gone);
     // What the log says: only the sink's two lines, as often as it started over while the table was gone.
-    const said = new Set(logLines.map((line) => JSON.parse(line) as { level: number; component?: string; msg: string }).map(({ level, component, msg }) => `${level} ${component} ${msg}`));
-    assert.deepEqual([...said].sort(), [
+    assert.deepEqual([...new Set(said())].sort(), [
       '40 sink resuming after a failed read: consuming again from the committed offsets',
       '50 sink ClickHouse read failed after its retries; starting over from the committed offsets',
     ]);
