@@ -91,18 +91,21 @@ export async function redriveDeadLetters(deps: RedriveDeps): Promise<RedriveRepo
     const again: Message[] = [];
     for (const message of messages) {
       const at = `${deadLetterTopic}/${partition}/${message.offset}`;
+      const attempts = { 'dlq.redrive-attempts': String(Number(message.headers?.['dlq.redrive-attempts']?.toString() ?? 0) + 1) };
       try {
         const { outcome, reason, detail } = await outcomeOf(message, deps.codec);
         count(outcome, reason, detail);
         // With `redrive.from` instead of the dlq headers, and stamped now: the sink dates when a partition's
-        // messages began from their Kafka timestamps (see its read tracking), and an old one would mislead it.
-        if (outcome === 'sent back') sendBack.push({ key: message.key, value: message.value, headers: { ...withoutDeadLetterHeaders(message.headers), 'redrive.from': at } });
+        // messages began from their Kafka timestamps (see its read tracking), and an old one would mislead it. The
+        // count of attempts goes with it: should the sink dead-letter it again, the next redrive counts on from it.
+        if (outcome === 'sent back') {
+          sendBack.push({ key: message.key, value: message.value, headers: { ...withoutDeadLetterHeaders(message.headers), 'redrive.from': at, ...attempts } });
+        }
       } catch (error) {
         if (!(error instanceof PoisonMessageError)) throw error;
         count('still failing', error.reason, error.message);
         log.debug({ at, reason: error.reason, err: error.message }, deps.dryRun ? 'dead letter still fails' : 'dead letter still fails; dead-lettered again');
-        const attempts = Number(message.headers?.['dlq.redrive-attempts']?.toString() ?? 0) + 1;
-        again.push({ key: message.key, value: message.value, headers: { ...deadLetterHeaders(message, error), 'dlq.redrive-attempts': String(attempts) } });
+        again.push({ key: message.key, value: message.value, headers: { ...deadLetterHeaders(message, error), ...attempts } });
       }
     }
     return { sendBack, again };
