@@ -7,6 +7,7 @@ import type { IntegrationChange, IntegrationState } from '../services/shared/int
 import { createLogger } from '../services/shared/logger.js';
 import { fieldChanges } from '../services/query/field-changes.js';
 import { parseTimeInput } from '../services/query/time-input.js';
+import { VALUE_OMITTED } from '../services/sink/dead-letters.js';
 
 interface TailOptions {
   fromBeginning?: boolean;
@@ -50,11 +51,14 @@ function describeDeadLetter(message: KafkaMessage, partition: number, json: bool
     from: { topic: header('dlq.topic'), partition: Number(header('dlq.partition')), offset: header('dlq.offset') },
     key_bytes: message.key?.length ?? 0,
     value_bytes: message.value?.length ?? 0,
+    /** Too large for the dead-letter topic: the value's size, left at its origin. */
+    value_omitted_bytes: header(VALUE_OMITTED) === null ? null : Number(header(VALUE_OMITTED)),
     redrive_attempts: Number(header('dlq.redrive-attempts') ?? 0),
   };
   if (json) return JSON.stringify(entry);
   const attempts = entry.redrive_attempts > 0 ? `, still failing after ${entry.redrive_attempts} redrive(s)` : '';
-  return `${entry.dead_lettered_at} DEAD-LETTER ${entry.reason} from ${entry.from.topic} partition ${entry.from.partition} offset ${entry.from.offset} (${entry.value_bytes} bytes${attempts}): ${entry.error}`;
+  const size = entry.value_omitted_bytes === null ? `${entry.value_bytes} bytes` : `value of ${entry.value_omitted_bytes} bytes left at its origin`;
+  return `${entry.dead_lettered_at} DEAD-LETTER ${entry.reason} from ${entry.from.topic} partition ${entry.from.partition} offset ${entry.from.offset} (${size}${attempts}): ${entry.error}`;
 }
 
 /** Decodes each change and prints it, when it passes the filters; markers once each (every partition carries a copy). */

@@ -1,4 +1,4 @@
-import { Kafka, Partitioners, logLevel, type Admin, type ITopicConfig, type LogEntry, type Producer } from 'kafkajs';
+import kafkajs, { Kafka, Partitioners, logLevel, type Admin, type ITopicConfig, type LogEntry, type Producer } from 'kafkajs';
 import type { KafkaSecurity } from './config.js';
 import type { Logger } from './logger.js';
 import { createRetry } from './retry.js';
@@ -59,11 +59,39 @@ export async function ensureTopics(
 ): Promise<{ partitions: number; created: string[] }> {
   const listed = new Set(existing ?? await admin.listTopics());
   const missing = [topic, dlqTopic(topic)].filter((name) => !listed.has(name));
-  if (missing.length > 0) {
-    await createTopicsWithLeaders(admin, missing.map((name) => ({ topic: name, numPartitions: name === topic ? partitions : 1, replicationFactor: -1 })));
+  if (!listed.has(topic)) await createTopicsWithLeaders(admin, [{ topic, numPartitions: partitions, replicationFactor: -1 }]);
+  if (!listed.has(dlqTopic(topic))) {
+    await createTopicsWithLeaders(admin, [{ topic: dlqTopic(topic), numPartitions: 1, replicationFactor: -1, configEntries: await roomForDeadLetters(admin, topic) }]);
   }
   const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
   return { partitions: metadata.topics[0]!.partitions.length, created: missing };
+}
+
+/** What a dead letter's headers (why it failed, where it was) can add to the largest message the topic takes. */
+const DEAD_LETTER_HEADROOM = 64 * 1024;
+
+/**
+ * The dead-letter topic's message size limit: the topic's own, with room for a dead letter's headers. At the same
+ * limit, a message the topic took that the sink cannot use would be refused as a dead letter. Where the topic's
+ * configuration cannot be read (no DescribeConfigs permission), the broker's default; the sink then dead-letters
+ * what does not fit without its value (see services/sink/dead-letters.ts).
+ */
+async function roomForDeadLetters(admin: Admin, topic: string): Promise<{ name: string; value: string }[]> {
+  const limit = await messageSizeLimit(admin, topic).catch(() => undefined);
+  return limit === undefined ? [] : [{ name: 'max.message.bytes', value: String(limit + DEAD_LETTER_HEADROOM) }];
+}
+
+// kafkajs's CommonJS exports, past what Node's named-export detection finds in its index.
+const { ConfigResourceTypes } = kafkajs;
+
+/** The largest record batch a topic takes (its `max.message.bytes`, the broker's default when not its own). */
+export async function messageSizeLimit(admin: Admin, topic: string): Promise<number | undefined> {
+  const { resources } = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['max.message.bytes'] }],
+  });
+  const limit = Number(resources[0]?.configEntries.find((entry) => entry.configName === 'max.message.bytes')?.configValue);
+  return Number.isSafeInteger(limit) ? limit : undefined;
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { IHeaders, Kafka, KafkaMessage, Message } from 'kafkajs';
+import type { IHeaders, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
 import type { ChangeCodec } from '../shared/codec.js';
 import { ApigwError, PoisonMessageError } from '../shared/errors.js';
 import { createIdempotentProducer, dlqTopic } from '../shared/kafka.js';
@@ -13,6 +13,53 @@ export function deadLetterHeaders(message: KafkaMessage, error: PoisonMessageErr
   const headers: IHeaders = { ...message.headers, 'dlq.reason': error.reason, 'dlq.error': error.message.slice(0, 1000) };
   if (origin) Object.assign(headers, { 'dlq.topic': origin.topic, 'dlq.partition': String(origin.partition), 'dlq.offset': message.offset });
   return headers;
+}
+
+/**
+ * On a dead letter the dead-letter topic refused as too large (one made before it had room for them): its value's
+ * size in bytes. The letter goes without its value, which stays on the change topic at the letter's origin
+ * (`dlq.topic`, `dlq.partition`, `dlq.offset`) for that topic's retention.
+ */
+export const VALUE_OMITTED = 'dlq.value-omitted';
+
+/**
+ * Sends dead letters; one that is too large for the dead-letter topic goes without its value (`VALUE_OMITTED`), and
+ * `onOmitted` hears of it. Refused, it would stop the sink at the same message every time it started.
+ */
+export async function sendDeadLetters(
+  producer: Producer, deadLetterTopic: string, letters: Message[], onOmitted: (letter: Message, valueBytes: number) => void,
+): Promise<void> {
+  try {
+    await producer.send({ topic: deadLetterTopic, acks: -1, messages: letters });
+  } catch (error) {
+    if (!tooLarge(error)) throw error;
+    if (letters.length > 1) {
+      for (const letter of letters) await sendDeadLetters(producer, deadLetterTopic, [letter], onOmitted);
+      return;
+    }
+    const [letter] = letters as [Message];
+    const valueBytes = Buffer.byteLength(letter.value ?? '');
+    await producer.send({ topic: deadLetterTopic, acks: -1, messages: [{ ...letter, value: null, headers: { ...letter.headers, [VALUE_OMITTED]: String(valueBytes) } }] });
+    onOmitted(letter, valueBytes);
+  }
+}
+
+/** `sendDeadLetters`'s `onOmitted` that says so in the log, with where the value stays. */
+export function logValueOmitted(log: Logger, deadLetterTopic: string): (letter: Message, valueBytes: number) => void {
+  return ({ headers }, valueBytes) => {
+    const origin = ['dlq.topic', 'dlq.partition', 'dlq.offset'].map((name) => headers?.[name]?.toString() ?? '?');
+    log.error({ valueBytes, origin: origin.join('/') },
+      `a dead letter was too large for ${deadLetterTopic}: sent without its value, which stays on ${origin[0]} partition ${origin[1]} offset ${origin[2]} for that topic's retention`);
+  };
+}
+
+/** The broker refused a send for its size (kafkajs wraps its answer as the cause of a non-retriable error). */
+function tooLarge(error: unknown): boolean {
+  for (let current = error; current instanceof Error; current = current.cause) {
+    const { type } = current as Error & { type?: string };
+    if (type === 'MESSAGE_TOO_LARGE' || type === 'RECORD_LIST_TOO_LARGE') return true;
+  }
+  return false;
 }
 
 /** What a redrive did with a dead letter. */
@@ -77,6 +124,7 @@ async function outcomeOf(message: KafkaMessage, codec: ChangeCodec): Promise<{ o
 export async function redriveDeadLetters(deps: RedriveDeps): Promise<RedriveReport> {
   const deadLetterTopic = dlqTopic(deps.topic);
   const log = deps.logger.child({ component: 'redrive' });
+  const valueOmitted = logValueOmitted(log, deadLetterTopic);
   const counts = new Map<string, RedriveCount>();
   const count = (outcome: RedriveOutcome, reason: string, example: string) => {
     const key = `${outcome}\u0000${reason}`;
@@ -155,9 +203,8 @@ export async function redriveDeadLetters(deps: RedriveDeps): Promise<RedriveRepo
           const { sendBack, again } = await sortOut(messages, batch.partition);
           const last = Number(messages.at(-1)!.offset);
           if (producer) {
-            for (const [topic, all] of [[deps.topic, sendBack], [deadLetterTopic, again]] as const) {
-              for (const chunk of inSends(all)) await producer.send({ topic, acks: -1, messages: chunk });
-            }
+            for (const chunk of inSends(sendBack)) await producer.send({ topic: deps.topic, acks: -1, messages: chunk });
+            for (const chunk of inSends(again)) await sendDeadLetters(producer, deadLetterTopic, chunk, valueOmitted);
             await consumer.commitOffsets([{ topic: deadLetterTopic, partition: batch.partition, offset: String(last + 1) }]);
           }
           read += messages.length;

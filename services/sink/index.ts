@@ -12,7 +12,7 @@ import { applyChange, checkApplicable, chTime, type AppliedState } from './chang
 import type { StateStore } from './state-store.js';
 import { ReadTracker } from './read-tracker.js';
 import { blockSize, countOperation, emptyBlock, type RowBlock } from './row-block.js';
-import { deadLetterHeaders } from './dead-letters.js';
+import { deadLetterHeaders, logValueOmitted, sendDeadLetters } from './dead-letters.js';
 import { createWriteBatcher } from './write-batcher.js';
 
 export interface SinkDeps {
@@ -135,16 +135,10 @@ export function createSink(deps: SinkDeps) {
   let dlqProducer: Producer | undefined;
   let admin: Admin | undefined;
 
+  const valueOmitted = logValueOmitted(log, dlqTopic(topic));
   async function deadLetter(message: KafkaMessage, partition: number, error: PoisonMessageError): Promise<void> {
-    await dlqProducer!.send({
-      topic: dlqTopic(topic),
-      acks: -1,
-      messages: [{
-        key: message.key,
-        value: message.value,
-        headers: deadLetterHeaders(message, error, { topic, partition }),
-      }],
-    });
+    const letter = { key: message.key, value: message.value, headers: deadLetterHeaders(message, error, { topic, partition }) };
+    await sendDeadLetters(dlqProducer!, dlqTopic(topic), [letter], valueOmitted);
     metrics.deadLettered.inc({ reason: error.reason });
     log.warn({ partition, offset: message.offset, reason: error.reason, err: error.message }, 'message sent to the dead-letter topic');
   }

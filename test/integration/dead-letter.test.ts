@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import kafkajs, { type Message } from 'kafkajs';
 import type { Pipeline } from '../../cli/pipeline.js';
-import { dlqTopic, withAdmin } from '../../services/shared/kafka.js';
+import { dlqTopic, messageSizeLimit, withAdmin } from '../../services/shared/kafka.js';
 import { resetEmulator, seedSampleInventory } from '../../stack/sample-inventory.js';
 import { tailJson } from '../support/cli.js';
 import { awsClient, motoEndpoint, plainKafka, rows, testEnvironment, topicMessages, waitFor } from '../support/harness.js';
@@ -9,6 +10,13 @@ import { awsClient, motoEndpoint, plainKafka, rows, testEnvironment, topicMessag
 const REGION = 'ap-southeast-2';
 const env = testEnvironment({ region: REGION, partitions: 2 });
 const aws = awsClient(REGION);
+
+async function produce(...messages: Message[]): Promise<void> {
+  const producer = plainKafka().producer();
+  await producer.connect();
+  await producer.send({ topic: env.config.topic, messages });
+  await producer.disconnect();
+}
 
 describe('messages the sink cannot decode go to the dead-letter topic and the pipeline goes on', { timeout: 180_000 }, () => {
   let pipeline: Pipeline;
@@ -59,6 +67,42 @@ describe('messages the sink cannot decode go to the dead-letter topic and the pi
       ['undecodable', env.config.topic, 1, '0', 8],
     ]);
     assert.ok(letters.every((l) => l.error.length > 0), 'each says what failed');
+  });
+
+  it('dead-letters a message as large as the topic takes, whole: the dead-letter topic has room for the headers', async () => {
+    const dlq = dlqTopic(env.config.topic);
+    const [topicLimit, dlqLimit] = await withAdmin(plainKafka(), (admin) => Promise.all([env.config.topic, dlq].map((topic) => messageSizeLimit(admin, topic))));
+    assert.ok(topicLimit !== undefined && dlqLimit === topicLimit + 64 * 1024, `the dead-letter topic takes ${dlqLimit} bytes, its topic ${topicLimit}`);
+    // As large as a send to the topic goes (its record batch, with this key, just under the limit).
+    const value = Buffer.alloc(topicLimit - 200, 'x');
+    await produce({ key: 'largest', value, partition: 0 });
+    const letter = await waitFor('the large message dead-lettered', async () => (await topicMessages(dlq)).find((m) => m.key.toString() === 'largest'));
+    assert.ok(letter.value.equals(value), 'its bytes whole');
+    await pipeline.sink!.waitForCatchUp();
+  });
+
+  it('dead-letters a message too large for a dead-letter topic without that room without its value, and goes on', async () => {
+    const dlq = dlqTopic(env.config.topic);
+    // As a dead-letter topic made before it had room, or with a smaller limit than its topic's.
+    await withAdmin(plainKafka(), (admin) => admin.alterConfigs({
+      validateOnly: false,
+      resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: dlq, configEntries: [{ name: 'max.message.bytes', value: '100000' }] }],
+    }));
+    await produce({ key: 'too-large', value: Buffer.alloc(200_000, 'y'), partition: 1 }, { key: 'after-it', value: 'small and not avro', partition: 1 });
+    await pipeline.sink!.waitForCatchUp();
+
+    const letters = await topicMessages(dlq);
+    const tooLarge = letters.find((m) => m.key.toString() === 'too-large');
+    assert.ok(tooLarge, 'dead-lettered, not dropped');
+    assert.equal(tooLarge.value, null);
+    assert.equal(tooLarge.headers['dlq.value-omitted'], '200000');
+    assert.deepEqual([tooLarge.headers['dlq.topic'], tooLarge.headers['dlq.reason']], [env.config.topic, 'undecodable'], 'saying where its value stays');
+    assert.ok(letters.some((m) => m.key.toString() === 'after-it'), 'the sink went on to the next message');
+
+    const shown = await tailJson<{ from: { offset: string }; value_bytes: number; value_omitted_bytes: number | null }>(
+      ['--from-beginning', '--dead-letters'], env.env, letters.length);
+    assert.deepEqual(shown.filter((l) => l.value_omitted_bytes !== null).map((l) => [l.from.offset, l.value_bytes, l.value_omitted_bytes]),
+      [[tooLarge.headers['dlq.offset'], 0, 200_000]]);
   });
 
   it('makes its dead-letter topic again when it is deleted under the running sink, and dead-letters into it', async () => {
