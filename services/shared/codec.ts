@@ -230,8 +230,16 @@ export type ChangeCodec = ReturnType<typeof createChangeCodec>;
 
 function classifyDecodeError(error: unknown): Error {
   if (error instanceof PoisonMessageError) return error;
-  // Retriable: the consumer tries the batch again (with backoff) until the registry answers, and loses nothing.
-  if (isUnreachable(error)) return new DependencyError('schema registry', `cannot fetch schema: ${(error as Error).message}`, error, { retriable: true });
+  const status = (error as { status?: unknown } | undefined)?.status;
+  // Retriable: the consumer tries the batch again (with backoff) until the registry answers, and loses nothing. A
+  // registry behind a load balancer answers 502 or 503 while it is down, rather than refusing connections.
+  if (isUnreachable(error) || (typeof status === 'number' && (status === 429 || status >= 500))) {
+    return new DependencyError('schema registry', `cannot fetch schema: ${(error as Error).message}`, error, { retriable: true });
+  }
+  // Refused credentials are the configuration's fault, not the message's: dead-lettering would take every message.
+  if (status === 401 || status === 403) {
+    return new DependencyError('SCHEMA_REGISTRY_URL', `the registry refused the credentials (HTTP ${status}) when fetching a schema: ${(error as Error).message}`, error);
+  }
   return new PoisonMessageError('undecodable', `cannot decode message: ${(error as Error).message}`, error);
 }
 

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { Message } from 'kafkajs';
 import { sleep } from '../../services/shared/retry.js';
 import { KEY_SCHEMA, createChangeCodec } from '../../services/shared/codec.js';
 import { apiArn, integrationArn, type ChangeSource, type IntegrationChange } from '../../services/shared/integration-model.js';
 import { dlqTopic } from '../../services/shared/kafka.js';
+import type { Fault } from '../support/fault-proxy.js';
 import { cloudTrailSource, integrationChange, snapshotSource } from '../support/changes.js';
 import { plainKafka, registryUrl, rows, topicMessages, waitFor } from '../support/harness.js';
 import { evolvedValueSchema, newerProducerCodec, sinkBehindRegistryProxy } from '../support/registry-proxy.js';
@@ -19,9 +21,24 @@ function update(integrationId: string, timeout: number): IntegrationChange & { c
 const observed = (id: string, at: number, source: ChangeSource) => integrationChange({ region: REGION, apiId: 'out2', integrationId: id, source, eventTime: at });
 
 describe('the schema registry goes away while the sink runs', { timeout: 240_000 }, () => {
-  // The schema registry behind a proxy that can go away: while down, every connection to it is dropped.
-  let down = false;
-  const sink = sinkBehindRegistryProxy(REGION, () => (down ? 'drop' : 'forward'));
+  // The schema registry behind a proxy that can go away: every request to it meets `outage`.
+  let outage: Fault = 'forward';
+  const sink = sinkBehindRegistryProxy(REGION, () => outage);
+  const deadLetters = async () => (await topicMessages(dlqTopic(sink.env.config.topic))).length;
+  /** A codec whose value schema has one more field, registered with the registry directly: its id is new to the sink. */
+  const unfetchedSchema = async (field: string) => {
+    const codec = createChangeCodec({
+      registryUrl, topic: sink.env.config.topic, schemas: { key: KEY_SCHEMA, value: evolvedValueSchema({ name: field, type: ['null', 'string'], default: null }) },
+    });
+    await codec.register();
+    return codec;
+  };
+  const produce = async (messages: Message[]) => {
+    const producer = plainKafka().producer();
+    await producer.connect();
+    await producer.send({ topic: sink.env.config.topic, messages });
+    await producer.disconnect();
+  };
 
   const history = (arn: string) => rows<{ timeout: number }>(sink.pipeline,
     `SELECT JSONExtractInt(after, 'timeout_in_millis') AS timeout FROM ${sink.env.table('aws_apigatewayv2_api_integrations_history')} WHERE arn = {arn:String}`, { arn });
@@ -33,19 +50,31 @@ describe('the schema registry goes away while the sink runs', { timeout: 240_000
     const event = update('i-outage', 4321);
     const { key, value } = await newer.encode(event, event);
 
-    down = true;
-    const producer = plainKafka().producer();
-    await producer.connect();
-    await producer.send({ topic: sink.env.config.topic, messages: [{ key, value }] });
-    await producer.disconnect();
+    outage = 'drop';
+    await produce([{ key, value }]);
     await sleep(8_000);
     assert.deepEqual(await history(event.arn), [], 'not applied while its schema cannot be fetched');
 
-    down = false;
+    outage = 'forward';
     await waitFor('the sink to apply the event once the registry is back', async () => (await history(event.arn)).length > 0, 120_000);
     await sink.pipeline.sink!.waitForCatchUp();
     assert.deepEqual(await history(event.arn), [{ timeout: 4321 }], 'one history row');
-    assert.equal((await topicMessages(dlqTopic(sink.env.config.topic))).length, 0, 'nothing dead-lettered');
+    assert.equal(await deadLetters(), 0, 'nothing dead-lettered');
+  });
+
+  it('a registry that answers 503 (down behind its load balancer) holds the event back the same way; nothing is dead-lettered', async () => {
+    const codec = await unfetchedSchema('approver');
+    const event = update('i-unavailable', 5030);
+    outage = { status: 503, headers: { 'Content-Type': 'text/html' }, body: '<html><body>503 Service Unavailable</body></html>' };
+    await produce([await codec.encode(event, event)]);
+    await sleep(8_000);
+    assert.deepEqual(await history(event.arn), [], 'not applied while the registry answers 503');
+
+    outage = 'forward';
+    await waitFor('the sink to apply the event once the registry answers', async () => (await history(event.arn)).length > 0, 120_000);
+    await sink.pipeline.sink!.waitForCatchUp();
+    assert.deepEqual(await history(event.arn), [{ timeout: 5030 }], 'one history row');
+    assert.equal(await deadLetters(), 0, 'nothing dead-lettered');
   });
   it('a batch applied again after its marker (a later event\'s schema could not be fetched) deletes nothing its snapshot saw', async () => {
     const topic = sink.env.config.topic;
@@ -76,9 +105,8 @@ describe('the schema registry goes away while the sink runs', { timeout: 240_000
       snapshot: { snapshot_id: `snap-${t0}`, started_at: t0 - 30_000, api_ids: ['out2'], integration_count: 100 },
     };
     const added = Array.from({ length: 149 }, (_, i) => observed(`new${i}`, Date.now(), cloudTrailSource(`ct-new${i}`)));
-    const newest = createChangeCodec({ registryUrl, topic, schemas: { key: KEY_SCHEMA, value: evolvedValueSchema({ name: 'ticket', type: ['null', 'string'], default: null }) } });
-    await newest.register();
-    down = true;
+    const newest = await unfetchedSchema('ticket');
+    outage = 'drop';
     await producer.send({
       topic,
       messages: [
@@ -88,7 +116,7 @@ describe('the schema registry goes away while the sink runs', { timeout: 240_000
     });
     await producer.disconnect();
     await sleep(15_000);
-    down = false;
+    outage = 'forward';
     await sink.pipeline.sink!.waitForCatchUp();
 
     const live = new Set((await rows<{ arn: string }>(sink.pipeline,
@@ -96,5 +124,17 @@ describe('the schema registry goes away while the sink runs', { timeout: 240_000
     assert.deepEqual(held.filter((id) => !live.has(integrationArn(REGION, 'out2', id))), [], 'every integration the snapshot saw is live');
     assert.equal(live.has(integrationArn(REGION, 'out2', 'gone')), false, 'the one it did not see is deleted');
     assert.equal(live.size, 100 + 149 + 1, 'with the new ones and the late one');
+  });
+
+  // Last: the sink stops.
+  it('a registry that refuses the credentials stops the sink with one line naming it; nothing is dead-lettered or committed', async () => {
+    const codec = await unfetchedSchema('team');
+    const event = update('i-denied', 4010);
+    outage = { status: 401, headers: { 'Content-Type': 'application/json' }, body: '{"error_code":401,"message":"Unauthorized"}' };
+    await produce([await codec.encode(event, event)]);
+    await assert.rejects(sink.pipeline.sink!.failed, /SCHEMA_REGISTRY_URL: the registry refused the credentials \(HTTP 401\)/);
+    assert.equal(await deadLetters(), 0, 'nothing dead-lettered');
+    assert.equal(await sink.pipeline.sink!.caughtUp(), false, 'its offset is not committed: a sink started with good credentials applies it');
+    assert.deepEqual(await history(event.arn), []);
   });
 });
