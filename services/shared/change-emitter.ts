@@ -4,6 +4,7 @@ import {
   apiArn, eventId, integrationArn,
   type ApiInfo, type ChangeOp, type ChangeSource, type IntegrationChange, type IntegrationState, type SnapshotCompletion,
 } from './integration-model.js';
+import { inSends } from './kafka.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 
@@ -62,7 +63,7 @@ export function createChangeEmitter(deps: { producer: Producer; codec: ChangeCod
           headers: { 'apigw.event_id': change.event_id, 'apigw.op': change.op, 'apigw.source': change.source.type },
         };
       }));
-      await via.send({ topic, acks: -1, compression: CompressionTypes.None, messages });
+      for (const part of inSends(messages)) await via.send({ topic, acks: -1, compression: CompressionTypes.None, messages: part });
       for (const change of chunk) metrics.eventsProduced.inc({ source: change.source.type, op: change.op });
     }
   }

@@ -1,4 +1,4 @@
-import kafkajs, { Kafka, Partitioners, logLevel, type Admin, type ITopicConfig, type LogEntry, type Producer } from 'kafkajs';
+import kafkajs, { Kafka, Partitioners, logLevel, type Admin, type ITopicConfig, type LogEntry, type Message, type Producer } from 'kafkajs';
 import type { KafkaSecurity } from './config.js';
 import type { Logger } from './logger.js';
 import { createRetry } from './retry.js';
@@ -120,4 +120,32 @@ export function createIdempotentProducer(kafka: Kafka, options: { transactionalI
     createPartitioner: Partitioners.DefaultPartitioner,
     retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 10_000 },
   });
+}
+
+/**
+ * Messages in sends of at most SEND_BYTES (at least one message each). kafkajs puts a send's messages for one
+ * partition into one record batch, which the broker refuses whole above the topic's max.message.bytes (1 MiB by
+ * default): a hundred integrations with large request templates, or a fetch's worth of dead letters, exceed it.
+ */
+const SEND_BYTES = 256 * 1024;
+export function* inSends(messages: Message[]): Generator<Message[]> {
+  let start = 0;
+  let bytes = 0;
+  for (let end = 0; end < messages.length; end++) {
+    const size = sizeOf(messages[end]!);
+    if (end > start && bytes + size > SEND_BYTES) {
+      yield messages.slice(start, end);
+      start = end;
+      bytes = 0;
+    }
+    bytes += size;
+  }
+  if (start < messages.length) yield messages.slice(start);
+}
+
+/** A message's bytes: key, value and headers (a dead letter's headers can outweigh its value). */
+function sizeOf({ key, value, headers }: Message): number {
+  let size = Buffer.byteLength(key ?? '') + Buffer.byteLength(value ?? '');
+  for (const [name, header] of Object.entries(headers ?? {})) size += name.length + Buffer.byteLength(header?.toString() ?? '');
+  return size;
 }

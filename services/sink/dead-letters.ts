@@ -1,7 +1,7 @@
 import type { IHeaders, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
 import type { ChangeCodec } from '../shared/codec.js';
 import { ApigwError, PoisonMessageError } from '../shared/errors.js';
-import { createIdempotentProducer, dlqTopic } from '../shared/kafka.js';
+import { createIdempotentProducer, dlqTopic, inSends } from '../shared/kafka.js';
 import type { Logger } from '../shared/logger.js';
 import { checkApplicable } from './change-applier.js';
 
@@ -230,34 +230,6 @@ export async function redriveDeadLetters(deps: RedriveDeps): Promise<RedriveRepo
   log.info({ read, total, dryRun: deps.dryRun, counts: done.counts.map(({ outcome, reason, messages }) => ({ outcome, reason, messages })) },
     done.interrupted ? 'redrive stopped before the end; the next redrive goes on from here' : 'redrive done');
   return done;
-}
-
-/**
- * A fetched batch's messages in sends of at most SEND_BYTES (at least one message each): the broker refuses a
- * send whose record batch exceeds its message.max.bytes (1 MiB by default), and a batch of dead letters is up to a
- * fetch's size.
- */
-const SEND_BYTES = 256 * 1024;
-function* inSends(messages: Message[]): Generator<Message[]> {
-  let start = 0;
-  let bytes = 0;
-  for (let end = 0; end < messages.length; end++) {
-    const size = sizeOf(messages[end]!);
-    if (end > start && bytes + size > SEND_BYTES) {
-      yield messages.slice(start, end);
-      start = end;
-      bytes = 0;
-    }
-    bytes += size;
-  }
-  if (start < messages.length) yield messages.slice(start);
-}
-
-/** A message's bytes: key, value and headers (a dead letter's headers can outweigh its value). */
-function sizeOf({ key, value, headers }: Message): number {
-  let size = Buffer.byteLength(key ?? '') + Buffer.byteLength(value ?? '');
-  for (const [name, header] of Object.entries(headers ?? {})) size += name.length + Buffer.byteLength(header?.toString() ?? '');
-  return size;
 }
 
 const withoutDeadLetterHeaders = (headers: IHeaders | undefined): IHeaders =>
