@@ -47,12 +47,25 @@ export interface Applied {
   attribution?: AttributionRow;
 }
 
-/** Throws for a decoded change the sink cannot apply: a state change without its after-image, a marker without its scope. */
+/**
+ * The latest instant the tables hold: DateTime64(3) columns end with 2299. The earliest is 1970, where the APIs
+ * table's version (the observation time in milliseconds, a UInt64) begins.
+ */
+const LATEST_TIME = Date.UTC(2300, 0, 1) - 1;
+
+/**
+ * Throws for a decoded change the sink cannot apply: a state change without its after-image, a marker without its
+ * scope, a time the tables cannot hold. The engine would refuse the last in every write of its block: the sink would
+ * start over at it for ever, and nothing behind it in its partition would be applied.
+ */
 export function checkApplicable(change: IntegrationChange): void {
   if (change.op !== 'SNAPSHOT_COMPLETE' && change.op !== 'DELETE' && !change.after) {
     throw new PoisonMessageError('invalid', `${change.op} event ${change.event_id} has no after-image`);
   }
   if (change.op === 'SNAPSHOT_COMPLETE' && !change.snapshot) throw new PoisonMessageError('invalid', `marker ${change.event_id} has no snapshot scope`);
+  for (const [field, ms] of [['event_time', change.event_time], ['observed_at', change.observed_at]] as const) {
+    if (!(ms >= 0 && ms <= LATEST_TIME)) throw new PoisonMessageError('invalid', `event ${change.event_id}: ${field} ${ms} is outside 1970-2299, which the tables hold`);
+  }
 }
 
 /** ClickHouse DateTime64 text for epoch milliseconds. */

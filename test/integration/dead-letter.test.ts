@@ -5,7 +5,9 @@ import type { Pipeline } from '../../cli/pipeline.js';
 import { dlqTopic, messageSizeLimit, withAdmin } from '../../services/shared/kafka.js';
 import { resetEmulator, seedSampleInventory } from '../../stack/sample-inventory.js';
 import { tailJson } from '../support/cli.js';
-import { awsClient, motoEndpoint, plainKafka, rows, testEnvironment, topicMessages, waitFor } from '../support/harness.js';
+import { createChangeCodec } from '../../services/shared/codec.js';
+import { cloudTrailSource, integrationChange } from '../support/changes.js';
+import { awsClient, motoEndpoint, plainKafka, registryUrl, rows, testEnvironment, topicMessages, waitFor } from '../support/harness.js';
 
 const REGION = 'ap-southeast-2';
 const env = testEnvironment({ region: REGION, partitions: 2 });
@@ -67,6 +69,25 @@ describe('messages the sink cannot decode go to the dead-letter topic and the pi
       ['undecodable', env.config.topic, 1, '0', 8],
     ]);
     assert.ok(letters.every((l) => l.error.length > 0), 'each says what failed');
+  });
+
+  it('dead-letters an event whose times the tables cannot hold, and applies what follows it in its partition', async () => {
+    const codec = createChangeCodec({ registryUrl, topic: env.config.topic });
+    await codec.register();
+    const at = (eventTime: number, eventId: string) =>
+      integrationChange({ region: REGION, apiId: 'times1', integrationId: 'i-times', source: cloudTrailSource(eventId), eventTime, observedAt: Date.now() });
+    // Year 33658; past what a Date holds; then a change of the same integration (same key, same partition).
+    const odd = [at(1e15, 'ct-far'), at(9e15, 'ct-beyond')];
+    const fine = at(Date.now() - 1000, 'ct-fine');
+    await produce(...await Promise.all([...odd, fine].map((change) => codec.encode(change, change))));
+
+    await waitFor('the change after them applied', async () => (await rows(pipeline,
+      `SELECT 1 FROM ${env.table('aws_apigatewayv2_api_integrations_history')} WHERE arn = {arn:String}`, { arn: fine.arn })).length === 1);
+    await pipeline.sink!.waitForCatchUp();
+    const letters = (await topicMessages(dlqTopic(env.config.topic))).filter((m) => m.headers['dlq.reason'] === 'invalid');
+    const ids = await Promise.all(letters.map(async (m) => (await codec.decode(m.key, m.value)).value.event_id));
+    assert.deepEqual(ids.sort(), odd.map((change) => change.event_id).sort());
+    assert.ok(letters.every((m) => /event_time .* is outside/.test(m.headers['dlq.error']!)), 'saying which time');
   });
 
   it('dead-letters a message as large as the topic takes, whole: the dead-letter topic has room for the headers', async () => {
