@@ -148,6 +148,7 @@ export function createSink(deps: SinkDeps) {
     await writeRetry(() => store.write(block)).catch((error: unknown) => {
       metrics.sinkWriteFailures.inc();
       log.error({ err: describeError(error), rows: blockSize(block) }, 'ClickHouse write failed after its retries; nothing of it is committed');
+      startOverWhenQuiet();
       throw error;
     });
     for (const [operation, count] of block.historyOperations) metrics.historyRows.inc({ operation }, count);
@@ -469,6 +470,29 @@ export function createSink(deps: SinkDeps) {
     forgetApplied();
   }
 
+  // A start-over begun by startOverWhenQuiet, which a batch that comes meanwhile waits out.
+  let startingOverAlone: Promise<void> | undefined;
+
+  /**
+   * A sole writer's batches end once their rows are handed over, so a write that fails for good may find no batch
+   * left to notice it (the next one starts over): with nothing more arriving, the sink would hold its failure until
+   * something did. Once no batch has run for QUIET_MS, it starts over by itself.
+   */
+  function startOverWhenQuiet(): void {
+    const timer = setInterval(() => {
+      if (stopping.signal.aborted || batcher.failure === undefined) {
+        clearInterval(timer);
+        return;
+      }
+      if (activeBatches > 0 || startingOverAlone || Date.now() - lastBatchAt < QUIET_MS) return;
+      clearInterval(timer);
+      startingOverAlone = startOver()
+        .catch((error: unknown) => log.warn({ err: describeError(error) }, 'starting over failed; the next batch starts over'))
+        .finally(() => (startingOverAlone = undefined));
+    }, QUIET_MS);
+    timer.unref();
+  }
+
   /**
    * What a batch throws when the sink starts over (see startOver): a KafkaJSError, which kafkajs retries like any
    * other but, unlike others, without an error line of its own for a case the sink has logged.
@@ -489,6 +513,11 @@ export function createSink(deps: SinkDeps) {
           log.debug({ err: describeError(error) }, 'could not read the committed offsets; the next commit looks again'));
       }
       lastBatchAt = Date.now();
+      if (startingOverAlone) {
+        // Fetched before the sink went back to its committed offsets: unresolved, it comes again from there.
+        await startingOverAlone;
+        return;
+      }
       await offsetsChecked;
       if (batcher.failure !== undefined || readFailure !== undefined || topicRemade) {
         // Other batches in flight fail too (kafkajs retries them) until one is left to start over.
@@ -624,10 +653,15 @@ export function createSink(deps: SinkDeps) {
      */
     failed,
 
-    /** Not ok while its consumer is out of its group: restarting after a failure (its topic deleted, say), or stopped. */
+    /**
+     * Not ok while its consumer is out of its group (restarting after a failure, its topic deleted, say, or stopped),
+     * or while a write failed for good and the sink has not started over yet (`write_failed` says why).
+     */
     health(): ServiceHealth {
       const lag = Object.fromEntries([...lagByPartition].map(([partition, behind]) => [partition, Number.isFinite(behind) ? behind : null]));
-      return { ok: inGroup, consuming: inGroup, lag };
+      // A write failed for good and the sink has not started over yet: what it holds is not in the tables.
+      const writeFailed = batcher.failure !== undefined;
+      return { ok: inGroup && !writeFailed, consuming: inGroup, lag, ...(writeFailed ? { write_failed: describeError(batcher.failure) } : {}) };
     },
 
     /** Stops fetching, lets the batches in flight end and their rows be written and committed, then leaves. */

@@ -3,10 +3,12 @@ import { after, before, describe, it } from 'node:test';
 import { DeleteIntegrationCommand, UpdateIntegrationCommand } from '@aws-sdk/client-apigatewayv2';
 import type { Counter } from 'prom-client';
 import type { Pipeline } from '../../cli/pipeline.js';
+import { createChangeCodec } from '../../services/shared/codec.js';
 import { integrationArn } from '../../services/shared/integration-model.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
 import { emulatorInventory } from '../support/emulator-state.js';
-import { awsClient, motoEndpoint, rows, testEnvironment, waitFor } from '../support/harness.js';
+import { cloudTrailSource, integrationChange } from '../support/changes.js';
+import { awsClient, motoEndpoint, plainKafka, registryUrl, rows, testEnvironment, waitFor } from '../support/harness.js';
 
 /**
  * Inside a describe: a pipeline of its own (no write or read retries: the first failure is the one that counts)
@@ -38,15 +40,18 @@ const said = () => logLines.map((line) => JSON.parse(line) as { level: number; c
 
 /**
  * Takes a snapshot while `table` is detached, until `failures` counts the sink's failure, checks that nothing of it
- * is committed, and attaches the table again. The log is cleared first.
+ * is committed, runs `meanwhile`, and attaches the table again. The log is cleared first.
  */
-async function snapshotWithout(world: ReturnType<typeof snapshotted>, table: string, failures: Counter, what: string): Promise<void> {
+async function snapshotWithout(
+  world: ReturnType<typeof snapshotted>, table: string, failures: Counter, what: string, meanwhile?: () => Promise<unknown>,
+): Promise<void> {
   const { pipeline } = world;
   logLines.length = 0;
   await pipeline.clickhouse!.command({ query: `DETACH TABLE ${table}` });
   await pipeline.snapshotter!.runOnce();
   await waitFor(`the failed ${what}`, async () => ((await failures.get()).values[0]?.value ?? 0) >= 1);
   assert.equal(await pipeline.sink!.caughtUp(), false, `the offsets of what the failed ${what} was for are not committed`);
+  await meanwhile?.();
   await pipeline.clickhouse!.command({ query: `ATTACH TABLE ${table}` });
 }
 
@@ -61,12 +66,15 @@ describe('a ClickHouse write that fails for good loses nothing and duplicates no
     const changedIntegration = changedApi!.integrationIds[0]!;
     await aws.send(new UpdateIntegrationCommand({ ApiId: changedApi!.apiId, IntegrationId: changedIntegration, Description: 'changed while ClickHouse refused writes' }));
 
-    // The engine refuses the history insert (the table is gone) for the snapshot that carries the change.
-    await snapshotWithout(world, HISTORY, env.metrics.sinkWriteFailures, 'write');
+    // The engine refuses the history insert (the table is gone) for the snapshot that carries the change; the sink
+    // says it is not ready meanwhile.
+    await snapshotWithout(world, HISTORY, env.metrics.sinkWriteFailures, 'write',
+      () => waitFor('the sink not ready while its rows are not written', async () => pipeline.sink!.health().write_failed));
 
-    // The next batch finds the failure, and the sink consumes again from its committed offsets.
+    // The sink consumes again from its committed offsets (the snapshot's later batches find the failure).
     await pipeline.snapshotter!.runOnce();
     await pipeline.sink!.waitForCatchUp();
+    assert.equal(pipeline.sink!.health().ok, true, 'ready again');
 
     const live = await rows<{ arn: string; description: string | null }>(pipeline,
       `SELECT arn, description FROM ${CURRENT} FINAL WHERE is_deleted = 0 ORDER BY arn`);
@@ -82,13 +90,42 @@ describe('a ClickHouse write that fails for good loses nothing and duplicates no
     const counted = (await env.metrics.historyRows.get()).values.reduce((sum, { value }) => sum + value, 0);
     assert.equal(counted, Number(counts!.total), 'the history-rows metric counts rows written, not rows applied');
 
-    // The log says what happened, the write's failure once, and nothing else: no error line of kafkajs's for the
-    // batches the sink turned back while it started over. Starting over reads the tables, and a read made before the
-    // table is back fails too, and says so (as the next describe's read does).
-    assert.deepEqual(said().filter((line) => !line.includes('after a failed read') && !line.startsWith('50 sink ClickHouse read failed after its retries')), [
+    // The log says what happened, and nothing else: no error line of kafkajs's for the batches the sink turned back
+    // while it started over. It starts over as often as the table stays away, each time failing the same write; and
+    // starting over reads the tables, so a read made before the table is back fails too, and says so (as the next
+    // describe's read does).
+    assert.deepEqual([...new Set(said())].filter((line) => !line.includes('after a failed read') && !line.startsWith('50 sink ClickHouse read failed after its retries')), [
       '50 sink ClickHouse write failed after its retries; nothing of it is committed',
       '40 sink resuming after a failed write: consuming again from the committed offsets',
     ]);
+  });
+});
+
+describe('a ClickHouse write that fails for good with nothing arriving after it', { timeout: 180_000 }, () => {
+  const world = snapshotted('ca-west-1', 1, { httpApis: 1, websocketApis: 1, prefix: 'quiet' });
+
+  it('starts over by itself once the table is back, and writes the change once', async () => {
+    const { env, pipeline, apis } = world;
+    const HISTORY = env.table('aws_apigatewayv2_api_integrations_history');
+    const change = integrationChange({
+      region: 'ca-west-1', apiId: apis[0]!.apiId, integrationId: apis[0]!.integrationIds[0]!, source: cloudTrailSource('ct-quiet'), eventTime: Date.now(), timeout: 1234,
+    });
+    const codec = createChangeCodec({ registryUrl, topic: env.config.topic });
+    await codec.register();
+    const producer = plainKafka().producer();
+    await producer.connect();
+    await pipeline.clickhouse!.command({ query: `DETACH TABLE ${HISTORY}` });
+    // One change, and then nothing: no later batch comes to find that its write failed.
+    await producer.send({ topic: env.config.topic, messages: [await codec.encode(change, change)] });
+    await producer.disconnect();
+    await waitFor('the sink not ready while the change is not written', async () => pipeline.sink!.health().write_failed);
+    await pipeline.clickhouse!.command({ query: `ATTACH TABLE ${HISTORY}` });
+
+    await pipeline.sink!.waitForCatchUp(60_000);
+    assert.equal(pipeline.sink!.health().ok, true, 'ready again');
+    const history = await rows<{ timeout: number }>(pipeline,
+      `SELECT JSONExtractInt(after, 'timeout_in_millis') AS timeout FROM ${HISTORY} WHERE arn = {arn:String} AND cloudtrail_event_id = 'ct-quiet'`, { arn: change.arn });
+    assert.deepEqual(history, [{ timeout: 1234 }], 'written once');
   });
 });
 
