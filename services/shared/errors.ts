@@ -61,6 +61,8 @@ interface ErrorLike {
   $retryable?: unknown;
   $metadata?: { httpStatusCode?: number };
   status?: number;
+  /** The embedded engine's (chDB's) ClickHouse exception code; its `code` names chDB's own error class. */
+  clickhouseCode?: number;
   cause?: unknown;
 }
 
@@ -70,6 +72,7 @@ function classifyOne(err: ErrorLike): boolean | undefined {
   if (err.name && RETRIABLE_AWS_NAMES.has(err.name)) return true;
   const status = err.$metadata?.httpStatusCode ?? err.status;
   if (typeof status === 'number') return status === 429 || status >= 500;
+  if (err.clickhouseCode !== undefined) return RETRIABLE_CLICKHOUSE_CODES.has(String(err.clickhouseCode));
   if (err.code !== undefined) {
     const code = String(err.code);
     if (RETRIABLE_NODE_CODES.has(code) || RETRIABLE_CLICKHOUSE_CODES.has(code)) return true;

@@ -7,7 +7,7 @@ import { apiArn, apiIdOf, type ApiInfo, type IntegrationChange } from '../shared
 import { createIdempotentProducer, dlqTopic } from '../shared/kafka.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
-import { createRetry, sleep } from '../shared/retry.js';
+import { backoffDelay, createRetry, sleep } from '../shared/retry.js';
 import { applyChange, checkApplicable, chTime, type AppliedState } from './change-applier.js';
 import type { StateStore } from './state-store.js';
 import { ReadTracker } from './read-tracker.js';
@@ -50,6 +50,11 @@ const COMMIT_INTERVAL_MS = 200;
  * asks (each ask costs ~1 ms of the JS thread).
  */
 const QUIET_MS = 500;
+/**
+ * The wait before each start-over after a failure, in a row: from 0.5 s up to 10 s, well inside the group's session
+ * timeout (30 s), since a batch that starts over waits it out.
+ */
+const START_OVER_BACKOFF = { initialDelayMs: 500, maxDelayMs: 10_000 };
 /** Messages applied between two looks at the engine: a batch's first rows are being written while it goes on. */
 const CHUNK = 200;
 /** Rows a sole writer may hold in memory for its next write before its batches wait for the current one. */
@@ -105,12 +110,19 @@ export function createSink(deps: SinkDeps) {
     lagByPartition.set(partition, lag);
     metrics.sinkLag.set({ partition: String(partition) }, lag);
   };
+  // Aborted once stop() began.
+  const stopping = new AbortController();
+  // A retry waiting out its backoff when the sink stops ends then: what it was for is not committed, and stopping
+  // does not wait out the rest of up to minutes of retries.
   const clickHouseRetry = (what: 'write' | 'read') => createRetry({
     retries: deps.writeRetries,
     maxDelayMs: 15_000,
+    signal: stopping.signal,
     onRetry: (error, attempt, delayMs) => log.warn({ attempt, delayMs, err: describeError(error) }, `ClickHouse ${what} failed; retrying`),
   });
   const writeRetry = clickHouseRetry('write');
+  // Start-overs after a failure since the last write that did not fail (see startOver).
+  let startOversInRow = 0;
   const readRetry = clickHouseRetry('read');
   // Set when a read of the tables failed after its retries; the sink starts over, as after a failed write.
   let readFailure: unknown;
@@ -151,6 +163,7 @@ export function createSink(deps: SinkDeps) {
       startOverWhenQuiet();
       throw error;
     });
+    startOversInRow = 0;
     for (const [operation, count] of block.historyOperations) metrics.historyRows.inc({ operation }, count);
     for (const state of block.deletions) letGo(state.kafka_partition, state);
     log.debug({ history: block.history.count, current: block.current.count, apis: block.apis.count, ms: Math.round(performance.now() - started) }, 'wrote a block');
@@ -160,8 +173,6 @@ export function createSink(deps: SinkDeps) {
   let running = false;
   // Joined to its group, and not crashed since: what the health report calls consuming.
   let inGroup = false;
-  // Aborted once stop() began.
-  const stopping = new AbortController();
   // Rejected when the consumer stopped for good: kafkajs restarts it after any error it retries, not after others.
   let stoppedForGood!: (error: Error) => void;
   const failed = new Promise<never>((_, reject) => {
@@ -459,6 +470,9 @@ export function createSink(deps: SinkDeps) {
       committedByUs.clear();
       topicRemade = false;
     } else {
+      // Later each time in a row (a table that is gone stays gone until someone brings it back): the sink would
+      // otherwise read, fail and start over again as fast as its batches come.
+      await sleep(backoffDelay(startOversInRow++, START_OVER_BACKOFF), stopping.signal);
       log.warn({ err: describeError(batcher.failure ?? readFailure) }, `resuming after a failed ${batcher.failure === undefined ? 'read' : 'write'}: consuming again from the committed offsets`);
       for (const { partition, committed, low } of await partitionOffsets()) {
         if (firstProducedAt.has(partition)) consumer!.seek({ topic, partition, offset: String(committed >= 0 ? committed : low) });

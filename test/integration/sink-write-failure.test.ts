@@ -4,6 +4,7 @@ import { DeleteIntegrationCommand, UpdateIntegrationCommand } from '@aws-sdk/cli
 import type { Counter } from 'prom-client';
 import type { Pipeline } from '../../cli/pipeline.js';
 import { createChangeCodec } from '../../services/shared/codec.js';
+import { withAdmin } from '../../services/shared/kafka.js';
 import { integrationArn } from '../../services/shared/integration-model.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
 import { emulatorInventory } from '../support/emulator-state.js';
@@ -11,11 +12,12 @@ import { cloudTrailSource, integrationChange } from '../support/changes.js';
 import { awsClient, motoEndpoint, plainKafka, registryUrl, rows, testEnvironment, waitFor } from '../support/harness.js';
 
 /**
- * Inside a describe: a pipeline of its own (no write or read retries: the first failure is the one that counts)
- * over an inventory seeded in `region`, snapshotted once into the tables before the tests.
+ * Inside a describe: a pipeline of its own (no write or read retries unless `retries`: the first failure is the one
+ * that counts) over an inventory seeded in `region`, snapshotted once into the tables before the tests.
  */
-function snapshotted(region: string, partitions: number, seed: { httpApis: number; websocketApis: number; prefix: string }) {
-  const world = { env: testEnvironment({ region, partitions, extra: { APIGW_SINK_WRITE_RETRIES: '0', LOG_LEVEL: 'warn' }, logLines }), aws: awsClient(region) } as {
+function snapshotted(region: string, partitions: number, seed: { httpApis: number; websocketApis: number; prefix: string }, retries = 0) {
+  const extra = { APIGW_SINK_WRITE_RETRIES: String(retries), LOG_LEVEL: 'warn' };
+  const world = { env: testEnvironment({ region, partitions, extra, logLines }), aws: awsClient(region) } as {
     env: ReturnType<typeof testEnvironment>; aws: ReturnType<typeof awsClient>; pipeline: Pipeline; apis: SampleApi[];
   };
   before(async () => {
@@ -101,23 +103,31 @@ describe('a ClickHouse write that fails for good loses nothing and duplicates no
   });
 });
 
+/** Sends a CloudTrail change of the world's first integration to its topic, as the listener would. */
+async function sendChange(world: ReturnType<typeof snapshotted>, eventId: string, timeout: number) {
+  const { env, apis } = world;
+  const region = env.config.regions[0]!;
+  const change = integrationChange({
+    region, apiId: apis[0]!.apiId, integrationId: apis[0]!.integrationIds[0]!, source: cloudTrailSource(eventId), eventTime: Date.now(), timeout,
+  });
+  const codec = createChangeCodec({ registryUrl, topic: env.config.topic });
+  await codec.register();
+  const producer = plainKafka().producer();
+  await producer.connect();
+  await producer.send({ topic: env.config.topic, messages: [await codec.encode(change, change)] });
+  await producer.disconnect();
+  return change;
+}
+
 describe('a ClickHouse write that fails for good with nothing arriving after it', { timeout: 180_000 }, () => {
   const world = snapshotted('ca-west-1', 1, { httpApis: 1, websocketApis: 1, prefix: 'quiet' });
 
   it('starts over by itself once the table is back, and writes the change once', async () => {
-    const { env, pipeline, apis } = world;
+    const { env, pipeline } = world;
     const HISTORY = env.table('aws_apigatewayv2_api_integrations_history');
-    const change = integrationChange({
-      region: 'ca-west-1', apiId: apis[0]!.apiId, integrationId: apis[0]!.integrationIds[0]!, source: cloudTrailSource('ct-quiet'), eventTime: Date.now(), timeout: 1234,
-    });
-    const codec = createChangeCodec({ registryUrl, topic: env.config.topic });
-    await codec.register();
-    const producer = plainKafka().producer();
-    await producer.connect();
     await pipeline.clickhouse!.command({ query: `DETACH TABLE ${HISTORY}` });
     // One change, and then nothing: no later batch comes to find that its write failed.
-    await producer.send({ topic: env.config.topic, messages: [await codec.encode(change, change)] });
-    await producer.disconnect();
+    const change = await sendChange(world, 'ct-quiet', 1234);
     await waitFor('the sink not ready while the change is not written', async () => pipeline.sink!.health().write_failed);
     await pipeline.clickhouse!.command({ query: `ATTACH TABLE ${HISTORY}` });
 
@@ -126,6 +136,26 @@ describe('a ClickHouse write that fails for good with nothing arriving after it'
     const history = await rows<{ timeout: number }>(pipeline,
       `SELECT JSONExtractInt(after, 'timeout_in_millis') AS timeout FROM ${HISTORY} WHERE arn = {arn:String} AND cloudtrail_event_id = 'ct-quiet'`, { arn: change.arn });
     assert.deepEqual(history, [{ timeout: 1234 }], 'written once');
+  });
+});
+
+describe('stopping while a ClickHouse write waits out its retries', { timeout: 180_000 }, () => {
+  // The default retries: 12, up to 15 s apart, about two and a half minutes in all.
+  const world = snapshotted('ap-south-2', 1, { httpApis: 1, websocketApis: 0, prefix: 'stop' }, 12);
+
+  it('stops without waiting out the rest, committing nothing of the write', { timeout: 60_000 }, async () => {
+    const { env, pipeline } = world;
+    // A failure the sink retries: the engine refuses inserts into a table with too many parts (code 252).
+    await pipeline.clickhouse!.command({ query: `ALTER TABLE ${env.table('aws_apigatewayv2_api_integrations_history')} MODIFY SETTING parts_to_throw_insert = 1` });
+    logLines.length = 0;
+    await sendChange(world, 'ct-stop', 4321);
+    await waitFor('a retried write', async () => said().includes('40 sink ClickHouse write failed; retrying'));
+
+    await pipeline.close();
+    assert.ok(said().includes('50 sink ClickHouse write failed after its retries; nothing of it is committed'), said().join('\n'));
+    const [end] = await withAdmin(plainKafka(), (admin) => admin.fetchTopicOffsets(env.config.topic));
+    const [group] = await withAdmin(plainKafka(), (admin) => admin.fetchOffsets({ groupId: env.config.sinkGroupId, topics: [env.config.topic] }));
+    assert.equal(Number(group!.partitions[0]!.offset), Number(end!.high) - 1, 'everything committed but the change whose write failed');
   });
 });
 

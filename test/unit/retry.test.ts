@@ -48,6 +48,8 @@ describe('error classification', () => {
   it('knows ClickHouse codes and kafkajs flags', () => {
     assert.equal(isRetriable({ code: '252' }), true, 'TOO_MANY_PARTS');
     assert.equal(isRetriable({ code: '60' }), false, 'UNKNOWN_TABLE');
+    assert.equal(isRetriable({ code: 'CHDB_QUERY', clickhouseCode: 252 }), true, 'the embedded engine\'s TOO_MANY_PARTS');
+    assert.equal(isRetriable({ code: 'CHDB_QUERY', clickhouseCode: 60 }), false, 'the embedded engine\'s UNKNOWN_TABLE');
     assert.equal(isRetriable({ name: 'KafkaJSNumberOfRetriesExceeded', retriable: false }), false);
   });
 });
