@@ -208,6 +208,12 @@ export function createChangeCodec({ registryUrl, registryAuth, topic, schemas = 
       ids = { key: await registerOne(subjects.key, schemas.key), value: await registerOne(subjects.value, schemas.value) };
       return ids;
     },
+    /** A key framed as a producer that wrote with key schema `schemaId` framed it: the bytes its partitioner hashed. */
+    async frameKey(schemaId: number, key: IntegrationKey): Promise<Buffer> {
+      return frame(schemaId, await typeOf(schemaId), key);
+    },
+    /** The schema id a framed key was written with. */
+    keySchemaId: (key: Buffer): number => schemaIdOf(key),
     async encode(key: IntegrationKey, value: IntegrationChange): Promise<{ key: Buffer; value: Buffer }> {
       if (!ids) throw new Error('codec used before register()');
       return { key: frame(ids.key, await typeOf(ids.key), key), value: frame(ids.value, await typeOf(ids.value), value) };

@@ -1,4 +1,4 @@
-import kafkajs, { Kafka, Partitioners, logLevel, type Admin, type ITopicConfig, type LogEntry, type Message, type Producer } from 'kafkajs';
+import kafkajs, { Kafka, Partitioners, logLevel, type Admin, type ITopicConfig, type LogEntry, type Message, type PartitionMetadata, type Producer } from 'kafkajs';
 import type { KafkaSecurity } from './config.js';
 import type { Logger } from './logger.js';
 import { createRetry } from './retry.js';
@@ -148,4 +148,14 @@ function sizeOf({ key, value, headers }: Message): number {
   let size = Buffer.byteLength(key ?? '') + Buffer.byteLength(value ?? '');
   for (const [name, header] of Object.entries(headers ?? {})) size += name.length + Buffer.byteLength(header?.toString() ?? '');
   return size;
+}
+
+/**
+ * Where the default partitioner (kafkajs's, and Java's for keyed messages: murmur2 of the key's bytes) puts a key
+ * among `partitionCount` partitions.
+ */
+export function keyPartitions(partitionCount: number): (key: Buffer) => number {
+  const partitioner = Partitioners.DefaultPartitioner();
+  const partitionMetadata = Array.from({ length: partitionCount }, (_, partitionId) => ({ partitionId, leader: 0 })) as PartitionMetadata[];
+  return (key) => partitioner({ topic: '', partitionMetadata, message: { key, value: null } });
 }

@@ -4,12 +4,12 @@ import { createConsumerRestarts } from '../shared/consumer-restarts.js';
 import { ApigwError, PoisonMessageError, describeError } from '../shared/errors.js';
 import type { ServiceHealth } from '../shared/health.js';
 import { apiArn, apiIdOf, type ApiInfo, type IntegrationChange } from '../shared/integration-model.js';
-import { createIdempotentProducer, dlqTopic } from '../shared/kafka.js';
+import { createIdempotentProducer, dlqTopic, keyPartitions } from '../shared/kafka.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
 import { backoffDelay, createRetry, sleep } from '../shared/retry.js';
 import { applyChange, checkApplicable, chTime, type AppliedState } from './change-applier.js';
-import type { StateStore } from './state-store.js';
+import type { MarkerScope, StateStore } from './state-store.js';
 import { ReadTracker } from './read-tracker.js';
 import { blockSize, countOperation, emptyBlock, type RowBlock } from './row-block.js';
 import { deadLetterHeaders, logValueOmitted, sendDeadLetters } from './dead-letters.js';
@@ -292,7 +292,29 @@ export function createSink(deps: SinkDeps) {
    * A complete read of a scope (an account and region, or one API of it) finished: delete what this partition
    * holds of that scope and the read did not see. Everything applied before the marker is written first.
    */
-  async function completeSnapshot(change: IntegrationChange, partition: number, offset: number, rows: RowBlock): Promise<void> {
+  /** The partition each candidate's key goes to among the topic's partitions now, framed with `keySchemaId`. */
+  async function partitionsNow(scope: MarkerScope, keySchemaId: number, candidates: { arn: string; aws_api_id: string }[]): Promise<number[]> {
+    if (candidates.length === 0) return [];
+    const [described] = (await admin!.fetchTopicMetadata({ topics: [topic] })).topics;
+    const partitionOf = keyPartitions(described!.partitions.length);
+    return Promise.all(candidates.map(async ({ arn, aws_api_id }) => partitionOf(await codec.frameKey(keySchemaId, {
+      account_id: scope.account_id, region: scope.region, api_id: aws_api_id, integration_id: arn.slice(arn.lastIndexOf('/') + 1),
+    }))));
+  }
+
+  /**
+   * Moves integrations whose keys go to another partition now to that partition, in the current-state table and in
+   * memory, with no offset there yet: that partition's markers delete them once a read no longer sees them.
+   */
+  async function handOver(moves: { arn: string; partition: number }[]): Promise<void> {
+    await writeRetry(() => store.handOver(moves));
+    for (const { arn, partition } of moves) {
+      const state = applied.get(arn);
+      if (state && state.kafka_partition !== partition) Object.assign(state, { kafka_partition: partition, kafka_offset: -1 });
+    }
+  }
+
+  async function completeSnapshot(change: IntegrationChange, partition: number, offset: number, rows: RowBlock, keySchemaId: number): Promise<void> {
     const snapshot = change.snapshot!;
     // Rejected only by a failed write, which the sink has logged: the batch fails, and the sink starts over.
     await batcher.durable().catch(() => {
@@ -318,7 +340,17 @@ export function createSink(deps: SinkDeps) {
       log.info({ partition, readId: snapshot.snapshot_id }, 'this instance did not see the whole read in this partition (it started in the middle); its deletions wait for the next one');
       return;
     }
-    const unseen = (await readOrStartOver(() => store.liveBeforeMarker({ ...scope, partition, offset, started_at: snapshot.started_at }))).filter((arn) => !seen.has(arn));
+    const candidates = (await readOrStartOver(() => store.liveBeforeMarker({ ...scope, partition, offset, started_at: snapshot.started_at })))
+      .filter(({ arn }) => !seen.has(arn));
+    // A key lives in one partition while the topic keeps its partitions. Given more, a key may go to another one,
+    // where this read saw it (or will not, once it is gone): not this partition's to delete.
+    const owners = await partitionsNow(scope, keySchemaId, candidates);
+    const moves = candidates.flatMap(({ arn }, i) => (owners[i] === partition ? [] : [{ arn, partition: owners[i]! }]));
+    if (moves.length > 0) {
+      await handOver(moves);
+      log.info({ region: change.region, partition, snapshotId: snapshot.snapshot_id, moved: moves.length }, 'integrations whose keys go to another partition now (the topic has more): moved there');
+    }
+    const unseen = candidates.filter((_, i) => owners[i] === partition).map(({ arn }) => arn);
     await ensureLoaded(unseen.map((arn) => ({ ...scope, arn })), partition, rows);
     for (const arn of unseen) {
       const state = applied.get(arn)!;
@@ -552,7 +584,7 @@ export function createSink(deps: SinkDeps) {
           if (change.op === 'SNAPSHOT_COMPLETE') {
             written = batcher.add(rows);
             rows = emptyBlock();
-            await completeSnapshot(change, batch.partition, offset, rows);
+            await completeSnapshot(change, batch.partition, offset, rows, codec.keySchemaId(message.key!));
           } else {
             const outcome = apply(change, batch.partition, offset, rows, image);
             outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);

@@ -111,15 +111,28 @@ export function createStateStore({ client, database }: { client: ClickHouseClien
      * newer), or observed before the read started. The second holds for a state written from a topic since deleted
      * and made again, whose offset says nothing about this topic's. The caller removes the ones the read saw.
      */
-    async liveBeforeMarker(scope: MarkerScope & { partition: number; offset: number; started_at: number }): Promise<string[]> {
-      const rows = await queryRows<{ arn: string }>(client,
-        `SELECT arn FROM ${current} FINAL
+    async liveBeforeMarker(scope: MarkerScope & { partition: number; offset: number; started_at: number }): Promise<{ arn: string; aws_api_id: string }[]> {
+      return queryRows<{ arn: string; aws_api_id: string }>(client,
+        `SELECT arn, aws_api_id FROM ${current} FINAL
          WHERE account_id = {account_id:String} AND region = {region:String} AND kafka_partition = {partition:Int32}
            AND ({api_id:String} = '' OR aws_api_id = {api_id:String})
            AND is_deleted = 0 AND event_time < fromUnixTimestamp64Milli({started_at:Int64})
            AND (kafka_offset < {offset:Int64} OR observed_at < fromUnixTimestamp64Milli({started_at:Int64}))`,
         scope);
-      return rows.map((row) => row.arn);
+    },
+
+    /**
+     * Moves integrations' current rows to the partitions their keys go to now, with no offset there yet (-1): the
+     * same version, every other column as it is (of equal versions, the row written last stands).
+     */
+    async handOver(moves: { arn: string; partition: number }[]): Promise<void> {
+      if (moves.length === 0) return;
+      await client.command({
+        query: `INSERT INTO ${current}
+          SELECT * REPLACE (toInt32(transform(arn, {arns:Array(String)}, {partitions:Array(Int32)}, kafka_partition)) AS kafka_partition, toInt64(-1) AS kafka_offset)
+          FROM ${current} FINAL WHERE arn IN {arns:Array(String)}`,
+        query_params: { arns: moves.map((move) => move.arn), partitions: moves.map((move) => move.partition) },
+      });
     },
 
     /** Every integration ARN the tables hold: the sink looks up only these, never a key it is seeing first. */

@@ -20,11 +20,11 @@ export const newerProducerCodec = (topic: string) => createChangeCodec({
  * Inside a describe: a sink of its own whose schema registry is reached through a proxy, which `fault` can make
  * fail per request; made before the tests and closed after them.
  */
-export function sinkBehindRegistryProxy(region: string, fault: (request: IncomingMessage) => Fault) {
+export function sinkBehindRegistryProxy(region: string, fault: (request: IncomingMessage) => Fault, { partitions = 2 } = {}) {
   const world = {} as { env: ReturnType<typeof testEnvironment>; pipeline: Pipeline; proxy: Awaited<ReturnType<typeof startFaultProxy>> };
   before(async () => {
     world.proxy = await startFaultProxy(registryUrl, fault);
-    world.env = testEnvironment({ region, partitions: 2, extra: { SCHEMA_REGISTRY_URL: world.proxy.url } });
+    world.env = testEnvironment({ region, partitions, extra: { SCHEMA_REGISTRY_URL: world.proxy.url } });
     world.pipeline = await world.env.open({ sink: true });
   });
   after(async () => {
