@@ -90,15 +90,19 @@ async function openParts(options: PipelineOptions, pipeline: Pipeline, closers: 
   }
   // Every service writes a topic that may be deleted under it: the change topic (or, for a sink, its dead-letter
   // topic, and the change topic it waits on), and a listener's checkpoints.
+  let toldOfNewPartitions = false;
   const stopKeeping = keepTopics({
     logger,
     ensure: () => withAdmin(kafka, async (admin) => {
       // One listing for every topic checked.
       const existing = await admin.listTopics();
-      return [
-        ...(await ensureTopics(admin, config.topic, partitionCount, existing)).created,
-        ...(await pipeline.listener?.ensureTopic(admin, existing) ?? []),
-      ];
+      const topic = await ensureTopics(admin, config.topic, partitionCount, existing);
+      if (readsAws && topic.partitions !== partitionCount && !toldOfNewPartitions) {
+        toldOfNewPartitions = true;
+        logger.warn({ topic: config.topic, startedWith: partitionCount, partitions: topic.partitions },
+          'the topic has more partitions than when this process started: its completion markers go to those it knew, so deletions of integrations whose keys go to the others wait until it restarts');
+      }
+      return [...topic.created, ...(await pipeline.listener?.ensureTopic(admin, existing) ?? [])];
     }),
   });
   closers.push(async () => stopKeeping());

@@ -5,11 +5,12 @@ import type { Pipeline } from '../../cli/pipeline.js';
 import { withAdmin } from '../../services/shared/kafka.js';
 import { resetEmulator, seedSampleInventory } from '../../stack/sample-inventory.js';
 import { emulatorInventory } from '../support/emulator-state.js';
-import { awsClient, motoEndpoint, plainKafka, rows, testEnvironment } from '../support/harness.js';
+import { awsClient, motoEndpoint, plainKafka, rows, testEnvironment, waitFor } from '../support/harness.js';
 
 const REGION = 'eu-west-2';
 const aws = awsClient(REGION);
-const env = testEnvironment({ region: REGION, partitions: 2 });
+const logLines: string[] = [];
+const env = testEnvironment({ region: REGION, partitions: 2, logLines });
 const CURRENT = env.table('aws_apigatewayv2_api_integrations');
 const HISTORY = env.table('aws_apigatewayv2_api_integrations_history');
 
@@ -34,8 +35,10 @@ describe('the topic gains partitions: keys move, and markers delete only what va
     pipeline = await env.open({ snapshot: true, sink: true });
     await snapshot(pipeline);
     before2 = await partitions(pipeline);
-    await pipeline.close();
     await withAdmin(plainKafka(), (admin) => admin.createPartitions({ topicPartitions: [{ topic: env.config.topic, count: 6 }] }));
+    // The running snapshotter notices (its topic check, every 10 s), and says its markers miss the new partitions.
+    await waitFor('the warning', async () => logLines.some((line) => line.includes('the topic has more partitions than when this process started')));
+    await pipeline.close();
     // New producers and a new sink, which see 6 partitions: most keys now hash to another one.
     pipeline = await env.open({ snapshot: true, sink: true });
   });
