@@ -49,8 +49,11 @@ function actionOf(name: string, request: Record<string, unknown>, response: Reco
   const requestApi = text(request.apiId);
   switch (name) {
     case 'CreateIntegration': {
+      if (!requestApi) return null;
       const integrationId = text(response.integrationId);
-      return requestApi && integrationId ? { kind: 'integration', apiId: requestApi, integrationId, op: 'CREATE' } : null;
+      // Without the answer (CloudTrail leaves out response elements above 100 KB: large request templates), the new
+      // integration's id is unknown: the API's integrations are read instead.
+      return integrationId ? { kind: 'integration', apiId: requestApi, integrationId, op: 'CREATE' } : { kind: 'api', apiId: requestApi };
     }
     case 'UpdateIntegration':
     case 'DeleteIntegration': {

@@ -145,6 +145,15 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
     await converged();
   });
 
+  it('reads the API for a create whose answer CloudTrail left out (above 100 KB), and records who made it', async () => {
+    const apiId = await newApi('unanswered');
+    const input = { ApiId: apiId, IntegrationType: 'HTTP_PROXY' as const, IntegrationMethod: 'GET', IntegrationUri: 'https://big.example.com', PayloadFormatVersion: '1.0' };
+    const { integrationId, eventId } = await changes.createIntegration(PRINCIPALS.alice, input, { responseElements: null });
+    const [row] = await applied(eventId);
+    assert.deepEqual([row!.operation, row!.integration_id, row!.principal_arn], ['CREATE', integrationId, PRINCIPALS.alice.arn]);
+    await converged();
+  });
+
   it('applies a late event once, and the same event id served twice once', async () => {
     const apiId = await newApi('late');
     const { integrationId } = await changes.createIntegration(PRINCIPALS.alice, { ApiId: apiId, IntegrationType: 'HTTP_PROXY', IntegrationMethod: 'GET', IntegrationUri: 'https://late.example.com', PayloadFormatVersion: '1.0' });
