@@ -533,7 +533,10 @@ export function createSink(deps: SinkDeps) {
       if (activeBatches > 0 || startingOverAlone || Date.now() - lastBatchAt < QUIET_MS) return;
       clearInterval(timer);
       startingOverAlone = startOver()
-        .catch((error: unknown) => log.warn({ err: describeError(error) }, 'starting over failed; the next batch starts over'))
+        .catch((error: unknown) => {
+          log.warn({ err: describeError(error) }, 'starting over failed (the broker away?); trying again');
+          startOverWhenQuiet();
+        })
         .finally(() => (startingOverAlone = undefined));
     }, QUIET_MS);
     timer.unref();
