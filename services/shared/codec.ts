@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
 import { basicAuthHeader, type BasicAuth } from './basic-auth.js';
-import { DependencyError, PoisonMessageError } from './errors.js';
+import { DependencyError, PoisonMessageError, isRetriable } from './errors.js';
 import type { IntegrationChange, IntegrationKey, IntegrationState } from './integration-model.js';
 
 const schemaFile = (name: string) => readFileSync(new URL(`../../schemas/${name}`, import.meta.url), 'utf8');
@@ -236,13 +236,13 @@ export type ChangeCodec = ReturnType<typeof createChangeCodec>;
 
 function classifyDecodeError(error: unknown): Error {
   if (error instanceof PoisonMessageError) return error;
-  const status = (error as { status?: unknown } | undefined)?.status;
   // Retriable: the consumer tries the batch again (with backoff) until the registry answers, and loses nothing. A
   // registry behind a load balancer answers 502 or 503 while it is down, rather than refusing connections.
-  if (isUnreachable(error) || (typeof status === 'number' && (status === 429 || status >= 500))) {
+  if (isUnreachable(error) || isRetriable(error)) {
     return new DependencyError('schema registry', `cannot fetch schema: ${(error as Error).message}`, error, { retriable: true });
   }
   // Refused credentials are the configuration's fault, not the message's: dead-lettering would take every message.
+  const status = (error as { status?: unknown } | undefined)?.status;
   if (status === 401 || status === 403) {
     return new DependencyError('SCHEMA_REGISTRY_URL', `the registry refused the credentials (HTTP ${status}) when fetching a schema: ${(error as Error).message}`, error);
   }

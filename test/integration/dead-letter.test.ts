@@ -7,18 +7,13 @@ import { resetEmulator, seedSampleInventory } from '../../stack/sample-inventory
 import { tailJson } from '../support/cli.js';
 import { createChangeCodec } from '../../services/shared/codec.js';
 import { cloudTrailSource, integrationChange } from '../support/changes.js';
-import { awsClient, motoEndpoint, plainKafka, registryUrl, rows, testEnvironment, topicMessages, waitFor } from '../support/harness.js';
+import { awsClient, motoEndpoint, plainKafka, produce, registryUrl, rows, testEnvironment, topicMessages, waitFor } from '../support/harness.js';
 
 const REGION = 'ap-southeast-2';
 const env = testEnvironment({ region: REGION, partitions: 2 });
 const aws = awsClient(REGION);
 
-async function produce(...messages: Message[]): Promise<void> {
-  const producer = plainKafka().producer();
-  await producer.connect();
-  await producer.send({ topic: env.config.topic, messages });
-  await producer.disconnect();
-}
+const produceChanges = (...messages: Message[]) => produce(env.config.topic, messages);
 
 describe('messages the sink cannot decode go to the dead-letter topic and the pipeline goes on', { timeout: 180_000 }, () => {
   let pipeline: Pipeline;
@@ -79,7 +74,7 @@ describe('messages the sink cannot decode go to the dead-letter topic and the pi
     // Year 33658; past what a Date holds; then a change of the same integration (same key, same partition).
     const odd = [at(1e15, 'ct-far'), at(9e15, 'ct-beyond')];
     const fine = at(Date.now() - 1000, 'ct-fine');
-    await produce(...await Promise.all([...odd, fine].map((change) => codec.encode(change, change))));
+    await produceChanges(...await Promise.all([...odd, fine].map((change) => codec.encode(change, change))));
 
     await waitFor('the change after them applied', async () => (await rows(pipeline,
       `SELECT 1 FROM ${env.table('aws_apigatewayv2_api_integrations_history')} WHERE arn = {arn:String}`, { arn: fine.arn })).length === 1);
@@ -96,7 +91,7 @@ describe('messages the sink cannot decode go to the dead-letter topic and the pi
     assert.ok(topicLimit !== undefined && dlqLimit === topicLimit + 64 * 1024, `the dead-letter topic takes ${dlqLimit} bytes, its topic ${topicLimit}`);
     // As large as a send to the topic goes (its record batch, with this key, just under the limit).
     const value = Buffer.alloc(topicLimit - 200, 'x');
-    await produce({ key: 'largest', value, partition: 0 });
+    await produceChanges({ key: 'largest', value, partition: 0 });
     const letter = await waitFor('the large message dead-lettered', async () => (await topicMessages(dlq)).find((m) => m.key.toString() === 'largest'));
     assert.ok(letter.value.equals(value), 'its bytes whole');
     await pipeline.sink!.waitForCatchUp();
@@ -109,7 +104,7 @@ describe('messages the sink cannot decode go to the dead-letter topic and the pi
       validateOnly: false,
       resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: dlq, configEntries: [{ name: 'max.message.bytes', value: '100000' }] }],
     }));
-    await produce({ key: 'too-large', value: Buffer.alloc(200_000, 'y'), partition: 1 }, { key: 'after-it', value: 'small and not avro', partition: 1 });
+    await produceChanges({ key: 'too-large', value: Buffer.alloc(200_000, 'y'), partition: 1 }, { key: 'after-it', value: 'small and not avro', partition: 1 });
     await pipeline.sink!.waitForCatchUp();
 
     const letters = await topicMessages(dlq);

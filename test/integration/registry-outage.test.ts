@@ -2,13 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Message } from 'kafkajs';
 import { sleep } from '../../services/shared/retry.js';
-import { KEY_SCHEMA, createChangeCodec } from '../../services/shared/codec.js';
+import { createChangeCodec } from '../../services/shared/codec.js';
 import { apiArn, integrationArn, type ChangeSource, type IntegrationChange } from '../../services/shared/integration-model.js';
 import { dlqTopic } from '../../services/shared/kafka.js';
 import type { Fault } from '../support/fault-proxy.js';
 import { cloudTrailSource, integrationChange, snapshotSource } from '../support/changes.js';
-import { plainKafka, registryUrl, rows, topicMessages, waitFor } from '../support/harness.js';
-import { evolvedValueSchema, sinkBehindRegistryProxy } from '../support/registry-proxy.js';
+import { plainKafka, produce, registryUrl, rows, topicMessages, waitFor } from '../support/harness.js';
+import { newerProducerCodec, sinkBehindRegistryProxy } from '../support/registry-proxy.js';
 
 const REGION = 'me-south-1';
 
@@ -28,18 +28,11 @@ describe('the schema registry goes away while the sink runs', { timeout: 240_000
   const deadLetters = async () => (await topicMessages(dlqTopic(sink.env.config.topic))).length;
   /** A codec whose value schema has one more field, registered with the registry directly: its id is new to the sink. */
   const unfetchedSchema = async (field: string) => {
-    const codec = createChangeCodec({
-      registryUrl, topic: sink.env.config.topic, schemas: { key: KEY_SCHEMA, value: evolvedValueSchema({ name: field, type: ['null', 'string'], default: null }) },
-    });
+    const codec = newerProducerCodec(sink.env.config.topic, field);
     await codec.register();
     return codec;
   };
-  const produce = async (messages: Message[]) => {
-    const producer = plainKafka().producer();
-    await producer.connect();
-    await producer.send({ topic: sink.env.config.topic, messages });
-    await producer.disconnect();
-  };
+  const produceChanges = (messages: Message[]) => produce(sink.env.config.topic, messages);
 
   const history = (arn: string) => rows<{ timeout: number }>(sink.pipeline,
     `SELECT JSONExtractInt(after, 'timeout_in_millis') AS timeout FROM ${sink.env.table('aws_apigatewayv2_api_integrations_history')} WHERE arn = {arn:String}`, { arn });
@@ -50,7 +43,7 @@ describe('the schema registry goes away while the sink runs', { timeout: 240_000
     const codec = await unfetchedSchema(field);
     const event = update(integrationId, timeout);
     outage = fault;
-    await produce([await codec.encode(event, event)]);
+    await produceChanges([await codec.encode(event, event)]);
     await sleep(8_000);
     assert.deepEqual(await history(event.arn), [], 'not applied while its schema cannot be fetched');
 
@@ -125,7 +118,7 @@ describe('the schema registry goes away while the sink runs', { timeout: 240_000
     const codec = await unfetchedSchema('team');
     const event = update('i-denied', 4010);
     outage = { status: 401, headers: { 'Content-Type': 'application/json' }, body: '{"error_code":401,"message":"Unauthorized"}' };
-    await produce([await codec.encode(event, event)]);
+    await produceChanges([await codec.encode(event, event)]);
     await assert.rejects(sink.pipeline.sink!.failed, /SCHEMA_REGISTRY_URL: the registry refused the credentials \(HTTP 401\)/);
     assert.equal(await deadLetters(), 0, 'nothing dead-lettered');
     assert.equal(await sink.pipeline.sink!.caughtUp(), false, 'its offset is not committed: a sink started with good credentials applies it');

@@ -9,7 +9,7 @@ import { integrationArn } from '../../services/shared/integration-model.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
 import { emulatorInventory } from '../support/emulator-state.js';
 import { cloudTrailSource, integrationChange } from '../support/changes.js';
-import { awsClient, motoEndpoint, plainKafka, registryUrl, rows, testEnvironment, waitFor } from '../support/harness.js';
+import { awsClient, motoEndpoint, plainKafka, produce, registryUrl, rows, testEnvironment, waitFor } from '../support/harness.js';
 
 /**
  * Inside a describe: a pipeline of its own (no write or read retries unless `retries`: the first failure is the one
@@ -112,10 +112,7 @@ async function sendChange(world: ReturnType<typeof snapshotted>, eventId: string
   });
   const codec = createChangeCodec({ registryUrl, topic: env.config.topic });
   await codec.register();
-  const producer = plainKafka().producer();
-  await producer.connect();
-  await producer.send({ topic: env.config.topic, messages: [await codec.encode(change, change)] });
-  await producer.disconnect();
+  await produce(env.config.topic, [await codec.encode(change, change)]);
   return change;
 }
 

@@ -3,7 +3,7 @@ import { rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { ApiGatewayV2Client } from '@aws-sdk/client-apigatewayv2';
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, logLevel, type Message } from 'kafkajs';
 import { openPipeline, type Pipeline, type PipelineParts } from '../../cli/pipeline.js';
 import { queryRows } from '../../services/shared/clickhouse.js';
 import { loadConfig, stackPorts, type Config } from '../../services/shared/config.js';
@@ -34,6 +34,17 @@ export function awsClient(region: string): ApiGatewayV2Client {
 
 export function plainKafka(): Kafka {
   return new Kafka({ brokers, logLevel: logLevel.NOTHING });
+}
+
+/** Sends `messages` to `topic` in one send, as a producer of the test's own would. */
+export async function produce(topic: string, messages: Message[]): Promise<void> {
+  const producer = plainKafka().producer();
+  await producer.connect();
+  try {
+    await producer.send({ topic, messages });
+  } finally {
+    await producer.disconnect();
+  }
 }
 
 export interface TopicMessage {

@@ -11,9 +11,9 @@ export function evolvedValueSchema(field: Record<string, unknown>): string {
   return JSON.stringify({ ...schema, fields: [...schema.fields, field] });
 }
 
-/** The codec of a newer producer, whose events carry one more optional field, `change_reason`; it registers with the registry itself. */
-export const newerProducerCodec = (topic: string) => createChangeCodec({
-  registryUrl, topic, schemas: { key: KEY_SCHEMA, value: evolvedValueSchema({ name: 'change_reason', type: ['null', 'string'], default: null }) },
+/** The codec of a newer producer, whose events carry one more optional field (`change_reason`); it registers with the registry itself. */
+export const newerProducerCodec = (topic: string, field = 'change_reason') => createChangeCodec({
+  registryUrl, topic, schemas: { key: KEY_SCHEMA, value: evolvedValueSchema({ name: field, type: ['null', 'string'], default: null }) },
 });
 
 /**
