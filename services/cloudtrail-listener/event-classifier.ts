@@ -43,54 +43,70 @@ interface CloudTrailEventDetail {
 
 const text = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined);
 
-function actionOf(name: string, request: Record<string, unknown>, response: Record<string, unknown>): ListenerAction | null {
+/** A followed event the listener cannot act on, and why: the next snapshot reads its change, without who made it. */
+export interface UnreadableEvent {
+  unreadable: string;
+}
+
+const missing = (field: string, why = ''): UnreadableEvent => ({ unreadable: `${field} is missing${why}` });
+const UNANSWERED = ' (CloudTrail left out the answer, which alone names the API it made)';
+
+function actionOf(name: string, request: Record<string, unknown>, response: Record<string, unknown>): ListenerAction | UnreadableEvent | null {
   // REST APIs (v1) share the event source and some event names; their requests name a restApiId.
   if ('restApiId' in request) return null;
   const requestApi = text(request.apiId);
   switch (name) {
-    case 'CreateIntegration': {
-      if (!requestApi) return null;
-      const integrationId = text(response.integrationId);
-      // Without the answer (CloudTrail leaves out response elements above 100 KB: large request templates), the new
-      // integration's id is unknown: the API's integrations are read instead.
-      return integrationId ? { kind: 'integration', apiId: requestApi, integrationId, op: 'CREATE' } : { kind: 'api', apiId: requestApi };
-    }
+    case 'CreateIntegration':
     case 'UpdateIntegration':
     case 'DeleteIntegration': {
-      const integrationId = text(request.integrationId);
-      const op = name === 'UpdateIntegration' ? 'UPDATE' : 'DELETE';
-      return requestApi && integrationId ? { kind: 'integration', apiId: requestApi, integrationId, op } : null;
+      if (!requestApi) return missing('requestParameters.apiId');
+      // A create names its integration only in its answer, which CloudTrail leaves out above 100 KB (large request
+      // templates); whichever integration an event does not name, the API's integrations are read instead.
+      const integrationId = text(name === 'CreateIntegration' ? response.integrationId : request.integrationId);
+      const op = name === 'CreateIntegration' ? 'CREATE' : name === 'UpdateIntegration' ? 'UPDATE' : 'DELETE';
+      return integrationId ? { kind: 'integration', apiId: requestApi, integrationId, op } : { kind: 'api', apiId: requestApi };
     }
     case 'DeleteApi':
     case 'ReimportApi':
-      return requestApi ? { kind: 'api', apiId: requestApi } : null;
+      return requestApi ? { kind: 'api', apiId: requestApi } : missing('requestParameters.apiId');
     case 'ImportApi': {
       const apiId = text(response.apiId);
-      return apiId ? { kind: 'api', apiId } : null;
+      return apiId ? { kind: 'api', apiId } : missing('responseElements.apiId', UNANSWERED);
     }
     case 'CreateApi': {
       // Only quick create (a target) makes a managed integration.
+      if (!text(request.target)) return null;
       const apiId = text(response.apiId);
-      return apiId && text(request.target) ? { kind: 'api', apiId } : null;
+      return apiId ? { kind: 'api', apiId } : missing('responseElements.apiId', UNANSWERED);
     }
     default:
       return null;
   }
 }
 
-/** Reads one LookupEvents entry; null for anything that does not change a v2 integration. Cheap for the rest. */
-export function classifyEvent(event: { EventId?: string; EventName?: string; CloudTrailEvent?: string }, recency = 0): CloudTrailRecord | null {
-  if (!event.EventName || !FOLLOWED.has(event.EventName) || !event.CloudTrailEvent) return null;
+/**
+ * Reads one LookupEvents entry: what it changed, null for anything that does not change a v2 integration (cheap for
+ * the rest), or why a followed event cannot be read.
+ */
+export function classifyEvent(
+  event: { EventId?: string; EventName?: string; EventTime?: Date; CloudTrailEvent?: string },
+  recency = 0,
+): CloudTrailRecord | UnreadableEvent | null {
+  if (!event.EventName || !FOLLOWED.has(event.EventName)) return null;
+  if (!event.CloudTrailEvent) return missing('CloudTrailEvent');
   let detail: CloudTrailEventDetail;
   try {
     detail = JSON.parse(event.CloudTrailEvent) as CloudTrailEventDetail;
-  } catch {
-    return null;
+  } catch (error) {
+    return { unreadable: `CloudTrailEvent is not JSON: ${(error as Error).message}` };
   }
   if (detail.eventSource !== 'apigateway.amazonaws.com' || detail.errorCode) return null;
   const action = actionOf(event.EventName, detail.requestParameters ?? {}, detail.responseElements ?? {});
-  const eventTime = Date.parse(detail.eventTime ?? '');
-  if (!action || Number.isNaN(eventTime)) return null;
+  if (!action || 'unreadable' in action) return action;
+  // LookupEvents gives the time beside the record too, in whole seconds like the record's own.
+  const recordTime = Date.parse(detail.eventTime ?? '');
+  const eventTime = Number.isNaN(recordTime) ? event.EventTime?.getTime() : recordTime;
+  if (eventTime === undefined || Number.isNaN(eventTime)) return missing('eventTime');
   const recorded = action.kind === 'integration' && action.op !== 'DELETE' ? recordedIntegration(detail.responseElements, action.integrationId) : undefined;
   return {
     eventId: event.EventId ?? detail.eventID ?? '',

@@ -216,7 +216,11 @@ export function createCloudTrailListener(deps: ListenerDeps) {
       }
       seen[event.EventId] = event.EventTime?.getTime() ?? now;
       const record = classifyEvent(event, recency);
-      if (record) records.push(record);
+      if (record && 'unreadable' in record) {
+        metrics.cloudtrailEvents.inc({ ...labels, outcome: 'unreadable' });
+        log.warn({ ...scope, eventId: event.EventId, eventName: event.EventName, reason: record.unreadable },
+          'CloudTrail event not readable: the next snapshot reads what it changed, without who made it');
+      } else if (record) records.push(record);
       else metrics.cloudtrailEvents.inc({ ...labels, outcome: 'ignored' });
     }
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { CreateApiCommand, CreateIntegrationCommand, GetIntegrationCommand, GetIntegrationsCommand } from '@aws-sdk/client-apigatewayv2';
+import type { Counter } from 'prom-client';
 import type { Pipeline } from '../../cli/pipeline.js';
 import { createDriftQueries } from '../../services/query/drift-queries.js';
 import { withAdmin } from '../../services/shared/kafka.js';
@@ -75,10 +76,14 @@ async function topicEnd(): Promise<number> {
   return offsets.reduce((n, p) => n + Number(p.high), 0);
 }
 
-async function pollFailures(): Promise<number> {
-  const metric = await env.metrics.listenerPollFailures.get();
-  return metric.values.filter((v) => v.labels.region === OTHER_REGION).reduce((n, v) => n + v.value, 0);
+/** A counter's total over the series with these labels (among others). */
+async function counted(counter: Counter, labels: Record<string, string>): Promise<number> {
+  const { values } = await counter.get();
+  return values.filter((v) => Object.entries(labels).every(([name, value]) => v.labels[name] === value)).reduce((n, v) => n + v.value, 0);
 }
+
+const pollFailures = () => counted(env.metrics.listenerPollFailures, { region: OTHER_REGION });
+const eventsCounted = (outcome: string) => counted(env.metrics.cloudtrailEvents, { region: REGION, outcome });
 
 async function newApi(name: string): Promise<string> {
   return (await aws.send(new CreateApiCommand({ Name: name, ProtocolType: 'HTTP' }))).ApiId!;
@@ -151,6 +156,21 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
     const { integrationId, eventId } = await changes.createIntegration(PRINCIPALS.alice, input, { responseElements: null });
     const [row] = await applied(eventId);
     assert.deepEqual([row!.operation, row!.integration_id, row!.principal_arn], ['CREATE', integrationId, PRINCIPALS.alice.arn]);
+    await converged();
+  });
+
+  it('reads the API for an update that names no integration, and counts the followed events it cannot read', async () => {
+    const apiId = await newApi('unnamed');
+    const { integrationId } = await changes.createIntegration(PRINCIPALS.alice, { ApiId: apiId, IntegrationType: 'HTTP_PROXY', IntegrationMethod: 'GET', IntegrationUri: 'https://unnamed.example.com', PayloadFormatVersion: '1.0' });
+    await converged();
+    const unreadableBefore = await eventsCounted('unreadable');
+    changes.record({ eventName: 'ImportApi', principal: PRINCIPALS.bob, requestParameters: { body: '...' }, responseElements: null });
+    changes.record({ eventName: 'DeleteIntegration', principal: PRINCIPALS.bob, requestParameters: { integrationId }, responseElements: null });
+    const unnamed = await changes.updateIntegration(PRINCIPALS.bob, { ApiId: apiId, IntegrationId: integrationId, TimeoutInMillis: 2500 },
+      { requestParameters: { apiId, timeoutInMillis: 2500 }, responseElements: null });
+    const [row] = await applied(unnamed);
+    assert.deepEqual([row!.operation, row!.integration_id, row!.principal_arn], ['UPDATE', integrationId, PRINCIPALS.bob.arn]);
+    assert.equal(await eventsCounted('unreadable') - unreadableBefore, 2, 'the import without its answer and the deletion without its API');
     await converged();
   });
 
