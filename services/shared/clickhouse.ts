@@ -11,7 +11,7 @@ import { createChdbConnection, type ChdbConnection } from 'chdb/connection';
 import { clickHouseClientLog } from './clickhouse-log.js';
 import type { ClickHouseTarget } from './config.js';
 import { DirectoryHeldError, directoryHolder } from './engine-directory.js';
-import { DependencyError, describeError } from './errors.js';
+import { ConfigError, DependencyError, describeError } from './errors.js';
 import type { Logger } from './logger.js';
 import { RetriesExhaustedError, createRetry } from './retry.js';
 
@@ -54,6 +54,7 @@ export async function openClickHouse(target: ClickHouseTarget, { lockWaitMs = 20
       throw result.error;
     });
   } catch (error) {
+    if (error instanceof ConfigError) throw error;
     const where = locationOf(target);
     const cause = error instanceof RetriesExhaustedError ? error.cause : error;
     const problem = isDirectoryLocked(cause)
@@ -100,7 +101,12 @@ function createClickHouse(target: ClickHouseTarget, log: ReturnType<typeof click
     return createClient({ url: target.url, username: target.username, password: target.password, clickhouse_settings: settings, request_timeout: 120_000, log });
   }
   const path = resolve(target.path);
-  mkdirSync(path, { recursive: true });
+  try {
+    mkdirSync(path, { recursive: true });
+  } catch (error) {
+    // A file where the directory goes, or a place this user cannot write: no engine will open there, whenever asked.
+    throw new ConfigError('CLICKHOUSE_URL', `cannot make the embedded engine's directory ${path} (${describeError(error)})`);
+  }
   const chdb = openEmbedded(path);
   // chdb types its connection against @clickhouse/client-common, which @clickhouse/client now bundles under
   // its own names; the shapes are the same (chdb's parity suite runs against this client).

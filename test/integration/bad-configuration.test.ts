@@ -54,6 +54,8 @@ describe('bad configuration stops with one line naming the problem, and writes n
     { name: 'a malformed CLICKHOUSE_URL', variable: 'CLICKHOUSE_URL', env: { CLICKHOUSE_URL: 'clickhouse//nohost:8123' } },
     // The ClickHouse client's own log lines (a hint about timeouts, the failed request) stay out of it.
     { name: 'a ClickHouse server that does not answer', variable: 'CLICKHOUSE_URL', env: { CLICKHOUSE_URL: 'http://127.0.0.1:1' }, commands: ['run', 'sink'] },
+    // A configuration error (exit 2): the same path will not do at the next start either.
+    { name: 'a CLICKHOUSE_URL naming a file', variable: 'CLICKHOUSE_URL', env: { CLICKHOUSE_URL: `chdb://${process.execPath}` }, commands: ['run', 'sink'], status: 2 },
     { name: 'a metrics port in use', variable: 'APIGW_METRICS_PORT', env: { APIGW_METRICS_PORT: busyPort } },
     { name: 'a metrics address not of this machine', variable: 'APIGW_METRICS_HOST', env: { APIGW_METRICS_PORT: busyPort, APIGW_METRICS_HOST: '192.0.2.1' } },
     { name: 'a query API port in use', variable: 'APIGW_QUERY_PORT', env: { APIGW_QUERY_PORT: busyPort }, commands: ['run', 'sink'] },
@@ -95,7 +97,8 @@ describe('bad configuration stops with one line naming the problem, and writes n
           APIGW_TOPIC: topic,
           ...testCase.env,
         });
-        assert.notEqual(result.status, 0, 'exits non-zero');
+        if (testCase.status) assert.equal(result.status, testCase.status, result.stderr);
+        else assert.notEqual(result.status, 0, 'exits non-zero');
         assert.equal(result.stdout, '', 'prints nothing on stdout');
         assert.equal(result.stderr.split('\n').length, 1, `one line on stderr, got:\n${result.stderr}`);
         assert.match(result.stderr, new RegExp(testCase.variable), 'names the variable');
