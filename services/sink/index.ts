@@ -469,6 +469,24 @@ export function createSink(deps: SinkDeps) {
   }
 
   /**
+   * Committed offsets below their partition's first, as the sink starts: the retention deleted events the group never
+   * read. kafkajs goes on from the first, committing it at its first fetch, without a word of what that means: their
+   * changes are not in history; the next snapshot brings the current state back, deletions included.
+   */
+  async function noteExpiredOffsets(): Promise<void> {
+    try {
+      for (const { partition, committed, low } of await partitionOffsets()) {
+        if (committed < 0 || committed >= low) continue;
+        metrics.sinkOffsetsExpired.inc({ partition: String(partition) }, low - committed);
+        log.warn({ topic, partition, fromOffset: committed, toOffset: low - 1, offsets: low - committed },
+          'the topic\'s retention deleted events before the sink read them: their changes are missing from history; the next snapshot brings the current state back');
+      }
+    } catch (error) {
+      log.debug({ err: describeError(error) }, 'could not compare the group\'s committed offsets with the partitions\' first');
+    }
+  }
+
+  /**
    * How far behind its end each owned partition starts, for the partitions no batch has reported on yet: a partition
    * with nothing new never gets a batch, and must not keep the others from counting as caught up.
    */
@@ -625,6 +643,7 @@ export function createSink(deps: SinkDeps) {
     async start(): Promise<void> {
       admin = kafka.admin();
       await admin.connect();
+      await noteExpiredOffsets();
       dlqProducer = createIdempotentProducer(kafka);
       await dlqProducer.connect();
       const restarts = createConsumerRestarts({

@@ -6,7 +6,7 @@ import { ensureTopics, withAdmin } from '../../services/shared/kafka.js';
 import { sleep } from '../../services/shared/retry.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
 import { currentTimeouts, queryJson, startApigwStream } from '../support/cli.js';
-import { awsClient, motoEndpoint, plainKafka, testEnvironment, topicMessages, waitFor } from '../support/harness.js';
+import { awsClient, motoEndpoint, plainKafka, rows, testEnvironment, topicMessages, waitFor } from '../support/harness.js';
 
 const REGION = 'ap-south-2';
 const aws = awsClient(REGION);
@@ -178,5 +178,62 @@ describe('the topic is deleted under a running tail, which does not make topics'
     tail.child.kill('SIGINT');
     const code = await Promise.race([tail.exited, sleep(30_000).then(() => 'still running')]);
     assert.equal(code, 0, `tail stops on SIGINT; its log: ${tail.log().slice(-1500)}`);
+  });
+});
+
+describe("the topic's retention deletes events the sink's group has not read", { timeout: 180_000 }, () => {
+  const said: string[] = [];
+  let env: ReturnType<typeof testEnvironment>;
+  let sink: Pipeline | undefined;
+  let api: SampleApi;
+
+  before(async () => {
+    await resetEmulator(motoEndpoint);
+    [api] = await seedSampleInventory(aws, { httpApis: 1, websocketApis: 0, prefix: 'expired' });
+    env = testEnvironment({ region: REGION, partitions: 1, logLines: said });
+  });
+  after(async () => {
+    await sink?.close();
+    await env?.cleanup();
+  });
+
+  it('the sink says how many and from where when it joins, and applies what is left', async () => {
+    const first = await env.open({ snapshot: true, sink: true });
+    await first.snapshotter!.runOnce();
+    await first.sink!.waitForCatchUp();
+    await first.close();
+
+    // While the sink is away: a change, then another; the retention deletes the first one's snapshot.
+    const integrationId = api.integrationIds[0]!;
+    const snapshotter = await env.open({ snapshot: true });
+    const end = async () => withAdmin(plainKafka(), async (admin) => Number((await admin.fetchTopicOffsets(env.config.topic))[0]!.high));
+    const committed = await end();
+    await aws.send(new UpdateIntegrationCommand({ ApiId: api.apiId, IntegrationId: integrationId, TimeoutInMillis: 3131 }));
+    await snapshotter.snapshotter!.runOnce();
+    const expiredUpTo = await end();
+    await aws.send(new UpdateIntegrationCommand({ ApiId: api.apiId, IntegrationId: integrationId, TimeoutInMillis: 4242 }));
+    await snapshotter.snapshotter!.runOnce();
+    await snapshotter.close();
+    await withAdmin(plainKafka(), async (admin) => {
+      await admin.fetchTopicMetadata({ topics: [env.config.topic] }); // kafkajs's deleteTopicRecords needs it loaded
+      await admin.deleteTopicRecords({ topic: env.config.topic, partitions: [{ partition: 0, offset: String(expiredUpTo) }] });
+    });
+
+    said.length = 0;
+    sink = await env.open({ sink: true });
+    await sink.sink!.waitForCatchUp();
+    const warnings = said.filter((line) => line.includes('retention deleted events before the sink read them'));
+    assert.equal(warnings.length, 1, said.join('\n'));
+    assert.deepEqual(
+      (({ partition, fromOffset, toOffset, offsets }) => ({ partition, fromOffset, toOffset, offsets }))(JSON.parse(warnings[0]!) as Record<string, number>),
+      { partition: 0, fromOffset: committed, toOffset: expiredUpTo - 1, offsets: expiredUpTo - committed },
+    );
+    assert.equal((await env.metrics.sinkOffsetsExpired.get()).values[0]?.value, expiredUpTo - committed);
+    const arn = `arn:aws:apigateway:${REGION}::/apis/${api.apiId}/integrations/${integrationId}`;
+    const history = await rows<{ timeout_in_millis: number }>(sink,
+      `SELECT JSONExtract(after, 'timeout_in_millis', 'Nullable(Int32)') AS timeout_in_millis FROM ${env.table('aws_apigatewayv2_api_integrations_history')}
+       WHERE arn = {arn:String} ORDER BY version`, { arn });
+    assert.deepEqual(history.map((row) => row.timeout_in_millis).slice(-1), [4242], 'the change after the deleted events is applied');
+    assert.ok(!history.some((row) => row.timeout_in_millis === 3131), 'the deleted change is not in history: what the warning is for');
   });
 });
