@@ -8,7 +8,8 @@ export function redriveCommand(): Command {
   return new Command('redrive')
     .description('Send the dead letters that decode now (say, once the registry has their schema) back to the change topic: the listener\'s '
       + 'changes go back; a snapshot\'s events and markers are left to the next read of their scope; what still fails is dead-lettered again. '
-      + 'Goes from where the last redrive stopped to the dead-letter topic\'s end; a row per outcome (exit code 1 if some still fail)')
+      + 'Goes from where the last redrive stopped to the dead-letter topic\'s end; a row per outcome, with the dead letters the topic\'s retention '
+      + 'deleted before a redrive read them (exit code 1 if some still fail or expired)')
     .option('--dry-run', 'decide and count only: send nothing, and leave the redrive\'s position where it is')
     .addOption(formatOption())
     .action(async (opts: { dryRun?: boolean; format: Format }) => {
@@ -51,6 +52,6 @@ export function redriveCommand(): Command {
         `nothing to redrive in ${report.deadLetterTopic}`, 100);
       if (opts.dryRun) process.stderr.write('dry run: nothing was sent, and the redrive\'s position did not move\n');
       if (report.interrupted) process.stderr.write(`stopped after ${report.read} dead letters; the next redrive goes on from there\n`);
-      if (report.interrupted || report.counts.some((count) => count.outcome === 'still failing')) process.exitCode = 1;
+      if (report.interrupted || report.counts.some((count) => count.outcome === 'still failing' || count.outcome === 'expired')) process.exitCode = 1;
     });
 }

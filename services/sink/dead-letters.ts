@@ -63,7 +63,7 @@ function tooLarge(error: unknown): boolean {
 }
 
 /** What a redrive did with a dead letter. */
-export type RedriveOutcome = 'sent back' | 'left to the next read' | 'still failing';
+export type RedriveOutcome = 'sent back' | 'left to the next read' | 'still failing' | 'expired';
 
 export interface RedriveCount {
   outcome: RedriveOutcome;
@@ -159,7 +159,12 @@ export async function redriveDeadLetters(deps: RedriveDeps): Promise<RedriveRepo
     return { sendBack, again };
   }
 
-  const ranges = await pendingRanges(deps.kafka, deadLetterTopic, deps.groupId);
+  const { ranges, expired } = await pendingRanges(deps.kafka, deadLetterTopic, deps.groupId, deps.dryRun);
+  if (expired > 0) {
+    const example = `deleted by ${deadLetterTopic}'s retention before a redrive read them`;
+    counts.set('expired', { outcome: 'expired', reason: 'retention', messages: expired, example });
+    log.warn({ deadLetterTopic, expired }, `dead letters ${example}: lost`);
+  }
   const total = [...ranges.values()].reduce((sum, range) => sum + range.end - range.next, 0);
   if (total === 0) return report(0, false);
 
@@ -237,8 +242,14 @@ const withoutDeadLetterHeaders = (headers: IHeaders | undefined): IHeaders =>
 
 const anotherRedrive = (topic: string, groupId: string) => new ApigwError(`another redrive of ${topic} is running (its consumer group ${groupId} has a member)`);
 
-/** Per partition with messages to redrive: the next offset (the group's position, or the partition's start) and its end. */
-async function pendingRanges(kafka: Kafka, topic: string, groupId: string): Promise<Map<number, { next: number; end: number }>> {
+/**
+ * Per partition with messages to redrive: the next offset (the group's position, or the partition's start) and its
+ * end; and how many dead letters the retention deleted past the group's position, which a redrive that is not a dry
+ * run moves over, so that they are reported once.
+ */
+async function pendingRanges(
+  kafka: Kafka, topic: string, groupId: string, dryRun: boolean,
+): Promise<{ ranges: Map<number, { next: number; end: number }>; expired: number }> {
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -248,11 +259,19 @@ async function pendingRanges(kafka: Kafka, topic: string, groupId: string): Prom
     if (group && group.members.length > 0) throw anotherRedrive(topic, groupId);
     const committedOf = new Map(committed!.partitions.map((p) => [p.partition, Number(p.offset)]));
     const ranges = new Map<number, { next: number; end: number }>();
+    const passed: { partition: number; offset: string }[] = [];
+    let expired = 0;
     for (const { partition, low, high } of ends) {
-      const next = Math.max(committedOf.get(partition) ?? -1, Number(low));
+      const position = Math.max(committedOf.get(partition) ?? -1, 0);
+      if (position < Number(low)) {
+        expired += Number(low) - position;
+        passed.push({ partition, offset: low });
+      }
+      const next = Math.max(position, Number(low));
       if (next < Number(high)) ranges.set(partition, { next, end: Number(high) });
     }
-    return ranges;
+    if (passed.length > 0 && !dryRun) await admin.setOffsets({ groupId, topic, partitions: passed });
+    return { ranges, expired };
   } finally {
     await admin.disconnect();
   }

@@ -5,7 +5,7 @@ import { dlqTopic, withAdmin } from '../../services/shared/kafka.js';
 import type { RedriveReport } from '../../services/sink/dead-letters.js';
 import { cloudTrailSource, integrationChange, snapshotSource } from '../support/changes.js';
 import { apigwStream, tailJson } from '../support/cli.js';
-import { plainKafka, rows, topicMessages, waitFor } from '../support/harness.js';
+import { plainKafka, produce, rows, topicMessages, waitFor } from '../support/harness.js';
 import { newerProducerCodec, sinkBehindRegistryProxy } from '../support/registry-proxy.js';
 
 const REGION = 'eu-central-2';
@@ -125,10 +125,7 @@ describe('dead letters that decode later are sent back once, and what still fail
   it('goes through a backlog larger than the broker takes in one send', async () => {
     // One record batch of 12,000 small dead letters, which a fetch brings whole: dead-lettered again, each with its
     // error, they are more than the broker's 1 MiB a send.
-    const producer = plainKafka().producer();
-    await producer.connect();
-    await producer.send({ topic: dlq(), messages: Array.from({ length: 12_000 }, (_, i) => ({ key: `bulk-${i}`, value: 'x', headers: { 'dlq.reason': 'undecodable' } })) });
-    await producer.disconnect();
+    await produce(dlq(), Array.from({ length: 12_000 }, (_, i) => ({ key: `bulk-${i}`, value: 'x', headers: { 'dlq.reason': 'undecodable' } })));
     const before = (await topicMessages(dlq())).length;
 
     const { status, report } = await redrive();
@@ -136,6 +133,26 @@ describe('dead letters that decode later are sent back once, and what still fail
     // With the three the last redrive dead-lettered again.
     assert.deepEqual(countsOf(report), [['still failing', 'undecodable', 12_003]]);
     assert.equal((await topicMessages(dlq())).length, before + 12_003, 'every one dead-lettered again');
+  });
+
+  it('reports the dead letters the retention deleted before it read them, once', async () => {
+    const groupId = `${sink.env.config.sinkGroupId}.redrive`;
+    await produce(dlq(), ['gone-1', 'gone-2', 'kept'].map((key) => ({ key, value: 'x', headers: { 'dlq.reason': 'undecodable' } })));
+    const { position, deletedUpTo } = await withAdmin(plainKafka(), async (admin) => {
+      const [committed] = await admin.fetchOffsets({ groupId, topics: [dlq()] });
+      const end = Number((await admin.fetchTopicOffsets(dlq()))[0]!.high);
+      await admin.fetchTopicMetadata({ topics: [dlq()] }); // kafkajs's deleteTopicRecords needs it loaded
+      // The retention takes everything before 'kept': the letters the last redrive wrote again, and the two above.
+      await admin.deleteTopicRecords({ topic: dlq(), partitions: [{ partition: 0, offset: String(end - 1) }] });
+      return { position: Number(committed!.partitions[0]!.offset), deletedUpTo: end - 1 };
+    });
+
+    const { status, report, stderr } = await redrive();
+    assert.equal(status, 1, 'dead letters were lost');
+    assert.deepEqual(countsOf(report), [['expired', 'retention', deletedUpTo - position], ['still failing', 'undecodable', 1]]);
+    assert.match(stderr, /retention before a redrive read them/);
+    const again = await redrive();
+    assert.deepEqual(countsOf(again.report), [['still failing', 'undecodable', 1]], 'said once: the redrive moved past them');
   });
 
   it('stops with one line while another redrive holds the position', async () => {
@@ -149,10 +166,7 @@ describe('dead letters that decode later are sent back once, and what still fail
     await member;
     try {
       // Something to redrive: with nothing, there is no position to hold.
-      const producer = plainKafka().producer();
-      await producer.connect();
-      await producer.send({ topic: dlq(), messages: [{ key: 'held', value: 'x' }] });
-      await producer.disconnect();
+      await produce(dlq(), [{ key: 'held', value: 'x' }]);
       const result = await apigwStream(['redrive'], sink.env.env);
       assert.equal(result.status, 1);
       assert.equal(result.stderr.split('\n').length, 1, result.stderr);
