@@ -328,6 +328,11 @@ export function createCloudTrailListener(deps: ListenerDeps) {
       const found = deps.checkpoints.get(loaded, scope.accountId, scope.region);
       const checkpoint = found ?? { account_id: scope.accountId, region: scope.region, window_end: clock() - settings.lookbackHours * 3600_000, seen: {} };
       log.info({ ...scope, from: new Date(checkpoint.window_end).toISOString(), resumed: Boolean(found) }, found ? 'resuming from checkpoint' : 'no checkpoint: looking back');
+      const oldestKept = clock() - NINETY_DAYS_MS + 60_000;
+      if (found && found.window_end < oldestKept) {
+        log.warn({ ...scope, from: new Date(found.window_end).toISOString(), to: new Date(oldestKept).toISOString() },
+          'the checkpoint is older than CloudTrail keeps events (90 days): who made the changes between these times is lost; the next snapshot reads their state');
+      }
       const stop = new AbortController();
       const polls: PollState = { checkpoint, failures: 0 };
       following.set(scopeKey(scope), { scope, stop, polls, done: runScope(scope, polls, AbortSignal.any([signal, stop.signal])) });

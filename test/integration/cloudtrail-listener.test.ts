@@ -393,7 +393,7 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
     assert.deepEqual(rowsOfChange.map((row) => [row.operation, row.principal_arn]), [['CREATE', PRINCIPALS.alice.arn], ['UPDATE', PRINCIPALS.bob.arn]],
       'one history row per event, each with its principal: the create as its call answered it, the update as re-read');
   });
-  it('skips a record of its checkpoint topic that is not a checkpoint, and resumes from the one before it', async () => {
+  it('skips a record of its checkpoint topic that is not a checkpoint, resumes from the one before it, and says that one is older than CloudTrail keeps', async () => {
     await listener.stop();
     await pipeline.listener!.stop();
     const checkpointTopic = `${env.config.topic}.listener-checkpoints`;
@@ -403,7 +403,11 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
     const key = `${account}/${REGION}`;
     const producer = plainKafka().producer();
     await producer.connect();
-    await producer.send({ topic: checkpointTopic, messages: [{ key, value: 'not a checkpoint' }, { key, value: JSON.stringify({ region: REGION, window_end: 'soon' }) }] });
+    // The last good one from a listener stopped for 100 days: CloudTrail no longer has the events after it.
+    const stale = { account_id: account, region: REGION, window_end: Date.now() - 100 * 24 * 3600_000, seen: {} };
+    await producer.send({ topic: checkpointTopic, messages: [
+      { key, value: JSON.stringify(stale) }, { key, value: 'not a checkpoint' }, { key, value: JSON.stringify({ region: REGION, window_end: 'soon' }) },
+    ] });
     await producer.disconnect();
     const apiId = await newApi('checkpoint-garbage');
     const { integrationId, eventId } = await changes.createIntegration(PRINCIPALS.ci, { ApiId: apiId, IntegrationType: 'HTTP_PROXY', IntegrationMethod: 'GET', IntegrationUri: 'https://g.example.com', PayloadFormatVersion: '1.0' });
@@ -420,7 +424,10 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
     }
     const lines = log.split('\n').filter((line) => line.includes('not a checkpoint'));
     assert.equal(lines.length, 2, `one warning per record skipped: ${log.slice(-1500)}`);
-    assert.ok(log.split('\n').some((line) => line.includes('resuming from checkpoint') && line.includes(`"region":"${REGION}"`)), 'the region resumed from its last good checkpoint');
+    const resumed = log.split('\n').filter((line) => line.includes('resuming from checkpoint') && line.includes(`"region":"${REGION}"`));
+    assert.equal(resumed.length, 1, log.slice(-1500));
+    assert.equal((JSON.parse(resumed[0]!) as { from: string }).from, new Date(stale.window_end).toISOString(), 'the region resumed from its last good checkpoint');
+    assert.ok(log.split('\n').some((line) => line.includes('older than CloudTrail keeps events') && line.includes(`"region":"${REGION}"`)), log.slice(-1500));
     assert.deepEqual((await history(eventId)).map((row) => [row.operation, row.principal_arn]), [['CREATE', PRINCIPALS.ci.arn]]);
   });
 });
