@@ -3,7 +3,7 @@ import { stackPorts } from '../services/shared/config.js';
 import { RUN_DIR } from './layout.js';
 import { kafkaPart, motoPart, registryPart, type StackPart } from './parts.js';
 import { isAlive } from '../services/shared/process-alive.js';
-import { readPid, stopPidFile, waitUntil } from './processes.js';
+import { portOpen, readPid, stopPidFile, waitUntil } from './processes.js';
 
 export interface PartStatus {
   name: string;
@@ -33,7 +33,12 @@ export async function stackUp(say: (line: string) => void, env: NodeJS.ProcessEn
     }
     if (!part.installed()) part.install(say);
     const stale = readPid(part.pidFile);
-    if (stale && isAlive(stale)) await stopPidFile(part.pidFile);
+    const ours = stale !== undefined && isAlive(stale);
+    // Held, and not by this checkout's (a hung one of ours is restarted): stopping nothing, say whose port it is.
+    if (!ours && await portOpen(part.port)) {
+      throw new Error(`${part.name}: port ${part.port} is in use by another program, which does not answer as ${part.name}; stop it, or give the stack other ports (APIGW_STACK_*_PORT)`);
+    }
+    if (ours) await stopPidFile(part.pidFile);
     const pid = part.start();
     say(`${part.name}: starting on port ${part.port} (pid ${pid}, log ${part.logFile})`);
     started.push({ part, pid });

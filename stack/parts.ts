@@ -74,8 +74,8 @@ export function kafkaPart(ports: { kafka: number; kafkaController: number; kafka
     port,
     endpoint: `127.0.0.1:${port}`,
     startTimeoutMs: 90_000,
-    logFile: join(RUN_DIR, 'kafka.log'),
-    pidFile: join(RUN_DIR, 'kafka.pid'),
+    logFile: join(RUN_DIR, `kafka-${port}.log`),
+    pidFile: join(RUN_DIR, `kafka-${port}.pid`),
     installed: () => existsSync(mavenStamp(libs)),
     install(say) {
       say(`installing Apache Kafka ${KAFKA_VERSION} jars from Maven Central (once)`);
@@ -163,8 +163,8 @@ export function registryPart(port: number): StackPart {
     port,
     endpoint: `http://127.0.0.1:${port}/apis/ccompat/v7`,
     startTimeoutMs: 120_000,
-    logFile: join(RUN_DIR, 'schema-registry.log'),
-    pidFile: join(RUN_DIR, 'schema-registry.pid'),
+    logFile: join(RUN_DIR, `schema-registry-${port}.log`),
+    pidFile: join(RUN_DIR, `schema-registry-${port}.pid`),
     installed: () => existsSync(mavenStamp(home)),
     install(say) {
       say(`installing Apicurio Registry ${APICURIO_VERSION} from Maven Central (once)`);
@@ -194,8 +194,8 @@ export function motoPart(port: number): StackPart {
     port,
     endpoint: `http://127.0.0.1:${port}`,
     startTimeoutMs: 60_000,
-    logFile: join(RUN_DIR, 'moto.log'),
-    pidFile: join(RUN_DIR, 'moto.pid'),
+    logFile: join(RUN_DIR, `moto-${port}.log`),
+    pidFile: join(RUN_DIR, `moto-${port}.pid`),
     installed: () => existsSync(join(venv, `.moto-${MOTO_VERSION}`)),
     install(say) {
       say(`installing moto ${MOTO_VERSION} (server mode) from PyPI into ${venv} (once)`);

@@ -77,7 +77,13 @@ export async function waitUntil(what: string, check: () => Promise<boolean>, opt
   throw new Error(`${what} did not answer within ${options.timeoutMs / 1000} s${logTail(options.logFile)}`);
 }
 
+/**
+ * The log's last lines, after its last message on the first line (what a command's one-line error shows): the last
+ * line that is not a stack frame or its continuation.
+ */
 function logTail(logFile?: string): string {
   if (!logFile || !existsSync(logFile)) return '';
-  return `; last lines of ${logFile}:\n${readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n')}`;
+  const lines = readFileSync(logFile, 'utf8').split('\n');
+  const message = lines.filter((line) => line.trim() !== '' && !/^\s|^at /.test(line)).at(-1);
+  return `${message ? `: ${message.slice(0, 400)}` : ''} (log ${logFile}); its last lines:\n${lines.slice(-15).join('\n')}`;
 }

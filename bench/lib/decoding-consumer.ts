@@ -2,19 +2,20 @@
  * The sink benchmarks' reading baseline: a bare kafkajs consumer that only decodes every key and value with avsc
  * (schemas fetched from the registry once per id), the most a JS consumer reads.
  */
-import { join } from 'node:path';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import type avro from 'avsc';
 import { Kafka, logLevel } from 'kafkajs';
-import { RUN_DIR } from '../../stack/layout.js';
+import { stackPorts } from '../../services/shared/config.js';
+import { kafkaPart } from '../../stack/parts.js';
 import { readPid } from '../../stack/processes.js';
 import { cpuSeconds, ownCpuSeconds } from './environment.js';
 import { PARTITIONS, type BenchStack } from './feed.js';
 
 /** The local stack's broker, whose CPU the sink and the decoding baseline share the machine's cores with. */
 export function brokerPid(): number {
-  const pid = readPid(join(RUN_DIR, 'kafka.pid'));
-  if (!pid) throw new Error(`no Kafka broker pid in ${RUN_DIR}: start the stack with \`apigw-stream stack up\``);
+  const { pidFile } = kafkaPart(stackPorts());
+  const pid = readPid(pidFile);
+  if (!pid) throw new Error(`no Kafka broker pid in ${pidFile}: start the stack with \`apigw-stream stack up\``);
   return pid;
 }
 

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { CONFIG_VARIABLES } from '../../services/shared/config.js';
@@ -29,4 +31,24 @@ describe('the command line explains itself', () => {
       assert.ok(readme.includes(`| \`${variable}\` |`), `the README's configuration table has ${variable}`);
     }
   });
+
+  it('stack up on a port another program holds stops with one line naming it, and stops nothing', async () => {
+    const squatter = createServer((_request, response) => response.writeHead(404).end());
+    await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+    const { port } = squatter.address() as AddressInfo;
+    // The running stack's own ports, whatever they are: its other parts answer, and are left as they are.
+    const stackPorts = Object.fromEntries(Object.entries(process.env).filter(([name]) => name.startsWith('APIGW_STACK_')));
+    try {
+      const result = await apigwStream(['stack', 'up'], { ...stackPorts, APIGW_STACK_MOTO_PORT: String(port) });
+      assert.equal(result.status, 1, result.stderr);
+      const lines = result.stderr.split('\n');
+      assert.ok(lines.slice(0, -1).every((line) => line.includes('already answering')), result.stderr);
+      assert.match(lines.at(-1)!, new RegExp(`^apigw-stream: moto: port ${port} is in use by another program, which does not answer as moto`));
+    } finally {
+      squatter.close();
+    }
+    const status = await apigwStream(['stack', 'status'], stackPorts);
+    assert.equal(status.status, 0, `every part of the running stack still answers:\n${status.stdout}`);
+  });
 });
+
