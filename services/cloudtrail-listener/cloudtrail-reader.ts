@@ -1,6 +1,6 @@
 import { CloudTrailClient, InvalidNextTokenException, LookupEventsCommand, type Event } from '@aws-sdk/client-cloudtrail';
 import { RateLimiter } from 'limiter';
-import { isRetriable } from '../shared/errors.js';
+import { describeError, isRetriable } from '../shared/errors.js';
 import { scopeLabels, type AwsScope } from '../shared/aws-scope.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
@@ -25,7 +25,8 @@ export function createCloudTrailReader(deps: { client: CloudTrailClient; scope: 
     shouldRetry: (error) => THROTTLED.has((error as Error).name) || isRetriable(error),
     onRetry: (error, attempt, delayMs) => {
       if (THROTTLED.has((error as Error).name)) metrics.awsThrottled.inc({ ...labels, operation: 'LookupEvents' });
-      log.warn({ attempt, delayMs, err: (error as Error).name }, 'LookupEvents failed; backing off');
+      // The name says throttling; for anything else (an endpoint that is not CloudTrail answers HTML) the message says what.
+      log.warn({ attempt, delayMs, err: `${(error as Error).name}: ${describeError(error)}` }, 'LookupEvents failed; backing off');
     },
   });
 
