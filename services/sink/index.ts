@@ -288,10 +288,6 @@ export function createSink(deps: SinkDeps) {
     return result.history ? 'changed' : result.attribution ? 'attributed' : 'reread';
   }
 
-  /**
-   * A complete read of a scope (an account and region, or one API of it) finished: delete what this partition
-   * holds of that scope and the read did not see. Everything applied before the marker is written first.
-   */
   /** The partition each candidate's key goes to among the topic's partitions now, framed with `keySchemaId`. */
   async function partitionsNow(scope: MarkerScope, keySchemaId: number, candidates: { arn: string; aws_api_id: string }[]): Promise<number[]> {
     if (candidates.length === 0) return [];
@@ -314,6 +310,10 @@ export function createSink(deps: SinkDeps) {
     }
   }
 
+  /**
+   * A complete read of a scope (an account and region, or one API of it) finished: delete what this partition
+   * holds of that scope and the read did not see. Everything applied before the marker is written first.
+   */
   async function completeSnapshot(change: IntegrationChange, partition: number, offset: number, rows: RowBlock, keySchemaId: number): Promise<void> {
     const snapshot = change.snapshot!;
     // Rejected only by a failed write, which the sink has logged: the batch fails, and the sink starts over.
