@@ -400,6 +400,8 @@ export function createSink(deps: SinkDeps) {
   // What this instance last committed, or found committed when it joined, per partition; and whether the group's
   // committed offsets were since found below it (see committedOffsetsGone), until the sink starts over.
   const committedByUs = new Map<number, number>();
+  // Per partition, up to where a start-over has said the retention deleted offsets it had not written (noteExpired).
+  const expiredNoted = new Map<number, number>();
   let topicRemade = false;
   // When the last batch began, and the last ask whether the committed offsets are gone, which later batches await.
   let lastBatchAt = 0;
@@ -469,17 +471,21 @@ export function createSink(deps: SinkDeps) {
   }
 
   /**
-   * Committed offsets below their partition's first, as the sink starts: the retention deleted events the group never
-   * read. kafkajs goes on from the first, committing it at its first fetch, without a word of what that means: their
-   * changes are not in history; the next snapshot brings the current state back, deletions included.
+   * Offsets `from` to `to` - 1 of a partition were deleted by the topic's retention before the sink wrote what they
+   * held: their changes are not in history; the next snapshot brings the current state back, deletions included.
+   * kafkajs goes on from the partition's first offset without a word of what that means.
    */
+  function noteExpired(partition: number, from: number, to: number): void {
+    metrics.sinkOffsetsExpired.inc({ partition: String(partition) }, to - from);
+    log.warn({ topic, partition, fromOffset: from, toOffset: to - 1, offsets: to - from },
+      'the topic\'s retention deleted events before the sink read them: their changes are missing from history; the next snapshot brings the current state back');
+  }
+
+  /** As the sink starts: the group's committed offsets below their partition's first (kafkajs commits its reset at its first fetch). */
   async function noteExpiredOffsets(): Promise<void> {
     try {
       for (const { partition, committed, low } of await partitionOffsets()) {
-        if (committed < 0 || committed >= low) continue;
-        metrics.sinkOffsetsExpired.inc({ partition: String(partition) }, low - committed);
-        log.warn({ topic, partition, fromOffset: committed, toOffset: low - 1, offsets: low - committed },
-          'the topic\'s retention deleted events before the sink read them: their changes are missing from history; the next snapshot brings the current state back');
+        if (committed >= 0 && committed < low) noteExpired(partition, committed, low);
       }
     } catch (error) {
       log.debug({ err: describeError(error) }, 'could not compare the group\'s committed offsets with the partitions\' first');
@@ -518,6 +524,7 @@ export function createSink(deps: SinkDeps) {
       reads.clear();
       firstProducedAt.clear();
       committedByUs.clear();
+      expiredNoted.clear();
       topicRemade = false;
     } else {
       // Later each time in a row (a table that is gone stays gone until someone brings it back): the sink would
@@ -525,7 +532,15 @@ export function createSink(deps: SinkDeps) {
       await sleep(backoffDelay(startOversInRow++, START_OVER_BACKOFF), stopping.signal);
       log.warn({ err: describeError(batcher.failure ?? readFailure) }, `resuming after a failed ${batcher.failure === undefined ? 'read' : 'write'}: consuming again from the committed offsets`);
       for (const { partition, committed, low } of await partitionOffsets()) {
-        if (firstProducedAt.has(partition)) consumer!.seek({ topic, partition, offset: String(committed >= 0 ? committed : low) });
+        if (!firstProducedAt.has(partition)) continue;
+        // What it last wrote, below the partition's first now: the retention overtook a sink that could not write
+        // (kafkajs, fetching meanwhile, may have moved the group's offset to the first already).
+        const unwritten = Math.max(committedByUs.get(partition) ?? committed, expiredNoted.get(partition) ?? -1);
+        if (unwritten >= 0 && unwritten < low) {
+          noteExpired(partition, unwritten, low);
+          expiredNoted.set(partition, low);
+        }
+        consumer!.seek({ topic, partition, offset: String(Math.max(committed, low)) });
       }
     }
     // Only now that every batch fetched before is stale does the failure clear (see forgetApplied): a batch retried

@@ -181,59 +181,93 @@ describe('the topic is deleted under a running tail, which does not make topics'
   });
 });
 
-describe("the topic's retention deletes events the sink's group has not read", { timeout: 180_000 }, () => {
+describe("the topic's retention deletes events the sink has not written", { timeout: 180_000 }, () => {
   const said: string[] = [];
   let env: ReturnType<typeof testEnvironment>;
   let sink: Pipeline | undefined;
   let api: SampleApi;
 
+  /** The partition's end offset: the next event's. */
+  const end = () => withAdmin(plainKafka(), async (admin) => Number((await admin.fetchTopicOffsets(env.config.topic))[0]!.high));
+  /** What the retention does, now: deletes the partition's records before `offset`. */
+  const expireBefore = (offset: number) => withAdmin(plainKafka(), async (admin) => {
+    await admin.fetchTopicMetadata({ topics: [env.config.topic] }); // kafkajs's deleteTopicRecords needs it loaded
+    await admin.deleteTopicRecords({ topic: env.config.topic, partitions: [{ partition: 0, offset: String(offset) }] });
+  });
+  /** Sets the integration's timeout in AWS and takes a snapshot, which carries it to the topic. */
+  async function changeAndSnapshot(timeout: number): Promise<void> {
+    await aws.send(new UpdateIntegrationCommand({ ApiId: api.apiId, IntegrationId: api.integrationIds[0], TimeoutInMillis: timeout }));
+    const snapshotter = await env.open({ snapshot: true });
+    await snapshotter.snapshotter!.runOnce();
+    await snapshotter.close();
+  }
+  /** The sink's warnings of expired offsets, each as its partition and range. */
+  const expiredWarnings = () => said.filter((line) => line.includes('retention deleted events before the sink read them'))
+    .map((line) => (({ partition, fromOffset, toOffset, offsets }) => ({ partition, fromOffset, toOffset, offsets }))(JSON.parse(line) as Record<string, number>));
+  const expiredCounted = async () => (await env.metrics.sinkOffsetsExpired.get()).values.reduce((n, v) => n + v.value, 0);
+  /** The integration's timeouts in history, oldest first. */
+  const timeoutsInHistory = async () => (await rows<{ timeout: number }>(sink!,
+    `SELECT JSONExtract(after, 'timeout_in_millis', 'Nullable(Int32)') AS timeout FROM ${env.table('aws_apigatewayv2_api_integrations_history')}
+     WHERE arn = {arn:String} ORDER BY version`, { arn: `arn:aws:apigateway:${REGION}::/apis/${api.apiId}/integrations/${api.integrationIds[0]}` }))
+    .map((row) => row.timeout);
+
   before(async () => {
     await resetEmulator(motoEndpoint);
     [api] = await seedSampleInventory(aws, { httpApis: 1, websocketApis: 0, prefix: 'expired' });
-    env = testEnvironment({ region: REGION, partitions: 1, logLines: said });
+    // No write retries: the second test's failed write is the one that counts.
+    env = testEnvironment({ region: REGION, partitions: 1, logLines: said, extra: { APIGW_SINK_WRITE_RETRIES: '0' } });
   });
   after(async () => {
     await sink?.close();
     await env?.cleanup();
   });
 
-  it('the sink says how many and from where when it joins, and applies what is left', async () => {
+  it('a sink that was away says how many and from where as it starts, and applies what is left', async () => {
     const first = await env.open({ snapshot: true, sink: true });
     await first.snapshotter!.runOnce();
     await first.sink!.waitForCatchUp();
     await first.close();
 
     // While the sink is away: a change, then another; the retention deletes the first one's snapshot.
-    const integrationId = api.integrationIds[0]!;
-    const snapshotter = await env.open({ snapshot: true });
-    const end = async () => withAdmin(plainKafka(), async (admin) => Number((await admin.fetchTopicOffsets(env.config.topic))[0]!.high));
     const committed = await end();
-    await aws.send(new UpdateIntegrationCommand({ ApiId: api.apiId, IntegrationId: integrationId, TimeoutInMillis: 3131 }));
-    await snapshotter.snapshotter!.runOnce();
+    await changeAndSnapshot(3131);
     const expiredUpTo = await end();
-    await aws.send(new UpdateIntegrationCommand({ ApiId: api.apiId, IntegrationId: integrationId, TimeoutInMillis: 4242 }));
-    await snapshotter.snapshotter!.runOnce();
-    await snapshotter.close();
-    await withAdmin(plainKafka(), async (admin) => {
-      await admin.fetchTopicMetadata({ topics: [env.config.topic] }); // kafkajs's deleteTopicRecords needs it loaded
-      await admin.deleteTopicRecords({ topic: env.config.topic, partitions: [{ partition: 0, offset: String(expiredUpTo) }] });
-    });
+    await changeAndSnapshot(4242);
+    await expireBefore(expiredUpTo);
 
     said.length = 0;
     sink = await env.open({ sink: true });
     await sink.sink!.waitForCatchUp();
-    const warnings = said.filter((line) => line.includes('retention deleted events before the sink read them'));
-    assert.equal(warnings.length, 1, said.join('\n'));
-    assert.deepEqual(
-      (({ partition, fromOffset, toOffset, offsets }) => ({ partition, fromOffset, toOffset, offsets }))(JSON.parse(warnings[0]!) as Record<string, number>),
-      { partition: 0, fromOffset: committed, toOffset: expiredUpTo - 1, offsets: expiredUpTo - committed },
-    );
-    assert.equal((await env.metrics.sinkOffsetsExpired.get()).values[0]?.value, expiredUpTo - committed);
-    const arn = `arn:aws:apigateway:${REGION}::/apis/${api.apiId}/integrations/${integrationId}`;
-    const history = await rows<{ timeout_in_millis: number }>(sink,
-      `SELECT JSONExtract(after, 'timeout_in_millis', 'Nullable(Int32)') AS timeout_in_millis FROM ${env.table('aws_apigatewayv2_api_integrations_history')}
-       WHERE arn = {arn:String} ORDER BY version`, { arn });
-    assert.deepEqual(history.map((row) => row.timeout_in_millis).slice(-1), [4242], 'the change after the deleted events is applied');
-    assert.ok(!history.some((row) => row.timeout_in_millis === 3131), 'the deleted change is not in history: what the warning is for');
+    assert.deepEqual(expiredWarnings(), [{ partition: 0, fromOffset: committed, toOffset: expiredUpTo - 1, offsets: expiredUpTo - committed }], said.join('\n'));
+    assert.equal(await expiredCounted(), expiredUpTo - committed);
+    const history = await timeoutsInHistory();
+    assert.equal(history.at(-1), 4242, 'the change after the deleted events is applied');
+    assert.ok(!history.includes(3131), 'the deleted change is not in history: what the warning is for');
+  });
+
+  it('a running sink that could not write while the retention passed says so as it starts over', async () => {
+    const counted = await expiredCounted();
+    const written = await end();
+    const history = env.table('aws_apigatewayv2_api_integrations_history');
+    said.length = 0;
+    await sink!.clickhouse!.command({ query: `DETACH TABLE ${history}` });
+    let expiredUpTo: number;
+    try {
+      await changeAndSnapshot(5151);
+      await waitFor('the write to fail', async () => ((await env.metrics.sinkWriteFailures.get()).values[0]?.value ?? 0) >= 1);
+      expiredUpTo = await end();
+      await expireBefore(expiredUpTo);
+      await changeAndSnapshot(6161);
+      // It starts over again and again (with backoff) while the table is away: it says so once.
+      await waitFor('a start-over after the records were deleted', async () => expiredWarnings().length > 0, 60_000);
+    } finally {
+      await sink!.clickhouse!.command({ query: `ATTACH TABLE ${history}` });
+    }
+    await sink!.sink!.waitForCatchUp();
+    assert.deepEqual(expiredWarnings(), [{ partition: 0, fromOffset: written, toOffset: expiredUpTo - 1, offsets: expiredUpTo - written }], said.join('\n'));
+    assert.equal(await expiredCounted() - counted, expiredUpTo - written);
+    const timeouts = await timeoutsInHistory();
+    assert.equal(timeouts.at(-1), 6161, 'the change after the deleted events is applied');
+    assert.ok(!timeouts.includes(5151), 'the change whose write failed, then deleted, is not in history');
   });
 });
