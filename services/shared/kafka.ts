@@ -84,13 +84,15 @@ async function roomForDeadLetters(admin: Admin, topic: string): Promise<{ name: 
 // kafkajs's CommonJS exports, past what Node's named-export detection finds in its index.
 const { ConfigResourceTypes } = kafkajs;
 
+/** Settings of a topic as the broker applies them: its own, or the broker's defaults. */
+export async function topicSettings(admin: Admin, topic: string, names: string[]): Promise<Map<string, string>> {
+  const { resources } = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: names }] });
+  return new Map((resources[0]?.configEntries ?? []).map((entry) => [entry.configName, entry.configValue]));
+}
+
 /** The largest record batch a topic takes (its `max.message.bytes`, the broker's default when not its own). */
 export async function messageSizeLimit(admin: Admin, topic: string): Promise<number | undefined> {
-  const { resources } = await admin.describeConfigs({
-    includeSynonyms: false,
-    resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['max.message.bytes'] }],
-  });
-  const limit = Number(resources[0]?.configEntries.find((entry) => entry.configName === 'max.message.bytes')?.configValue);
+  const limit = Number((await topicSettings(admin, topic, ['max.message.bytes'])).get('max.message.bytes'));
   return Number.isSafeInteger(limit) ? limit : undefined;
 }
 

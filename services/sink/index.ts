@@ -4,7 +4,7 @@ import { createConsumerRestarts } from '../shared/consumer-restarts.js';
 import { ApigwError, PoisonMessageError, describeError } from '../shared/errors.js';
 import type { ServiceHealth } from '../shared/health.js';
 import { apiArn, apiIdOf, type ApiInfo, type IntegrationChange } from '../shared/integration-model.js';
-import { createIdempotentProducer, dlqTopic, keyPartitions } from '../shared/kafka.js';
+import { createIdempotentProducer, dlqTopic, keyPartitions, topicSettings } from '../shared/kafka.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
 import { backoffDelay, createRetry, sleep } from '../shared/retry.js';
@@ -493,6 +493,26 @@ export function createSink(deps: SinkDeps) {
   }
 
   /**
+   * The topic's retention, for the start-up line: how long the sink may be away, or unable to write, before changes
+   * are lost (see noteExpired). A compacted topic keeps only each key's last event: that loss needs no time at all.
+   */
+  async function retentionOfTopic(): Promise<{ retentionHours?: number | 'forever' }> {
+    try {
+      const settings = await topicSettings(admin!, topic, ['retention.ms', 'cleanup.policy']);
+      const policy = settings.get('cleanup.policy') ?? '';
+      if (policy.includes('compact')) {
+        log.warn({ topic, cleanupPolicy: policy },
+          'the topic is compacted: it keeps only the last event of each integration, so a sink behind it misses the changes between, and history with them; apigw-stream makes its topic with cleanup.policy=delete');
+      }
+      const retentionMs = Number(settings.get('retention.ms'));
+      return Number.isFinite(retentionMs) ? { retentionHours: retentionMs < 0 ? 'forever' : Math.round(retentionMs / 36e5) } : {};
+    } catch (error) {
+      log.debug({ err: describeError(error) }, 'could not read the topic\'s settings');
+      return {};
+    }
+  }
+
+  /**
    * How far behind its end each owned partition starts, for the partitions no batch has reported on yet: a partition
    * with nothing new never gets a batch, and must not keep the others from counting as caught up.
    */
@@ -659,6 +679,7 @@ export function createSink(deps: SinkDeps) {
       admin = kafka.admin();
       await admin.connect();
       await noteExpiredOffsets();
+      const retention = await retentionOfTopic();
       dlqProducer = createIdempotentProducer(kafka);
       await dlqProducer.connect();
       const restarts = createConsumerRestarts({
@@ -714,7 +735,7 @@ export function createSink(deps: SinkDeps) {
       await consumer.subscribe({ topic, fromBeginning: true });
       await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: PARTITIONS_IN_FLIGHT, eachBatch: handleBatch });
       running = true;
-      log.info({ topic, groupId: deps.groupId }, 'sink started');
+      log.info({ topic, groupId: deps.groupId, ...retention }, 'sink started');
     },
 
     /** True when the group's committed offsets reach the end of every partition. */

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DeleteIntegrationCommand, UpdateIntegrationCommand } from '@aws-sdk/client-apigatewayv2';
+import kafkajs from 'kafkajs';
 import type { Pipeline } from '../../cli/pipeline.js';
 import { ensureTopics, withAdmin } from '../../services/shared/kafka.js';
 import { sleep } from '../../services/shared/retry.js';
@@ -215,7 +216,7 @@ describe("the topic's retention deletes events the sink has not written", { time
     await resetEmulator(motoEndpoint);
     [api] = await seedSampleInventory(aws, { httpApis: 1, websocketApis: 0, prefix: 'expired' });
     // No write retries: the second test's failed write is the one that counts.
-    env = testEnvironment({ region: REGION, partitions: 1, logLines: said, extra: { APIGW_SINK_WRITE_RETRIES: '0' } });
+    env = testEnvironment({ region: REGION, partitions: 1, logLines: said, extra: { APIGW_SINK_WRITE_RETRIES: '0', LOG_LEVEL: 'info' } });
   });
   after(async () => {
     await sink?.close();
@@ -269,5 +270,22 @@ describe("the topic's retention deletes events the sink has not written", { time
     const timeouts = await timeoutsInHistory();
     assert.equal(timeouts.at(-1), 6161, 'the change after the deleted events is applied');
     assert.ok(!timeouts.includes(5151), 'the change whose write failed, then deleted, is not in history');
+  });
+
+  it('a sink says the topic\'s retention as it starts, and warns when the topic is compacted', async () => {
+    await sink!.close();
+    sink = undefined;
+    await withAdmin(plainKafka(), (admin) => admin.alterConfigs({
+      validateOnly: false,
+      resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: env.config.topic, configEntries: [
+        { name: 'cleanup.policy', value: 'compact,delete' }, { name: 'retention.ms', value: String(3 * 24 * 3600_000) },
+      ] }],
+    }));
+    said.length = 0;
+    sink = await env.open({ sink: true });
+    const lines = said.map((line) => JSON.parse(line) as { level: number; msg: string; retentionHours?: number; cleanupPolicy?: string });
+    assert.deepEqual(lines.filter((line) => line.msg === 'sink started').map((line) => line.retentionHours), [72]);
+    const compacted = lines.filter((line) => line.msg.startsWith('the topic is compacted'));
+    assert.deepEqual(compacted.map((line) => [line.level, line.cleanupPolicy]), [[40, 'compact,delete']], said.join('\n'));
   });
 });
