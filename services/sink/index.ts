@@ -478,7 +478,7 @@ export function createSink(deps: SinkDeps) {
   function noteExpired(partition: number, from: number, to: number): void {
     metrics.sinkOffsetsExpired.inc({ partition: String(partition) }, to - from);
     log.warn({ topic, partition, fromOffset: from, toOffset: to - 1, offsets: to - from },
-      'the topic\'s retention deleted events before the sink read them: their changes are missing from history; the next snapshot brings the current state back');
+      'the topic\'s retention deleted events the sink had not written: their changes are missing from history; the next snapshot brings the current state back');
   }
 
   /** As the sink starts: the group's committed offsets below their partition's first (kafkajs commits its reset at its first fetch). */

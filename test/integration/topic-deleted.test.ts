@@ -203,7 +203,7 @@ describe("the topic's retention deletes events the sink has not written", { time
     await snapshotter.close();
   }
   /** The sink's warnings of expired offsets, each as its partition and range. */
-  const expiredWarnings = () => said.filter((line) => line.includes('retention deleted events before the sink read them'))
+  const expiredWarnings = () => said.filter((line) => line.includes('retention deleted events the sink had not written'))
     .map((line) => (({ partition, fromOffset, toOffset, offsets }) => ({ partition, fromOffset, toOffset, offsets }))(JSON.parse(line) as Record<string, number>));
   const expiredCounted = async () => (await env.metrics.sinkOffsetsExpired.get()).values.reduce((n, v) => n + v.value, 0);
   /** The integration's timeouts in history, oldest first. */
