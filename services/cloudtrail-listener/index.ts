@@ -55,6 +55,8 @@ export interface ListenerDeps {
 }
 
 const NINETY_DAYS_MS = 90 * 24 * 3600 * 1000;
+/** The oldest time LookupEvents still serves at `now` (CloudTrail keeps 90 days), with a minute to spare. */
+const oldestKept = (now: number) => now - NINETY_DAYS_MS + 60_000;
 /** Failed polls of a region in a row after which the health report says the listener is not doing its work. */
 const FAILING_POLLS = 3;
 
@@ -194,7 +196,7 @@ export function createCloudTrailListener(deps: ListenerDeps) {
   async function pollOnce(scope: AwsScope, reader: Reader, checkpoint: Checkpoint, sweep: boolean): Promise<Checkpoint> {
     const labels = scopeLabels(scope);
     const now = clock();
-    const start = Math.max(checkpoint.window_end - settings.overlapSeconds * 1000, now - NINETY_DAYS_MS + 60_000);
+    const start = Math.max(checkpoint.window_end - settings.overlapSeconds * 1000, oldestKept(now));
     const longWindow = now - start > 3600_000;
     const progress = longWindow ? createCatchUpProgress({ logger: log, interactive: deps.interactive, scope, start, end: now }) : undefined;
     // Between sweeps, stop at the first page that holds an event already applied: older ones were applied too,
@@ -328,9 +330,9 @@ export function createCloudTrailListener(deps: ListenerDeps) {
       const found = deps.checkpoints.get(loaded, scope.accountId, scope.region);
       const checkpoint = found ?? { account_id: scope.accountId, region: scope.region, window_end: clock() - settings.lookbackHours * 3600_000, seen: {} };
       log.info({ ...scope, from: new Date(checkpoint.window_end).toISOString(), resumed: Boolean(found) }, found ? 'resuming from checkpoint' : 'no checkpoint: looking back');
-      const oldestKept = clock() - NINETY_DAYS_MS + 60_000;
-      if (found && found.window_end < oldestKept) {
-        log.warn({ ...scope, from: new Date(found.window_end).toISOString(), to: new Date(oldestKept).toISOString() },
+      const kept = oldestKept(clock());
+      if (found && found.window_end < kept) {
+        log.warn({ ...scope, from: new Date(found.window_end).toISOString(), to: new Date(kept).toISOString() },
           'the checkpoint is older than CloudTrail keeps events (90 days): who made the changes between these times is lost; the next snapshot reads their state');
       }
       const stop = new AbortController();

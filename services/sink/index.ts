@@ -400,7 +400,7 @@ export function createSink(deps: SinkDeps) {
   // What this instance last committed, or found committed when it joined, per partition; and whether the group's
   // committed offsets were since found below it (see committedOffsetsGone), until the sink starts over.
   const committedByUs = new Map<number, number>();
-  // Per partition, up to where a start-over has said the retention deleted offsets it had not written (noteExpired).
+  // Per partition, up to where the sink has said the retention deleted offsets it had not written (noteExpired).
   const expiredNoted = new Map<number, number>();
   let topicRemade = false;
   // When the last batch began, and the last ask whether the committed offsets are gone, which later batches await.
@@ -476,8 +476,13 @@ export function createSink(deps: SinkDeps) {
    * kafkajs goes on from the partition's first offset without a word of what that means.
    */
   function noteExpired(partition: number, from: number, to: number): void {
-    metrics.sinkOffsetsExpired.inc({ partition: String(partition) }, to - from);
-    log.warn({ topic, partition, fromOffset: from, toOffset: to - 1, offsets: to - from },
+    // Once per range, whichever finds it: the start, or any number of start-overs (kafkajs may move the group's
+    // offset past the range before a start-over reads it).
+    const first = Math.max(from, expiredNoted.get(partition) ?? -1);
+    if (first < 0 || first >= to) return;
+    expiredNoted.set(partition, to);
+    metrics.sinkOffsetsExpired.inc({ partition: String(partition) }, to - first);
+    log.warn({ topic, partition, fromOffset: first, toOffset: to - 1, offsets: to - first },
       'the topic\'s retention deleted events the sink had not written: their changes are missing from history; the next snapshot brings the current state back');
   }
 
@@ -485,7 +490,7 @@ export function createSink(deps: SinkDeps) {
   async function noteExpiredOffsets(): Promise<void> {
     try {
       for (const { partition, committed, low } of await partitionOffsets()) {
-        if (committed >= 0 && committed < low) noteExpired(partition, committed, low);
+        noteExpired(partition, committed, low);
       }
     } catch (error) {
       log.debug({ err: describeError(error) }, 'could not compare the group\'s committed offsets with the partitions\' first');
@@ -553,13 +558,8 @@ export function createSink(deps: SinkDeps) {
       log.warn({ err: describeError(batcher.failure ?? readFailure) }, `resuming after a failed ${batcher.failure === undefined ? 'read' : 'write'}: consuming again from the committed offsets`);
       for (const { partition, committed, low } of await partitionOffsets()) {
         if (!firstProducedAt.has(partition)) continue;
-        // What it last wrote, below the partition's first now: the retention overtook a sink that could not write
-        // (kafkajs, fetching meanwhile, may have moved the group's offset to the first already).
-        const unwritten = Math.max(committedByUs.get(partition) ?? committed, expiredNoted.get(partition) ?? -1);
-        if (unwritten >= 0 && unwritten < low) {
-          noteExpired(partition, unwritten, low);
-          expiredNoted.set(partition, low);
-        }
+        // What it last wrote, below the partition's first now: the retention overtook a sink that could not write.
+        noteExpired(partition, committedByUs.get(partition) ?? committed, low);
         consumer!.seek({ topic, partition, offset: String(Math.max(committed, low)) });
       }
     }

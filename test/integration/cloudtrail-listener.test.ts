@@ -12,7 +12,7 @@ import { PROJECT_ROOT } from '../../stack/layout.js';
 import { resetEmulator } from '../../stack/sample-inventory.js';
 import { startCloudTrailServer, type CloudTrailServer } from '../support/cloudtrail-server.js';
 import { emulatorInventory } from '../support/emulator-state.js';
-import { awsClient, motoEndpoint, plainKafka, rows, runListener, testEnvironment, waitFor } from '../support/harness.js';
+import { awsClient, motoEndpoint, plainKafka, produce, rows, runListener, testEnvironment, waitFor } from '../support/harness.js';
 import { PRINCIPALS, createRecordingClient, openApiWith } from '../support/recorded-changes.js';
 
 const REGION = 'us-west-2';
@@ -401,14 +401,11 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
     const [{ account }] = await rows<{ account: string }>(pipeline,
       `SELECT any(account_id) AS account FROM ${env.table('aws_apigatewayv2_api_integrations_history')} WHERE region = {region:String}`, { region: REGION }) as [{ account: string }];
     const key = `${account}/${REGION}`;
-    const producer = plainKafka().producer();
-    await producer.connect();
     // The last good one from a listener stopped for 100 days: CloudTrail no longer has the events after it.
     const stale = { account_id: account, region: REGION, window_end: Date.now() - 100 * 24 * 3600_000, seen: {} };
-    await producer.send({ topic: checkpointTopic, messages: [
+    await produce(checkpointTopic, [
       { key, value: JSON.stringify(stale) }, { key, value: 'not a checkpoint' }, { key, value: JSON.stringify({ region: REGION, window_end: 'soon' }) },
-    ] });
-    await producer.disconnect();
+    ]);
     const apiId = await newApi('checkpoint-garbage');
     const { integrationId, eventId } = await changes.createIntegration(PRINCIPALS.ci, { ApiId: apiId, IntegrationType: 'HTTP_PROXY', IntegrationMethod: 'GET', IntegrationUri: 'https://g.example.com', PayloadFormatVersion: '1.0' });
 

@@ -48,13 +48,7 @@ describe('dead letters that decode later are sent back once, and what still fail
     lagging = true;
     const late = change('i-late', cloudTrail);
     const old = change('i-snap', snapshot);
-    const producer = plainKafka().producer();
-    await producer.connect();
-    await producer.send({
-      topic: sink.env.config.topic,
-      messages: [await newer.encode(late, late), await newer.encode(old, old), { key: 'not-avro', value: 'not avro either' }],
-    });
-    await producer.disconnect();
+    await produce(sink.env.config.topic, [await newer.encode(late, late), await newer.encode(old, old), { key: 'not-avro', value: 'not avro either' }]);
 
     await waitFor('three dead letters', async () => (await topicMessages(dlq())).length === 3, 60_000);
     await sink.pipeline.sink!.waitForCatchUp();

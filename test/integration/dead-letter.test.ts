@@ -29,17 +29,8 @@ describe('messages the sink cannot decode go to the dead-letter topic and the pi
   });
 
   it('dead-letters garbage and a message with an unknown schema id, with headers saying why, and applies the rest', async () => {
-    const producer = plainKafka().producer();
-    await producer.connect();
     const unknownSchemaId = Buffer.from([0, 0x7f, 0xff, 0xff, 0xf0, 1, 2, 3]);
-    await producer.send({
-      topic: env.config.topic,
-      messages: [
-        { key: 'not-avro', value: 'not avro either', partition: 0 },
-        { key: unknownSchemaId, value: unknownSchemaId, partition: 1 },
-      ],
-    });
-    await producer.disconnect();
+    await produceChanges({ key: 'not-avro', value: 'not avro either', partition: 0 }, { key: unknownSchemaId, value: unknownSchemaId, partition: 1 });
 
     const result = await pipeline.snapshotter!.runOnce();
     await pipeline.sink!.waitForCatchUp();
@@ -124,10 +115,7 @@ describe('messages the sink cannot decode go to the dead-letter topic and the pi
   it('makes its dead-letter topic again when it is deleted under the running sink, and dead-letters into it', async () => {
     const dlq = dlqTopic(env.config.topic);
     await withAdmin(plainKafka(), (admin) => admin.deleteTopics({ topics: [dlq] }));
-    const producer = plainKafka().producer();
-    await producer.connect();
-    await producer.send({ topic: env.config.topic, messages: [{ key: 'after-deletion', value: 'still not avro', partition: 0 }] });
-    await producer.disconnect();
+    await produceChanges({ key: 'after-deletion', value: 'still not avro', partition: 0 });
     // The send to the missing topic waits until the sink's topic check (every 10 s) makes it again.
     await waitFor('the poison message in the dead-letter topic made again', async () =>
       (await withAdmin(plainKafka(), (admin) => admin.listTopics())).includes(dlq) && (await topicMessages(dlq)).length === 1, 60_000);
