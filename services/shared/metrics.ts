@@ -38,7 +38,7 @@ export function createMetrics() {
     deadLettered: new Counter({ name: 'apigw_stream_dead_lettered_total', help: 'Messages sent to the dead-letter topic', labelNames: ['reason'], registers: [registry] }),
     sinkIntegrationsHeld: new Gauge({ name: 'apigw_stream_sink_integrations_held', help: 'Integrations whose applied state the sink holds in memory: the live ones of its partitions, and deleted ones until their deletion is written', registers: [registry] }),
     sinkLastOffset: new Gauge({ name: 'apigw_stream_sink_last_offset', help: 'Last offset the sink committed, its rows written to ClickHouse', labelNames: ['partition'], registers: [registry] }),
-    sinkOffsetsExpired: new Counter({ name: 'apigw_stream_sink_offsets_expired_total', help: 'Offsets of a partition that the topic\'s retention deleted before the sink\'s group read them, found as a sink starts (each sink of the group counts them) or starts over after a failed write (transaction markers among them included): changes missing from history', labelNames: ['partition'], registers: [registry] }),
+    sinkOffsetsExpired: new Counter({ name: 'apigw_stream_sink_offsets_expired_total', help: 'Offsets of a partition that the topic\'s retention deleted before the sink\'s group read them, found as a sink starts (each sink of the group counts them), starts over after a failed write, or reads on past them (transaction markers among them included): changes missing from history', labelNames: ['partition'], registers: [registry] }),
     sinkLag: new Gauge({ name: 'apigw_stream_sink_lag', help: 'Messages of an owned partition after the last one the sink applied, as of its last fetch of that partition', labelNames: ['partition'], registers: [registry] }),
   };
 }

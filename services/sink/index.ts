@@ -13,6 +13,7 @@ import type { MarkerScope, StateStore } from './state-store.js';
 import { ReadTracker } from './read-tracker.js';
 import { blockSize, countOperation, emptyBlock, type RowBlock } from './row-block.js';
 import { deadLetterHeaders, logValueOmitted, sendDeadLetters } from './dead-letters.js';
+import { ExpiredOffsets } from './expired-offsets.js';
 import { createWriteBatcher } from './write-batcher.js';
 
 export interface SinkDeps {
@@ -400,8 +401,11 @@ export function createSink(deps: SinkDeps) {
   // What this instance last committed, or found committed when it joined, per partition; and whether the group's
   // committed offsets were since found below it (see committedOffsetsGone), until the sink starts over.
   const committedByUs = new Map<number, number>();
-  // Per partition, up to where the sink has said the retention deleted offsets it had not written (noteExpired).
-  const expiredNoted = new Map<number, number>();
+  const expired = new ExpiredOffsets();
+  // Where each owned partition's next batch begins: one past the last offset of the batch before (see noteSkipped).
+  const nextOffsets = new Map<number, number>();
+  // The topic keeps only each key's last event (set by hand): its offsets have gaps of their own.
+  let compacted = false;
   let topicRemade = false;
   // When the last batch began, and the last ask whether the committed offsets are gone, which later batches await.
   let lastBatchAt = 0;
@@ -476,14 +480,28 @@ export function createSink(deps: SinkDeps) {
    * kafkajs goes on from the partition's first offset without a word of what that means.
    */
   function noteExpired(partition: number, from: number, to: number): void {
-    // Once per range, whichever finds it: the start, or any number of start-overs (kafkajs may move the group's
-    // offset past the range before a start-over reads it).
-    const first = Math.max(from, expiredNoted.get(partition) ?? -1);
-    if (first < 0 || first >= to) return;
-    expiredNoted.set(partition, to);
-    metrics.sinkOffsetsExpired.inc({ partition: String(partition) }, to - first);
-    log.warn({ topic, partition, fromOffset: first, toOffset: to - 1, offsets: to - first },
-      'the topic\'s retention deleted events the sink had not written: their changes are missing from history; the next snapshot brings the current state back');
+    // Each offset once, whichever finds it: the start, any number of start-overs (kafkajs may move the group's offset
+    // past the range before a start-over reads it), or a batch past a gap (noteSkipped).
+    for (const range of expired.note(partition, from, to)) {
+      metrics.sinkOffsetsExpired.inc({ partition: String(partition) }, range.to - range.from);
+      log.warn({ topic, partition, fromOffset: range.from, toOffset: range.to - 1, offsets: range.to - range.from },
+        'the topic\'s retention deleted events the sink had not written: their changes are missing from history; the next snapshot brings the current state back');
+    }
+  }
+
+  /**
+   * A batch begins where its partition's last one ended: a topic that is not compacted numbers its records without
+   * gaps, and transaction markers and aborted events, which never reach the sink, count in a batch's offsets. One
+   * that begins later follows kafkajs's reset of a position the retention overtook ("Offset out of range", and no
+   * more): a sink that fell that far behind, a stalled one, while its writes succeeded. After a failed write or read,
+   * the start-over says it instead, from what the sink last wrote.
+   */
+  function noteSkipped({ partition, firstOffset, lastOffset }: { partition: number; firstOffset: string | null; lastOffset: string }): void {
+    const expected = nextOffsets.get(partition);
+    nextOffsets.set(partition, Number(lastOffset) + 1);
+    if (expected === undefined || firstOffset === null || compacted) return;
+    if (batcher.failure !== undefined || readFailure !== undefined || topicRemade) return;
+    noteExpired(partition, expected, Number(firstOffset));
   }
 
   /** As the sink starts: the group's committed offsets below their partition's first (kafkajs commits its reset at its first fetch). */
@@ -500,12 +518,14 @@ export function createSink(deps: SinkDeps) {
   /**
    * The topic's retention, for the start-up line: how long the sink may be away, or unable to write, before changes
    * are lost (see noteExpired). A compacted topic keeps only each key's last event: that loss needs no time at all.
+   * Notes whether it is compacted (see noteSkipped).
    */
-  async function retentionOfTopic(): Promise<{ retentionHours?: number | 'forever' }> {
+  async function readTopicSettings(): Promise<{ retentionHours?: number | 'forever' }> {
     try {
       const settings = await topicSettings(admin!, topic, ['retention.ms', 'cleanup.policy']);
       const policy = settings.get('cleanup.policy') ?? '';
-      if (policy.includes('compact')) {
+      compacted = policy.includes('compact');
+      if (compacted) {
         log.warn({ topic, cleanupPolicy: policy },
           'the topic is compacted: it keeps only the last event of each integration, so a sink behind it misses the changes between, and history with them; apigw-stream makes its topic with cleanup.policy=delete');
       }
@@ -549,7 +569,8 @@ export function createSink(deps: SinkDeps) {
       reads.clear();
       firstProducedAt.clear();
       committedByUs.clear();
-      expiredNoted.clear();
+      expired.clear();
+      nextOffsets.clear();
       topicRemade = false;
     } else {
       // Later each time in a row (a table that is gone stays gone until someone brings it back): the sink would
@@ -679,7 +700,7 @@ export function createSink(deps: SinkDeps) {
       admin = kafka.admin();
       await admin.connect();
       await noteExpiredOffsets();
-      const retention = await retentionOfTopic();
+      const retention = await readTopicSettings();
       dlqProducer = createIdempotentProducer(kafka);
       await dlqProducer.connect();
       const restarts = createConsumerRestarts({
@@ -707,6 +728,7 @@ export function createSink(deps: SinkDeps) {
       });
       // A fetch that holds only transaction markers never reaches eachBatch; commit past it so the group's
       // offsets reach the end of the partition.
+      consumer.on(consumer.events.START_BATCH_PROCESS, ({ payload }) => noteSkipped(payload));
       consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
         if (payload.batchSize !== 0) return;
         noteLag(payload.partition, Number(payload.offsetLag));
@@ -725,6 +747,7 @@ export function createSink(deps: SinkDeps) {
         reads.clear();
         firstProducedAt.clear();
         committedByUs.clear();
+        nextOffsets.clear();
         lagByPartition.clear();
         metrics.sinkLag.reset();
         for (const partition of payload.memberAssignment[topic] ?? []) lagByPartition.set(partition, Infinity);

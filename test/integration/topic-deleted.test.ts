@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { DeleteIntegrationCommand, UpdateIntegrationCommand } from '@aws-sdk/client-apigatewayv2';
 import kafkajs from 'kafkajs';
 import type { Pipeline } from '../../cli/pipeline.js';
 import { ensureTopics, withAdmin } from '../../services/shared/kafka.js';
 import { sleep } from '../../services/shared/retry.js';
+import { PROJECT_ROOT } from '../../stack/layout.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
 import { currentTimeouts, queryJson, startApigwStream } from '../support/cli.js';
 import { awsClient, motoEndpoint, plainKafka, rows, testEnvironment, topicMessages, waitFor } from '../support/harness.js';
@@ -270,6 +272,26 @@ describe("the topic's retention deletes events the sink has not written", { time
     const timeouts = await timeoutsInHistory();
     assert.equal(timeouts.at(-1), 6161, 'the change after the deleted events is applied');
     assert.ok(!timeouts.includes(5151), 'the change whose write failed, then deleted, is not in history');
+  });
+
+  it('a running sink the retention overtook while it stood still, its writes never failing, says so as it reads on', async () => {
+    const counted = await expiredCounted();
+    const next = await end();
+    said.length = 0;
+    await aws.send(new UpdateIntegrationCommand({ ApiId: api.apiId, IntegrationId: api.integrationIds[0], TimeoutInMillis: 7171 }));
+    // This process, the sink's, stands still (a long pause, a stopped machine) while another takes a snapshot and
+    // the retention deletes it. Its fetch in flight has answered, empty, by the time the snapshot begins.
+    const stalled = spawnSync('bash', ['-c', `sleep 1 && node bin/apigw-stream.js snapshot --once && node --import tsx test/support/expire-topic.ts ${env.config.topic}`], {
+      cwd: PROJECT_ROOT, env: { ...env.env, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', LOG_LEVEL: 'warn' }, encoding: 'utf8', timeout: 60_000,
+    });
+    assert.equal(stalled.status, 0, stalled.stderr);
+    const expiredUpTo = await end();
+    assert.ok(expiredUpTo > next, 'the snapshot was written, then deleted');
+    await changeAndSnapshot(8181);
+    await waitFor('the change after the deleted events', async () => (await timeoutsInHistory()).at(-1) === 8181);
+    assert.deepEqual(expiredWarnings(), [{ partition: 0, fromOffset: next, toOffset: expiredUpTo - 1, offsets: expiredUpTo - next }], said.join('\n'));
+    assert.equal(await expiredCounted() - counted, expiredUpTo - next);
+    assert.ok(!(await timeoutsInHistory()).includes(7171), 'the change the sink never read is not in history');
   });
 
   it('a sink says the topic\'s retention as it starts, and warns when the topic is compacted', async () => {
