@@ -7,7 +7,7 @@ import { DependencyError } from '../services/shared/errors.js';
 import type { DriftQueries, InventoryFilter } from '../services/query/drift-queries.js';
 import { findEndpoint } from '../services/query/query-endpoint.js';
 import { queriesOver } from '../services/query/query-server.js';
-import { parseTimeInput } from '../services/query/time-input.js';
+import { QueryInputError, parseTimeInput } from '../services/query/time-input.js';
 import { emit, formatOption, type Format, type Row } from './output.js';
 
 const NOTHING_WRITTEN = 'nothing has written there yet (a `sink` or `run` does from its start); check that CLICKHOUSE_URL and CLICKHOUSE_DATABASE name what it uses';
@@ -119,6 +119,8 @@ With the embedded engine held by a running \`sink\` or \`run\`, the query goes t
     .action(async (opts: InventoryFilter & { from: string; to: string; format: Format }) => {
       const from = parseTimeInput('--from', opts.from);
       const to = parseTimeInput('--to', opts.to);
+      // Answered as asked, the diff would run backwards: what was added shown as removed.
+      if (from > to) throw new QueryInputError(opts.from, `--from (${new Date(from).toISOString()}) is later than --to (${new Date(to).toISOString()}); give the earlier moment first`);
       const diff = await withQueries((q) => q.diff(from, to, filterOf(opts)));
       const rows = [
         ...diff.added.map((view) => ({ change: 'added', arn: view.arn })),

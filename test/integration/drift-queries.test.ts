@@ -151,6 +151,9 @@ describe('drift queries over a scripted sequence of changes', { timeout: 300_000
         changed: [...answer.changed].sort((a, b) => a.arn.localeCompare(b.arn)),
       }, expected, `diff ${from} -> ${to}`);
     }
+    const backwards = await apigwStream(['query', 'diff', '--from', iso(steps[2]!.at), '--to', iso(steps[0]!.at)], env.env);
+    assert.equal(backwards.status, 2, 'a diff from a later moment to an earlier one is refused');
+    assert.equal(backwards.stderr, `apigw-stream: --from (${iso(steps[2]!.at)}) is later than --to (${iso(steps[0]!.at)}); give the earlier moment first`);
     const oneKey = await query<{ changed: { arn: string; changes: { field: string }[] }[] }>(['diff', '--from', iso(steps[1]!.at), '--to', iso(steps[2]!.at)]);
     const parameterChanges = oneKey.changed.flatMap((c) => c.changes).filter((c) => c.field.startsWith('request_parameters'));
     assert.deepEqual(parameterChanges, [{ field: "request_parameters['overwrite:path']", old: '/v1', new: '/v2' }], 'one changed request parameter is one change');
