@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { AwsScope } from '../services/shared/aws-scope.js';
-import { loadConfig, type Config } from '../services/shared/config.js';
+import { loadConfig, unreadVariables, type Config } from '../services/shared/config.js';
 import { ApigwError, ConfigError, DependencyError, describeError } from '../services/shared/errors.js';
 import { createLogger, type Logger } from '../services/shared/logger.js';
 import { stackDown, stackStatus, stackUp } from '../stack/index.js';
@@ -155,7 +155,12 @@ const program = new Command('apigw-stream')
   .version(version)
   .description('Change-data-capture for AWS API Gateway v2 integrations: AWS -> Avro change events on Kafka -> ClickHouse current state and history.')
   .addHelpText('after', ENVIRONMENT_HELP)
-  .showHelpAfterError();
+  .showHelpAfterError()
+  .hook('preAction', () => {
+    for (const { name, meant } of unreadVariables()) {
+      process.stderr.write(`apigw-stream: warning: ${name} is not a setting of apigw-stream and is ignored${meant ? ` (did you mean ${meant}?)` : ''}\n`);
+    }
+  });
 
 program.command('snapshot')
   .description('Read every API and integration of every configured region of each account and emit one change event per integration, then a completion marker per account and region')

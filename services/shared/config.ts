@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import didYouMean from 'didyoumean2';
 import { z } from 'zod';
 import type { BasicAuth } from './basic-auth.js';
 import { ConfigError } from './errors.js';
@@ -26,17 +27,19 @@ const ROLE_ARN = /^arn:aws[a-z-]*:iam::(\d{12}):role\/[\w+=,.@/-]{1,512}$/;
 // A role's name, with its path if it has one: what follows `role/` in its ARN.
 const ROLE_NAME = /^[\w+=,.@-]+(\/[\w+=,.@-]+)*$/;
 
+const STACK_PORTS = {
+  kafka: ['APIGW_STACK_KAFKA_PORT', 9092],
+  kafkaController: ['APIGW_STACK_KAFKA_CONTROLLER_PORT', 9093],
+  kafkaSasl: ['APIGW_STACK_KAFKA_SASL_PORT', 9094],
+  kafkaSsl: ['APIGW_STACK_KAFKA_SSL_PORT', 9095],
+  registry: ['APIGW_STACK_REGISTRY_PORT', 8081],
+  moto: ['APIGW_STACK_MOTO_PORT', 5000],
+} as const;
+
 /** Defaults of the local real stack (`apigw-stream stack up`); each port can be moved with its variable. */
-export function stackPorts(env: NodeJS.ProcessEnv = process.env) {
-  const port = (name: string, fallback: number) => parsePort(name, env[name], fallback);
-  return {
-    kafka: port('APIGW_STACK_KAFKA_PORT', 9092),
-    kafkaController: port('APIGW_STACK_KAFKA_CONTROLLER_PORT', 9093),
-    kafkaSasl: port('APIGW_STACK_KAFKA_SASL_PORT', 9094),
-    kafkaSsl: port('APIGW_STACK_KAFKA_SSL_PORT', 9095),
-    registry: port('APIGW_STACK_REGISTRY_PORT', 8081),
-    moto: port('APIGW_STACK_MOTO_PORT', 5000),
-  };
+export function stackPorts(env: NodeJS.ProcessEnv = process.env): Record<keyof typeof STACK_PORTS, number> {
+  const ports = Object.entries(STACK_PORTS).map(([part, [variable, fallback]]) => [part, parsePort(variable, env[variable], fallback)]);
+  return Object.fromEntries(ports) as Record<keyof typeof STACK_PORTS, number>;
 }
 
 function parsePort(variable: string, raw: string | undefined, fallback: number): number {
@@ -216,6 +219,31 @@ function splitUserInfo(url: URL): { url: string; username?: string; password?: s
 }
 
 /** Parses and checks the environment; throws a ConfigError naming the first bad variable. */
+// What Kubernetes gives a pod for each service beside it: a service named apigw-<x> gives APIGW_<X>_SERVICE_HOST,
+// APIGW_<X>_PORT=tcp://…, APIGW_<X>_PORT_9464_TCP_ADDR and so on.
+const isServiceLink = (name: string, value = '') => /_(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)$/.test(name)
+  || (name.endsWith('_PORT') && /^(tcp|udp|sctp):\/\//.test(value));
+
+/**
+ * Variables under apigw-stream's prefix that it does not read, each with the one it likely stands for: misspelled, a
+ * setting keeps its default without a word. Named, not refused: "APIGW" is a common short name for API Gateway, and a
+ * shell may hold such variables for other tools.
+ */
+export function unreadVariables(env: NodeJS.ProcessEnv = process.env): { name: string; meant?: string }[] {
+  const prefix = 'APIGW_';
+  const read = [...CONFIG_VARIABLES, ...Object.values(STACK_PORTS).map(([variable]) => variable), 'APIGW_STACK_DIR']
+    .filter((name) => name.startsWith(prefix));
+  // Compared without the prefix they all share, which would make any two of them look alike.
+  const suffixes = read.map((name) => name.slice(prefix.length));
+  return Object.keys(env)
+    .filter((name) => name.startsWith(prefix) && !read.includes(name) && !isServiceLink(name, env[name]))
+    .sort()
+    .map((name) => {
+      const meant = didYouMean(name.slice(prefix.length), suffixes);
+      return meant === null ? { name } : { name, meant: `${prefix}${meant}` };
+    });
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const ports = stackPorts(env);
   const pick = (name: string, fallback?: string) => {

@@ -9,6 +9,8 @@ import { PROJECT_ROOT } from '../../stack/layout.js';
 import { apigwStream } from '../support/cli.js';
 
 const { version } = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string };
+/** The running stack's own ports, whatever they are. */
+const stackPorts = Object.fromEntries(Object.entries(process.env).filter(([name]) => name.startsWith('APIGW_STACK_')));
 
 describe('the command line explains itself', () => {
   it('--version prints the release and exits 0', async () => {
@@ -32,13 +34,19 @@ describe('the command line explains itself', () => {
     }
   });
 
+  it('a misspelled setting is named as the command starts, with the one it likely stands for', async () => {
+    const result = await apigwStream(['stack', 'status'], { ...stackPorts, APIGW_SNAPSHOT_INTERVAL: '60' });
+    assert.equal(result.status, 0, result.stderr);
+    assert.equal(result.stderr,
+      'apigw-stream: warning: APIGW_SNAPSHOT_INTERVAL is not a setting of apigw-stream and is ignored (did you mean APIGW_SNAPSHOT_INTERVAL_SECONDS?)');
+  });
+
   it('stack up on a port another program holds stops with one line naming it, and stops nothing', async () => {
     const squatter = createServer((_request, response) => response.writeHead(404).end());
     await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
     const { port } = squatter.address() as AddressInfo;
-    // The running stack's own ports, whatever they are: its other parts answer, and are left as they are.
-    const stackPorts = Object.fromEntries(Object.entries(process.env).filter(([name]) => name.startsWith('APIGW_STACK_')));
     try {
+      // Its other parts answer, and are left as they are.
       const result = await apigwStream(['stack', 'up'], { ...stackPorts, APIGW_STACK_MOTO_PORT: String(port) });
       assert.equal(result.status, 1, result.stderr);
       const lines = result.stderr.split('\n');

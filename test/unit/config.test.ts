@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadConfig, parseClickHouseUrl } from '../../services/shared/config.js';
+import { loadConfig, parseClickHouseUrl, unreadVariables } from '../../services/shared/config.js';
 import { ConfigError } from '../../services/shared/errors.js';
 
 describe('configuration', () => {
@@ -12,6 +12,23 @@ describe('configuration', () => {
     assert.deepEqual(config.clickhouse, { kind: 'chdb', path: './data/clickhouse' });
     assert.deepEqual(config.regions, ['eu-central-1']);
     assert.equal(config.topic, 'aws.apigatewayv2.integrations');
+  });
+
+  it('names the variables under its prefix it does not read, with the setting each likely stands for', () => {
+    assert.deepEqual(unreadVariables({
+      APIGW_SNAPSHOT_INTERVAL: '60', APIGW_METRIC_PORT: '9464', APIGW_ID: 'a1b2c3', APIGW_TOPIC: 'read', APIGW_STACK_DIR: '/tmp/stack',
+      APIGW_STACK_MOTO_PORT: '5001', KAFKA_HEAP_OPTS: '-Xmx1g',
+    }), [
+      { name: 'APIGW_ID' },
+      { name: 'APIGW_METRIC_PORT', meant: 'APIGW_METRICS_PORT' },
+      { name: 'APIGW_SNAPSHOT_INTERVAL', meant: 'APIGW_SNAPSHOT_INTERVAL_SECONDS' },
+    ]);
+    // What Kubernetes gives a pod for a service named apigw-stream beside it.
+    assert.deepEqual(unreadVariables({
+      APIGW_STREAM_SERVICE_HOST: '10.0.0.7', APIGW_STREAM_SERVICE_PORT: '9464', APIGW_STREAM_SERVICE_PORT_METRICS: '9464',
+      APIGW_STREAM_PORT: 'tcp://10.0.0.7:9464', APIGW_STREAM_PORT_9464_TCP: 'tcp://10.0.0.7:9464',
+      APIGW_STREAM_PORT_9464_TCP_PROTO: 'tcp', APIGW_STREAM_PORT_9464_TCP_PORT: '9464', APIGW_STREAM_PORT_9464_TCP_ADDR: '10.0.0.7',
+    }), []);
   });
 
   it('follows the stack ports', () => {
