@@ -13,7 +13,7 @@ import type { MarkerScope, StateStore } from './state-store.js';
 import { ReadTracker } from './read-tracker.js';
 import { blockSize, countOperation, emptyBlock, type RowBlock } from './row-block.js';
 import { deadLetterHeaders, logValueOmitted, sendDeadLetters } from './dead-letters.js';
-import { ExpiredOffsets } from './expired-offsets.js';
+import { ExpiredOffsets, type OffsetRange } from './expired-offsets.js';
 import { createWriteBatcher } from './write-batcher.js';
 
 export interface SinkDeps {
@@ -402,10 +402,6 @@ export function createSink(deps: SinkDeps) {
   // committed offsets were since found below it (see committedOffsetsGone), until the sink starts over.
   const committedByUs = new Map<number, number>();
   const expired = new ExpiredOffsets();
-  // Where each owned partition's next batch begins: one past the last offset of the batch before (see noteSkipped).
-  const nextOffsets = new Map<number, number>();
-  // The topic keeps only each key's last event (set by hand): its offsets have gaps of their own.
-  let compacted = false;
   let topicRemade = false;
   // When the last batch began, and the last ask whether the committed offsets are gone, which later batches await.
   let lastBatchAt = 0;
@@ -480,28 +476,15 @@ export function createSink(deps: SinkDeps) {
    * kafkajs goes on from the partition's first offset without a word of what that means.
    */
   function noteExpired(partition: number, from: number, to: number): void {
-    // Each offset once, whichever finds it: the start, any number of start-overs (kafkajs may move the group's offset
-    // past the range before a start-over reads it), or a batch past a gap (noteSkipped).
-    for (const range of expired.note(partition, from, to)) {
+    sayExpired(partition, expired.note(partition, from, to));
+  }
+
+  function sayExpired(partition: number, ranges: OffsetRange[]): void {
+    for (const range of ranges) {
       metrics.sinkOffsetsExpired.inc({ partition: String(partition) }, range.to - range.from);
       log.warn({ topic, partition, fromOffset: range.from, toOffset: range.to - 1, offsets: range.to - range.from },
         'the topic\'s retention deleted events the sink had not written: their changes are missing from history; the next snapshot brings the current state back');
     }
-  }
-
-  /**
-   * A batch begins where its partition's last one ended: a topic that is not compacted numbers its records without
-   * gaps, and transaction markers and aborted events, which never reach the sink, count in a batch's offsets. One
-   * that begins later follows kafkajs's reset of a position the retention overtook ("Offset out of range", and no
-   * more): a sink that fell that far behind, a stalled one, while its writes succeeded. After a failed write or read,
-   * the start-over says it instead, from what the sink last wrote.
-   */
-  function noteSkipped({ partition, firstOffset, lastOffset }: { partition: number; firstOffset: string | null; lastOffset: string }): void {
-    const expected = nextOffsets.get(partition);
-    nextOffsets.set(partition, Number(lastOffset) + 1);
-    if (expected === undefined || firstOffset === null || compacted) return;
-    if (batcher.failure !== undefined || readFailure !== undefined || topicRemade) return;
-    noteExpired(partition, expected, Number(firstOffset));
   }
 
   /** As the sink starts: the group's committed offsets below their partition's first (kafkajs commits its reset at its first fetch). */
@@ -518,14 +501,14 @@ export function createSink(deps: SinkDeps) {
   /**
    * The topic's retention, for the start-up line: how long the sink may be away, or unable to write, before changes
    * are lost (see noteExpired). A compacted topic keeps only each key's last event: that loss needs no time at all.
-   * Notes whether it is compacted (see noteSkipped).
+   * Notes whether it is compacted (see ExpiredOffsets).
    */
   async function readTopicSettings(): Promise<{ retentionHours?: number | 'forever' }> {
     try {
       const settings = await topicSettings(admin!, topic, ['retention.ms', 'cleanup.policy']);
       const policy = settings.get('cleanup.policy') ?? '';
-      compacted = policy.includes('compact');
-      if (compacted) {
+      expired.compacted = policy.includes('compact');
+      if (expired.compacted) {
         log.warn({ topic, cleanupPolicy: policy },
           'the topic is compacted: it keeps only the last event of each integration, so a sink behind it misses the changes between, and history with them; apigw-stream makes its topic with cleanup.policy=delete');
       }
@@ -570,7 +553,6 @@ export function createSink(deps: SinkDeps) {
       firstProducedAt.clear();
       committedByUs.clear();
       expired.clear();
-      nextOffsets.clear();
       topicRemade = false;
     } else {
       // Later each time in a row (a table that is gone stays gone until someone brings it back): the sink would
@@ -726,9 +708,13 @@ export function createSink(deps: SinkDeps) {
           restartOnFailure: async (error) => !stopping.signal.aborted && restarts.beforeRestart(error),
         },
       });
+      // Every batch, those of transaction markers alone included: one beginning past a gap (see batchBegins).
+      consumer.on(consumer.events.START_BATCH_PROCESS, ({ payload }) => {
+        const startingOverNext = batcher.failure !== undefined || readFailure !== undefined || topicRemade;
+        sayExpired(payload.partition, expired.batchBegins(payload, startingOverNext));
+      });
       // A fetch that holds only transaction markers never reaches eachBatch; commit past it so the group's
       // offsets reach the end of the partition.
-      consumer.on(consumer.events.START_BATCH_PROCESS, ({ payload }) => noteSkipped(payload));
       consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
         if (payload.batchSize !== 0) return;
         noteLag(payload.partition, Number(payload.offsetLag));
@@ -747,7 +733,7 @@ export function createSink(deps: SinkDeps) {
         reads.clear();
         firstProducedAt.clear();
         committedByUs.clear();
-        nextOffsets.clear();
+        expired.forgetPositions();
         lagByPartition.clear();
         metrics.sinkLag.reset();
         for (const partition of payload.memberAssignment[topic] ?? []) lagByPartition.set(partition, Infinity);
