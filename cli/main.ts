@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { AwsScope } from '../services/shared/aws-scope.js';
-import { loadConfig, unreadVariables, type Config } from '../services/shared/config.js';
+import { describeConfig, loadConfig, unreadVariables, type Config } from '../services/shared/config.js';
 import { ApigwError, ConfigError, DependencyError, describeError } from '../services/shared/errors.js';
 import { createLogger, type Logger } from '../services/shared/logger.js';
 import { stackDown, stackStatus, stackUp } from '../stack/index.js';
@@ -76,6 +76,7 @@ async function runServices(options: PipelineParts & { once: boolean }): Promise<
     import('./pipeline.js'), import('../services/shared/metrics.js'), import('../services/shared/health.js'),
   ]);
   const logger = createLogger(config.logLevel);
+  logger.info({ version, ...describeConfig(config, options) }, 'apigw-stream starting');
   const metrics = createMetrics();
   const health = createHealth();
   // Its port is taken before anything is written: one in use stops the command there.

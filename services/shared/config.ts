@@ -411,3 +411,31 @@ export function requireRegions(config: Config): string[] {
   if (config.regions.length === 0) throw new ConfigError('AWS_REGIONS', 'no region configured: set AWS_REGIONS (or AWS_REGION)');
   return config.regions;
 }
+
+/**
+ * What a service start uses, for its first log line: where it reads and writes, and what it reads, for the parts it
+ * runs. No secret: credentials appear as the user names they carry.
+ */
+export function describeConfig(config: Config, parts: { snapshot: boolean; listen: boolean; sink: boolean; once?: boolean }): Record<string, unknown> {
+  const { sasl, ssl } = config.kafkaSecurity;
+  const target = config.clickhouse;
+  const readsAws = parts.snapshot || parts.listen;
+  const accounts = config.awsOrganization
+    ? { organizationRole: config.awsOrganization.roleName, units: config.awsOrganization.units, excluded: config.awsOrganization.excludedAccounts }
+    : config.awsRoles.length > 0 ? config.awsRoles.map((role) => role.accountId) : 'the credentials\' own';
+  return {
+    kafka: { brokers: config.kafkaBrokers, ...(sasl ? { sasl: sasl.mechanism, user: sasl.username } : {}), tls: ssl !== undefined },
+    registry: config.schemaRegistryUrl,
+    topic: config.topic,
+    ...(parts.sink ? {
+      clickhouse: target.kind === 'chdb' ? `chdb://${target.path}` : target.url,
+      ...(target.kind === 'http' && target.username ? { clickhouseUser: target.username } : {}),
+      database: config.clickhouseDatabase,
+      ...(config.clickhouseCluster ? { cluster: config.clickhouseCluster } : {}),
+      groupId: config.sinkGroupId,
+    } : {}),
+    ...(readsAws ? { regions: config.regions, accounts, ...(config.awsEndpointUrl ? { awsEndpoint: config.awsEndpointUrl } : {}) } : {}),
+    ...(parts.snapshot && !parts.once ? { snapshotIntervalSeconds: config.snapshotIntervalSeconds } : {}),
+    ...(parts.listen ? { pollSeconds: config.listener.pollSeconds } : {}),
+  };
+}

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadConfig, parseClickHouseUrl, unreadVariables } from '../../services/shared/config.js';
+import { describeConfig, loadConfig, parseClickHouseUrl, unreadVariables } from '../../services/shared/config.js';
 import { ConfigError } from '../../services/shared/errors.js';
 
 describe('configuration', () => {
@@ -29,6 +29,24 @@ describe('configuration', () => {
       APIGW_STREAM_PORT: 'tcp://10.0.0.7:9464', APIGW_STREAM_PORT_9464_TCP: 'tcp://10.0.0.7:9464',
       APIGW_STREAM_PORT_9464_TCP_PROTO: 'tcp', APIGW_STREAM_PORT_9464_TCP_PORT: '9464', APIGW_STREAM_PORT_9464_TCP_ADDR: '10.0.0.7',
     }), []);
+  });
+
+  it('describes what a start uses for the parts it runs, with no secret in it', () => {
+    const config = loadConfig({
+      KAFKA_BROKERS: 'b1:9094,b2:9094', KAFKA_SASL_MECHANISM: 'scram-sha-512', KAFKA_SASL_USERNAME: 'apigw', KAFKA_SASL_PASSWORD: 'kafka-secret',
+      SCHEMA_REGISTRY_URL: 'https://reg:registry-secret@registry.example:8081', CLICKHOUSE_URL: 'https://writer:ch-secret@ch.example:8443',
+      AWS_REGIONS: 'eu-west-1,us-east-1', AWS_ROLE_ARNS: 'arn:aws:iam::111122223333:role/reader',
+    });
+    const sink = describeConfig(config, { snapshot: false, listen: false, sink: true });
+    assert.deepEqual(sink, {
+      kafka: { brokers: ['b1:9094', 'b2:9094'], sasl: 'scram-sha-512', user: 'apigw', tls: false },
+      registry: 'https://registry.example:8081', topic: 'aws.apigatewayv2.integrations',
+      clickhouse: 'https://ch.example:8443', clickhouseUser: 'writer', database: 'apigw', groupId: 'apigw-stream-sink',
+    });
+    const run = describeConfig(config, { snapshot: true, listen: true, sink: true });
+    assert.deepEqual([run.regions, run.accounts, run.snapshotIntervalSeconds, run.pollSeconds], [['eu-west-1', 'us-east-1'], ['111122223333'], 300, 30]);
+    assert.equal(describeConfig(config, { snapshot: true, listen: false, sink: false, once: true }).snapshotIntervalSeconds, undefined);
+    assert.doesNotMatch(JSON.stringify(run), /secret/);
   });
 
   it('follows the stack ports', () => {
