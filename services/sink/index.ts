@@ -14,6 +14,7 @@ import { ReadTracker } from './read-tracker.js';
 import { blockSize, countOperation, emptyBlock, type RowBlock } from './row-block.js';
 import { deadLetterHeaders, logValueOmitted, sendDeadLetters } from './dead-letters.js';
 import { ExpiredOffsets, type OffsetRange } from './expired-offsets.js';
+import { createOffsetCommits } from './offset-commits.js';
 import { createWriteBatcher } from './write-batcher.js';
 
 export interface SinkDeps {
@@ -41,11 +42,9 @@ export interface SinkDeps {
  * ClickHouse writes: while one block is written (native threads), the next is decoded and applied on the JS thread.
  */
 const PARTITIONS_IN_FLIGHT = 6;
-/** The longest a sole writer's written offsets wait to be committed, all partitions in one request. */
-const COMMIT_INTERVAL_MS = 200;
 /**
  * A batch that comes after this long without one asks first whether the group's committed offsets are gone (see
- * committedOffsetsGone): a topic deleted and made again while the consumer was away (stalled, or between two
+ * OffsetCommits' committedOffsetsGone): a topic deleted and made again while the consumer was away (stalled, or between two
  * fetches), not noticing it, or a sink that stood still since it joined. A fetch waits at most 500 ms for new events,
  * so this holds for the first batch after every quiet spell; under load batches follow each other closely and none
  * asks (each ask costs ~1 ms of the JS thread).
@@ -391,77 +390,14 @@ export function createSink(deps: SinkDeps) {
     return decoded;
   }
 
-  // Offsets whose rows are written, per partition, until the next commit carries them all: a commit per batch
-  // was ~1,200 requests per million events, each a write to the broker's offsets log on the cores the sink uses.
-  const writtenOffsets = new Map<number, number>();
-  let commitTimer: NodeJS.Timeout | undefined;
-  // The commits sent so far, in order, and the written-offset records still waiting for their writes; stop() waits for both.
-  let commits: Promise<void> = Promise.resolve();
-  let recording: Promise<void> = Promise.resolve();
-  // What this instance last committed, or found committed when it joined, per partition; and whether the group's
-  // committed offsets were since found below it (see committedOffsetsGone), until the sink starts over.
-  const committedByUs = new Map<number, number>();
+  const commits = createOffsetCommits({
+    topic, groupId: deps.groupId, admin: () => admin!, consumer: () => consumer!, metrics, log,
+    onCommitted: (partition, offset) => reads.committed(partition, offset),
+  });
   const expired = new ExpiredOffsets();
-  let topicRemade = false;
   // When the last batch began, and the last ask whether the committed offsets are gone, which later batches await.
   let lastBatchAt = 0;
   let offsetsChecked: Promise<unknown> = Promise.resolve();
-
-  /** Commits every written offset not committed yet, in one request. */
-  function flushCommits(): Promise<void> {
-    clearTimeout(commitTimer);
-    commitTimer = undefined;
-    if (writtenOffsets.size === 0) return commits;
-    const offsets = [...writtenOffsets].map(([partition, next]) => ({ topic, partition, offset: String(next) }));
-    writtenOffsets.clear();
-    commits = commits.then(async () => {
-      if (await committedOffsetsGone()) return;
-      await consumer!.commitOffsets(offsets);
-      for (const { partition, offset } of offsets) {
-        committedByUs.set(partition, Number(offset));
-        reads.committed(partition, Number(offset));
-        metrics.sinkLastOffset.set({ partition: String(partition) }, Number(offset) - 1);
-      }
-    }).catch((error: unknown) => log.warn({ offsets, err: describeError(error) }, 'committing offsets failed; a later commit covers them'));
-    return commits;
-  }
-
-  /**
-   * True when the group's committed offset of a partition is below the one this instance committed: the broker
-   * dropped them because the topic was deleted. Made again, the topic's offsets start over, and the positions this
-   * instance holds point into its middle, past events it never read: nothing more is committed, and the next batch
-   * starts over from the topic's start (see startOver).
-   */
-  async function committedOffsetsGone(): Promise<boolean> {
-    if (topicRemade) return true;
-    const [committed] = await admin!.fetchOffsets({ groupId: deps.groupId, topics: [topic] });
-    // A partition with no commit of ours to compare is left out (the group's offset may be a negative stand-in then).
-    const gone = committed!.partitions.filter(({ partition, offset }) => committedByUs.has(partition) && Number(offset) < committedByUs.get(partition)!);
-    if (gone.length === 0) return false;
-    topicRemade = true;
-    metrics.sinkTopicRemade.inc();
-    log.warn({ topic, partitions: gone.map(({ partition }) => partition) }, 'the group\'s committed offsets are gone: the topic was deleted and made again; consuming it again from its start');
-    return true;
-  }
-
-  /**
-   * Commits a partition's offset past `last` once `written` (by default: every row applied so far) settles, never
-   * before: at the latest COMMIT_INTERVAL_MS after, with the other partitions' (at once when `now`).
-   */
-  function commitWhenWritten(partition: number, last: string, written = batcher.written(), now = false): Promise<void> {
-    const recorded = written.then(
-      () => {
-        writtenOffsets.set(partition, Math.max(writtenOffsets.get(partition) ?? 0, Number(last) + 1));
-        if (now) return flushCommits();
-        commitTimer ??= setTimeout(() => void flushCommits(), COMMIT_INTERVAL_MS);
-        return undefined;
-      },
-      // The write failed: nothing is committed, and the sink starts over from the committed offsets.
-      () => undefined,
-    );
-    recording = recording.then(() => recorded);
-    return recorded;
-  }
 
   /** Every partition's committed offset for the group (-1 when none) and its first and next-to-be-written offsets. */
   async function partitionOffsets(): Promise<{ partition: number; committed: number; low: number; high: number }[]> {
@@ -528,7 +464,7 @@ export function createSink(deps: SinkDeps) {
     try {
       for (const { partition, committed, low, high } of await partitionOffsets()) {
         if (lagByPartition.get(partition) === Infinity) noteLag(partition, high - Math.max(committed, low));
-        if (lagByPartition.has(partition) && committed >= 0) committedByUs.set(partition, Math.max(committed, committedByUs.get(partition) ?? 0));
+        if (lagByPartition.has(partition) && committed >= 0) commits.foundCommitted(partition, committed);
       }
     } catch (error) {
       log.debug({ err: describeError(error) }, 'could not read the partitions\' ends; caught up is known once every partition has had a batch');
@@ -538,22 +474,19 @@ export function createSink(deps: SinkDeps) {
   /**
    * After a write or a read of the tables failed for good: once every write has settled, forget what was applied in
    * memory and consume again from the committed offsets of the partitions this instance works on. After its topic was made again
-   * (topicRemade): from the start of each partition it owns, forgetting its reads and the offsets it meant to commit.
+   * (commits.topicRemade): from the start of each partition it owns, forgetting its reads and the offsets it meant to commit.
    */
   async function startOver(): Promise<void> {
     await batcher.idle();
-    if (topicRemade) {
-      await recording;
-      await commits;
-      writtenOffsets.clear();
+    if (commits.topicRemade) {
+      await commits.dropUncommitted();
       for (const { partition, low } of await partitionOffsets()) {
         if (lagByPartition.has(partition)) consumer!.seek({ topic, partition, offset: String(low) });
       }
       reads.clear();
       firstProducedAt.clear();
-      committedByUs.clear();
       expired.clear();
-      topicRemade = false;
+      commits.startAfresh();
     } else {
       // Later each time in a row (a table that is gone stays gone until someone brings it back): the sink would
       // otherwise read, fail and start over again as fast as its batches come.
@@ -562,7 +495,7 @@ export function createSink(deps: SinkDeps) {
       for (const { partition, committed, low } of await partitionOffsets()) {
         if (!firstProducedAt.has(partition)) continue;
         // What it last wrote, below the partition's first now: the retention overtook a sink that could not write.
-        noteExpired(partition, committedByUs.get(partition) ?? committed, low);
+        noteExpired(partition, commits.lastCommitted(partition) ?? committed, low);
         consumer!.seek({ topic, partition, offset: String(Math.max(committed, low)) });
       }
     }
@@ -614,7 +547,7 @@ export function createSink(deps: SinkDeps) {
     let written: Promise<void> = Promise.resolve();
     try {
       if (Date.now() - lastBatchAt > QUIET_MS) {
-        offsetsChecked = committedOffsetsGone().catch((error: unknown) =>
+        offsetsChecked = commits.committedOffsetsGone().catch((error: unknown) =>
           log.debug({ err: describeError(error) }, 'could not read the committed offsets; the next commit looks again'));
       }
       lastBatchAt = Date.now();
@@ -624,9 +557,9 @@ export function createSink(deps: SinkDeps) {
         return;
       }
       await offsetsChecked;
-      if (batcher.failure !== undefined || readFailure !== undefined || topicRemade) {
+      if (batcher.failure !== undefined || readFailure !== undefined || commits.topicRemade) {
         // Other batches in flight fail too (kafkajs retries them) until one is left to start over.
-        if (activeBatches > 1) throw startingOver(topicRemade ? `the topic ${topic} was made again` : `a ${batcher.failure === undefined ? 'read' : 'write'} failed for good`);
+        if (activeBatches > 1) throw startingOver(commits.topicRemade ? `the topic ${topic} was made again` : `a ${batcher.failure === undefined ? 'read' : 'write'} failed for good`);
         await startOver();
         return;
       }
@@ -661,12 +594,12 @@ export function createSink(deps: SinkDeps) {
         // lingered (at once after a quiet spell, see createWriteBatcher) and its offsets committed at once after.
         noteLag(batch.partition, Number(batch.offsetLag()));
         const caughtUp = [...lagByPartition.values()].every((lag) => lag === 0);
-        void commitWhenWritten(batch.partition, batch.lastOffset(), batcher.written(), caughtUp);
+        void commits.whenWritten(batch.partition, batch.lastOffset(), batcher.written(), caughtUp);
         await batcher.room(MAX_GATHERED_ROWS);
       } else {
         await written;
         if (!isRunning() || isStale()) return;
-        await commitWhenWritten(batch.partition, batch.lastOffset(), written, true);
+        await commits.whenWritten(batch.partition, batch.lastOffset(), written, true);
         resolveOffset(batch.lastOffset());
       }
       await heartbeat();
@@ -710,7 +643,7 @@ export function createSink(deps: SinkDeps) {
       });
       // Every batch, those of transaction markers alone included: one beginning past a gap (see batchBegins).
       consumer.on(consumer.events.START_BATCH_PROCESS, ({ payload }) => {
-        const startingOverNext = batcher.failure !== undefined || readFailure !== undefined || topicRemade;
+        const startingOverNext = batcher.failure !== undefined || readFailure !== undefined || commits.topicRemade;
         sayExpired(payload.partition, expired.batchBegins(payload, startingOverNext));
       });
       // A fetch that holds only transaction markers never reaches eachBatch; commit past it so the group's
@@ -718,7 +651,7 @@ export function createSink(deps: SinkDeps) {
       consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
         if (payload.batchSize !== 0) return;
         noteLag(payload.partition, Number(payload.offsetLag));
-        void commitWhenWritten(payload.partition, payload.lastOffset);
+        void commits.whenWritten(payload.partition, payload.lastOffset, batcher.written());
       });
       consumer.on(consumer.events.CRASH, ({ payload }) => {
         inGroup = false;
@@ -732,7 +665,7 @@ export function createSink(deps: SinkDeps) {
         forgetApplied();
         reads.clear();
         firstProducedAt.clear();
-        committedByUs.clear();
+        commits.forgetCommitted();
         expired.forgetPositions();
         lagByPartition.clear();
         metrics.sinkLag.reset();
@@ -786,8 +719,7 @@ export function createSink(deps: SinkDeps) {
           consumer!.pause([{ topic }]);
           while (activeBatches > 0) await sleep(10);
           await batcher.idle();
-          await recording;
-          await flushCommits();
+          await commits.drain();
         }
       } finally {
         // Every client leaves, whatever the draining met: an open one would keep the process alive.

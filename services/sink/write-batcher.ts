@@ -1,16 +1,5 @@
+import { deferred } from '../shared/deferred.js';
 import { appendBlock, blockSize, emptyBlock, releaseBlock, type RowBlock } from './row-block.js';
-
-/** A promise settled from outside; a rejection nobody awaits (a block no batch waits on) is not an unhandled one. */
-function deferred() {
-  let resolve!: () => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  promise.catch(() => undefined);
-  return { promise, resolve, reject };
-}
 
 /** A rejection for whoever awaits it, and no unhandled one for a caller that does not (a sole writer's batch). */
 function rejected(error: unknown): Promise<void> {
