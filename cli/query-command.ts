@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { sleep } from '../services/shared/retry.js';
 import { loadConfig } from '../services/shared/config.js';
 import { DependencyError } from '../services/shared/errors.js';
-import type { DriftQueries, InventoryFilter } from '../services/query/drift-queries.js';
+import type { DriftQueries, InventoryFilter, ScopeFilter } from '../services/query/drift-queries.js';
 import { findEndpoint } from '../services/query/query-endpoint.js';
 import { queriesOver } from '../services/query/query-server.js';
 import { QueryInputError, parseTimeInput } from '../services/query/time-input.js';
@@ -74,15 +74,26 @@ const filtered = (opts: InventoryFilter) => {
 
 const INVENTORY_COLUMNS = ['aws_api_id', 'integration_id', 'integration_type', 'integration_uri', 'timeout_in_millis', 'description', 'version', 'event_time', 'principal_arn'];
 
-function filterOptions(command: Command): Command {
+function scopeOptions(command: Command): Command {
   return command
     .option('--account <id>', 'only this AWS account')
     .option('--region <region>', 'only this region')
-    .option('--api <api-id>', 'only this API (AWS ApiId)')
-    .option('--type <integration-type>', 'only this integration type (AWS_PROXY, HTTP_PROXY, AWS, HTTP, MOCK)');
+    .option('--api <api-id>', 'only this API (AWS ApiId)');
+}
+
+function filterOptions(command: Command): Command {
+  return scopeOptions(command).option('--type <integration-type>', 'only this integration type (AWS_PROXY, HTTP_PROXY, AWS, HTTP, MOCK)');
 }
 
 const filterOf = (opts: InventoryFilter): InventoryFilter => ({ account: opts.account, region: opts.region, api: opts.api, type: opts.type });
+
+/** `--from` and `--to` (or `--since` and `--until`), the earlier first. */
+function timeRange(names: [string, string], texts: [string, string]): [number, number] {
+  const [from, to] = [parseTimeInput(names[0], texts[0]), parseTimeInput(names[1], texts[1])];
+  // Answered as asked, the range would run backwards: a diff's additions shown as removals, a count of nothing.
+  if (from > to) throw new QueryInputError(texts[0], `${names[0]} (${new Date(from).toISOString()}) is later than ${names[1]} (${new Date(to).toISOString()}); give the earlier moment first`);
+  return [from, to];
+}
 
 export function queryCommand(): Command {
   const query = new Command('query')
@@ -117,10 +128,7 @@ With the embedded engine held by a running \`sink\` or \`run\`, the query goes t
   filterOptions(query.command('diff').description('integrations added, removed and changed between two moments, field by field (maps key by key)')
     .requiredOption('--from <time>', 'the earlier moment').option('--to <time>', 'the later moment', 'now')).addOption(formatOption())
     .action(async (opts: InventoryFilter & { from: string; to: string; format: Format }) => {
-      const from = parseTimeInput('--from', opts.from);
-      const to = parseTimeInput('--to', opts.to);
-      // Answered as asked, the diff would run backwards: what was added shown as removed.
-      if (from > to) throw new QueryInputError(opts.from, `--from (${new Date(from).toISOString()}) is later than --to (${new Date(to).toISOString()}); give the earlier moment first`);
+      const [from, to] = timeRange(['--from', '--to'], [opts.from, opts.to]);
       const diff = await withQueries((q) => q.diff(from, to, filterOf(opts)));
       const rows = [
         ...diff.added.map((view) => ({ change: 'added', arn: view.arn })),
@@ -130,12 +138,14 @@ With the embedded engine held by a running \`sink\` or \`run\`, the query goes t
       emit(opts.format, diff, rows, ['change', 'arn', 'field', 'old', 'new'], `no changes between ${new Date(from).toISOString()} and ${new Date(to).toISOString()}${filtered(opts)}`);
     });
 
-  query.command('who').description('changes grouped by principal, with counts and the latest change of each')
-    .option('--since <time>', 'only changes from this moment on', '1970-01-01').addOption(formatOption())
-    .action(async (opts: { since: string; format: Format }) => {
-      const since = parseTimeInput('--since', opts.since);
-      const rows = await withQueries((q) => q.who(since));
-      emit(opts.format, rows, rows as unknown as Row[], ['principal_arn', 'changes', 'creates', 'updates', 'deletes', 'last_change_time', 'last_operation', 'last_event_name', 'last_change_arn'], `no changes since ${new Date(since).toISOString()}`);
+  scopeOptions(query.command('who').description('changes grouped by principal, with counts and the latest change of each')
+    .option('--since <time>', 'only changes from this moment on', '1970-01-01').option('--until <time>', 'only changes up to this moment', 'now'))
+    .addOption(formatOption())
+    .action(async (opts: ScopeFilter & { since: string; until: string; format: Format }) => {
+      const [since, until] = timeRange(['--since', '--until'], [opts.since, opts.until]);
+      const rows = await withQueries((q) => q.who(since, until, filterOf(opts)));
+      const between = opts.until === 'now' ? `since ${new Date(since).toISOString()}` : `between ${new Date(since).toISOString()} and ${new Date(until).toISOString()}`;
+      emit(opts.format, rows, rows as unknown as Row[], ['principal_arn', 'changes', 'creates', 'updates', 'deletes', 'last_change_time', 'last_operation', 'last_event_name', 'last_change_arn'], `no changes ${between}${filtered(opts)}`);
     });
   return query;
 }

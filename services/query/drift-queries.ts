@@ -3,11 +3,15 @@ import { INTEGRATION_COLUMNS, stateFromColumns, type IntegrationState } from '..
 import { fieldChanges, type FieldChange } from './field-changes.js';
 import { parseIntegrationRef } from './time-input.js';
 
-export interface InventoryFilter {
+/** Where changes were made: history has no integration type (a deletion has no after-image to take it from). */
+export interface ScopeFilter {
   account?: string;
   region?: string;
   /** AWS ApiId */
   api?: string;
+}
+
+export interface InventoryFilter extends ScopeFilter {
   /** integration_type */
   type?: string;
 }
@@ -157,11 +161,12 @@ export function createDriftQueries({ client, database }: { client: ClickHouseCli
       };
     },
 
-    /** Changes since a moment, grouped by principal, with counts and the latest change of each. */
-    async who(since: number): Promise<PrincipalSummary[]> {
+    /** Changes between two moments (both included), grouped by principal, with counts and the latest change of each. */
+    async who(since: number, until: number, filter: ScopeFilter = {}): Promise<PrincipalSummary[]> {
       const rows = await queryRows<Record<string, unknown>>(client,
-        `SELECT * FROM ${database}.aws_apigatewayv2_api_integrations_changes_by_principal(since = {since:DateTime64(3)})`,
-        { since: chTime(since) });
+        `SELECT * FROM ${database}.aws_apigatewayv2_api_integrations_changes_by_principal_between(
+           since = {since:DateTime64(3)}, until = {until:DateTime64(3)}, account = {account:String}, region = {region:String}, api = {api:String})`,
+        { since: chTime(since), until: chTime(until), account: filter.account ?? '', region: filter.region ?? '', api: filter.api ?? '' });
       return rows.map((row) => {
         const [arn, operation, eventName] = row.last_change as [string, string, string];
         return {

@@ -27,7 +27,7 @@ export async function listenForQueries({ port = 0, logger }: { port?: number; lo
       case '/v1/as-of': return queries.asOf(time('at'), filter);
       case '/v1/history': return queries.history(params.get('id') ?? '');
       case '/v1/diff': return queries.diff(time('from'), time('to', 'now'), filter);
-      case '/v1/who': return queries.who(time('since', '1970-01-01'));
+      case '/v1/who': return queries.who(time('since', '1970-01-01'), time('until', 'now'), filter);
       default: throw new QueryInputError(path, `no such query: ${path}`);
     }
   }
@@ -76,6 +76,6 @@ export function queriesOver(url: string): DriftQueries {
     asOf: (at, filter = {}) => get('/v1/as-of', { at: iso(at), ...filter }),
     history: (id) => get('/v1/history', { id }),
     diff: (from, to, filter = {}) => get('/v1/diff', { from: iso(from), to: iso(to), ...filter }),
-    who: (since) => get('/v1/who', { since: iso(since) }),
+    who: (since, until, filter = {}) => get('/v1/who', { since: iso(since), until: iso(until), ...filter }),
   };
 }

@@ -275,7 +275,7 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
     const drift = createDriftQueries({ client: pipeline.clickhouse!, database: env.config.clickhouseDatabase });
     const versionsOfKept = await drift.history(`${apiId}/${kept.integrationId}`);
     assert.deepEqual(versionsOfKept.map((v) => [v.version, v.source_type, v.principal_arn]), [[1, 'CLOUDTRAIL', PRINCIPALS.ci.arn], [2, 'SNAPSHOT', PRINCIPALS.alice.arn]]);
-    const who = await drift.who(Date.now() - 60_000);
+    const who = await drift.who(Date.now() - 60_000, Date.now());
     assert.ok(who.some((line) => line.principal_arn === PRINCIPALS.bob.arn && line.deletes >= 1), `query who names bob's deletion: ${JSON.stringify(who)}`);
     const counted = (await env.metrics.sinkMessages.get()).values.find((value) => value.labels.outcome === 'attributed');
     assert.ok((counted?.value ?? 0) >= 2, 'counted in apigw_stream_sink_messages_total{outcome="attributed"}');

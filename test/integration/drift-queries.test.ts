@@ -176,6 +176,14 @@ describe('drift queries over a scripted sequence of changes', { timeout: 300_000
     assert.deepEqual(new Map(answer.map((row) => [row.principal_arn, row.changes])), principalOfChanges);
     const later = await query<{ principal_arn: string | null; changes: number; last_operation: string }[]>(['who', '--since', iso(steps[1]!.at)]);
     assert.deepEqual(later.map((row) => row.principal_arn).sort(), [PRINCIPALS.alice.arn, PRINCIPALS.bob.arn, PRINCIPALS.ci.arn].sort());
+    const changesOf = (answer: { principal_arn: string | null; changes: number }[]) => new Map(answer.map((row) => [row.principal_arn, row.changes]));
+    const firstStep = await query<{ principal_arn: string | null; changes: number }[]>(['who', '--since', iso(steps[0]!.at), '--until', iso(steps[1]!.at)]);
+    assert.deepEqual(changesOf(firstStep), new Map([[PRINCIPALS.alice.arn, 2], [PRINCIPALS.bob.arn, 1]]), 'only the changes between the two moments');
+    const ofApi = await query<{ principal_arn: string | null; changes: number }[]>(['who', '--api', integrationA.apiId, '--region', REGION]);
+    const integrationsOfApi = apis.find((api) => api.apiId === integrationA.apiId)!.integrationIds.length;
+    assert.deepEqual(changesOf(ofApi), new Map([[PRINCIPALS.bob.arn, 2], [null, integrationsOfApi], [PRINCIPALS.alice.arn, 1]]), 'only the changes of that API');
+    const backwards = await apigwStream(['query', 'who', '--since', iso(steps[1]!.at), '--until', iso(steps[0]!.at)], env.env);
+    assert.equal(backwards.status, 2, backwards.stderr);
   });
 
   it('rejects hostile input or treats it as data, and never executes it', async () => {

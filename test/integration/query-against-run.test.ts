@@ -3,7 +3,7 @@ import { existsSync, rmSync, symlinkSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { endpointFileOf } from '../../services/query/query-endpoint.js';
 import { resetEmulator, seedSampleInventory } from '../../stack/sample-inventory.js';
-import { apigwStream, startApigwStream } from '../support/cli.js';
+import { apigwStream, queryJson, startApigwStream } from '../support/cli.js';
 import { startCloudTrailServer, type CloudTrailServer } from '../support/cloudtrail-server.js';
 import { columnsOf, emulatorInventory } from '../support/emulator-state.js';
 import { awsClient, motoEndpoint, testEnvironment, waitFor } from '../support/harness.js';
@@ -49,6 +49,10 @@ describe('query while `run` holds the embedded engine', { timeout: 180_000 }, ()
       const throughLink = await apigwStream(['query', 'current', '--format', 'json'], { ...env.env, CLICKHOUSE_URL: `chdb://${link}` });
       assert.equal(throughLink.status, 0, throughLink.stderr);
       assert.deepEqual(JSON.parse(throughLink.stdout), answer);
+      // `who` with its range and filters, through the query API too: the snapshot's creates, made by no principal.
+      const who = await queryJson<{ principal_arn: string | null; changes: number }[]>(['who', '--region', REGION, '--until', 'now'], env.env);
+      assert.deepEqual(who.map((row) => [row.principal_arn, row.changes]), [[null, expected.size]]);
+      assert.deepEqual(await queryJson(['who', '--api', 'nosuchapi'], env.env), []);
     } finally {
       run.kill('SIGTERM');
       rmSync(link, { force: true });
