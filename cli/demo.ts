@@ -1,4 +1,5 @@
 import { ApiGatewayV2Client } from '@aws-sdk/client-apigatewayv2';
+import { createDriftQueries } from '../services/query/drift-queries.js';
 import { queryRows, type ClickHouseClient } from '../services/shared/clickhouse.js';
 import { loadConfig, stackPorts } from '../services/shared/config.js';
 import { createKafka } from '../services/shared/kafka.js';
@@ -103,12 +104,12 @@ export async function runDemo(logger: Logger): Promise<void> {
     await pipeline.snapshotter!.runOnce();
     await pipeline.sink!.waitForCatchUp();
     const addedBySnapshot = (await historyRows()) - rowsBefore;
-    const history = await queryRows<Record<string, unknown>>(pipeline.clickhouse!,
-      `SELECT formatDateTime(event_time, '%H:%i:%S') AS time, operation, aws_api_id, integration_id, cloudtrail_event_name AS event,
-              replaceRegexpOne(principal_arn, '^.*:', '') AS principal, source_ip, changed_fields
-         FROM ${db}.aws_apigatewayv2_api_integrations_history_attributed
-        WHERE principal_arn IS NOT NULL
-        ORDER BY event_time, arn`);
+    // What `query changes` answers, oldest first, the principal shortened to its role and session.
+    const changed = await createDriftQueries({ client: pipeline.clickhouse!, database: db }).changes(0, Date.now());
+    const history = changed.filter((change) => change.principal_arn !== null).reverse().map((change) => ({
+      ...change, time: change.event_time.slice(11, 19), event: change.cloudtrail_event_name, principal: change.principal_arn!.replace(/^.*:/, ''),
+      changed_fields: change.changed_fields.join(','),
+    }));
     printTable(history, ['time', 'operation', 'aws_api_id', 'integration_id', 'event', 'principal', 'source_ip', 'changed_fields'], 60);
     say(`   a second snapshot ran after them and added ${addedBySnapshot} history row(s): the listener had already seen every change`);
     const [{ live }] = await queryRows<{ live: string }>(pipeline.clickhouse!, `SELECT count() AS live FROM ${db}.aws_apigatewayv2_api_integrations_live`) as [{ live: string }];
@@ -120,7 +121,7 @@ export async function runDemo(logger: Logger): Promise<void> {
     await trail.close();
     aws.destroy();
   }
-  say(`\nDone. Ask the tables yourself: \`CLICKHOUSE_DATABASE=${config.clickhouseDatabase} npx apigw-stream query who\` (or current, history, as-of, diff: \`npx apigw-stream query --help\`).`);
+  say(`\nDone. Ask the tables yourself: \`CLICKHOUSE_DATABASE=${config.clickhouseDatabase} npx apigw-stream query changes\` (or who, current, history, as-of, diff: \`npx apigw-stream query --help\`).`);
   say('The stack is still running for you to explore: `npx apigw-stream stack status`; `npx apigw-stream stack down` stops it.');
 }
 

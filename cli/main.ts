@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import type { AwsScope } from '../services/shared/aws-scope.js';
 import { describeConfig, loadConfig, unreadVariables, type Config } from '../services/shared/config.js';
 import { ApigwError, ConfigError, DependencyError, describeError } from '../services/shared/errors.js';
@@ -133,6 +133,8 @@ async function runServices(options: PipelineParts & { once: boolean }): Promise<
 }
 
 function fail(error: unknown, logger?: Logger): never {
+  // Commander has said what was wrong with the command line already (or shown the help or version asked for).
+  if (error instanceof CommanderError) process.exit(error.exitCode === 0 ? 0 : 2);
   if (error instanceof QueryInputError) {
     process.stderr.write(`apigw-stream: ${error.message}\n`);
     process.exit(2);
@@ -209,5 +211,10 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   if (error.code !== 'EPIPE') throw error;
   process.exit(0);
 });
+
+// A usage error (an unknown option, a missing argument, a value not among the choices) is bad input, exit 2 as a bad
+// value is, not commander's 1. Set on each command: commands made apart and added do not inherit it.
+const everyCommand = (command: Command): Command[] => [command, ...command.commands.flatMap(everyCommand)];
+for (const command of everyCommand(program)) command.exitOverride();
 
 program.parseAsync(process.argv).catch((error) => fail(error));

@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { sleep } from '../services/shared/retry.js';
 import { loadConfig } from '../services/shared/config.js';
 import { DependencyError } from '../services/shared/errors.js';
-import type { DriftQueries, InventoryFilter, ScopeFilter } from '../services/query/drift-queries.js';
+import type { ChangeFilter, DriftQueries, InventoryFilter, ScopeFilter } from '../services/query/drift-queries.js';
 import { findEndpoint } from '../services/query/query-endpoint.js';
 import { queriesOver } from '../services/query/query-server.js';
 import { QueryInputError, parseTimeInput } from '../services/query/time-input.js';
@@ -87,6 +87,16 @@ function filterOptions(command: Command): Command {
 
 const filterOf = (opts: InventoryFilter): InventoryFilter => ({ account: opts.account, region: opts.region, api: opts.api, type: opts.type });
 
+/** A range in words, for an empty answer: "since …" when it runs up to now. */
+const between = (since: number, until: number, untilText: string) =>
+  (untilText === 'now' ? `since ${new Date(since).toISOString()}` : `between ${new Date(since).toISOString()} and ${new Date(until).toISOString()}`);
+
+function positiveCount(text: string): number {
+  const count = Number(text);
+  if (!Number.isInteger(count) || count < 1) throw new InvalidArgumentError('expected a whole number, at least 1.');
+  return count;
+}
+
 /** `--from` and `--to` (or `--since` and `--until`), the earlier first. */
 function timeRange(names: [string, string], texts: [string, string]): [number, number] {
   const [from, to] = [parseTimeInput(names[0], texts[0]), parseTimeInput(names[1], texts[1])];
@@ -138,14 +148,29 @@ With the embedded engine held by a running \`sink\` or \`run\`, the query goes t
       emit(opts.format, diff, rows, ['change', 'arn', 'field', 'old', 'new'], `no changes between ${new Date(from).toISOString()} and ${new Date(to).toISOString()}${filtered(opts)}`);
     });
 
+  scopeOptions(query.command('changes').description('every change between two moments, the latest first: who made it, and the fields it changed')
+    .option('--since <time>', 'only changes from this moment on', '1970-01-01').option('--until <time>', 'only changes up to this moment', 'now')
+    .option('--principal <text>', 'only changes whose CloudTrail principal ARN contains this (an ARN, a role or a session name)')
+    .addOption(new Option('--limit <count>', 'at most this many, the latest').default(1000).argParser(positiveCount)))
+    .addOption(formatOption())
+    .action(async (opts: ChangeFilter & { since: string; until: string; limit: number; format: Format }) => {
+      const [since, until] = timeRange(['--since', '--until'], [opts.since, opts.until]);
+      // One more than asked for: whether more matched is worth a line.
+      const found = await withQueries((q) => q.changes(since, until, { ...filterOf(opts), principal: opts.principal }, opts.limit + 1));
+      const shown = found.slice(0, opts.limit);
+      const rows = shown.map((change) => ({ ...change, changed_fields: change.changed_fields.join(', ') }));
+      const matching = `${filtered(opts)}${opts.principal === undefined ? '' : ` --principal ${opts.principal}`}`;
+      emit(opts.format, shown, rows, ['event_time', 'operation', 'aws_api_id', 'integration_id', 'cloudtrail_event_name', 'principal_arn', 'source_ip', 'changed_fields'], `no changes ${between(since, until, opts.until)}${matching}`);
+      if (found.length > opts.limit) process.stderr.write(`apigw-stream: the latest ${opts.limit} changes shown; more match: narrow the range or raise --limit\n`);
+    });
+
   scopeOptions(query.command('who').description('changes grouped by principal, with counts and the latest change of each')
     .option('--since <time>', 'only changes from this moment on', '1970-01-01').option('--until <time>', 'only changes up to this moment', 'now'))
     .addOption(formatOption())
     .action(async (opts: ScopeFilter & { since: string; until: string; format: Format }) => {
       const [since, until] = timeRange(['--since', '--until'], [opts.since, opts.until]);
       const rows = await withQueries((q) => q.who(since, until, filterOf(opts)));
-      const between = opts.until === 'now' ? `since ${new Date(since).toISOString()}` : `between ${new Date(since).toISOString()} and ${new Date(until).toISOString()}`;
-      emit(opts.format, rows, rows as unknown as Row[], ['principal_arn', 'changes', 'creates', 'updates', 'deletes', 'last_change_time', 'last_operation', 'last_event_name', 'last_change_arn'], `no changes ${between}${filtered(opts)}`);
+      emit(opts.format, rows, rows as unknown as Row[], ['principal_arn', 'changes', 'creates', 'updates', 'deletes', 'last_change_time', 'last_operation', 'last_event_name', 'last_change_arn'], `no changes ${between(since, until, opts.until)}${filtered(opts)}`);
     });
   return query;
 }

@@ -1,5 +1,5 @@
 import { queryRows, type ClickHouseClient } from '../shared/clickhouse.js';
-import { INTEGRATION_COLUMNS, stateFromColumns, type IntegrationState } from '../shared/integration-model.js';
+import { INTEGRATION_COLUMNS, stateFromColumns, type IntegrationState, type IntegrationVersionKey } from '../shared/integration-model.js';
 import { fieldChanges, type FieldChange } from './field-changes.js';
 import { parseIntegrationRef } from './time-input.js';
 
@@ -46,6 +46,22 @@ export interface Diff {
   changed: { arn: string; changes: FieldChange[] }[];
 }
 
+/** One change, as history holds it, with its principal when CloudTrail named one. */
+export interface ChangeEntry extends IntegrationVersionKey {
+  event_time: string;
+  operation: string;
+  source_type: string;
+  cloudtrail_event_name: string | null;
+  principal_arn: string | null;
+  source_ip: string | null;
+  changed_fields: string[];
+}
+
+export interface ChangeFilter extends ScopeFilter {
+  /** Part of a principal ARN (a role or session name, say); changes no CloudTrail event named never match. */
+  principal?: string;
+}
+
 export interface PrincipalSummary {
   principal_arn: string | null;
   changes: number;
@@ -62,12 +78,14 @@ const chTime = (ms: number) => new Date(ms).toISOString().replace('T', ' ').repl
 const isoTime = (value: unknown) => `${String(value).replace(' ', 'T')}Z`;
 
 // Every user value is a bound parameter; an absent filter binds '' and matches everything.
-const FILTER_SQL = `({account:String} = '' OR account_id = {account:String})
+const SCOPE_SQL = `({account:String} = '' OR account_id = {account:String})
   AND ({region:String} = '' OR region = {region:String})
-  AND ({api:String} = '' OR aws_api_id = {api:String})
+  AND ({api:String} = '' OR aws_api_id = {api:String})`;
+const FILTER_SQL = `${SCOPE_SQL}
   AND ({type:String} = '' OR integration_type = {type:String})`;
 
-const filterParams = (filter: InventoryFilter) => ({ account: filter.account ?? '', region: filter.region ?? '', api: filter.api ?? '', type: filter.type ?? '' });
+const scopeParams = (filter: ScopeFilter) => ({ account: filter.account ?? '', region: filter.region ?? '', api: filter.api ?? '' });
+const filterParams = (filter: InventoryFilter) => ({ ...scopeParams(filter), type: filter.type ?? '' });
 
 function toView(row: Record<string, unknown>): IntegrationView {
   return {
@@ -161,12 +179,30 @@ export function createDriftQueries({ client, database }: { client: ClickHouseCli
       };
     },
 
+    /** Changes between two moments (both included), the latest first, at most `limit` of them. */
+    async changes(since: number, until: number, filter: ChangeFilter = {}, limit = 1000): Promise<ChangeEntry[]> {
+      const rows = await queryRows<Record<string, unknown>>(client,
+        `SELECT event_time, operation, arn, account_id, region, aws_api_id, integration_id, version, source_type,
+                cloudtrail_event_name, principal_arn, source_ip, changed_fields
+           FROM ${history}
+          WHERE event_time >= {since:DateTime64(3)} AND event_time <= {until:DateTime64(3)} AND ${SCOPE_SQL}
+            AND ({principal:String} = '' OR position(ifNull(principal_arn, ''), {principal:String}) > 0)
+          ORDER BY event_time DESC, arn, version DESC
+          LIMIT {limit:UInt64}`,
+        { since: chTime(since), until: chTime(until), ...scopeParams(filter), principal: filter.principal ?? '', limit });
+      return rows.map((row) => ({
+        ...(row as unknown as ChangeEntry),
+        event_time: isoTime(row.event_time),
+        version: Number(row.version),
+      }));
+    },
+
     /** Changes between two moments (both included), grouped by principal, with counts and the latest change of each. */
     async who(since: number, until: number, filter: ScopeFilter = {}): Promise<PrincipalSummary[]> {
       const rows = await queryRows<Record<string, unknown>>(client,
         `SELECT * FROM ${database}.aws_apigatewayv2_api_integrations_changes_by_principal_between(
            since = {since:DateTime64(3)}, until = {until:DateTime64(3)}, account = {account:String}, region = {region:String}, api = {api:String})`,
-        { since: chTime(since), until: chTime(until), account: filter.account ?? '', region: filter.region ?? '', api: filter.api ?? '' });
+        { since: chTime(since), until: chTime(until), ...scopeParams(filter) });
       return rows.map((row) => {
         const [arn, operation, eventName] = row.last_change as [string, string, string];
         return {

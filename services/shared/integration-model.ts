@@ -50,6 +50,16 @@ export interface IntegrationKey {
   integration_id: string;
 }
 
+/** One version of one integration, as the tables name it: its ARN, where it lives, and the version. */
+export interface IntegrationVersionKey {
+  arn: string;
+  account_id: string;
+  region: string;
+  aws_api_id: string;
+  integration_id: string;
+  version: number;
+}
+
 export type ChangeOp = 'SNAPSHOT' | 'CREATE' | 'UPDATE' | 'DELETE' | 'SNAPSHOT_COMPLETE';
 
 export interface ChangeSource {

@@ -1,18 +1,12 @@
 import {
   apiIdOf, canonicalColumn, canonicalState, changedColumns, sameState, sha256,
-  type IntegrationChange, type IntegrationState,
+  type IntegrationChange, type IntegrationState, type IntegrationVersionKey,
 } from '../shared/integration-model.js';
 import type { EncodedImage } from '../shared/codec.js';
 import { PoisonMessageError } from '../shared/errors.js';
 
 /** What the sink knows of one integration after it applied the events so far. */
-export interface AppliedState {
-  arn: string;
-  account_id: string;
-  region: string;
-  aws_api_id: string;
-  integration_id: string;
-  version: number;
+export interface AppliedState extends IntegrationVersionKey {
   deleted: boolean;
   after: IntegrationState | null;
   content_hash: string;

@@ -34,6 +34,18 @@ describe('the command line explains itself', () => {
     }
   });
 
+  it('a command line it cannot take is bad input: one line saying why, exit 2', async () => {
+    for (const [args, said] of [
+      [['query', 'current', '--format', 'xml'], "error: option '--format <format>' argument 'xml' is invalid. Allowed choices are table, json, csv."],
+      [['query', 'diff'], "error: required option '--from <time>' not specified"],
+      [['query', 'changes', '--limit', '0'], "error: option '--limit <count>' argument '0' is invalid. expected a whole number, at least 1."],
+    ] as const) {
+      const result = await apigwStream([...args], {});
+      assert.equal(result.status, 2, `${args.join(' ')}: ${result.stderr}`);
+      assert.equal(result.stderr, said);
+    }
+  });
+
   it('a misspelled setting is named as the command starts, with the one it likely stands for', async () => {
     const result = await apigwStream(['stack', 'status'], { ...stackPorts, APIGW_SNAPSHOT_INTERVAL: '60' });
     assert.equal(result.status, 0, result.stderr);

@@ -171,6 +171,21 @@ describe('drift queries over a scripted sequence of changes', { timeout: 300_000
     }
   });
 
+  it('changes lists each change, the latest first, with who made it and the fields it changed', async () => {
+    type Change = { operation: string; integration_id: string; principal_arn: string | null; changed_fields: string[] };
+    const byAlice = await query<Change[]>(['changes', '--principal', 'PlatformEngineer/alice']);
+    assert.deepEqual(byAlice.map((change) => change.principal_arn), [PRINCIPALS.alice.arn, PRINCIPALS.alice.arn, PRINCIPALS.alice.arn]);
+    assert.deepEqual([byAlice[0]!.operation, byAlice[0]!.changed_fields], ['UPDATE', ['request_parameters']], 'the latest first: her change of C in step 2');
+    assert.deepEqual(byAlice.map((change) => change.operation).sort(), ['CREATE', 'UPDATE', 'UPDATE']);
+    assert.ok(byAlice.some((change) => change.integration_id === integrationA.integrationId && change.changed_fields.join() === 'timeout_in_millis'));
+    const secondStep = await query<Change[]>(['changes', '--since', iso(steps[1]!.at), '--region', REGION]);
+    assert.equal(secondStep.length, 2 + principalOfChanges.get(PRINCIPALS.ci.arn)!, 'bob\'s, alice\'s and the CI role\'s deletions of step 2');
+    const limited = await apigwStream(['query', 'changes', '--limit', '2', '--format', 'json'], env.env);
+    assert.equal(limited.status, 0, limited.stderr);
+    assert.equal((JSON.parse(limited.stdout) as Change[]).length, 2);
+    assert.equal(limited.stderr, 'apigw-stream: the latest 2 changes shown; more match: narrow the range or raise --limit');
+  });
+
   it('who counts the changes of each principal', async () => {
     const answer = await query<{ principal_arn: string | null; changes: number }[]>(['who', '--since', '1 day ago']);
     assert.deepEqual(new Map(answer.map((row) => [row.principal_arn, row.changes])), principalOfChanges);
