@@ -105,7 +105,7 @@ export async function runDemo(logger: Logger): Promise<void> {
     await pipeline.sink!.waitForCatchUp();
     const addedBySnapshot = (await historyRows()) - rowsBefore;
     // What `query changes` answers, oldest first, the principal shortened to its role and session.
-    const changed = await createDriftQueries({ client: pipeline.clickhouse!, database: db }).changes(0, Date.now());
+    const changed = await createDriftQueries({ client: pipeline.clickhouse!, database: db }).changes(0, Date.now(), {}, 1000);
     const history = changed.filter((change) => change.principal_arn !== null).reverse().map((change) => ({
       ...change, time: change.event_time.slice(11, 19), event: change.cloudtrail_event_name, principal: change.principal_arn!.replace(/^.*:/, ''),
       changed_fields: change.changed_fields.join(','),

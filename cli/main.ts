@@ -76,13 +76,14 @@ async function runServices(options: PipelineParts & { once: boolean }): Promise<
     import('./pipeline.js'), import('../services/shared/metrics.js'), import('../services/shared/health.js'),
   ]);
   const logger = createLogger(config.logLevel);
-  logger.info({ version, ...describeConfig(config, options) }, 'apigw-stream starting');
   const metrics = createMetrics();
   const health = createHealth();
   // Its port is taken before anything is written: one in use stops the command there.
   const server = config.metrics ? await serveMetrics(metrics, health, config.metrics) : undefined;
   if (server) logger.info({ url: `http://${hostInUrl(config.metrics!.host)}:${config.metrics!.port}` }, 'serving /metrics and /healthz');
   const pipeline = await openPipeline({ config, logger, metrics, ...options, interactive: process.stderr.isTTY === true });
+  // Once every dependency answered: a start that cannot be made says only why, in one line.
+  logger.info({ version, ...describeConfig(config, options) }, 'apigw-stream running');
   if (pipeline.snapshotter && !options.once) health.watch('snapshotter', () => pipeline.snapshotter!.health());
   if (pipeline.listener) health.watch('listener', () => pipeline.listener!.health());
   if (pipeline.sink) health.watch('sink', () => pipeline.sink!.health());

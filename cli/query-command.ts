@@ -151,6 +151,7 @@ With the embedded engine held by a running \`sink\` or \`run\`, the query goes t
   scopeOptions(query.command('changes').description('every change between two moments, the latest first: who made it, and the fields it changed')
     .option('--since <time>', 'only changes from this moment on', '1970-01-01').option('--until <time>', 'only changes up to this moment', 'now')
     .option('--principal <text>', 'only changes whose CloudTrail principal ARN contains this (an ARN, a role or a session name)')
+    // A table a terminal can still show.
     .addOption(new Option('--limit <count>', 'at most this many, the latest').default(1000).argParser(positiveCount)))
     .addOption(formatOption())
     .action(async (opts: ChangeFilter & { since: string; until: string; limit: number; format: Format }) => {

@@ -180,7 +180,7 @@ export function createDriftQueries({ client, database }: { client: ClickHouseCli
     },
 
     /** Changes between two moments (both included), the latest first, at most `limit` of them. */
-    async changes(since: number, until: number, filter: ChangeFilter = {}, limit = 1000): Promise<ChangeEntry[]> {
+    async changes(since: number, until: number, filter: ChangeFilter, limit: number): Promise<ChangeEntry[]> {
       const rows = await queryRows<Record<string, unknown>>(client,
         `SELECT event_time, operation, arn, account_id, region, aws_api_id, integration_id, version, source_type,
                 cloudtrail_event_name, principal_arn, source_ip, changed_fields

@@ -28,7 +28,7 @@ export async function listenForQueries({ port = 0, logger }: { port?: number; lo
       case '/v1/history': return queries.history(params.get('id') ?? '');
       case '/v1/diff': return queries.diff(time('from'), time('to', 'now'), filter);
       case '/v1/changes': {
-        const limit = Number(params.get('limit') ?? 1000);
+        const limit = Number(params.get('limit'));
         if (!Number.isInteger(limit) || limit < 1) throw new QueryInputError(String(limit), `limit: expected a whole number, at least 1, got "${params.get('limit')}"`);
         return queries.changes(time('since', '1970-01-01'), time('until', 'now'), { ...filter, principal: params.get('principal') ?? undefined }, limit);
       }
@@ -81,7 +81,7 @@ export function queriesOver(url: string): DriftQueries {
     asOf: (at, filter = {}) => get('/v1/as-of', { at: iso(at), ...filter }),
     history: (id) => get('/v1/history', { id }),
     diff: (from, to, filter = {}) => get('/v1/diff', { from: iso(from), to: iso(to), ...filter }),
-    changes: (since, until, filter = {}, limit = 1000) => get('/v1/changes', { since: iso(since), until: iso(until), ...filter, limit }),
+    changes: (since, until, filter, limit) => get('/v1/changes', { since: iso(since), until: iso(until), ...filter, limit }),
     who: (since, until, filter = {}) => get('/v1/who', { since: iso(since), until: iso(until), ...filter }),
   };
 }
