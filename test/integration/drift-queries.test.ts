@@ -223,6 +223,8 @@ describe('drift queries over a scripted sequence of changes', { timeout: 300_000
     for (const hostile of ["x' OR 1=1 --", "'; DROP TABLE aws_apigatewayv2_api_integrations; --", 'a"b\\c;/*d*/']) {
       assert.deepEqual(await query(['current', '--api', hostile]), [], 'a filter value is data: it matches nothing');
       assert.deepEqual(await query(['as-of', 'now', '--account', hostile, '--type', hostile]), []);
+      assert.deepEqual(await query(['changes', '--principal', hostile]), []);
+      assert.deepEqual(await query(['who', '--region', hostile, '--api', hostile]), []);
     }
     assert.deepEqual(await tables(), before, 'the tables are untouched');
   });
