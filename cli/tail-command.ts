@@ -13,10 +13,19 @@ interface TailOptions {
   fromBeginning?: boolean;
   since?: string;
   deadLetters?: boolean;
+  account?: string;
+  region?: string;
   api?: string;
   integration?: string;
+  changesOnly?: boolean;
   json?: boolean;
 }
+
+type ChangeFilters = Pick<TailOptions, 'account' | 'region' | 'api' | 'integration' | 'changesOnly'>;
+
+/** Whether `after` is what this tail last saw of its integration: a re-read that changes nothing. */
+const unchanged = (previous: IntegrationState | null, after: IntegrationState | null) =>
+  (previous === null || after === null ? previous === after : fieldChanges(previous, after).length === 0);
 
 const short = (value: unknown) => {
   const text = JSON.stringify(value);
@@ -62,7 +71,7 @@ function describeDeadLetter(message: KafkaMessage, partition: number, json: bool
 }
 
 /** Decodes each change and prints it, when it passes the filters; markers once each (every partition carries a copy). */
-function changePrinter(codec: ChangeCodec, filters: Pick<TailOptions, 'api' | 'integration'>, json: boolean) {
+function changePrinter(codec: ChangeCodec, filters: ChangeFilters, json: boolean) {
   // Per ARN, the last after-image this tail printed: what the next event of that integration is compared with.
   const seen = new Map<string, IntegrationState | null>();
   const printedMarkers = new Set<string>();
@@ -75,13 +84,17 @@ function changePrinter(codec: ChangeCodec, filters: Pick<TailOptions, 'api' | 'i
       process.stderr.write(`partition ${partition} offset ${message.offset}: ${describeError(error)}\n`);
       return;
     }
+    if (filters.account && change.account_id !== filters.account) return;
+    if (filters.region && change.region !== filters.region) return;
     if (filters.api && change.api_id !== filters.api) return;
     if (filters.integration && change.integration_id !== filters.integration) return;
     if (change.op === 'SNAPSHOT_COMPLETE') {
-      if (printedMarkers.has(change.event_id)) return;
+      if (filters.changesOnly || printedMarkers.has(change.event_id)) return;
       printedMarkers.add(change.event_id);
     }
-    process.stdout.write(`${describe(change, seen.get(change.arn), partition, json)}\n`);
+    const previous = seen.get(change.arn);
+    if (filters.changesOnly && previous !== undefined && unchanged(previous, change.after)) return;
+    process.stdout.write(`${describe(change, previous, partition, json)}\n`);
     if (change.op !== 'SNAPSHOT_COMPLETE') seen.set(change.arn, change.after);
   };
 }
@@ -92,10 +105,14 @@ export function tailCommand(): Command {
     .option('--from-beginning', 'start at the oldest event on the topic instead of new ones')
     .addOption(new Option('--since <time>', 'start at the first message written to the topic at or after this time: ISO 8601 (UTC unless it names an offset), '
       + '"now", or a duration ago ("2h ago")').conflicts('fromBeginning'))
+    .option('--account <id>', 'only events of this AWS account')
+    .option('--region <region>', 'only events of this region')
     .option('--api <api-id>', 'only events of this API (AWS ApiId)')
     .option('--integration <integration-id>', 'only events of this integration')
+    .option('--changes-only', 'leave out completion markers, and events that change nothing this tail saw of their integration (a snapshot\'s '
+      + 're-reads); an integration\'s first event is shown whole, with nothing to compare it with')
     .addOption(new Option('--dead-letters', 'print the dead-letter topic (<topic>.dlq) instead: why and where from, per message the sink could not decode')
-      .conflicts(['api', 'integration']))
+      .conflicts(['account', 'region', 'api', 'integration', 'changesOnly']))
     .option('--json', 'one JSON object per line, for scripts')
     .action(async (opts: TailOptions) => {
       const config = loadConfig();

@@ -280,4 +280,18 @@ describe('drift queries over a scripted sequence of changes', { timeout: 300_000
     child.kill('SIGTERM');
     assert.match(line, /UPDATE by arn:aws:sts::123456789012:assumed-role\/Deployer\/bob/);
   });
+
+  // Last: it adds a snapshot and a change, which the tests before do not expect.
+  it('tail --changes-only leaves out a snapshot\'s re-reads and markers, and shows the change after them', async () => {
+    await pipeline.snapshotter!.runOnce();
+    const changes = createRecordingClient({ aws, trail, region: REGION });
+    await applied([await changes.updateIntegration(PRINCIPALS.alice, { ApiId: integrationA.apiId, IntegrationId: integrationA.integrationId, TimeoutInMillis: 2222 })]);
+    type Event = { op: string; source: { principal_arn: string | null }; changes?: { field: string }[] };
+    const ofA = ['--from-beginning', '--account', '123456789012', '--region', REGION, '--integration', integrationA.integrationId];
+    const everything = await tailJson<Event>(ofA, env.env, 4);
+    assert.deepEqual([everything[3]!.op, everything[3]!.changes], ['SNAPSHOT', []], 'without it, the re-read that changed nothing');
+    const changed = await tailJson<Event>([...ofA, '--changes-only'], env.env, 4);
+    assert.deepEqual(changed.map((e) => e.op), ['SNAPSHOT', 'UPDATE', 'UPDATE', 'UPDATE']);
+    assert.deepEqual([changed[3]!.source.principal_arn, changed[3]!.changes!.map((c) => c.field)], [PRINCIPALS.alice.arn, ['timeout_in_millis']]);
+  });
 });
