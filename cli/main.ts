@@ -1,9 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import type { AwsScope } from '../services/shared/aws-scope.js';
 import { describeConfig, loadConfig, unreadVariables, type Config } from '../services/shared/config.js';
 import { ApigwError, ConfigError, DependencyError, describeError } from '../services/shared/errors.js';
 import { createLogger, type Logger } from '../services/shared/logger.js';
+import { VERSION } from '../services/shared/version.js';
 import { stackDown, stackStatus, stackUp } from '../stack/index.js';
 import { printTable } from './output.js';
 import type { PipelineParts } from './pipeline.js';
@@ -83,7 +83,7 @@ async function runServices(options: PipelineParts & { once: boolean }): Promise<
   if (server) logger.info({ url: `http://${hostInUrl(config.metrics!.host)}:${config.metrics!.port}` }, 'serving /metrics and /healthz');
   const pipeline = await openPipeline({ config, logger, metrics, ...options, interactive: process.stderr.isTTY === true });
   // Once every dependency answered: a start that cannot be made says only why, in one line.
-  logger.info({ version, ...describeConfig(config, options) }, 'apigw-stream running');
+  logger.info({ version: VERSION, ...describeConfig(config, options) }, 'apigw-stream running');
   if (pipeline.snapshotter && !options.once) health.watch('snapshotter', () => pipeline.snapshotter!.health());
   if (pipeline.listener) health.watch('listener', () => pipeline.listener!.health());
   if (pipeline.sink) health.watch('sink', () => pipeline.sink!.health());
@@ -153,10 +153,9 @@ function fail(error: unknown, logger?: Logger): never {
   process.exit(1);
 }
 
-const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const program = new Command('apigw-stream')
-  .version(version)
+  .version(VERSION)
   .description('Change-data-capture for AWS API Gateway v2 integrations: AWS -> Avro change events on Kafka -> ClickHouse current state and history.')
   .addHelpText('after', ENVIRONMENT_HELP)
   .showHelpAfterError()

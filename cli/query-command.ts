@@ -2,10 +2,11 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { sleep } from '../services/shared/retry.js';
+import { VERSION } from '../services/shared/version.js';
 import { loadConfig } from '../services/shared/config.js';
 import { DependencyError } from '../services/shared/errors.js';
 import type { ChangeFilter, DriftQueries, InventoryFilter, ScopeFilter } from '../services/query/drift-queries.js';
-import { findEndpoint } from '../services/query/query-endpoint.js';
+import { findEndpoint, type Endpoint } from '../services/query/query-endpoint.js';
 import { queriesOver } from '../services/query/query-server.js';
 import { QueryInputError, parseTimeInput } from '../services/query/time-input.js';
 import { emit, formatOption, type Format, type Row } from './output.js';
@@ -27,8 +28,8 @@ async function withQueries<T>(run: (queries: DriftQueries) => Promise<T>): Promi
   const config = loadConfig();
   const target = config.clickhouse;
   const announced = () => (target.kind === 'chdb' ? findEndpoint(target.path) : undefined);
-  const url = announced();
-  if (url) return run(queriesOver(url));
+  const endpoint = announced();
+  if (endpoint) return run(askHolder(endpoint));
   // A query reads what a sink wrote: it does not start an engine in a directory nothing has written (a mistyped path).
   if (target.kind === 'chdb' && !existsSync(target.path)) {
     throw new DependencyError('CLICKHOUSE_URL', `no embedded ClickHouse data at ${resolve(target.path)}: ${NOTHING_WRITTEN}`);
@@ -42,7 +43,7 @@ async function withQueries<T>(run: (queries: DriftQueries) => Promise<T>): Promi
     client = await openClickHouse(target, { lockWaitMs: 0 });
   } catch (error) {
     const later = error instanceof DependencyError && isDirectoryLocked(error.cause) ? await waitForAnnouncement(announced) : undefined;
-    if (later) return run(queriesOver(later));
+    if (later) return run(askHolder(later));
     throw error;
   }
   try {
@@ -58,12 +59,24 @@ async function withQueries<T>(run: (queries: DriftQueries) => Promise<T>): Promi
   }
 }
 
-async function waitForAnnouncement(announced: () => string | undefined, timeoutMs = 15_000): Promise<string | undefined> {
+async function waitForAnnouncement(announced: () => Endpoint | undefined, timeoutMs = 15_000): Promise<Endpoint | undefined> {
   for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(250)) {
-    const url = announced();
-    if (url) return url;
+    const endpoint = announced();
+    if (endpoint) return endpoint;
   }
   return undefined;
+}
+
+/**
+ * The queries of the process that holds the engine. Another release answers as it does (an older one ignores the
+ * options it does not know): said, so that an answer during an upgrade is not taken for this release's.
+ */
+function askHolder(endpoint: Endpoint): DriftQueries {
+  if (endpoint.version !== VERSION) {
+    process.stderr.write(`apigw-stream: warning: the process holding the engine (pid ${endpoint.pid}) runs apigw-stream ${endpoint.version ?? 'of an earlier release'}, `
+      + `this query ${VERSION}: it answers as its release does; restart it to ask this one\n`);
+  }
+  return queriesOver(endpoint.url);
 }
 
 /** The filters given, for a message about what matched them. */

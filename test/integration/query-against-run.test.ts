@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { existsSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { endpointFileOf } from '../../services/query/query-endpoint.js';
+import { VERSION } from '../../services/shared/version.js';
 import { resetEmulator, seedSampleInventory } from '../../stack/sample-inventory.js';
 import { apigwStream, queryJson, startApigwStream } from '../support/cli.js';
 import { startCloudTrailServer, type CloudTrailServer } from '../support/cloudtrail-server.js';
@@ -53,6 +54,14 @@ describe('query while `run` holds the embedded engine', { timeout: 180_000 }, ()
       const who = await queryJson<{ principal_arn: string | null; changes: number }[]>(['who', '--region', REGION, '--until', 'now'], env.env);
       assert.deepEqual(who.map((row) => [row.principal_arn, row.changes]), [[null, expected.size]]);
       assert.deepEqual(await queryJson(['who', '--api', 'nosuchapi'], env.env), []);
+      // Mid-upgrade: the process holding the engine runs another release, which answers as that release does.
+      const announcement = JSON.parse(readFileSync(endpointFileOf(chdbPath), 'utf8')) as { pid: number };
+      writeFileSync(endpointFileOf(chdbPath), JSON.stringify({ ...announcement, version: '0.0.1' }));
+      const older = await apigwStream(['query', 'current', '--format', 'json'], env.env);
+      assert.equal(older.status, 0, older.stderr);
+      assert.deepEqual(JSON.parse(older.stdout), answer);
+      assert.equal(older.stderr, `apigw-stream: warning: the process holding the engine (pid ${announcement.pid}) runs apigw-stream 0.0.1, `
+        + `this query ${VERSION}: it answers as its release does; restart it to ask this one`);
     } finally {
       run.kill('SIGTERM');
       rmSync(link, { force: true });
