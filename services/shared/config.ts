@@ -218,7 +218,6 @@ function splitUserInfo(url: URL): { url: string; username?: string; password?: s
   return { url: url.toString().replace(/\/$/, ''), username, password };
 }
 
-/** Parses and checks the environment; throws a ConfigError naming the first bad variable. */
 // What Kubernetes gives a pod for each service beside it: a service named apigw-<x> gives APIGW_<X>_SERVICE_HOST,
 // APIGW_<X>_PORT=tcp://…, APIGW_<X>_PORT_9464_TCP_ADDR and so on.
 const isServiceLink = (name: string, value = '') => /_(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)$/.test(name)
@@ -244,6 +243,7 @@ export function unreadVariables(env: NodeJS.ProcessEnv = process.env): { name: s
     });
 }
 
+/** Parses and checks the environment; throws a ConfigError naming the first bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const ports = stackPorts(env);
   const pick = (name: string, fallback?: string) => {

@@ -96,6 +96,13 @@ export async function messageSizeLimit(admin: Admin, topic: string): Promise<num
   return Number.isSafeInteger(limit) ? limit : undefined;
 }
 
+/** Each partition of `topic`: the group's committed offset (-1 when none), its first offset and its end. */
+export async function groupPositions(admin: Admin, groupId: string, topic: string): Promise<{ partition: number; committed: number; low: number; high: number }[]> {
+  const [[committed], ends] = await Promise.all([admin.fetchOffsets({ groupId, topics: [topic] }), admin.fetchTopicOffsets(topic)]);
+  const committedOf = new Map(committed!.partitions.map((p) => [p.partition, Number(p.offset)]));
+  return ends.map((end) => ({ partition: end.partition, committed: committedOf.get(end.partition) ?? -1, low: Number(end.low), high: Number(end.high) }));
+}
+
 /**
  * Runs `work` with an admin client of its own. kafkajs keeps asking for every topic a client has asked about in its
  * later metadata requests, and fails them all once such a topic is deleted: a new client does not.

@@ -1,7 +1,7 @@
 import type { IHeaders, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
 import type { ChangeCodec } from '../shared/codec.js';
 import { ApigwError, PoisonMessageError } from '../shared/errors.js';
-import { createIdempotentProducer, dlqTopic, inSends } from '../shared/kafka.js';
+import { createIdempotentProducer, dlqTopic, groupPositions, inSends } from '../shared/kafka.js';
 import type { Logger } from '../shared/logger.js';
 import { checkApplicable } from './change-applier.js';
 
@@ -253,22 +253,19 @@ async function pendingRanges(
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const [[committed], ends, [group]] = await Promise.all([
-      admin.fetchOffsets({ groupId, topics: [topic] }), admin.fetchTopicOffsets(topic), admin.describeGroups([groupId]).then((d) => d.groups),
-    ]);
+    const [positions, [group]] = await Promise.all([groupPositions(admin, groupId, topic), admin.describeGroups([groupId]).then((d) => d.groups)]);
     if (group && group.members.length > 0) throw anotherRedrive(topic, groupId);
-    const committedOf = new Map(committed!.partitions.map((p) => [p.partition, Number(p.offset)]));
     const ranges = new Map<number, { next: number; end: number }>();
     const passed: { partition: number; offset: string }[] = [];
     let expired = 0;
-    for (const { partition, low, high } of ends) {
-      const position = Math.max(committedOf.get(partition) ?? -1, 0);
-      if (position < Number(low)) {
-        expired += Number(low) - position;
-        passed.push({ partition, offset: low });
+    for (const { partition, committed, low, high } of positions) {
+      const position = Math.max(committed, 0);
+      if (position < low) {
+        expired += low - position;
+        passed.push({ partition, offset: String(low) });
       }
-      const next = Math.max(position, Number(low));
-      if (next < Number(high)) ranges.set(partition, { next, end: Number(high) });
+      const next = Math.max(position, low);
+      if (next < high) ranges.set(partition, { next, end: high });
     }
     if (passed.length > 0 && !dryRun) await admin.setOffsets({ groupId, topic, partitions: passed });
     return { ranges, expired };

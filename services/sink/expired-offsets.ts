@@ -20,6 +20,9 @@ export interface BatchPosition {
  * offset is said once.
  */
 export class ExpiredOffsets {
+  /** `say`: told of each range once, as it is found. */
+  constructor(private readonly say: (partition: number, range: OffsetRange) => void) {}
+
   // Per partition, the last range said, grown by every range said after it that touches it. Ranges found later end
   // no earlier (a partition's first offset only grows), so one range per partition is enough to say each offset once.
   private readonly said = new Map<number, OffsetRange>();
@@ -28,8 +31,14 @@ export class ExpiredOffsets {
   /** The topic keeps only each key's last event (set by hand): its offsets have gaps of their own. */
   compacted = false;
 
-  /** The parts of `from` to `to` - 1 not said before, now counted as said. */
+  /** Says the parts of `from` to `to` - 1 not said before, and returns them. */
   note(partition: number, from: number, to: number): OffsetRange[] {
+    const unsaid = this.unsaid(partition, from, to);
+    for (const range of unsaid) this.say(partition, range);
+    return unsaid;
+  }
+
+  private unsaid(partition: number, from: number, to: number): OffsetRange[] {
     if (from < 0 || from >= to) return [];
     const before = this.said.get(partition);
     if (!before || from > before.to || to < before.from) {

@@ -4,7 +4,7 @@ import { createConsumerRestarts } from '../shared/consumer-restarts.js';
 import { ApigwError, PoisonMessageError, describeError } from '../shared/errors.js';
 import type { ServiceHealth } from '../shared/health.js';
 import { apiArn, apiIdOf, type ApiInfo, type IntegrationChange } from '../shared/integration-model.js';
-import { createIdempotentProducer, dlqTopic, keyPartitions, topicSettings } from '../shared/kafka.js';
+import { createIdempotentProducer, dlqTopic, groupPositions, keyPartitions, topicSettings } from '../shared/kafka.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
 import { backoffDelay, createRetry, sleep } from '../shared/retry.js';
@@ -13,7 +13,7 @@ import type { MarkerScope, StateStore } from './state-store.js';
 import { ReadTracker } from './read-tracker.js';
 import { blockSize, countOperation, emptyBlock, type RowBlock } from './row-block.js';
 import { deadLetterHeaders, logValueOmitted, sendDeadLetters } from './dead-letters.js';
-import { ExpiredOffsets, type OffsetRange } from './expired-offsets.js';
+import { ExpiredOffsets } from './expired-offsets.js';
 import { createOffsetCommits } from './offset-commits.js';
 import { createWriteBatcher } from './write-batcher.js';
 
@@ -394,40 +394,29 @@ export function createSink(deps: SinkDeps) {
     topic, groupId: deps.groupId, admin: () => admin!, consumer: () => consumer!, metrics, log,
     onCommitted: (partition, offset) => reads.committed(partition, offset),
   });
-  const expired = new ExpiredOffsets();
+  /**
+   * Offsets of a partition deleted by the topic's retention before the sink wrote what they held: their changes are
+   * not in history; the next snapshot brings the current state back, deletions included. kafkajs goes on from the
+   * partition's first offset without a word of what that means.
+   */
+  const expired = new ExpiredOffsets((partition, range) => {
+    metrics.sinkOffsetsExpired.inc({ partition: String(partition) }, range.to - range.from);
+    log.warn({ topic, partition, fromOffset: range.from, toOffset: range.to - 1, offsets: range.to - range.from },
+      'the topic\'s retention deleted events the sink had not written: their changes are missing from history; the next snapshot brings the current state back');
+  });
+  /** A write or a read failed for good, or the topic was made again: the next batch starts over (see startOver). */
+  const startOverPending = () => batcher.failure !== undefined || readFailure !== undefined || commits.topicRemade;
   // When the last batch began, and the last ask whether the committed offsets are gone, which later batches await.
   let lastBatchAt = 0;
   let offsetsChecked: Promise<unknown> = Promise.resolve();
 
-  /** Every partition's committed offset for the group (-1 when none) and its first and next-to-be-written offsets. */
-  async function partitionOffsets(): Promise<{ partition: number; committed: number; low: number; high: number }[]> {
-    const [committed, ends] = await Promise.all([admin!.fetchOffsets({ groupId: deps.groupId, topics: [topic] }), admin!.fetchTopicOffsets(topic)]);
-    const committedOf = new Map(committed[0]!.partitions.map((p) => [p.partition, Number(p.offset)]));
-    return ends.map((end) => ({ partition: end.partition, committed: committedOf.get(end.partition) ?? -1, low: Number(end.low), high: Number(end.high) }));
-  }
-
-  /**
-   * Offsets `from` to `to` - 1 of a partition were deleted by the topic's retention before the sink wrote what they
-   * held: their changes are not in history; the next snapshot brings the current state back, deletions included.
-   * kafkajs goes on from the partition's first offset without a word of what that means.
-   */
-  function noteExpired(partition: number, from: number, to: number): void {
-    sayExpired(partition, expired.note(partition, from, to));
-  }
-
-  function sayExpired(partition: number, ranges: OffsetRange[]): void {
-    for (const range of ranges) {
-      metrics.sinkOffsetsExpired.inc({ partition: String(partition) }, range.to - range.from);
-      log.warn({ topic, partition, fromOffset: range.from, toOffset: range.to - 1, offsets: range.to - range.from },
-        'the topic\'s retention deleted events the sink had not written: their changes are missing from history; the next snapshot brings the current state back');
-    }
-  }
+  const partitionOffsets = () => groupPositions(admin!, deps.groupId, topic);
 
   /** As the sink starts: the group's committed offsets below their partition's first (kafkajs commits its reset at its first fetch). */
   async function noteExpiredOffsets(): Promise<void> {
     try {
       for (const { partition, committed, low } of await partitionOffsets()) {
-        noteExpired(partition, committed, low);
+        expired.note(partition, committed, low);
       }
     } catch (error) {
       log.debug({ err: describeError(error) }, 'could not compare the group\'s committed offsets with the partitions\' first');
@@ -436,7 +425,7 @@ export function createSink(deps: SinkDeps) {
 
   /**
    * The topic's retention, for the start-up line: how long the sink may be away, or unable to write, before changes
-   * are lost (see noteExpired). A compacted topic keeps only each key's last event: that loss needs no time at all.
+   * are lost (see `expired`). A compacted topic keeps only each key's last event: that loss needs no time at all.
    * Notes whether it is compacted (see ExpiredOffsets).
    */
   async function readTopicSettings(): Promise<{ retentionHours?: number | 'forever' }> {
@@ -495,7 +484,7 @@ export function createSink(deps: SinkDeps) {
       for (const { partition, committed, low } of await partitionOffsets()) {
         if (!firstProducedAt.has(partition)) continue;
         // What it last wrote, below the partition's first now: the retention overtook a sink that could not write.
-        noteExpired(partition, commits.lastCommitted(partition) ?? committed, low);
+        expired.note(partition, commits.lastCommitted(partition) ?? committed, low);
         consumer!.seek({ topic, partition, offset: String(Math.max(committed, low)) });
       }
     }
@@ -557,7 +546,7 @@ export function createSink(deps: SinkDeps) {
         return;
       }
       await offsetsChecked;
-      if (batcher.failure !== undefined || readFailure !== undefined || commits.topicRemade) {
+      if (startOverPending()) {
         // Other batches in flight fail too (kafkajs retries them) until one is left to start over.
         if (activeBatches > 1) throw startingOver(commits.topicRemade ? `the topic ${topic} was made again` : `a ${batcher.failure === undefined ? 'read' : 'write'} failed for good`);
         await startOver();
@@ -642,10 +631,7 @@ export function createSink(deps: SinkDeps) {
         },
       });
       // Every batch, those of transaction markers alone included: one beginning past a gap (see batchBegins).
-      consumer.on(consumer.events.START_BATCH_PROCESS, ({ payload }) => {
-        const startingOverNext = batcher.failure !== undefined || readFailure !== undefined || commits.topicRemade;
-        sayExpired(payload.partition, expired.batchBegins(payload, startingOverNext));
-      });
+      consumer.on(consumer.events.START_BATCH_PROCESS, ({ payload }) => void expired.batchBegins(payload, startOverPending()));
       // A fetch that holds only transaction markers never reaches eachBatch; commit past it so the group's
       // offsets reach the end of the partition.
       consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {

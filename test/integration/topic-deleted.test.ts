@@ -208,6 +208,17 @@ describe("the topic's retention deletes events the sink has not written", { time
   const expiredWarnings = () => said.filter((line) => line.includes('retention deleted events the sink had not written'))
     .map((line) => (({ partition, fromOffset, toOffset, offsets }) => ({ partition, fromOffset, toOffset, offsets }))(JSON.parse(line) as Record<string, number>));
   const expiredCounted = async () => (await env.metrics.sinkOffsetsExpired.get()).values.reduce((n, v) => n + v.value, 0);
+  /**
+   * What each case comes to: one warning of offsets `from` to `upTo` - 1, counted as many since `countedBefore`, the
+   * change after them applied and the `lost` one not in history (what the warning is for).
+   */
+  async function assertLost({ from, upTo, countedBefore, applied, lost }: { from: number; upTo: number; countedBefore: number; applied: number; lost: number }) {
+    assert.deepEqual(expiredWarnings(), [{ partition: 0, fromOffset: from, toOffset: upTo - 1, offsets: upTo - from }], said.join('\n'));
+    assert.equal(await expiredCounted() - countedBefore, upTo - from);
+    const timeouts = await timeoutsInHistory();
+    assert.equal(timeouts.at(-1), applied, 'the change after the deleted events is applied');
+    assert.ok(!timeouts.includes(lost), 'the deleted change is not in history');
+  }
   /** The integration's timeouts in history, oldest first. */
   const timeoutsInHistory = async () => (await rows<{ timeout: number }>(sink!,
     `SELECT JSONExtract(after, 'timeout_in_millis', 'Nullable(Int32)') AS timeout FROM ${env.table('aws_apigatewayv2_api_integrations_history')}
@@ -241,11 +252,7 @@ describe("the topic's retention deletes events the sink has not written", { time
     said.length = 0;
     sink = await env.open({ sink: true });
     await sink.sink!.waitForCatchUp();
-    assert.deepEqual(expiredWarnings(), [{ partition: 0, fromOffset: committed, toOffset: expiredUpTo - 1, offsets: expiredUpTo - committed }], said.join('\n'));
-    assert.equal(await expiredCounted(), expiredUpTo - committed);
-    const history = await timeoutsInHistory();
-    assert.equal(history.at(-1), 4242, 'the change after the deleted events is applied');
-    assert.ok(!history.includes(3131), 'the deleted change is not in history: what the warning is for');
+    await assertLost({ from: committed, upTo: expiredUpTo, countedBefore: 0, applied: 4242, lost: 3131 });
   });
 
   it('a running sink that could not write while the retention passed says so as it starts over', async () => {
@@ -267,11 +274,7 @@ describe("the topic's retention deletes events the sink has not written", { time
       await sink!.clickhouse!.command({ query: `ATTACH TABLE ${history}` });
     }
     await sink!.sink!.waitForCatchUp();
-    assert.deepEqual(expiredWarnings(), [{ partition: 0, fromOffset: written, toOffset: expiredUpTo - 1, offsets: expiredUpTo - written }], said.join('\n'));
-    assert.equal(await expiredCounted() - counted, expiredUpTo - written);
-    const timeouts = await timeoutsInHistory();
-    assert.equal(timeouts.at(-1), 6161, 'the change after the deleted events is applied');
-    assert.ok(!timeouts.includes(5151), 'the change whose write failed, then deleted, is not in history');
+    await assertLost({ from: written, upTo: expiredUpTo, countedBefore: counted, applied: 6161, lost: 5151 });
   });
 
   it('a running sink the retention overtook while it stood still, its writes never failing, says so as it reads on', async () => {
@@ -289,9 +292,7 @@ describe("the topic's retention deletes events the sink has not written", { time
     assert.ok(expiredUpTo > next, 'the snapshot was written, then deleted');
     await changeAndSnapshot(8181);
     await waitFor('the change after the deleted events', async () => (await timeoutsInHistory()).at(-1) === 8181);
-    assert.deepEqual(expiredWarnings(), [{ partition: 0, fromOffset: next, toOffset: expiredUpTo - 1, offsets: expiredUpTo - next }], said.join('\n'));
-    assert.equal(await expiredCounted() - counted, expiredUpTo - next);
-    assert.ok(!(await timeoutsInHistory()).includes(7171), 'the change the sink never read is not in history');
+    await assertLost({ from: next, upTo: expiredUpTo, countedBefore: counted, applied: 8181, lost: 7171 });
   });
 
   it('a sink says the topic\'s retention as it starts, and warns when the topic is compacted', async () => {
