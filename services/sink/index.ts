@@ -3,15 +3,17 @@ import type { ChangeCodec, EncodedImage } from '../shared/codec.js';
 import { createConsumerRestarts } from '../shared/consumer-restarts.js';
 import { ApigwError, PoisonMessageError, describeError } from '../shared/errors.js';
 import type { ServiceHealth } from '../shared/health.js';
-import { apiArn, apiIdOf, type ApiInfo, type IntegrationChange } from '../shared/integration-model.js';
-import { createIdempotentProducer, dlqTopic, groupPositions, keyPartitions, topicSettings } from '../shared/kafka.js';
+import type { IntegrationChange } from '../shared/integration-model.js';
+import { createIdempotentProducer, dlqTopic, groupPositions, topicSettings } from '../shared/kafka.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
 import { backoffDelay, createRetry, sleep } from '../shared/retry.js';
-import { applyChange, checkApplicable, chTime, type AppliedState } from './change-applier.js';
-import type { MarkerScope, StateStore } from './state-store.js';
+import { checkApplicable } from './change-applier.js';
+import { createHeldState } from './held-state.js';
+import { createSnapshotCompletion } from './snapshot-completion.js';
+import type { StateStore } from './state-store.js';
 import { ReadTracker } from './read-tracker.js';
-import { blockSize, countOperation, emptyBlock, type RowBlock } from './row-block.js';
+import { blockSize, emptyBlock } from './row-block.js';
 import { deadLetterHeaders, logValueOmitted, sendDeadLetters } from './dead-letters.js';
 import { ExpiredOffsets } from './expired-offsets.js';
 import { createOffsetCommits } from './offset-commits.js';
@@ -68,8 +70,6 @@ const MAX_GATHERED_ROWS = 40_000;
  */
 export const SOLE_WRITER_BLOCK = { minRows: 10_000, lingerMs: 500 };
 
-const sameApi = (a: ApiInfo, b: ApiInfo) => a.name === b.name && a.protocol_type === b.protocol_type && a.api_endpoint === b.api_endpoint;
-
 interface Decoded {
   message: KafkaMessage;
   change: IntegrationChange;
@@ -85,25 +85,8 @@ const yieldToEngine = () => new Promise<void>((resolve) => setImmediate(resolve)
 export function createSink(deps: SinkDeps) {
   const { kafka, codec, store, topic, metrics } = deps;
   const log = deps.logger.child({ component: 'sink' });
-  // What was applied per integration ARN, for the partitions this instance owns; cleared on every rebalance. A
-  // deleted integration's state is dropped once its deletion is written (see dropDeletedStates), so the map holds
-  // the live inventory, not every integration ever deleted.
-  const applied = new Map<string, AppliedState>();
-  // Deleted states the tables hold (written, or read back), per partition, until that partition's next chunk drops them.
-  const deletedInTables = new Map<number, AppliedState[]>();
-  // What the API table holds per API id: an API row is written only when it changes.
-  const apiStored = new Map<string, ApiInfo>();
-  // What each complete read saw, per partition, until its marker (see ReadTracker); and when the first message this
-  // instance applied from each partition since it joined was produced (the Kafka
-  // timestamp). Every event of a read is produced after the read started, and a partition is consumed in order:
-  // if that first message was produced before the read started, or is the partition's first ever (offset 0: a new
-  // topic's first read), this instance saw the whole read; otherwise (it joined in the middle) the read's marker
-  // deletes nothing and the next read catches up. (Observation times
-  // cannot decide this: a CloudTrail re-read is observed before it is produced, so it can land after a
-  // snapshot's events with an earlier observation time.) Producer and reader share a clock: the read's start
-  // and its events' timestamps come from the same process.
+  // What each complete read saw, per partition, until its marker (see ReadTracker).
   const reads = new ReadTracker();
-  const firstProducedAt = new Map<number, number>();
   // Messages behind each owned partition's end as of its last batch (unknown until then, since joining the group).
   const lagByPartition = new Map<number, number>();
   const noteLag = (partition: number, lag: number) => {
@@ -146,6 +129,11 @@ export function createSink(deps: SinkDeps) {
   let consumer: Consumer | undefined;
   let dlqProducer: Producer | undefined;
   let admin: Admin | undefined;
+  // What the sink holds of the tables for the partitions it owns; cleared on every rebalance.
+  const held = createHeldState({ store, reads, read: readOrStartOver, log });
+  const completeSnapshot = createSnapshotCompletion({
+    held, reads, store, codec, topic, admin: () => admin!, read: readOrStartOver, write: writeRetry, metrics, log,
+  });
 
   const valueOmitted = logValueOmitted(log, dlqTopic(topic));
   async function deadLetter(message: KafkaMessage, partition: number, error: PoisonMessageError): Promise<void> {
@@ -165,7 +153,7 @@ export function createSink(deps: SinkDeps) {
     });
     startOversInRow = 0;
     for (const [operation, count] of block.historyOperations) metrics.historyRows.inc({ operation }, count);
-    for (const state of block.deletions) letGo(state.kafka_partition, state);
+    for (const state of block.deletions) held.letGo(state.kafka_partition, state);
     log.debug({ history: block.history.count, current: block.current.count, apis: block.apis.count, ms: Math.round(performance.now() - started) }, 'wrote a block');
   }, deps.soleWriter ? SOLE_WRITER_BLOCK : {});
   let activeBatches = 0;
@@ -180,204 +168,19 @@ export function createSink(deps: SinkDeps) {
   });
   failed.catch(() => undefined);
 
-  // Which keys the tables hold: read once per group assignment (with the API rows), and grown with every key
-  // this instance writes, never shrunk (a key written while the read ran must not look new). A key the sink sees
-  // for the first time needs no look-up, which on a growing inventory is most of them.
-  const inTables = new Set<string>();
-  let tablesRead: Promise<void> | undefined;
-  function readTables(): Promise<void> {
-    return (async () => {
-      const [arns, apis] = await readOrStartOver(() => Promise.all([store.storedArns(), store.apiInfo()]));
-      for (const arn of arns) inTables.add(arn);
-      for (const api of apis) apiStored.set(api.api_id, api);
-      log.info({ integrations: arns.size, apis: apis.length }, 'read which integrations the tables hold');
-    })();
-  }
-
   /**
    * Forgets what was applied in memory: it is read again from ClickHouse for the keys seen next, once every write
-   * still running has settled (batches read the tables first thing, so they wait for that too).
+   * still running has settled.
    */
-  function forgetApplied(): void {
-    applied.clear();
-    apiStored.clear();
-    tablesRead = batcher.idle().then(() => {
-      batcher.reset();
-      deletedInTables.clear();
-      return readTables();
-    });
-    // The next batch awaits it; a failure before one does is not an unhandled one (that batch reads again).
-    tablesRead.catch(() => undefined);
-  }
+  const forgetApplied = () => held.forget(batcher.idle().then(() => batcher.reset()));
 
-  /** A deleted state the tables hold: the partition's next chunk drops it from memory (see dropDeletedStates). */
-  function letGo(partition: number, state: AppliedState): void {
-    const states = deletedInTables.get(partition);
-    if (states) states.push(state);
-    else deletedInTables.set(partition, [state]);
-  }
-
-  /**
-   * Drops from memory a partition's deleted states that the tables hold (see letGo), unless a later change replaced
-   * them: an event that comes for one of them again finds it in the tables (`ensureLoaded`). Only the partition's own
-   * batch calls this, before it looks up its chunk's keys: a state dropped between that look-up and the chunk's
-   * changes would make a redelivered event look like a new integration.
-   */
-  function dropDeletedStates(partition: number): void {
-    const states = deletedInTables.get(partition);
-    if (!states) return;
-    deletedInTables.delete(partition);
-    for (const state of states) if (applied.get(state.arn) === state) applied.delete(state.arn);
-  }
-
-  async function ensureLoaded(keys: { account_id: string; region: string; arn: string }[], partition: number, rows: RowBlock): Promise<void> {
-    await (tablesRead ??= readTables());
-    const missing = new Map<string, { scope: { account_id: string; region: string }; arns: Set<string> }>();
-    for (const { account_id, region, arn } of keys) {
-      if (applied.has(arn) || !inTables.has(arn)) continue;
-      const scopeKey = `${account_id}/${region}`;
-      if (!missing.has(scopeKey)) missing.set(scopeKey, { scope: { account_id, region }, arns: new Set() });
-      missing.get(scopeKey)!.arns.add(arn);
-    }
-    for (const { scope, arns } of missing.values()) {
-      const loaded = await readOrStartOver(() => store.load(scope, [...arns]));
-      for (const state of loaded.states) {
-        applied.set(state.arn, state);
-        // Read back for a late event of a deleted integration: the tables hold it (a repair among this block's rows
-        // would only be made again by the next look-up), so the partition's next chunk lets go of it again.
-        if (state.deleted) letGo(partition, state);
-      }
-      if (loaded.repairs.length > 0) log.warn({ count: loaded.repairs.length }, 'current state behind history after an interrupted write; repairing');
-      for (const repair of loaded.repairs) rows.current.add(repair);
-    }
-  }
-
-  /**
-   * Applies one change to memory and adds the rows it needs to `rows`; returns the outcome counted in metrics.
-   * `image`: the change's after-image with its bytes, kept with the state it gives.
-   */
-  function apply(change: IntegrationChange, partition: number, offset: number, rows: RowBlock, image: EncodedImage | null = null): string {
-    // The applied state's copy of the ARN: one string per integration, however many reads saw it.
-    const prior = applied.get(change.arn);
-    reads.see(partition, change, prior?.arn ?? change.arn);
-    const result = applyChange(prior, change, { partition, offset }, image);
-    if (!result) return 'unchanged';
-    applied.set(change.arn, result.state);
-    if (result.state.deleted && result.current) rows.deletions.push(result.state);
-    if (result.current) {
-      rows.current.add(result.current);
-      inTables.add(change.arn);
-    }
-    if (result.history) {
-      rows.history.add(result.history, `${change.arn}@${result.state.version}`);
-      countOperation(rows, String(result.history.operation));
-    }
-    if (result.attribution) rows.attributions.add(result.attribution, `${change.arn}@${result.state.version}`);
-    if (change.api) {
-      const uuid = apiIdOf(change.after, change.region, change.api_id);
-      const stored = apiStored.get(uuid);
-      if (!stored || !sameApi(stored, change.api)) {
-        apiStored.set(uuid, change.api);
-        rows.apis.add({
-          api_id: uuid, account_id: change.account_id, region: change.region, aws_api_id: change.api_id,
-          arn: apiArn(change.region, change.api_id), ...change.api, version: change.observed_at, is_deleted: 0,
-          observed_at: chTime(change.observed_at),
-        });
-      }
-    }
-    return result.history ? 'changed' : result.attribution ? 'attributed' : 'reread';
-  }
-
-  /** The partition each candidate's key goes to among the topic's partitions now, framed with `keySchemaId`. */
-  async function partitionsNow(scope: MarkerScope, keySchemaId: number, candidates: { arn: string; aws_api_id: string }[]): Promise<number[]> {
-    if (candidates.length === 0) return [];
-    const [described] = (await admin!.fetchTopicMetadata({ topics: [topic] })).topics;
-    const partitionOf = keyPartitions(described!.partitions.length);
-    return Promise.all(candidates.map(async ({ arn, aws_api_id }) => partitionOf(await codec.frameKey(keySchemaId, {
-      account_id: scope.account_id, region: scope.region, api_id: aws_api_id, integration_id: arn.slice(arn.lastIndexOf('/') + 1),
-    }))));
-  }
-
-  /**
-   * Moves integrations whose keys go to another partition now to that partition, in the current-state table and in
-   * memory, with no offset there yet: that partition's markers delete them once a read no longer sees them.
-   */
-  async function handOver(moves: { arn: string; partition: number }[]): Promise<void> {
-    await writeRetry(() => store.handOver(moves));
-    for (const { arn, partition } of moves) {
-      const state = applied.get(arn);
-      if (state && state.kafka_partition !== partition) Object.assign(state, { kafka_partition: partition, kafka_offset: -1 });
-    }
-  }
-
-  /**
-   * A complete read of a scope (an account and region, or one API of it) finished: delete what this partition
-   * holds of that scope and the read did not see. Everything applied before the marker is written first.
-   */
-  async function completeSnapshot(change: IntegrationChange, partition: number, offset: number, rows: RowBlock, keySchemaId: number): Promise<void> {
-    const snapshot = change.snapshot!;
-    // Rejected only by a failed write, which the sink has logged: the batch fails, and the sink starts over.
-    await batcher.durable().catch(() => {
-      throw startingOver('a write failed for good');
-    });
-    const scope = { account_id: change.account_id, region: change.region, api_id: change.api_id };
-    const seen = reads.seenBy(partition, change);
-    if (seen === 'completed') {
-      metrics.sinkMessages.inc({ outcome: 'marker-skipped' });
-      log.debug({ partition, offset, readId: snapshot.snapshot_id }, 'this marker\'s deletions are made already');
-      return;
-    }
-    if (seen === 'abandoned') {
-      reads.complete(partition, change, offset);
-      metrics.sinkMessages.inc({ outcome: 'marker-skipped' });
-      log.info({ partition, readId: snapshot.snapshot_id }, 'a newer snapshot of this scope began before this one\'s marker; its deletions wait for the next one');
-      return;
-    }
-    const first = firstProducedAt.get(partition) ?? Infinity;
-    if (first >= snapshot.started_at) {
-      reads.complete(partition, change, offset);
-      metrics.sinkMessages.inc({ outcome: 'marker-skipped' });
-      log.info({ partition, readId: snapshot.snapshot_id }, 'this instance did not see the whole read in this partition (it started in the middle); its deletions wait for the next one');
-      return;
-    }
-    const candidates = (await readOrStartOver(() => store.liveBeforeMarker({ ...scope, partition, offset, started_at: snapshot.started_at })))
-      .filter(({ arn }) => !seen.has(arn));
-    // A key lives in one partition while the topic keeps its partitions. Given more, a key may go to another one,
-    // where this read saw it (or will not, once it is gone): not this partition's to delete.
-    const owners = await partitionsNow(scope, keySchemaId, candidates);
-    const moves = candidates.flatMap(({ arn }, i) => (owners[i] === partition ? [] : [{ arn, partition: owners[i]! }]));
-    if (moves.length > 0) {
-      await handOver(moves);
-      log.info({ region: change.region, partition, snapshotId: snapshot.snapshot_id, moved: moves.length }, 'integrations whose keys go to another partition now (the topic has more): moved there');
-    }
-    const unseen = candidates.filter((_, i) => owners[i] === partition).map(({ arn }) => arn);
-    await ensureLoaded(unseen.map((arn) => ({ ...scope, arn })), partition, rows);
-    for (const arn of unseen) {
-      const state = applied.get(arn)!;
-      apply({
-        ...change, op: 'DELETE', arn, api_id: state.aws_api_id, integration_id: state.integration_id, after: null, snapshot: null,
-      }, partition, offset, rows);
-    }
-    // The API table is global, not per partition: one partition's marker is enough to retire vanished APIs.
-    if (partition === 0) {
-      for (const api of await readOrStartOver(() => store.liveApisNotIn({ ...scope, api_ids: snapshot.api_ids }))) {
-        apiStored.delete(api.api_id);
-        rows.apis.add({ ...api, version: change.observed_at, is_deleted: 1, observed_at: chTime(change.observed_at) });
-      }
-    }
-    reads.complete(partition, change, offset);
-    metrics.sinkMessages.inc({ outcome: 'marker' });
-    if (unseen.length > 0) log.info({ region: change.region, partition, snapshotId: snapshot.snapshot_id, deleted: unseen.length }, 'deleted integrations the snapshot no longer saw');
-  }
-
-  const previousImage = (arn: string) => applied.get(arn)?.image;
 
   /** Decodes messages; one that is not a valid change goes to the dead-letter topic. */
   async function decodeAll(messages: KafkaMessage[], partition: number): Promise<Decoded[]> {
     const decoded: Decoded[] = [];
     for (const message of messages) {
       try {
-        const result = codec.decodeChange(message.key, message.value, previousImage);
+        const result = codec.decodeChange(message.key, message.value, held.previousImage);
         const { value, image } = result instanceof Promise ? await result : result;
         checkApplicable(value);
         decoded.push({ message, change: value, image });
@@ -473,7 +276,6 @@ export function createSink(deps: SinkDeps) {
         if (lagByPartition.has(partition)) consumer!.seek({ topic, partition, offset: String(low) });
       }
       reads.clear();
-      firstProducedAt.clear();
       expired.clear();
       commits.startAfresh();
     } else {
@@ -482,7 +284,7 @@ export function createSink(deps: SinkDeps) {
       await sleep(backoffDelay(startOversInRow++, START_OVER_BACKOFF), stopping.signal);
       log.warn({ err: describeError(batcher.failure ?? readFailure) }, `resuming after a failed ${batcher.failure === undefined ? 'read' : 'write'}: consuming again from the committed offsets`);
       for (const { partition, committed, low } of await partitionOffsets()) {
-        if (!firstProducedAt.has(partition)) continue;
+        if (!reads.hasConsumed(partition)) continue;
         // What it last wrote, below the partition's first now: the retention overtook a sink that could not write.
         expired.note(partition, commits.lastCommitted(partition) ?? committed, low);
         consumer!.seek({ topic, partition, offset: String(Math.max(committed, low)) });
@@ -557,17 +359,21 @@ export function createSink(deps: SinkDeps) {
         if (!isRunning() || isStale()) return;
         const decoded = await decodeAll(batch.messages.slice(start, start + CHUNK), batch.partition);
         let rows = emptyBlock();
-        dropDeletedStates(batch.partition);
-        await ensureLoaded(decoded.filter(({ change }) => change.op !== 'SNAPSHOT_COMPLETE').map(({ change }) => change), batch.partition, rows);
+        held.dropDeleted(batch.partition);
+        await held.ensureLoaded(decoded.filter(({ change }) => change.op !== 'SNAPSHOT_COMPLETE').map(({ change }) => change), batch.partition, rows);
         for (const { message, change, image } of decoded) {
           const offset = Number(message.offset);
-          if (!firstProducedAt.has(batch.partition)) firstProducedAt.set(batch.partition, offset === 0 ? -Infinity : Number(message.timestamp));
+          reads.consumed(batch.partition, offset, Number(message.timestamp));
           if (change.op === 'SNAPSHOT_COMPLETE') {
             written = batcher.add(rows);
             rows = emptyBlock();
+            // Rejected only by a failed write, which the sink has logged: the batch fails, and the sink starts over.
+            await batcher.durable().catch(() => {
+              throw startingOver('a write failed for good');
+            });
             await completeSnapshot(change, batch.partition, offset, rows, codec.keySchemaId(message.key!));
           } else {
-            const outcome = apply(change, batch.partition, offset, rows, image);
+            const outcome = held.apply(change, batch.partition, offset, rows, image);
             outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
           }
         }
@@ -575,7 +381,7 @@ export function createSink(deps: SinkDeps) {
         await yieldToEngine();
       }
       for (const [outcome, count] of outcomes) metrics.sinkMessages.inc({ outcome }, count);
-      metrics.sinkIntegrationsHeld.set(applied.size);
+      metrics.sinkIntegrationsHeld.set(held.size);
       if (deps.soleWriter) {
         if (!isRunning() || isStale()) return;
         resolveOffset(batch.lastOffset());
@@ -650,7 +456,6 @@ export function createSink(deps: SinkDeps) {
         inGroup = true;
         forgetApplied();
         reads.clear();
-        firstProducedAt.clear();
         commits.forgetCommitted();
         expired.forgetPositions();
         lagByPartition.clear();

@@ -26,6 +26,26 @@ export class ReadTracker {
   // Per partition, the reads whose markers were applied and the markers' offsets, until those offsets are committed.
   private readonly completed = new Map<number, Map<string, number>>();
   private readonly lastSeen = new Map<number, { readId: string; account_id: string; region: string; seen: Set<string> }>();
+  // When the first message this instance applied from each partition since it joined was produced (see consumed).
+  private readonly firstProducedAt = new Map<number, number>();
+
+  /**
+   * A message of `partition` at `offset`, produced at `producedAt` (its Kafka timestamp), is applied. Every event of a
+   * read is produced after the read started, and a partition is consumed in order: if the first message applied
+   * since joining was produced before a read started, or is the partition's first ever (offset 0: a new topic's first
+   * read), this instance saw the whole read; otherwise (it joined in the middle) the read's marker finds it
+   * 'joined-midway'. (Observation times cannot decide this: a CloudTrail re-read is observed before it is produced,
+   * so it can land after a snapshot's events with an earlier observation time.) Producer and reader share a clock:
+   * the read's start and its events' timestamps come from the same process.
+   */
+  consumed(partition: number, offset: number, producedAt: number): void {
+    if (!this.firstProducedAt.has(partition)) this.firstProducedAt.set(partition, offset === 0 ? -Infinity : producedAt);
+  }
+
+  /** Whether this instance applied anything of `partition` since it joined or started afresh. */
+  hasConsumed(partition: number): boolean {
+    return this.firstProducedAt.has(partition);
+  }
 
   /** Records that the read `change` belongs to saw its integration (`arn`: the caller's copy of the ARN). */
   see(partition: number, change: IntegrationChange, arn: string): void {
@@ -50,13 +70,16 @@ export class ReadTracker {
   }
 
   /**
-   * What the read that `marker` completes saw in this partition, or 'abandoned'; the read is still tracked, so that a
-   * marker whose deletions fail half-way (a read of the tables failing) finds the same set when it comes again.
+   * What the read that `marker` completes saw in this partition; 'abandoned' when a newer snapshot of its scope began
+   * first, 'joined-midway' when this instance did not see the whole read (see consumed). The read is still tracked,
+   * so that a marker whose deletions fail half-way (a read of the tables failing) finds the same set when it comes again.
    */
-  seenBy(partition: number, marker: IntegrationChange): Set<string> | 'abandoned' | 'completed' {
+  seenBy(partition: number, marker: IntegrationChange): Set<string> | 'abandoned' | 'completed' | 'joined-midway' {
     const key = readKey(partition, marker.snapshot!.snapshot_id, marker);
     if (this.completed.get(partition)?.has(key)) return 'completed';
-    return this.abandoned.has(key) ? 'abandoned' : (this.seenByRead.get(key) ?? new Set<string>());
+    if (this.abandoned.has(key)) return 'abandoned';
+    if ((this.firstProducedAt.get(partition) ?? Infinity) >= marker.snapshot!.started_at) return 'joined-midway';
+    return this.seenByRead.get(key) ?? new Set<string>();
   }
 
   /**
@@ -83,6 +106,7 @@ export class ReadTracker {
   }
 
   clear(): void {
+    this.firstProducedAt.clear();
     this.completed.clear();
     this.lastSeen.clear();
     this.seenByRead.clear();

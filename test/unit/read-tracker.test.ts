@@ -22,9 +22,16 @@ const seenBy = (tracker: ReadTracker, partition: number, readId: string, overrid
   return typeof seen === 'string' ? seen : [...seen].sort();
 };
 
+/** A tracker that applied each partition's first offset: it sees every read whole. */
+function fromTheStart(): ReadTracker {
+  const tracker = new ReadTracker();
+  for (const partition of [0, 1]) tracker.consumed(partition, 0, 0);
+  return tracker;
+}
+
 describe('what each complete read saw', () => {
   it('keeps reads apart when their events interleave in one partition', () => {
-    const tracker = new ReadTracker();
+    const tracker = fromTheStart();
     const apiRead = { source: { ...event('x', 'x').source, type: 'CLOUDTRAIL' as const, snapshot_id: 'api-read' } };
     tracker.see(0, event('snap', 'i1'), 'i1');
     tracker.see(0, event('api-read', 'i2', apiRead), 'i2');
@@ -35,7 +42,7 @@ describe('what each complete read saw', () => {
   });
 
   it('keeps regions and partitions of one read apart', () => {
-    const tracker = new ReadTracker();
+    const tracker = fromTheStart();
     tracker.see(0, event('snap', 'i1'), 'i1');
     tracker.see(0, event('snap', 'i2', { region: 'us-east-1' }), 'i2');
     tracker.see(1, event('snap', 'i3'), 'i3');
@@ -46,7 +53,7 @@ describe('what each complete read saw', () => {
   });
 
   it('a marker that comes again before its offset is committed finds its read complete, however much of the read came again', () => {
-    const tracker = new ReadTracker();
+    const tracker = fromTheStart();
     tracker.see(0, event('snap', 'i1'), 'i1');
     tracker.see(0, event('snap', 'i2'), 'i2');
     assert.deepEqual(seenBy(tracker, 0, 'snap', {}, 7), ['i1', 'i2']);
@@ -58,7 +65,7 @@ describe('what each complete read saw', () => {
   });
 
   it('starts empty for a read of the same key once the marker before it is committed', () => {
-    const tracker = new ReadTracker();
+    const tracker = fromTheStart();
     tracker.see(0, event('snap', 'i1'), 'i1');
     assert.deepEqual(seenBy(tracker, 0, 'snap', {}, 7), ['i1']);
     tracker.committed(0, 8);
@@ -67,7 +74,7 @@ describe('what each complete read saw', () => {
   });
 
   it('abandons a snapshot when the next one of its scope begins, and records nothing more for it', () => {
-    const tracker = new ReadTracker();
+    const tracker = fromTheStart();
     tracker.see(0, event('old', 'i1'), 'i1');
     tracker.see(0, event('new', 'i2'), 'i2');
     tracker.see(0, event('old', 'i3'), 'i3');
@@ -77,9 +84,28 @@ describe('what each complete read saw', () => {
   });
 
   it('does not count a deletion as seen', () => {
-    const tracker = new ReadTracker();
+    const tracker = fromTheStart();
     tracker.see(0, event('snap', 'i1'), 'i1');
     tracker.see(0, event('snap', 'i2', { op: 'DELETE' }), 'i2');
     assert.deepEqual(seenBy(tracker, 0, 'snap'), ['i1']);
+  });
+
+  it('a marker of a read that began before this instance\'s first message of the partition deletes nothing', () => {
+    const started = { snapshot: { snapshot_id: 'snap', started_at: 1_000, api_ids: [], integration_count: 0 } };
+    const joined = new ReadTracker();
+    joined.consumed(0, 50, 2_000);
+    joined.consumed(0, 10, 500);
+    joined.see(0, event('snap', 'i1', started), 'i1');
+    assert.equal(seenBy(joined, 0, 'snap', started), 'joined-midway', 'the read began before the first message applied; later ones do not count');
+
+    const before = new ReadTracker();
+    before.consumed(0, 50, 500);
+    before.see(0, event('snap', 'i1', started), 'i1');
+    assert.deepEqual(seenBy(before, 0, 'snap', started), ['i1']);
+
+    before.clear();
+    before.see(0, event('snap', 'i1', started), 'i1');
+    assert.equal(seenBy(before, 0, 'snap', started), 'joined-midway', 'after clear() nothing is known of what came first');
+    assert.equal(before.hasConsumed(0), false);
   });
 });
