@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { deferred } from '../../services/shared/deferred.js';
+import type { IntegrationChange } from '../../services/shared/integration-model.js';
+import { createLogger } from '../../services/shared/logger.js';
+import type { AppliedState } from '../../services/sink/change-applier.js';
+import { createHeldState } from '../../services/sink/held-state.js';
+import { ReadTracker } from '../../services/sink/read-tracker.js';
+import { emptyBlock, type RowBlock } from '../../services/sink/row-block.js';
+import type { StateStore } from '../../services/sink/state-store.js';
+import { cloudTrailSource, integrationChange, snapshotSource } from '../support/changes.js';
+
+const REGION = 'eu-west-1';
+const PARTITION = 0;
+
+/**
+ * Held state over tables kept in memory: `tables` is what they hold per ARN, as a write of the state would leave it.
+ * `write` stands for the sink's write of a block: it puts the block's states in the tables and lets go of its deletions.
+ */
+function heldOverTables(firstOffset = 0) {
+  let nextOffset = firstOffset;
+  const tables = new Map<string, AppliedState>();
+  const store = {
+    storedArns: async () => new Set(tables.keys()),
+    apiInfo: async () => [],
+    load: async (_scope: unknown, arns: string[]) => ({
+      states: arns.flatMap((arn) => (tables.has(arn) ? [structuredClone(tables.get(arn)!)] : [])), repairs: [],
+    }),
+  } as unknown as StateStore;
+  const held = createHeldState({ store, reads: new ReadTracker(), read: (query) => query(), log: createLogger('silent') });
+
+  /** Applies `changes` as one chunk of the partition's batch does, at the partition's next offsets; returns the chunk's rows. */
+  async function chunk(...changes: IntegrationChange[]): Promise<{ rows: RowBlock; outcomes: string[] }> {
+    const rows = emptyBlock();
+    held.dropDeleted(PARTITION);
+    await held.ensureLoaded(changes, PARTITION, rows);
+    const outcomes = changes.map((change) => held.apply(change, PARTITION, nextOffset++, rows));
+    return { rows, outcomes };
+  }
+
+  function write(rows: RowBlock, arns: string[]): void {
+    for (const arn of arns) tables.set(arn, structuredClone(held.state(arn)!));
+    for (const state of rows.deletions) held.letGo(state.kafka_partition, state);
+  }
+
+  return { held, tables, chunk, write };
+}
+
+const created = (integrationId: string, snapshotId = 's1') =>
+  integrationChange({ region: REGION, apiId: 'a1', integrationId, source: snapshotSource(snapshotId), eventTime: 1_000 });
+const deleted = (integrationId: string): IntegrationChange => ({
+  ...integrationChange({ region: REGION, apiId: 'a1', integrationId, source: cloudTrailSource(`del-${integrationId}`), eventTime: 2_000 }),
+  op: 'DELETE', after: null,
+});
+
+describe('what the sink holds of the tables', () => {
+  it('an integration the tables hold is read back before its event applies: a re-read writes nothing, a change one version more', async () => {
+    const first = heldOverTables();
+    const { rows } = await first.chunk(created('i1'));
+    first.write(rows, [created('i1').arn]);
+
+    // Another instance (or this one after a rebalance) holds nothing in memory, the same tables.
+    const next = heldOverTables(1);
+    for (const [arn, state] of first.tables) next.tables.set(arn, state);
+    const reread = await next.chunk(created('i1', 's2'));
+    assert.deepEqual(reread.outcomes, ['reread']);
+    assert.equal(reread.rows.history.count + reread.rows.current.count, 0);
+
+    const update = integrationChange({ region: REGION, apiId: 'a1', integrationId: 'i1', source: cloudTrailSource('u1'), eventTime: 3_000, timeout: 9_000 });
+    const changed = await next.chunk(update);
+    assert.deepEqual(changed.outcomes, ['changed']);
+    assert.equal(changed.rows.history.count, 1);
+    assert.equal(next.held.state(update.arn)?.version, 2);
+  });
+
+  it('lets go of a deleted integration once its deletion is written, and a late copy of its old event changes nothing', async () => {
+    const { held, chunk, write } = heldOverTables();
+    const live = await chunk(created('i1'), created('i2'));
+    write(live.rows, [created('i1').arn, created('i2').arn]);
+    const deletion = await chunk(deleted('i1'));
+    assert.deepEqual(deletion.outcomes, ['changed']);
+    assert.equal(held.size, 2, 'held until its deletion is written');
+    write(deletion.rows, [created('i1').arn]);
+
+    const late = await chunk(created('i1'));
+    assert.deepEqual(late.outcomes, ['unchanged'], 'the deletion read back from the tables: the old event is older than it');
+    assert.equal(late.rows.history.count + late.rows.current.count, 0);
+    await chunk();
+    assert.equal(held.size, 1, 'the state read back for the late event is let go again');
+    assert.equal(held.state(created('i1').arn), undefined);
+  });
+
+  it('writes an API row only when the API is new or changed', async () => {
+    const { chunk } = heldOverTables();
+    const withApi = (integrationId: string, name: string): IntegrationChange => ({
+      ...created(integrationId), api: { name, protocol_type: 'HTTP', api_endpoint: 'https://a1.example' },
+    });
+    assert.equal((await chunk(withApi('i1', 'orders'))).rows.apis.count, 1);
+    assert.equal((await chunk(withApi('i2', 'orders'))).rows.apis.count, 0);
+    assert.equal((await chunk(withApi('i3', 'orders-v2'))).rows.apis.count, 1);
+  });
+
+  it('after forget, looks keys up only once the writes still running have settled, and then from the tables', async () => {
+    const { held, tables, chunk } = heldOverTables();
+    await chunk(created('i1'));
+    const written = structuredClone(held.state(created('i1').arn)!);
+    const settled = deferred();
+    held.forget(settled.promise);
+    assert.equal(held.size, 0);
+
+    let looked = false;
+    const lookUp = chunk(created('i1', 's2')).then((result) => ((looked = true), result));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(looked, false, 'waits for the writes');
+    tables.set(written.arn, written);
+    settled.resolve();
+    assert.deepEqual((await lookUp).outcomes, ['reread'], 'the write that settled is what the look-up finds');
+    assert.equal(tables.size, 1);
+  });
+});
