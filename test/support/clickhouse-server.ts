@@ -1,0 +1,99 @@
+/**
+ * A ClickHouse server for tests: the real engine (chDB) behind ClickHouse's HTTP interface, as much of it as
+ * `@clickhouse/client` uses: `/ping`; a query in the body, or in `query` with the body as its data (an insert);
+ * `database`, `default_format`, `param_*` query parameters and settings in the URL; errors as the server writes them
+ * (status 500, `Code: N. DB::Exception: …`). No ClickHouse server binary of a version that reads our DDL is in the
+ * registries this project installs from, and the sink's server mode (several instances sharing the tables, batches
+ * that end only once written) is otherwise untested.
+ *
+ * Run as a process of its own (the engine holds one directory per process):
+ * `node --import tsx test/support/clickhouse-server.ts <data directory> <port> [insert delay in ms]`; it prints
+ * `listening` once it answers. Requests run one at a time: each sets its own settings and parameters on the one
+ * session, and resets them after. The delay holds every insert back, as a busy server does: long enough, a write
+ * is still running when the partitions it came from are assigned to another sink.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Session } from 'chdb';
+
+/** URL parameters of the HTTP interface that are not settings. */
+const NOT_SETTINGS = new Set([
+  'query', 'database', 'default_format', 'query_id', 'session_id', 'session_timeout', 'session_check', 'compress',
+  'decompress', 'user', 'password', 'quota_key', 'enable_http_compression', 'wait_end_of_query',
+  'send_progress_in_http_headers', 'http_headers_progress_interval_ms', 'role',
+]);
+
+/** A ClickHouse string literal holding `text` exactly. */
+const literal = (text: string) => `'${text.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
+
+const identifier = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+const [dataDir, port, insertDelayMs = '0'] = process.argv.slice(2);
+if (!dataDir || !port) throw new Error('usage: clickhouse-server.ts <data directory> <port> [insert delay in ms]');
+const session = new Session(dataDir);
+
+async function body(request: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of request) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Runs one request's statement with its settings and parameters; returns its output. */
+async function execute(url: URL, text: string): Promise<Uint8Array> {
+  const query = url.searchParams.get('query');
+  const statement = query === null ? text : `${query}\n${text}`;
+  const prefix: string[] = [`USE ${url.searchParams.get('database') ?? 'default'}`];
+  const settings: string[] = [];
+  for (const [name, value] of url.searchParams) {
+    const setting = name.startsWith('param_') ? name : NOT_SETTINGS.has(name) ? undefined : name;
+    if (setting === undefined) continue;
+    if (!identifier.test(setting)) throw new Error(`Code: 115. DB::Exception: Unknown setting ${setting}. (UNKNOWN_SETTING)`);
+    prefix.push(`SET ${setting} = ${literal(value)}`);
+    if (!name.startsWith('param_')) settings.push(setting);
+  }
+  try {
+    const result = await session.queryAsync(`${prefix.join('; ')}; ${statement}`, { format: url.searchParams.get('default_format') ?? 'TabSeparated' });
+    return result.bytes();
+  } finally {
+    // A setting the statement refused was never set: its reset fails the same way, and changes nothing.
+    if (settings.length > 0) await session.queryAsync(settings.map((name) => `SET ${name} = DEFAULT`).join("; ")).catch(() => undefined);
+  }
+}
+
+let queue: Promise<unknown> = Promise.resolve();
+
+async function answer(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  const url = new URL(request.url ?? '/', 'http://localhost');
+  if (url.pathname === '/ping') {
+    response.end('Ok.\n');
+    return;
+  }
+  const text = await body(request);
+  // Held back before it takes its turn: what other requests read meanwhile does not hold it yet.
+  if (/^\s*INSERT\b/i.test(url.searchParams.get('query') ?? text)) await sleep(Number(insertDelayMs));
+  const run = queue.then(() => execute(url, text));
+  queue = run.catch(() => undefined);
+  try {
+    const output = await run;
+    response.writeHead(200, { 'Content-Type': 'text/plain; charset=UTF-8', 'X-ClickHouse-Summary': '{}' });
+    response.end(output);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    const code = /Code: (\d+)/.exec(message)?.[1] ?? '1001';
+    response.writeHead(500, { 'Content-Type': 'text/plain; charset=UTF-8', 'X-ClickHouse-Exception-Code': code });
+    response.end(message.startsWith('Code:') ? message : `Code: ${code}. DB::Exception: ${message}`);
+  }
+}
+
+const server = createServer((request, response) => {
+  answer(request, response).catch((error: unknown) => {
+    response.destroy(error instanceof Error ? error : new Error(String(error)));
+  });
+});
+server.listen(Number(port), '127.0.0.1', () => process.stdout.write('listening\n'));
+const close = () => server.close(() => {
+  session.close();
+  process.exit(0);
+});
+process.on('SIGTERM', close);
+process.on('SIGINT', close);
