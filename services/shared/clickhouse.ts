@@ -6,8 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { Session } from 'chdb';
-import { createChdbConnection, type ChdbConnection } from 'chdb/connection';
+import type { ChdbConnection } from 'chdb/connection';
 import { clickHouseClientLog } from './clickhouse-log.js';
 import type { ClickHouseTarget } from './config.js';
 import { DirectoryHeldError, directoryHolder } from './engine-directory.js';
@@ -47,7 +46,7 @@ export async function openClickHouse(target: ClickHouseTarget, { lockWaitMs = 20
   const log = clickHouseClientLog(logger);
   try {
     return await retry(async () => {
-      const client = createClickHouse(target, log);
+      const client = await createClickHouse(target, log);
       const result = await client.ping();
       if (result.success) return client;
       await client.close().catch(() => undefined);
@@ -95,7 +94,7 @@ export async function insertLines(
 }
 
 /** One client for both modes: a ClickHouse server over HTTP, or the embedded chDB engine plugged in as its connection. */
-function createClickHouse(target: ClickHouseTarget, log: ReturnType<typeof clickHouseClientLog>): ClickHouseClient {
+async function createClickHouse(target: ClickHouseTarget, log: ReturnType<typeof clickHouseClientLog>): Promise<ClickHouseClient> {
   const settings = { date_time_input_format: 'best_effort' as const };
   if (target.kind === 'http') {
     return createClient({ url: target.url, username: target.username, password: target.password, clickhouse_settings: settings, request_timeout: 120_000, log });
@@ -107,7 +106,7 @@ function createClickHouse(target: ClickHouseTarget, log: ReturnType<typeof click
     // A file where the directory goes, or a place this user cannot write: no engine will open there, whenever asked.
     throw new ConfigError('CLICKHOUSE_URL', `cannot make the embedded engine's directory ${path} (${describeError(error)})`);
   }
-  const chdb = openEmbedded(path);
+  const chdb = await openEmbedded(path);
   // chdb types its connection against @clickhouse/client-common, which @clickhouse/client now bundles under
   // its own names; the shapes are the same (chdb's parity suite runs against this client).
   const client = createClient({ connection: chdb as unknown as ClientConnection, clickhouse_settings: settings, log });
@@ -122,12 +121,17 @@ function createClickHouse(target: ClickHouseTarget, log: ReturnType<typeof click
  * malformed one would stop the engine. chdb's client connection takes no engine arguments, so a session that names
  * the project's (empty) config file opens first; the engine it started serves the client's connection, which
  * outlives it.
+ *
+ * chDB is loaded here, on first use, not with this module: its library maps ~150 MiB of resident pages into every
+ * process that loads it, which a process talking to a ClickHouse server (or to none: a snapshot, a listener) never
+ * uses. The allocator settings above are in place before.
  */
-function openEmbedded(path: string): ChdbConnection {
+async function openEmbedded(path: string): Promise<ChdbConnection> {
   // The holder is looked for before the engine is asked (which would print its own refusal on stderr), and again
   // after it refused: only then is its failure a held directory.
   refuseHeldDirectory(path);
-  let starter: Session;
+  const [{ Session }, { createChdbConnection }] = await Promise.all([import('chdb'), import('chdb/connection')]);
+  let starter: InstanceType<typeof Session>;
   try {
     starter = new Session(path, { connectionArgs: [`--config-file=${ENGINE_CONFIG}`] });
   } catch (error) {
