@@ -41,7 +41,7 @@ export async function runSinkLive(stack: BenchStack, quick: boolean): Promise<Be
   await createBenchTopic(stack, topic);
   const admin = new Kafka({ brokers: stack.brokers, logLevel: logLevel.NOTHING }).admin();
   await admin.connect();
-  const { sink, exited } = spawnSink(stack, topic, groupId, path);
+  const { sink, exited } = spawnSink(stack, topic, groupId, `chdb://${path}`);
   const memory = sampleMemory(sink.pid!);
   let measured;
   // Whatever happens here, the sink does not outlive the benchmark, nor the topic the run.

@@ -7,6 +7,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { STACK_DIR } from '../stack/layout.js';
+import { startClickHouseServer, stopClickHouseServer } from '../test/support/clickhouse-server-process.js';
 import { deleteTopicsStartingWith } from '../test/support/topics.js';
 import { brokerPid, decodingConsumer } from './lib/decoding-consumer.js';
 import { cpuSeconds, highWaterMiB, mainThreadSchedule, rate, ratio, sampleMemory, tenths } from './lib/environment.js';
@@ -78,12 +79,10 @@ async function engineMemoryBaseline(blocksDir: string, id: string) {
   return { ...memory!.stop(), highWaterMiB };
 }
 
-/** The sink as users run it, timed from its start until its group has committed every offset. */
-async function runSink(stack: BenchStack, topic: string, id: string, run: number) {
-  const path = join(STACK_DIR, 'bench-data', `${id}-sink-${run}`);
-  const groupId = `${topic}.sink.${run}`;
+/** The sink as users run it, writing to `clickhouseUrl`, timed from its start until its group has committed every offset. */
+async function runSink(stack: BenchStack, topic: string, groupId: string, clickhouseUrl: string) {
   const started = performance.now();
-  const { sink, exited } = spawnSink(stack, topic, groupId, path);
+  const { sink, exited } = spawnSink(stack, topic, groupId, clickhouseUrl);
   const memory = sampleMemory(sink.pid!);
   const admin = new Kafka({ brokers: stack.brokers, logLevel: logLevel.NOTHING }).admin();
   // Whatever happens here, the sink does not outlive the benchmark.
@@ -94,12 +93,32 @@ async function runSink(stack: BenchStack, topic: string, id: string, run: number
     const ms = performance.now() - started;
     const rss = { ...memory.stop(), highWaterMiB: highWaterMiB(sink.pid!) };
     const cpu = { cpuSeconds: cpuSeconds(sink.pid!), brokerCpuSeconds: cpuSeconds(brokerPid()) - brokerBefore };
-    return { ms, rss, path, ...cpu, mainThread: mainThreadSchedule(sink.pid!) };
+    return { ms, rss, ...cpu, mainThread: mainThreadSchedule(sink.pid!) };
   } finally {
     await admin.disconnect();
     if (sink.exitCode === null) sink.kill('SIGTERM');
     await exited;
   }
+}
+
+/**
+ * The sink against a ClickHouse server instead (CLICKHOUSE_URL=http://…): the test server, the same engine behind the
+ * HTTP interface in a process of its own, so the sink's process holds no engine. What the sink costs where the
+ * engine runs elsewhere; its speed is the test server's (one request at a time), not a server's.
+ */
+async function runSinkAgainstServer(stack: BenchStack, topic: string, id: string, expected: { live: number; historyRows: number }) {
+  const path = join(STACK_DIR, 'bench-data', `${id}-server`);
+  const { server, url } = await startClickHouseServer(path);
+  let sink;
+  let serverHighWaterMiB;
+  try {
+    sink = await runSink(stack, topic, `${topic}.sink.server`, url);
+    serverHighWaterMiB = highWaterMiB(server.pid!);
+  } finally {
+    await stopClickHouseServer(server);
+  }
+  await verifiedTables(path, expected);
+  return { ...sink, serverHighWaterMiB };
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
@@ -120,6 +139,7 @@ export async function runSinkThroughput(stack: BenchStack, quick: boolean): Prom
   const { summary, bytesPerEvent } = await produceWorkload(stack, topic, events);
   const blocksDir = join(STACK_DIR, 'bench-data', `${id}-blocks`);
   const measured = [];
+  let againstServer!: Awaited<ReturnType<typeof runSinkAgainstServer>>;
   // A failed round leaves neither its topic nor the rows' files (hundreds of MB) behind.
   try {
     for (let run = 1; run <= runs; run++) {
@@ -129,8 +149,9 @@ export async function runSinkThroughput(stack: BenchStack, quick: boolean): Prom
       const insert = await bulkInsertBaseline(events, `${id}-${run}`, { blocksDir: run === 1 ? blocksDir : undefined });
       const both = await bothBaselinesAtOnce(stack, topic, events, id, run);
       const engineAlone = await engineMemoryBaseline(blocksDir, `${id}-${run}`);
-      const sink = await runSink(stack, topic, id, run);
-      const tables = await verifiedTables(sink.path, summary);
+      const sinkPath = join(STACK_DIR, 'bench-data', `${id}-sink-${run}`);
+      const sink = await runSink(stack, topic, `${topic}.sink.${run}`, `chdb://${sinkPath}`);
+      const tables = await verifiedTables(sinkPath, summary);
       const [sinkRate, decodeRate, insertRate, bothRate] = [rate(events, sink.ms), rate(events, decode.ms), rate(events, insert.ms), rate(events, both.ms)];
       // The sink does both baselines' work on the same cores (and the broker serves it there too). Even spread
       // perfectly over every core, that work alone takes this long: the fastest any sink could be on this machine.
@@ -168,6 +189,8 @@ export async function runSinkThroughput(stack: BenchStack, quick: boolean): Prom
         },
       });
     }
+    process.stderr.write('sink throughput: the sink against a ClickHouse server (the test server: the engine in a process of its own)\n');
+    againstServer = await runSinkAgainstServer(stack, topic, id, summary);
   } finally {
     rmSync(blocksDir, { recursive: true, force: true });
     // Best effort: a broker that went away must not hide why the round failed.
@@ -215,7 +238,8 @@ export async function runSinkThroughput(stack: BenchStack, quick: boolean): Prom
       met: highest.peakMiB < 512 && sinkHighWater < 512 && leastFlat <= 1.1,
       summary: `peak ${highest.peakMiB} MiB${runs === 1 ? '' : `, the highest of ${runs} runs`} (${highest.anonMiBAtPeak} MiB of it anonymous, the rest mapped program and library files), steady ${highest.steadyMiB} MiB; `
         + `last window's peak over the first's ${runs === 1 ? leastFlat : `at most ${leastFlat} (every run: ${measured.map((m) => m.rss.lastOverFirst).join(', ')})`} (windows of ${highest.windowSeconds} s over ${highest.secondsSampled} s); `
-        + `exact peaks: the sink ${sinkHighWater} MiB, the engine alone writing the same rows in the sink's block sizes ${engineAlone.highWaterMiB} MiB (the sink ${ratio(sinkHighWater, engineAlone.highWaterMiB)} of it)`,
+        + `exact peaks: the sink ${sinkHighWater} MiB, the engine alone writing the same rows in the sink's block sizes ${engineAlone.highWaterMiB} MiB (the sink ${ratio(sinkHighWater, engineAlone.highWaterMiB)} of it); `
+        + `against a ClickHouse server (the engine in a process of its own) the sink peaked at ${againstServer.rss.peakMiB} MiB (exact ${againstServer.rss.highWaterMiB}), steady ${againstServer.rss.steadyMiB}, the server ${againstServer.serverHighWaterMiB}`,
       figures: {
         ...highest, lastOverFirstOfEveryRun: measured.map((m) => m.rss.lastOverFirst), peakMiBOfEveryRun: measured.map((m) => m.rss.peakMiB),
         /** The sink's exact peak (VmHWM) in its highest run, and in every run. */
@@ -224,6 +248,16 @@ export async function runSinkThroughput(stack: BenchStack, quick: boolean): Prom
         /** The floor of any sink that embeds this engine: the engine alone writing the same rows (its highest run). */
         engineAlone: { ...engineAlone, highWaterMiBOfEveryRun: measured.map((m) => m.engineAlone.highWaterMiB) },
         highWaterOverEngineAlone: ratio(sinkHighWater, engineAlone.highWaterMiB),
+        /**
+         * The sink writing to a ClickHouse server instead (the test server: the same engine behind the HTTP interface,
+         * in a process of its own, one request at a time): its resident memory, and the server's exact peak. Not the
+         * target's configuration (the embedded engine, the default), and its speed is the test server's.
+         */
+        againstServer: {
+          ms: Math.round(againstServer.ms), eventsPerSecond: rate(events, againstServer.ms), cpuSeconds: tenths(againstServer.cpuSeconds),
+          peakMiB: againstServer.rss.peakMiB, steadyMiB: againstServer.rss.steadyMiB, highWaterMiB: againstServer.rss.highWaterMiB,
+          lastOverFirst: againstServer.rss.lastOverFirst, windowMediansMiB: againstServer.rss.windowMediansMiB, serverHighWaterMiB: againstServer.serverHighWaterMiB,
+        },
       },
     },
   ];

@@ -14,14 +14,14 @@ const COMMAND = join(PROJECT_ROOT, 'bin/apigw-stream.js');
 const COMMAND_NODE_FLAGS = (/^#!.*?\bnode\b(.*)$/.exec(readFileSync(COMMAND, 'utf8').split('\n', 1)[0]!)?.[1] ?? '').split(/\s+/).filter(Boolean);
 
 /**
- * Starts `apigw-stream sink` on the topic with its own group and embedded engine directory. BENCH_SINK_NODE_ARGS
- * passes node flags to it, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile it; BENCH_SINK_LOG_LEVEL shows
- * its log.
+ * Starts `apigw-stream sink` on the topic with its own group, writing to `clickhouseUrl` (`chdb://PATH`: an embedded
+ * engine directory of its own). BENCH_SINK_NODE_ARGS passes node flags to it, e.g. `--cpu-prof
+ * --cpu-prof-dir=/tmp/prof` to profile it; BENCH_SINK_LOG_LEVEL shows its log.
  */
-export function spawnSink(stack: BenchStack, topic: string, groupId: string, path: string): { sink: ChildProcess; exited: Promise<unknown> } {
+export function spawnSink(stack: BenchStack, topic: string, groupId: string, clickhouseUrl: string): { sink: ChildProcess; exited: Promise<unknown> } {
   const nodeArgs = process.env.BENCH_SINK_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
   const sink = spawn(process.execPath, [...COMMAND_NODE_FLAGS, ...nodeArgs, COMMAND, 'sink'], {
-    env: { ...process.env, KAFKA_BROKERS: stack.brokers.join(','), SCHEMA_REGISTRY_URL: stack.registryUrl, CLICKHOUSE_URL: `chdb://${path}`, CLICKHOUSE_DATABASE: 'bench', APIGW_TOPIC: topic, APIGW_SINK_GROUP_ID: groupId, LOG_LEVEL: process.env.BENCH_SINK_LOG_LEVEL ?? 'warn' },
+    env: { ...process.env, KAFKA_BROKERS: stack.brokers.join(','), SCHEMA_REGISTRY_URL: stack.registryUrl, CLICKHOUSE_URL: clickhouseUrl, CLICKHOUSE_DATABASE: 'bench', APIGW_TOPIC: topic, APIGW_SINK_GROUP_ID: groupId, LOG_LEVEL: process.env.BENCH_SINK_LOG_LEVEL ?? 'warn' },
     stdio: ['ignore', process.env.BENCH_SINK_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'],
   });
   return { sink, exited: new Promise((resolve) => sink.once('exit', resolve)) };

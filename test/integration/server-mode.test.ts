@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import type { Producer } from 'kafkajs';
 import { createChangeEmitter, type ChangeEmitter, type Observation } from '../../services/shared/change-emitter.js';
@@ -12,10 +11,11 @@ import { createLogger } from '../../services/shared/logger.js';
 import { sleep } from '../../services/shared/retry.js';
 import { mapIntegration } from '../../services/shared/integration-model.js';
 import { ensureTopics, withAdmin } from '../../services/shared/kafka.js';
-import { PROJECT_ROOT, STACK_DIR } from '../../stack/layout.js';
+import { STACK_DIR } from '../../stack/layout.js';
 import { queryJson, startApigwStream } from '../support/cli.js';
 import { cloudTrailSource, snapshotSource } from '../support/changes.js';
-import { freePort, plainKafka, registryUrl, testEnvironment, uniqueName, waitFor } from '../support/harness.js';
+import { startClickHouseServer, stopClickHouseServer } from '../support/clickhouse-server-process.js';
+import { plainKafka, registryUrl, testEnvironment, uniqueName, waitFor } from '../support/harness.js';
 
 const ACCOUNT = '123456789012';
 const REGION = 'ca-west-1';
@@ -49,18 +49,6 @@ const changes = (version: number): Observation[] => Array.from({ length: INTEGRA
  */
 const INSERT_DELAY_MS = 300;
 
-/** The test ClickHouse server (the engine behind the HTTP interface) in a process of its own; resolves once it answers. */
-async function startServer(dataDir: string, port: number): Promise<ChildProcess> {
-  const server = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'test/support/clickhouse-server.ts'), dataDir, String(port), String(INSERT_DELAY_MS)], {
-    cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    createInterface({ input: server.stdout! }).on('line', (line) => line === 'listening' && resolve());
-    server.once('exit', (code) => reject(new Error(`the test ClickHouse server exited with ${code}`)));
-  });
-  return server;
-}
-
 describe('a ClickHouse server shared by two sinks (CLICKHOUSE_URL=http://…)', { timeout: 240_000 }, () => {
   const dataDir = join(STACK_DIR, 'test-data', uniqueName('server'));
   let server: ChildProcess;
@@ -74,9 +62,9 @@ describe('a ClickHouse server shared by two sinks (CLICKHOUSE_URL=http://…)', 
   const historyRows = () => queryRows<{ n: string }>(client, `SELECT count() AS n FROM ${history()}`).then(([row]) => Number(row!.n), () => 0);
 
   before(async () => {
-    const port = await freePort();
-    server = await startServer(dataDir, port);
-    env = testEnvironment({ region: REGION, partitions: PARTITIONS, extra: { CLICKHOUSE_URL: `http://127.0.0.1:${port}`, LOG_LEVEL: 'fatal' } });
+    let url: string;
+    ({ server, url } = await startClickHouseServer(dataDir, { insertDelayMs: INSERT_DELAY_MS }));
+    env = testEnvironment({ region: REGION, partitions: PARTITIONS, extra: { CLICKHOUSE_URL: url, LOG_LEVEL: 'fatal' } });
     client = await openClickHouse(env.config.clickhouse);
     await withAdmin(plainKafka(), (admin) => ensureTopics(admin, env.config.topic, PARTITIONS));
     const codec = createChangeCodec({ registryUrl, topic: env.config.topic });
@@ -89,7 +77,7 @@ describe('a ClickHouse server shared by two sinks (CLICKHOUSE_URL=http://…)', 
     for (const sink of sinks) sink.child.kill('SIGKILL');
     await producer?.disconnect();
     await client?.close();
-    server?.kill('SIGTERM');
+    if (server) await stopClickHouseServer(server);
     await env?.cleanup();
     rmSync(dataDir, { recursive: true, force: true });
   });

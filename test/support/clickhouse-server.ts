@@ -7,12 +7,13 @@
  * that end only once written) is otherwise untested.
  *
  * Run as a process of its own (the engine holds one directory per process):
- * `node --import tsx test/support/clickhouse-server.ts <data directory> <port> [insert delay in ms]`; it prints
- * `listening` once it answers. Requests run one at a time: each sets its own settings and parameters on the one
+ * `node --import tsx test/support/clickhouse-server.ts <data directory> <port, 0: any free one> [insert delay in ms]`;
+ * it prints `listening <port>` once it answers (see clickhouse-server-process.ts). Requests run one at a time: each sets its own settings and parameters on the one
  * session, and resets them after. The delay holds every insert back, as a busy server does: long enough, a write
  * is still running when the partitions it came from are assigned to another sink.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Session } from 'chdb';
 
@@ -90,7 +91,7 @@ const server = createServer((request, response) => {
     response.destroy(error instanceof Error ? error : new Error(String(error)));
   });
 });
-server.listen(Number(port), '127.0.0.1', () => process.stdout.write('listening\n'));
+server.listen(Number(port), '127.0.0.1', () => process.stdout.write(`listening ${(server.address() as AddressInfo).port}\n`));
 const close = () => server.close(() => {
   session.close();
   process.exit(0);

@@ -1,0 +1,31 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../../stack/layout.js';
+
+/**
+ * Starts the test ClickHouse server (clickhouse-server.ts: the real engine behind the HTTP interface) in a process of
+ * its own, on a free port, with its data in `dataDir`; resolves once it answers. `insertDelayMs` holds every insert
+ * back that long.
+ */
+export async function startClickHouseServer(dataDir: string, { insertDelayMs = 0 }: { insertDelayMs?: number } = {}): Promise<{ server: ChildProcess; url: string }> {
+  const server = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'test/support/clickhouse-server.ts'), dataDir, '0', String(insertDelayMs)], {
+    cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: server.stdout! }).on('line', (line) => {
+      const listening = /^listening (\d+)$/.exec(line);
+      if (listening) resolve(listening[1]!);
+    });
+    server.once('exit', (code) => reject(new Error(`the test ClickHouse server exited with ${code}`)));
+  });
+  return { server, url: `http://127.0.0.1:${port}` };
+}
+
+/** Stops the test ClickHouse server and waits until it has closed its engine. */
+export async function stopClickHouseServer(server: ChildProcess): Promise<void> {
+  if (server.exitCode !== null || server.signalCode !== null) return;
+  const exited = new Promise((resolve) => server.once('exit', resolve));
+  server.kill('SIGTERM');
+  await exited;
+}
