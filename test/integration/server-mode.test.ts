@@ -61,9 +61,11 @@ describe('a ClickHouse server shared by two sinks (CLICKHOUSE_URL=http://…)', 
   // 0 until a sink has made the tables.
   const historyRows = () => queryRows<{ n: string }>(client, `SELECT count() AS n FROM ${history()}`).then(([row]) => Number(row!.n), () => 0);
 
+  let port: number;
+
   before(async () => {
     let url: string;
-    ({ server, url } = await startClickHouseServer(dataDir, { insertDelayMs: INSERT_DELAY_MS }));
+    ({ server, url, port } = await startClickHouseServer(dataDir, { insertDelayMs: INSERT_DELAY_MS }));
     env = testEnvironment({ region: REGION, partitions: PARTITIONS, extra: { CLICKHOUSE_URL: url, LOG_LEVEL: 'fatal' } });
     client = await openClickHouse(env.config.clickhouse);
     await withAdmin(plainKafka(), (admin) => ensureTopics(admin, env.config.topic, PARTITIONS));
@@ -125,5 +127,25 @@ describe('a ClickHouse server shared by two sinks (CLICKHOUSE_URL=http://…)', 
     const current = await queryJson<{ arn: string; timeout_in_millis: number }[]>(['current'], env.env);
     assert.deepEqual(current.map(({ arn, timeout_in_millis }) => [arn, timeout_in_millis]).sort(),
       Array.from({ length: INTEGRATIONS - VANISHED }, (_, k) => [arnOf(k + VANISHED), timeoutOf(VERSIONS)]).sort());
+  });
+
+  it('goes on where it was when the server restarts under it: each change written once', async () => {
+    const sink = sinks[1]!;
+    const before = await historyRows();
+    const live = INTEGRATIONS - VANISHED;
+    await stopClickHouseServer(server);
+    // Changes arrive while the server is away: the sink's writes fail and wait out their retries.
+    await emitter.emit(changes(VERSIONS + 1).slice(VANISHED));
+    await waitFor('the sink to find the server gone', async () => /ClickHouse (write|read) failed; retrying/.test(sink.log()), 30_000).catch(sink.withLog);
+    ({ server } = await startClickHouseServer(dataDir, { insertDelayMs: INSERT_DELAY_MS, port }));
+    await emitter.emit(changes(VERSIONS + 2).slice(VANISHED));
+
+    await waitFor('both versions in history', async () => (await historyRows()) >= before + 2 * live, 90_000).catch(sink.withLog);
+    assert.equal(sink.child.exitCode, null, 'the sink is still running');
+    const counts = await queryRows<{ version: number; rows: number | string }>(client,
+      `SELECT version, count() AS rows FROM ${history()} WHERE version > {last:UInt32} AND operation != 'DELETE' GROUP BY version ORDER BY version`, { last: VERSIONS });
+    assert.deepEqual(counts.map(({ version, rows }) => [version, Number(rows)]), [[VERSIONS + 1, live], [VERSIONS + 2, live]]);
+    const current = await queryJson<{ timeout_in_millis: number }[]>(['current'], env.env);
+    assert.deepEqual([...new Set(current.map((row) => row.timeout_in_millis))], [timeoutOf(VERSIONS + 2)]);
   });
 });

@@ -5,21 +5,23 @@ import { PROJECT_ROOT } from '../../stack/layout.js';
 
 /**
  * Starts the test ClickHouse server (clickhouse-server.ts: the real engine behind the HTTP interface) in a process of
- * its own, on a free port, with its data in `dataDir`; resolves once it answers. `insertDelayMs` holds every insert
- * back that long.
+ * its own, on `port` (a free one by default), with its data in `dataDir`; resolves once it answers. `insertDelayMs`
+ * holds every insert back that long.
  */
-export async function startClickHouseServer(dataDir: string, { insertDelayMs = 0 }: { insertDelayMs?: number } = {}): Promise<{ server: ChildProcess; url: string }> {
-  const server = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'test/support/clickhouse-server.ts'), dataDir, '0', String(insertDelayMs)], {
+export async function startClickHouseServer(
+  dataDir: string, { insertDelayMs = 0, port = 0 }: { insertDelayMs?: number; port?: number } = {},
+): Promise<{ server: ChildProcess; url: string; port: number }> {
+  const server = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'test/support/clickhouse-server.ts'), dataDir, String(port), String(insertDelayMs)], {
     cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const port = await new Promise<string>((resolve, reject) => {
+  const listening = await new Promise<string>((resolve, reject) => {
     createInterface({ input: server.stdout! }).on('line', (line) => {
-      const listening = /^listening (\d+)$/.exec(line);
-      if (listening) resolve(listening[1]!);
+      const said = /^listening (\d+)$/.exec(line);
+      if (said) resolve(said[1]!);
     });
     server.once('exit', (code) => reject(new Error(`the test ClickHouse server exited with ${code}`)));
   });
-  return { server, url: `http://127.0.0.1:${port}` };
+  return { server, url: `http://127.0.0.1:${listening}`, port: Number(listening) };
 }
 
 /** Stops the test ClickHouse server and waits until it has closed its engine. */

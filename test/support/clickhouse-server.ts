@@ -92,9 +92,13 @@ const server = createServer((request, response) => {
   });
 });
 server.listen(Number(port), '127.0.0.1', () => process.stdout.write(`listening ${(server.address() as AddressInfo).port}\n`));
-const close = () => server.close(() => {
-  session.close();
-  process.exit(0);
-});
+// Clients keep their connections open between requests: a server that stops drops them, as a restarting one does.
+const close = () => {
+  server.close(() => {
+    session.close();
+    process.exit(0);
+  });
+  server.closeAllConnections();
+};
 process.on('SIGTERM', close);
 process.on('SIGINT', close);
