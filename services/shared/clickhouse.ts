@@ -36,10 +36,16 @@ function refuseHeldDirectory(path: string): void {
   if (holder) throw new DirectoryHeldError(path, holder);
 }
 
+/** ClickHouse's codes for credentials it refuses: AUTHENTICATION_FAILED, UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD. */
+const REFUSED_CREDENTIALS = new Set(['516', '192', '193', '194']);
+
+const refusesCredentials = (error: unknown) => REFUSED_CREDENTIALS.has(String((error as { code?: unknown } | undefined)?.code));
+
 /**
- * Opens ClickHouse and checks that it answers. The embedded engine's directory may be held for a moment by a
- * short-lived process (a `query`): that is waited out for `lockWaitMs`. The client's own log lines go to `logger`
- * at debug level (see clickHouseClientLog).
+ * Opens ClickHouse and checks that it answers, with a query: a server's `/ping` takes no credentials, and wrong ones
+ * would otherwise show only at the first statement, after the topic is made and the schemas registered. The embedded
+ * engine's directory may be held for a moment by a short-lived process (a `query`): that is waited out for
+ * `lockWaitMs`. The client's own log lines go to `logger` at debug level (see clickHouseClientLog).
  */
 export async function openClickHouse(target: ClickHouseTarget, { lockWaitMs = 20_000, logger }: { lockWaitMs?: number; logger?: Logger } = {}): Promise<ClickHouseClient> {
   const retry = createRetry({ retries: Math.ceil(lockWaitMs / 1000), initialDelayMs: 500, maxDelayMs: 2000, shouldRetry: isDirectoryLocked });
@@ -47,7 +53,7 @@ export async function openClickHouse(target: ClickHouseTarget, { lockWaitMs = 20
   try {
     return await retry(async () => {
       const client = await createClickHouse(target, log);
-      const result = await client.ping();
+      const result = await client.ping({ select: true });
       if (result.success) return client;
       await client.close().catch(() => undefined);
       throw result.error;
@@ -58,7 +64,9 @@ export async function openClickHouse(target: ClickHouseTarget, { lockWaitMs = 20
     const cause = error instanceof RetriesExhaustedError ? error.cause : error;
     const problem = isDirectoryLocked(cause)
       ? `cannot open the embedded ClickHouse directory ${where}: ${(cause as Error).message}`
-      : `ClickHouse does not answer at ${where} (${describeError(cause)})`;
+      : refusesCredentials(cause)
+        ? `ClickHouse at ${where} refused the credentials of "${(target.kind === 'http' && target.username) || 'default'}" (${describeError(cause)})`
+        : `ClickHouse does not answer at ${where} (${describeError(cause)})`;
     throw new DependencyError('CLICKHOUSE_URL', problem, error);
   }
 }

@@ -92,6 +92,6 @@ export function isRetriable(error: unknown): boolean {
 }
 
 export function describeError(error: unknown): string {
-  if (error instanceof Error) return error.message.split('\n')[0] ?? error.name;
+  if (error instanceof Error) return error.message.split('\n')[0]!.trim() || error.name;
   return String(error);
 }

@@ -8,6 +8,7 @@ import { applySchema, openClickHouse } from '../../services/shared/clickhouse.js
 import { STACK_DIR } from '../../stack/layout.js';
 import { STACK_SASL_USER } from '../../stack/parts.js';
 import { apigwStream } from '../support/cli.js';
+import { startClickHouseServer, stopClickHouseServer } from '../support/clickhouse-server-process.js';
 import { assumeRoleDenied, startFaultProxy, type Fault } from '../support/fault-proxy.js';
 import { brokers, motoEndpoint, plainKafka, registryUrl, saslBrokers, tlsBrokers, uniqueName } from '../support/harness.js';
 
@@ -22,6 +23,10 @@ async function topicExists(topic: string): Promise<boolean> {
 async function subjects(): Promise<string[]> {
   return (await fetch(`${registryUrl}/subjects`)).json() as Promise<string[]>;
 }
+
+// A ClickHouse server that takes one user's credentials, and refuses others (except at /ping, as a server does).
+const clickHouseServerDir = join(STACK_DIR, 'test-data', uniqueName('badconf-server'));
+const { server: clickHouseServer, port: clickHousePort } = await startClickHouseServer(clickHouseServerDir, { user: { name: 'apigw', password: 'the-password' } });
 
 // A port another process holds.
 const occupied = createServer();
@@ -47,6 +52,8 @@ describe('bad configuration stops with one line naming the problem, and writes n
   after(async () => {
     occupied.close();
     await refusingSts.close();
+    await stopClickHouseServer(clickHouseServer);
+    rmSync(clickHouseServerDir, { recursive: true, force: true });
   });
   const cases = [
     { name: 'an unparsable KAFKA_BROKERS', variable: 'KAFKA_BROKERS', env: { KAFKA_BROKERS: 'kafka:not-a-port,,' } },
@@ -56,6 +63,11 @@ describe('bad configuration stops with one line naming the problem, and writes n
     { name: 'a ClickHouse server that does not answer', variable: 'CLICKHOUSE_URL', env: { CLICKHOUSE_URL: 'http://127.0.0.1:1' }, commands: ['run', 'sink'] },
     // A configuration error (exit 2): the same path will not do at the next start either.
     { name: 'a CLICKHOUSE_URL naming a file', variable: 'CLICKHOUSE_URL', env: { CLICKHOUSE_URL: `chdb://${process.execPath}` }, commands: ['run', 'sink'], status: 2 },
+    // Seen only at the first statement before, after the topic was made and the schemas registered.
+    {
+      name: 'ClickHouse credentials the server refuses', variable: 'CLICKHOUSE_URL', commands: ['run', 'sink'], status: 3,
+      env: { CLICKHOUSE_URL: `http://apigw:not-the-password@127.0.0.1:${clickHousePort}` },
+    },
     { name: 'a metrics port in use', variable: 'APIGW_METRICS_PORT', env: { APIGW_METRICS_PORT: busyPort } },
     { name: 'a metrics address not of this machine', variable: 'APIGW_METRICS_HOST', env: { APIGW_METRICS_PORT: busyPort, APIGW_METRICS_HOST: '192.0.2.1' } },
     { name: 'a query API port in use', variable: 'APIGW_QUERY_PORT', env: { APIGW_QUERY_PORT: busyPort }, commands: ['run', 'sink'] },

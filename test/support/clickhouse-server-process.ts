@@ -6,13 +6,14 @@ import { PROJECT_ROOT } from '../../stack/layout.js';
 /**
  * Starts the test ClickHouse server (clickhouse-server.ts: the real engine behind the HTTP interface) in a process of
  * its own, on `port` (a free one by default), with its data in `dataDir`; resolves once it answers. `insertDelayMs`
- * holds every insert back that long.
+ * holds every insert back that long; with `user`, it takes only that user and password.
  */
 export async function startClickHouseServer(
-  dataDir: string, { insertDelayMs = 0, port = 0 }: { insertDelayMs?: number; port?: number } = {},
+  dataDir: string, { insertDelayMs = 0, port = 0, user }: { insertDelayMs?: number; port?: number; user?: { name: string; password: string } } = {},
 ): Promise<{ server: ChildProcess; url: string; port: number }> {
   const server = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'test/support/clickhouse-server.ts'), dataDir, String(port), String(insertDelayMs)], {
     cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...(user ? { CLICKHOUSE_TEST_USER: user.name, CLICKHOUSE_TEST_PASSWORD: user.password } : {}) },
   });
   const listening = await new Promise<string>((resolve, reject) => {
     createInterface({ input: server.stdout! }).on('line', (line) => {

@@ -10,7 +10,9 @@
  * `node --import tsx test/support/clickhouse-server.ts <data directory> <port, 0: any free one> [insert delay in ms]`;
  * it prints `listening <port>` once it answers (see clickhouse-server-process.ts). Requests run one at a time: each sets its own settings and parameters on the one
  * session, and resets them after. The delay holds every insert back, as a busy server does: long enough, a write
- * is still running when the partitions it came from are assigned to another sink.
+ * is still running when the partitions it came from are assigned to another sink. With CLICKHOUSE_TEST_USER and
+ * CLICKHOUSE_TEST_PASSWORD set, it refuses other credentials as a server does: 403, `Code: 516` (AUTHENTICATION_FAILED),
+ * everywhere but `/ping`.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -63,6 +65,17 @@ async function execute(url: URL, text: string): Promise<Uint8Array> {
 
 let queue: Promise<unknown> = Promise.resolve();
 
+const { CLICKHOUSE_TEST_USER: requiredUser, CLICKHOUSE_TEST_PASSWORD: requiredPassword = '' } = process.env;
+
+/** The user the request names (HTTP basic credentials, as `@clickhouse/client` sends them), or 'default'. */
+function credentials(request: IncomingMessage): { user: string; password: string } {
+  const basic = /^Basic (.+)$/.exec(request.headers.authorization ?? '');
+  if (!basic) return { user: 'default', password: '' };
+  const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
 async function answer(request: IncomingMessage, response: ServerResponse): Promise<void> {
   const url = new URL(request.url ?? '/', 'http://localhost');
   if (url.pathname === '/ping') {
@@ -70,6 +83,12 @@ async function answer(request: IncomingMessage, response: ServerResponse): Promi
     return;
   }
   const text = await body(request);
+  const { user, password } = credentials(request);
+  if (requiredUser !== undefined && (user !== requiredUser || password !== requiredPassword)) {
+    response.writeHead(403, { 'Content-Type': 'text/plain; charset=UTF-8', 'X-ClickHouse-Exception-Code': '516' });
+    response.end(`Code: 516. DB::Exception: ${user}: Authentication failed: password is incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)`);
+    return;
+  }
   // Held back before it takes its turn: what other requests read meanwhile does not hold it yet.
   if (/^\s*INSERT\b/i.test(url.searchParams.get('query') ?? text)) await sleep(Number(insertDelayMs));
   const run = queue.then(() => execute(url, text));
