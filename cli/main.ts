@@ -24,6 +24,7 @@ Configuration (environment variables):
   SCHEMA_REGISTRY_URL            registry URL (user:password@ ok)    default the local stack's Apicurio
   CLICKHOUSE_URL                 http(s)://server or chdb://PATH     default chdb://./data/clickhouse
   CLICKHOUSE_DATABASE            database of the tables              default apigw
+  CLICKHOUSE_CA_FILE             PEM CAs of an https:// server       default the system's CAs
   CLICKHOUSE_CLUSTER             run DDL ON CLUSTER, Replicated*     default none
   AWS_REGIONS                    regions to watch (comma-separated)  default AWS_REGION
   AWS_ENDPOINT_URL               AWS endpoint override               default real AWS

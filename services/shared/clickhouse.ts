@@ -62,6 +62,9 @@ export async function openClickHouse(target: ClickHouseTarget, { lockWaitMs = 20
     if (error instanceof ConfigError) throw error;
     const where = locationOf(target);
     const cause = error instanceof RetriesExhaustedError ? error.cause : error;
+    if (target.kind === 'http' && target.url.startsWith('https:') && /certificate/i.test(describeError(cause))) {
+      throw new DependencyError('CLICKHOUSE_CA_FILE', `the TLS certificate of the ClickHouse server at ${where} is not trusted (${describeError(cause)}): set CLICKHOUSE_CA_FILE to the CA that signs it`, error);
+    }
     const problem = isDirectoryLocked(cause)
       ? `cannot open the embedded ClickHouse directory ${where}: ${(cause as Error).message}`
       : refusesCredentials(cause)
@@ -105,7 +108,10 @@ export async function insertLines(
 async function createClickHouse(target: ClickHouseTarget, log: ReturnType<typeof clickHouseClientLog>): Promise<ClickHouseClient> {
   const settings = { date_time_input_format: 'best_effort' as const };
   if (target.kind === 'http') {
-    return createClient({ url: target.url, username: target.username, password: target.password, clickhouse_settings: settings, request_timeout: 120_000, log });
+    return createClient({
+      url: target.url, username: target.username, password: target.password, clickhouse_settings: settings, request_timeout: 120_000, log,
+      ...(target.ca ? { tls: { ca_cert: Buffer.from(target.ca) } } : {}),
+    });
   }
   const path = resolve(target.path);
   try {

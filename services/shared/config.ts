@@ -18,7 +18,7 @@ type SaslCredentials = { [M in SaslMechanism]: { mechanism: M; username: string;
 
 export type ClickHouseTarget =
   | { kind: 'chdb'; path: string }
-  | { kind: 'http'; url: string; username?: string; password?: string };
+  | { kind: 'http'; url: string; username?: string; password?: string; /** PEM CAs that sign an https server's certificate. */ ca?: string };
 
 const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/;
 const AWS_REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/;
@@ -79,6 +79,8 @@ const schema = z.object({
   SCHEMA_REGISTRY_URL: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL of a Confluent-compatible registry' }),
   /** ClickHouse: an http(s) server URL, or chdb://PATH for the embedded engine. @default chdb://./data/clickhouse */
   CLICKHOUSE_URL: z.string(),
+  /** PEM file of the CAs that sign an https:// CLICKHOUSE_URL's certificate. @default the system's CAs */
+  CLICKHOUSE_CA_FILE: z.string().optional(),
   /** ClickHouse database of the tables. @default apigw */
   CLICKHOUSE_DATABASE: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an identifier (letters, digits, _)'),
   /** Cluster name: DDL runs ON CLUSTER with Replicated engines. @default none */
@@ -209,6 +211,28 @@ export function parseClickHouseUrl(raw: string): ClickHouseTarget {
   return { kind: 'http', ...splitUserInfo(url) };
 }
 
+/** CLICKHOUSE_URL's target, with the CAs of CLICKHOUSE_CA_FILE for an https server. */
+function clickHouseTarget(raw: string, caFile: string | undefined): ClickHouseTarget {
+  const target = parseClickHouseUrl(raw);
+  if (caFile === undefined) return target;
+  if (target.kind !== 'http' || !target.url.startsWith('https:')) {
+    throw new ConfigError('CLICKHOUSE_CA_FILE', `is for an https:// CLICKHOUSE_URL, and CLICKHOUSE_URL is ${target.kind === 'http' ? target.url : `chdb://${target.path}`}`);
+  }
+  return { ...target, ca: readCaFile('CLICKHOUSE_CA_FILE', caFile) };
+}
+
+/** The PEM certificates in `file`, which `variable` names. */
+function readCaFile(variable: string, file: string): string {
+  let ca: string;
+  try {
+    ca = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(variable, `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(variable, `${file} holds no PEM certificate`);
+  return ca;
+}
+
 /** A URL without its user info (and trailing slash), and the user name and password that user info carried. */
 function splitUserInfo(url: URL): { url: string; username?: string; password?: string } {
   const username = decodeURIComponent(url.username) || undefined;
@@ -259,6 +283,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     KAFKA_SSL_CA_FILE: pick('KAFKA_SSL_CA_FILE'),
     SCHEMA_REGISTRY_URL: pick('SCHEMA_REGISTRY_URL', `http://127.0.0.1:${ports.registry}/apis/ccompat/v7`),
     CLICKHOUSE_URL: pick('CLICKHOUSE_URL', 'chdb://./data/clickhouse'),
+    CLICKHOUSE_CA_FILE: pick('CLICKHOUSE_CA_FILE'),
     CLICKHOUSE_DATABASE: pick('CLICKHOUSE_DATABASE', 'apigw'),
     CLICKHOUSE_CLUSTER: pick('CLICKHOUSE_CLUSTER'),
     AWS_REGIONS: pick('AWS_REGIONS', pick('AWS_REGION', pick('AWS_DEFAULT_REGION', ''))),
@@ -302,7 +327,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     kafkaBrokers: v.KAFKA_BROKERS,
     kafkaSecurity: kafkaSecurity(v),
     ...registryTarget(v.SCHEMA_REGISTRY_URL),
-    clickhouse: parseClickHouseUrl(v.CLICKHOUSE_URL),
+    clickhouse: clickHouseTarget(v.CLICKHOUSE_URL, v.CLICKHOUSE_CA_FILE),
     clickhouseDatabase: v.CLICKHOUSE_DATABASE,
     clickhouseCluster: v.CLICKHOUSE_CLUSTER,
     regions: v.AWS_REGIONS,
@@ -362,14 +387,7 @@ function kafkaSecurity(v: z.infer<typeof schema>): KafkaSecurity {
     throw new ConfigError('KAFKA_SASL_MECHANISM', `${variable} is set, but no mechanism: set KAFKA_SASL_MECHANISM to plain, scram-sha-256 or scram-sha-512`);
   }
   if (v.KAFKA_SSL_CA_FILE) {
-    let ca: string;
-    try {
-      ca = readFileSync(v.KAFKA_SSL_CA_FILE, 'utf8');
-    } catch (error) {
-      throw new ConfigError('KAFKA_SSL_CA_FILE', `cannot read ${v.KAFKA_SSL_CA_FILE} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
-    }
-    if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError('KAFKA_SSL_CA_FILE', `${v.KAFKA_SSL_CA_FILE} holds no PEM certificate`);
-    security.ssl = { ca };
+    security.ssl = { ca: readCaFile('KAFKA_SSL_CA_FILE', v.KAFKA_SSL_CA_FILE) };
   } else if (v.KAFKA_SSL) {
     security.ssl = true;
   }

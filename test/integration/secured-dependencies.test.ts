@@ -1,10 +1,15 @@
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { ChildProcess } from 'node:child_process';
+import { STACK_DIR } from '../../stack/layout.js';
 import { STACK_SASL_USER, stackKafkaCaFile } from '../../stack/parts.js';
 import { resetEmulator, seedSampleInventory } from '../../stack/sample-inventory.js';
 import { apigwStream, currentTimeouts } from '../support/cli.js';
+import { startClickHouseServer, stopClickHouseServer } from '../support/clickhouse-server-process.js';
 import { startFaultProxy } from '../support/fault-proxy.js';
-import { awsClient, motoEndpoint, ports, registryUrl, saslBrokers, testEnvironment, tlsBrokers } from '../support/harness.js';
+import { awsClient, motoEndpoint, ports, registryUrl, saslBrokers, testEnvironment, tlsBrokers, uniqueName } from '../support/harness.js';
 
 const REGION = 'sa-east-1';
 const REGISTRY_USER = { username: 'registry-key', password: 'p@ss/word' };
@@ -23,15 +28,22 @@ describe('brokers behind SASL or TLS, and a registry that asks for credentials',
   const expected = `Basic ${Buffer.from(`${REGISTRY_USER.username}:${REGISTRY_USER.password}`).toString('base64')}`;
   let registry: Awaited<ReturnType<typeof startFaultProxy>>;
   let integrations = 0;
+  // A ClickHouse server over https, its certificate the one the stack's CA signs for the brokers' TLS listener.
+  const caFile = stackKafkaCaFile(ports.kafka);
+  const clickHouseDir = join(STACK_DIR, 'test-data', uniqueName('tls-server'));
+  let clickHouse: { server: ChildProcess; url: string };
 
   before(async () => {
     registry = await startFaultProxy(registryUrl, (request) => (request.headers.authorization === expected ? 'forward' : { status: 401, body: '{"error_code":401,"message":"Unauthorized"}' }));
+    clickHouse = await startClickHouseServer(clickHouseDir, { tls: { keyFile: join(dirname(caFile), 'broker.key'), certFile: join(dirname(caFile), 'broker.pem') } });
     await resetEmulator(motoEndpoint);
     const apis = await seedSampleInventory(aws, { httpApis: 2, websocketApis: 1, prefix: 'secured' });
     integrations = apis.reduce((n, api) => n + api.integrationIds.length, 0);
   });
   after(async () => {
     await registry?.close();
+    if (clickHouse) await stopClickHouseServer(clickHouse.server);
+    rmSync(clickHouseDir, { recursive: true, force: true });
     aws.destroy();
   });
 
@@ -42,6 +54,7 @@ describe('brokers behind SASL or TLS, and a registry that asks for credentials',
     })),
     { name: 'TLS, with the CA that signs the brokers\' certificate', extra: () => ({ KAFKA_BROKERS: tlsBrokers.join(','), KAFKA_SSL_CA_FILE: stackKafkaCaFile(ports.kafka) }) },
     { name: 'registry credentials in the URL\'s user info', extra: () => ({ SCHEMA_REGISTRY_URL: withCredentials(registry.url, REGISTRY_USER.username, REGISTRY_USER.password) }) },
+    { name: 'a ClickHouse server over TLS, with the CA that signs its certificate', extra: () => ({ CLICKHOUSE_URL: clickHouse.url, CLICKHOUSE_CA_FILE: caFile }) },
   ];
   for (const { name, extra } of setups) {
     it(`${name}: a snapshot goes through the topic into the tables`, async () => {
@@ -66,6 +79,18 @@ describe('brokers behind SASL or TLS, and a registry that asks for credentials',
       assert.equal(result.stderr.split('\n').length, 1, result.stderr);
       assert.match(result.stderr, /SCHEMA_REGISTRY_URL: the registry at http:\/\/127\.0\.0\.1:\d+\/apis\/ccompat\/v7 refused the credentials of "registry-key": HTTP 401/);
       assert.doesNotMatch(result.stderr, /not-the-password/);
+    } finally {
+      await env.cleanup();
+    }
+  });
+
+  it('a ClickHouse server whose certificate no trusted CA signs stops the start with one line naming CLICKHOUSE_CA_FILE', async () => {
+    const env = testEnvironment({ region: REGION, extra: { CLICKHOUSE_URL: clickHouse.url } });
+    try {
+      const result = await apigwStream(['sink'], env.env);
+      assert.equal(result.status, 3, result.stderr);
+      assert.equal(result.stderr.split('\n').length, 1, result.stderr);
+      assert.match(result.stderr, /^apigw-stream: CLICKHOUSE_CA_FILE: the TLS certificate of the ClickHouse server at https:\/\/127\.0\.0\.1:\d+ is not trusted \(.+\): set CLICKHOUSE_CA_FILE to the CA that signs it$/);
     } finally {
       await env.cleanup();
     }

@@ -12,9 +12,11 @@
  * session, and resets them after. The delay holds every insert back, as a busy server does: long enough, a write
  * is still running when the partitions it came from are assigned to another sink. With CLICKHOUSE_TEST_USER and
  * CLICKHOUSE_TEST_PASSWORD set, it refuses other credentials as a server does: 403, `Code: 516` (AUTHENTICATION_FAILED),
- * everywhere but `/ping`.
+ * everywhere but `/ping`. With CLICKHOUSE_TEST_TLS_KEY and CLICKHOUSE_TEST_TLS_CERT (PEM files), it speaks https.
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Session } from 'chdb';
@@ -105,11 +107,15 @@ async function answer(request: IncomingMessage, response: ServerResponse): Promi
   }
 }
 
-const server = createServer((request, response) => {
+const handle = (request: IncomingMessage, response: ServerResponse) => {
   answer(request, response).catch((error: unknown) => {
     response.destroy(error instanceof Error ? error : new Error(String(error)));
   });
-});
+};
+const { CLICKHOUSE_TEST_TLS_KEY: tlsKey, CLICKHOUSE_TEST_TLS_CERT: tlsCert } = process.env;
+const server = tlsKey && tlsCert
+  ? createTlsServer({ key: readFileSync(tlsKey), cert: readFileSync(tlsCert) }, handle)
+  : createServer(handle);
 server.listen(Number(port), '127.0.0.1', () => process.stdout.write(`listening ${(server.address() as AddressInfo).port}\n`));
 // Clients keep their connections open between requests: a server that stops drops them, as a restarting one does.
 const close = () => {

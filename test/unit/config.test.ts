@@ -144,6 +144,10 @@ describe('configuration', () => {
     ['KAFKA_SSL', { KAFKA_SSL: 'yes' }],
     ['KAFKA_SSL_CA_FILE', { KAFKA_SSL_CA_FILE: '/nonexistent/ca.pem' }],
     ['KAFKA_SSL_CA_FILE', { KAFKA_SSL_CA_FILE: fileURLToPath(new URL('../../package.json', import.meta.url)) }],
+    ['CLICKHOUSE_CA_FILE', { CLICKHOUSE_CA_FILE: '/nonexistent/ca.pem', CLICKHOUSE_URL: 'https://clickhouse.internal:8443' }],
+    ['CLICKHOUSE_CA_FILE', { CLICKHOUSE_CA_FILE: fileURLToPath(new URL('../../package.json', import.meta.url)), CLICKHOUSE_URL: 'https://clickhouse.internal:8443' }],
+    ['CLICKHOUSE_CA_FILE', { CLICKHOUSE_CA_FILE: '/etc/ssl/certs/ca-certificates.crt', CLICKHOUSE_URL: 'http://clickhouse.internal:8123' }],
+    ['CLICKHOUSE_CA_FILE', { CLICKHOUSE_CA_FILE: '/etc/ssl/certs/ca-certificates.crt' }],
   ];
   for (const [variable, env] of bad) {
     it(`names ${variable} when it is ${JSON.stringify(Object.values(env)[0])}`, () => {
