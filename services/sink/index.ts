@@ -101,7 +101,10 @@ export function createSink(deps: SinkDeps) {
     retries: deps.writeRetries,
     maxDelayMs: 15_000,
     signal: stopping.signal,
-    onRetry: (error, attempt, delayMs) => log.warn({ attempt, delayMs, err: describeError(error) }, `ClickHouse ${what} failed; retrying`),
+    onRetry: (error, attempt, delayMs) => {
+      metrics.clickHouseRetries.inc({ operation: what });
+      log.warn({ attempt, delayMs, err: describeError(error) }, `ClickHouse ${what} failed; retrying`);
+    },
   });
   const writeRetry = clickHouseRetry('write');
   // Start-overs after a failure since the last write that did not fail (see startOver).
@@ -152,6 +155,7 @@ export function createSink(deps: SinkDeps) {
       throw error;
     });
     startOversInRow = 0;
+    metrics.sinkWriteSeconds.observe((performance.now() - started) / 1000);
     for (const [operation, count] of block.historyOperations) metrics.historyRows.inc({ operation }, count);
     for (const state of block.deletions) held.letGo(state.kafka_partition, state);
     log.debug({ history: block.history.count, current: block.current.count, apis: block.apis.count, ms: Math.round(performance.now() - started) }, 'wrote a block');

@@ -15,7 +15,7 @@ import { STACK_DIR } from '../../stack/layout.js';
 import { queryJson, startApigwStream } from '../support/cli.js';
 import { cloudTrailSource, snapshotSource } from '../support/changes.js';
 import { startClickHouseServer, stopClickHouseServer } from '../support/clickhouse-server-process.js';
-import { plainKafka, registryUrl, testEnvironment, uniqueName, waitFor } from '../support/harness.js';
+import { freePort, plainKafka, registryUrl, testEnvironment, uniqueName, waitFor } from '../support/harness.js';
 
 const ACCOUNT = '123456789012';
 const REGION = 'ca-west-1';
@@ -62,6 +62,9 @@ describe('a ClickHouse server shared by two sinks (CLICKHOUSE_URL=http://…)', 
   const historyRows = () => queryRows<{ n: string }>(client, `SELECT count() AS n FROM ${history()}`).then(([row]) => Number(row!.n), () => 0);
 
   let port: number;
+  // The second sink's /metrics.
+  let metricsPort: number;
+  const metric = async (line: RegExp) => Number(line.exec(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text())?.[1]);
 
   before(async () => {
     let url: string;
@@ -92,7 +95,8 @@ describe('a ClickHouse server shared by two sinks (CLICKHOUSE_URL=http://…)', 
 
     // The second joins the group while a feed runs: the partitions are shared out again while the first writes. Then the
     // first stops (a rolling restart): its partitions go to the second, which goes on from their committed offsets.
-    sinks.push(startApigwStream(['sink'], sinkEnv));
+    metricsPort = await freePort();
+    sinks.push(startApigwStream(['sink'], { ...sinkEnv, APIGW_METRICS_PORT: String(metricsPort) }));
     for (let version = 2; version <= VERSIONS; version++) {
       await emitter.emit(changes(version));
       if (version === FIRST_STOPS_AT) sinks[0]!.child.kill('SIGTERM');
@@ -142,6 +146,10 @@ describe('a ClickHouse server shared by two sinks (CLICKHOUSE_URL=http://…)', 
 
     await waitFor('both versions in history', async () => (await historyRows()) >= before + 2 * live, 90_000).catch(sink.withLog);
     assert.equal(sink.child.exitCode, null, 'the sink is still running');
+    assert.ok(await metric(/^apigw_stream_sink_clickhouse_retries_total\{operation="write"\} (\d+)$/m) >= 1, 'its retries counted');
+    // Every insert waits 300 ms at this server: no write of a block takes under 0.25 s.
+    assert.ok(await metric(/^apigw_stream_sink_write_seconds_count (\d+)$/m) > 0);
+    assert.equal(await metric(/^apigw_stream_sink_write_seconds_bucket\{le="0.25"\} (\d+)$/m), 0);
     const counts = await queryRows<{ version: number; rows: number | string }>(client,
       `SELECT version, count() AS rows FROM ${history()} WHERE version > {last:UInt32} AND operation != 'DELETE' GROUP BY version ORDER BY version`, { last: VERSIONS });
     assert.deepEqual(counts.map(({ version, rows }) => [version, Number(rows)]), [[VERSIONS + 1, live], [VERSIONS + 2, live]]);
