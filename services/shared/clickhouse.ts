@@ -60,18 +60,22 @@ export async function openClickHouse(target: ClickHouseTarget, { lockWaitMs = 20
     });
   } catch (error) {
     if (error instanceof ConfigError) throw error;
-    const where = locationOf(target);
-    const cause = error instanceof RetriesExhaustedError ? error.cause : error;
-    if (target.kind === 'http' && target.url.startsWith('https:') && /certificate/i.test(describeError(cause))) {
-      throw new DependencyError('CLICKHOUSE_CA_FILE', `the TLS certificate of the ClickHouse server at ${where} is not trusted (${describeError(cause)}): set CLICKHOUSE_CA_FILE to the CA that signs it`, error);
-    }
-    const problem = isDirectoryLocked(cause)
-      ? `cannot open the embedded ClickHouse directory ${where}: ${(cause as Error).message}`
-      : refusesCredentials(cause)
-        ? `ClickHouse at ${where} refused the credentials of "${(target.kind === 'http' && target.username) || 'default'}" (${describeError(cause)})`
-        : `ClickHouse does not answer at ${where} (${describeError(cause)})`;
-    throw new DependencyError('CLICKHOUSE_URL', problem, error);
+    throw notOpened(target, error);
   }
+}
+
+/** Why `target` could not be opened, as the one line a start stops with, naming the variable to change. */
+function notOpened(target: ClickHouseTarget, error: unknown): DependencyError {
+  const where = locationOf(target);
+  const cause = error instanceof RetriesExhaustedError ? error.cause : error;
+  if (isDirectoryLocked(cause)) return new DependencyError('CLICKHOUSE_URL', `cannot open the embedded ClickHouse directory ${where}: ${(cause as Error).message}`, error);
+  if (target.kind === 'http' && target.url.startsWith('https:') && /certificate/i.test(describeError(cause))) {
+    return new DependencyError('CLICKHOUSE_CA_FILE', `the TLS certificate of the ClickHouse server at ${where} is not trusted (${describeError(cause)}): set CLICKHOUSE_CA_FILE to the CA that signs it`, error);
+  }
+  if (target.kind === 'http' && refusesCredentials(cause)) {
+    return new DependencyError('CLICKHOUSE_URL', `ClickHouse at ${where} refused the credentials of "${target.username ?? 'default'}" (${describeError(cause)})`, error);
+  }
+  return new DependencyError('CLICKHOUSE_URL', `ClickHouse does not answer at ${where} (${describeError(cause)})`, error);
 }
 
 const embedded = new WeakMap<ClickHouseClient, ChdbConnection>();
