@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parser } from '@prometheus-io/lezer-promql';
+import { Histogram } from 'prom-client';
 import { parse } from 'yaml';
 import { createMetrics } from '../../services/shared/metrics.js';
 import { PROJECT_ROOT } from '../../stack/layout.js';
@@ -17,9 +18,13 @@ interface Rule {
 const rules = (parse(readFileSync(join(PROJECT_ROOT, 'examples/prometheus-alerts.yml'), 'utf8')) as { groups: { rules: Rule[] }[] })
   .groups.flatMap((group) => group.rules);
 
-// Every metric apigw-stream exports, with its labels; Prometheus adds the target's own to each series.
-const exported = new Map(createMetrics().registry.getMetricsAsArray()
-  .map((metric) => [metric.name, new Set([...(metric as unknown as { labelNames: string[] }).labelNames, 'job', 'instance'])]));
+// Every series apigw-stream exports, with its labels; Prometheus adds the target's own to each. A histogram exports
+// its buckets (with `le`), sum and count, not its own name.
+const exported = new Map(createMetrics().registry.getMetricsAsArray().flatMap((metric) => {
+  const labels = [...(metric as unknown as { labelNames: string[] }).labelNames, 'job', 'instance'];
+  if (!(metric instanceof Histogram)) return [[metric.name, new Set(labels)] as const];
+  return [[`${metric.name}_bucket`, new Set([...labels, 'le'])] as const, [`${metric.name}_sum`, new Set(labels)] as const, [`${metric.name}_count`, new Set(labels)] as const];
+}));
 
 /** The metrics an expression selects and the label names it matches or groups by; syntax errors by position. */
 function read(expr: string): { metrics: string[]; labels: string[]; errors: number[] } {
