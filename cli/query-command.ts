@@ -8,7 +8,7 @@ import { DependencyError } from '../services/shared/errors.js';
 import type { ChangeFilter, DriftQueries, InventoryFilter, ScopeFilter } from '../services/query/drift-queries.js';
 import { findEndpoint, type Endpoint } from '../services/query/query-endpoint.js';
 import { queriesOver } from '../services/query/query-server.js';
-import { QueryInputError, parseTimeInput } from '../services/query/time-input.js';
+import { COUNT_EXPECTED, QueryInputError, isCount, parseTimeInput } from '../services/query/time-input.js';
 import { emit, formatOption, type Format, type Row } from './output.js';
 
 const NOTHING_WRITTEN = 'nothing has written there yet (a `sink` or `run` does from its start); check that CLICKHOUSE_URL and CLICKHOUSE_DATABASE name what it uses';
@@ -106,7 +106,7 @@ const between = (since: number, until: number, untilText: string) =>
 
 function positiveCount(text: string): number {
   const count = Number(text);
-  if (!Number.isInteger(count) || count < 1) throw new InvalidArgumentError('expected a whole number, at least 1.');
+  if (!isCount(count)) throw new InvalidArgumentError(`${COUNT_EXPECTED}.`);
   return count;
 }
 

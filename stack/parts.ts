@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
 import { APICURIO_VERSION, CACHE_DIR, KAFKA_VERSION, MOTO_VERSION, PROJECT_ROOT, RUN_DIR } from './layout.js';
 import { httpOk, portOpen, run, startDetached } from './processes.js';
@@ -41,7 +41,11 @@ const SCRAM_MECHANISMS = ['SCRAM-SHA-256', 'SCRAM-SHA-512'];
 const kafkaDataDir = (port: number) => join(RUN_DIR, `kafka-${port}`);
 
 /** The CA that signs the certificate of the local broker's TLS listener (APIGW_STACK_KAFKA_SSL_PORT), for KAFKA_SSL_CA_FILE. */
-export const stackKafkaCaFile = (port: number) => join(kafkaDataDir(port), 'tls', 'ca.pem');
+const stackTlsDir = (port: number) => join(kafkaDataDir(port), 'tls');
+export const stackKafkaCaFile = (port: number) => join(stackTlsDir(port), 'ca.pem');
+
+/** The key and certificate the stack's CA signs for 127.0.0.1 (the brokers' TLS listener's), PEM files, for other test servers. */
+export const stackCertificate = (port: number) => ({ keyFile: join(stackTlsDir(port), 'broker.key'), certFile: join(stackTlsDir(port), 'broker.pem') });
 
 /**
  * A CA of the stack's own and a certificate it signs for 127.0.0.1, made once: the TLS listener's key store is the
@@ -88,7 +92,7 @@ export function kafkaPart(ports: { kafka: number; kafkaController: number; kafka
       const properties = join(dataDir, 'server.properties');
       const logs = join(dataDir, 'logs');
       mkdirSync(dataDir, { recursive: true });
-      const keyStore = makeBrokerCertificate(dirname(stackKafkaCaFile(port)));
+      const keyStore = makeBrokerCertificate(stackTlsDir(port));
       writeFileSync(properties, [
         'process.roles=broker,controller',
         'node.id=1',

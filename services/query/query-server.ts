@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { listenOn } from '../shared/local-port.js';
 import type { Logger } from '../shared/logger.js';
 import type { DriftQueries, InventoryFilter } from './drift-queries.js';
-import { QueryInputError, parseTimeInput } from './time-input.js';
+import { COUNT_EXPECTED, QueryInputError, isCount, parseTimeInput } from './time-input.js';
 
 /**
  * The read-only JSON API over the drift queries, for processes that cannot open the embedded engine themselves. The
@@ -29,7 +29,7 @@ export async function listenForQueries({ port = 0, logger }: { port?: number; lo
       case '/v1/diff': return queries.diff(time('from'), time('to', 'now'), filter);
       case '/v1/changes': {
         const limit = Number(params.get('limit'));
-        if (!Number.isInteger(limit) || limit < 1) throw new QueryInputError(String(limit), `limit: expected a whole number, at least 1, got "${params.get('limit')}"`);
+        if (!isCount(limit)) throw new QueryInputError(String(limit), `limit: ${COUNT_EXPECTED}, got "${params.get('limit')}"`);
         return queries.changes(time('since', '1970-01-01'), time('until', 'now'), { ...filter, principal: params.get('principal') ?? undefined }, limit);
       }
       case '/v1/who': return queries.who(time('since', '1970-01-01'), time('until', 'now'), filter);

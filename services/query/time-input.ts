@@ -40,3 +40,7 @@ export function parseIntegrationRef(text: string): { arn?: string; apiId?: strin
   if (pair) return { apiId: pair[1], integrationId: pair[2] };
   throw new QueryInputError(text, `integration: expected an integration ARN or api-id/integration-id, got "${text}"`);
 }
+
+/** What a count (`--limit`) must be, said the same way by the CLI and the query API. */
+export const COUNT_EXPECTED = 'expected a whole number, at least 1';
+export const isCount = (value: number) => Number.isInteger(value) && value >= 1;

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ChildProcess } from 'node:child_process';
 import { STACK_DIR } from '../../stack/layout.js';
-import { STACK_SASL_USER, stackKafkaCaFile } from '../../stack/parts.js';
+import { STACK_SASL_USER, stackCertificate, stackKafkaCaFile } from '../../stack/parts.js';
 import { resetEmulator, seedSampleInventory } from '../../stack/sample-inventory.js';
 import { apigwStream, currentTimeouts } from '../support/cli.js';
 import { startClickHouseServer, stopClickHouseServer } from '../support/clickhouse-server-process.js';
@@ -35,7 +35,7 @@ describe('brokers behind SASL or TLS, and a registry that asks for credentials',
 
   before(async () => {
     registry = await startFaultProxy(registryUrl, (request) => (request.headers.authorization === expected ? 'forward' : { status: 401, body: '{"error_code":401,"message":"Unauthorized"}' }));
-    clickHouse = await startClickHouseServer(clickHouseDir, { tls: { keyFile: join(dirname(caFile), 'broker.key'), certFile: join(dirname(caFile), 'broker.pem') } });
+    clickHouse = await startClickHouseServer(clickHouseDir, { tls: stackCertificate(ports.kafka) });
     await resetEmulator(motoEndpoint);
     const apis = await seedSampleInventory(aws, { httpApis: 2, websocketApis: 1, prefix: 'secured' });
     integrations = apis.reduce((n, api) => n + api.integrationIds.length, 0);

@@ -67,6 +67,12 @@ async function execute(url: URL, text: string): Promise<Uint8Array> {
 
 let queue: Promise<unknown> = Promise.resolve();
 
+/** An error as the server writes it: the exception's text, its code in a header too. */
+function refuse(response: ServerResponse, status: number, exception: string): void {
+  response.writeHead(status, { 'Content-Type': 'text/plain; charset=UTF-8', 'X-ClickHouse-Exception-Code': /Code: (\d+)/.exec(exception)![1]! });
+  response.end(exception);
+}
+
 const { CLICKHOUSE_TEST_USER: requiredUser, CLICKHOUSE_TEST_PASSWORD: requiredPassword = '' } = process.env;
 
 /** The user the request names (HTTP basic credentials, as `@clickhouse/client` sends them), or 'default'. */
@@ -87,8 +93,7 @@ async function answer(request: IncomingMessage, response: ServerResponse): Promi
   const text = await body(request);
   const { user, password } = credentials(request);
   if (requiredUser !== undefined && (user !== requiredUser || password !== requiredPassword)) {
-    response.writeHead(403, { 'Content-Type': 'text/plain; charset=UTF-8', 'X-ClickHouse-Exception-Code': '516' });
-    response.end(`Code: 516. DB::Exception: ${user}: Authentication failed: password is incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)`);
+    refuse(response, 403, `Code: 516. DB::Exception: ${user}: Authentication failed: password is incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)`);
     return;
   }
   // Held back before it takes its turn: what other requests read meanwhile does not hold it yet.
@@ -101,9 +106,7 @@ async function answer(request: IncomingMessage, response: ServerResponse): Promi
     response.end(output);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    const code = /Code: (\d+)/.exec(message)?.[1] ?? '1001';
-    response.writeHead(500, { 'Content-Type': 'text/plain; charset=UTF-8', 'X-ClickHouse-Exception-Code': code });
-    response.end(message.startsWith('Code:') ? message : `Code: ${code}. DB::Exception: ${message}`);
+    refuse(response, 500, message.startsWith('Code:') ? message : `Code: 1001. DB::Exception: ${message}`);
   }
 }
 
