@@ -42,6 +42,7 @@ Configuration (environment variables):
   APIGW_SNAPSHOT_REGIONS_AT_ONCE regions read at once (any account)  default 4
   APIGW_SINK_GROUP_ID            sink consumer group                 default apigw-stream-sink (redrive: <group>.redrive)
   APIGW_SINK_WRITE_RETRIES       write or read retries, start over   default 12
+  APIGW_SINK_HELD_INTEGRATIONS   integrations held in memory at most default half the heap at 4 KiB each
   AWS_ENDPOINT_URL_CLOUDTRAIL    CloudTrail endpoint override        default AWS_ENDPOINT_URL
   APIGW_LISTENER_POLL_SECONDS    seconds between CloudTrail polls    default 30
   APIGW_LISTENER_LOOKBACK_HOURS  first start reads this far back     default 24 (max 2160)

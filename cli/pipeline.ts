@@ -113,7 +113,7 @@ async function openParts(options: PipelineOptions, pipeline: Pipeline, closers: 
     await applySchema(clickhouse, config.clickhouseDatabase, config.clickhouseCluster);
     const store = createStateStore({ client: clickhouse, database: config.clickhouseDatabase });
     const sink = createSink({
-      soleWriter: config.clickhouse.kind === 'chdb', writeRetries: config.sinkWriteRetries,
+      soleWriter: config.clickhouse.kind === 'chdb', writeRetries: config.sinkWriteRetries, heldLimit: config.sinkHeldIntegrations,
       kafka, codec, store, topic: config.topic, groupId: config.sinkGroupId, logger, metrics,
     });
     // Its closer first: a start that fails half-way still disconnects the clients it connected.

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { getHeapStatistics } from 'node:v8';
 import didYouMean from 'didyoumean2';
 import { z } from 'zod';
 import type { BasicAuth } from './basic-auth.js';
@@ -57,6 +58,16 @@ function bounded(what: string, min: number, max?: number, { integer = false } = 
   const number = z.coerce.number({ error: expected });
   const checked = (integer ? number.int(expected) : number).min(min, expected);
   return max === undefined ? checked : checked.max(max, expected);
+}
+
+/**
+ * The sink's default limit on integrations held in memory: half the JavaScript heap's limit (which node sizes from the
+ * machine's or the container's memory, or --max-old-space-size), at 4 KiB each. A held integration takes ~2.1 KB of
+ * heap with the benchmark's after-images (bench/README.md, sink state); larger request templates take more. Without
+ * a limit, an inventory larger than the heap would stop the sink with an out-of-memory error at every start.
+ */
+function defaultHeldIntegrations(): number {
+  return Math.floor(getHeapStatistics().heap_size_limit / 2 / 4096);
 }
 
 /** Every setting with its variable, unit and default. Parsed once at start; a bad value stops the program. */
@@ -138,6 +149,11 @@ const schema = z.object({
    * memory and consumes again from its committed offsets. @default 12
    */
   APIGW_SINK_WRITE_RETRIES: bounded('a whole number of retries', 0, 100, { integer: true }),
+  /**
+   * The most integrations whose state the sink holds in memory; beyond it, it lets go of the ones held longest and
+   * reads them back from ClickHouse when their events come. @default half the JavaScript heap's limit at 4 KiB each
+   */
+  APIGW_SINK_HELD_INTEGRATIONS: bounded('a whole number of integrations', 1, undefined, { integer: true }).optional(),
   /** Port of the local query API that `sink` and `run` serve over the embedded engine. @default a free port */
   APIGW_QUERY_PORT: bounded('a TCP port', 0, 65535, { integer: true }).optional(),
   /** Port of the Prometheus /metrics endpoint (and /healthz); 0 or unset turns it off. */
@@ -179,6 +195,8 @@ export interface Config {
   snapshotRegionsAtOnce: number;
   sinkGroupId: string;
   sinkWriteRetries: number;
+  /** The most integrations the sink holds in memory. */
+  sinkHeldIntegrations: number;
   cloudtrailEndpointUrl?: string;
   listener: { pollSeconds: number; lookbackHours: number; overlapSeconds: number; sweepSeconds: number; callsPerSecond: number; commitDelayMs: number };
   /** Where /metrics and /healthz are served; none: not served. */
@@ -302,6 +320,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     APIGW_SNAPSHOT_REGIONS_AT_ONCE: pick('APIGW_SNAPSHOT_REGIONS_AT_ONCE', '4'),
     APIGW_SINK_GROUP_ID: pick('APIGW_SINK_GROUP_ID', 'apigw-stream-sink'),
     APIGW_SINK_WRITE_RETRIES: pick('APIGW_SINK_WRITE_RETRIES', '12'),
+    APIGW_SINK_HELD_INTEGRATIONS: pick('APIGW_SINK_HELD_INTEGRATIONS'),
     AWS_ENDPOINT_URL_CLOUDTRAIL: pick('AWS_ENDPOINT_URL_CLOUDTRAIL'),
     APIGW_LISTENER_POLL_SECONDS: pick('APIGW_LISTENER_POLL_SECONDS', '30'),
     APIGW_LISTENER_LOOKBACK_HOURS: pick('APIGW_LISTENER_LOOKBACK_HOURS', '24'),
@@ -348,6 +367,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     snapshotRegionsAtOnce: v.APIGW_SNAPSHOT_REGIONS_AT_ONCE,
     sinkGroupId: v.APIGW_SINK_GROUP_ID,
     sinkWriteRetries: v.APIGW_SINK_WRITE_RETRIES,
+    sinkHeldIntegrations: v.APIGW_SINK_HELD_INTEGRATIONS ?? defaultHeldIntegrations(),
     cloudtrailEndpointUrl: v.AWS_ENDPOINT_URL_CLOUDTRAIL ?? v.AWS_ENDPOINT_URL,
     listener: {
       pollSeconds: v.APIGW_LISTENER_POLL_SECONDS,

@@ -21,6 +21,8 @@ export interface AppliedState extends IntegrationVersionKey {
   image?: EncodedImage;
   /** A snapshot made this version, and a CloudTrail event has since named who made the change (see attributionOf). */
   attributed?: boolean;
+  /** Rows of this state waiting for their write: until they are written, memory is the only place that holds it. */
+  pendingWrites?: number;
 }
 
 export type CurrentRow = Record<string, string | number | boolean | null>;

@@ -8,6 +8,12 @@ import type { StateStore } from './state-store.js';
 
 export interface HeldStateDeps {
   store: StateStore;
+  /**
+   * The most integrations held at once. Beyond it, a partition's next chunk lets go of its integrations held longest
+   * whose rows are written; an event that comes for one of them reads it back from the tables first (`ensureLoaded`),
+   * as after a restart. @default no limit
+   */
+  limit?: number;
   /** Records which read saw each change applied (see ReadTracker.see). */
   reads: ReadTracker;
   /** Reads the tables: the sink's retried read, which starts the sink over when it fails for good. */
@@ -29,7 +35,13 @@ const sameApi = (a: ApiInfo, b: ApiInfo) => a.name === b.name && a.protocol_type
  * APIs the API table holds, and which integrations the tables hold at all. Applying a change updates it and adds the
  * rows the change needs to a block; what it lacks is read from the tables on first use.
  */
-export function createHeldState({ store, reads, read, log }: HeldStateDeps) {
+/**
+ * Integrations looked at, at most, per integration a chunk lets go of: the ones held longest may belong to other
+ * partitions or wait for their writes, and a chunk must not scan the whole map to find its own.
+ */
+const SCAN_PER_LET_GO = 16;
+
+export function createHeldState({ store, reads, read, log, limit = Infinity }: HeldStateDeps) {
   // What was applied per integration ARN. A deleted integration's state is dropped once its deletion is written (see
   // letGo), so the map holds the live inventory, not every integration ever deleted.
   const applied = new Map<string, AppliedState>();
@@ -52,7 +64,29 @@ export function createHeldState({ store, reads, read, log }: HeldStateDeps) {
     })();
   }
 
-  /** A deleted state the tables hold: the partition's next chunk drops it from memory (see dropDeleted). */
+  /** `rows` hold rows of `state`: it stays in memory until they are written (see written). */
+  function carry(rows: RowBlock, state: AppliedState): void {
+    state.pendingWrites = (state.pendingWrites ?? 0) + 1;
+    rows.states.push(state);
+  }
+
+  /**
+   * Lets go of up to `count` of the partition's integrations held longest whose rows are all written: the tables hold
+   * what memory does (but for re-reads, which move a state's position without a write, as a restart forgets them).
+   */
+  function letGoOldest(partition: number, count: number): number {
+    let released = 0;
+    let scanned = 0;
+    for (const [arn, state] of applied) {
+      if (released === count || scanned++ === count * SCAN_PER_LET_GO) break;
+      if (state.kafka_partition !== partition || state.pendingWrites) continue;
+      applied.delete(arn);
+      released += 1;
+    }
+    return released;
+  }
+
+  /** A deleted state the tables hold: the partition's next chunk drops it from memory (see trim). */
   function letGo(partition: number, state: AppliedState): void {
     const states = deletedInTables.get(partition);
     if (states) states.push(state);
@@ -70,7 +104,7 @@ export function createHeldState({ store, reads, read, log }: HeldStateDeps) {
     const result = applyChange(prior, change, { partition, offset }, image);
     if (!result) return 'unchanged';
     applied.set(change.arn, result.state);
-    if (result.state.deleted && result.current) rows.deletions.push(result.state);
+    if (result.current || result.attribution) carry(rows, result.state);
     if (result.current) {
       rows.current.add(result.current);
       inTables.add(change.arn);
@@ -97,7 +131,6 @@ export function createHeldState({ store, reads, read, log }: HeldStateDeps) {
 
   return {
     apply,
-    letGo,
 
     /** The state applied to an integration, if it is held. */
     state: (arn: string): AppliedState | undefined => applied.get(arn),
@@ -132,21 +165,35 @@ export function createHeldState({ store, reads, read, log }: HeldStateDeps) {
           if (state.deleted) letGo(partition, state);
         }
         if (loaded.repairs.length > 0) log.warn({ count: loaded.repairs.length }, 'current state behind history after an interrupted write; repairing');
-        for (const repair of loaded.repairs) rows.current.add(repair);
+        for (const repair of loaded.repairs) {
+          rows.current.add(repair);
+          carry(rows, applied.get(String(repair.arn))!);
+        }
+      }
+    },
+
+    /** The rows of `states` (a block's) are written: deleted ones are let go of by their partition's next chunk. */
+    written(states: AppliedState[]): void {
+      for (const state of states) {
+        state.pendingWrites! -= 1;
+        if (state.deleted) letGo(state.kafka_partition, state);
       }
     },
 
     /**
      * Drops from memory a partition's deleted states that the tables hold (see letGo), unless a later change replaced
-     * them: an event that comes for one of them again finds it in the tables (`ensureLoaded`). Only the partition's
-     * own batch calls this, before it looks up its chunk's keys: a state dropped between that look-up and the chunk's
-     * changes would make a redelivered event look like a new integration.
+     * them, and, above the limit, its integrations held longest (see letGoOldest); returns how many of those it let
+     * go. An event that comes for one of them again finds it in the tables (`ensureLoaded`). Never while a chunk of
+     * the partition is between the look-up of its keys and its last change: a state dropped in between would make a
+     * redelivered event look like a new integration.
      */
-    dropDeleted(partition: number): void {
+    trim(partition: number): number {
       const states = deletedInTables.get(partition);
-      if (!states) return;
-      deletedInTables.delete(partition);
-      for (const state of states) if (applied.get(state.arn) === state) applied.delete(state.arn);
+      if (states) {
+        deletedInTables.delete(partition);
+        for (const state of states) if (applied.get(state.arn) === state) applied.delete(state.arn);
+      }
+      return applied.size > limit ? letGoOldest(partition, applied.size - limit) : 0;
     },
 
     /** An integration whose key goes to `partition` now: it is that partition's, with no offset there yet. */

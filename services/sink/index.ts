@@ -30,6 +30,8 @@ export interface SinkDeps {
   soleWriter: boolean;
   /** Retries of a failing write before the sink starts over from its committed offsets. */
   writeRetries: number;
+  /** The most integrations whose state the sink holds in memory (see HeldStateDeps.limit). */
+  heldLimit: number;
   kafka: Kafka;
   codec: ChangeCodec;
   store: StateStore;
@@ -133,7 +135,27 @@ export function createSink(deps: SinkDeps) {
   let dlqProducer: Producer | undefined;
   let admin: Admin | undefined;
   // What the sink holds of the tables for the partitions it owns; cleared on every rebalance.
-  const held = createHeldState({ store, reads, read: readOrStartOver, log });
+  const held = createHeldState({ store, reads, read: readOrStartOver, log, limit: deps.heldLimit });
+  metrics.sinkIntegrationsHeldLimit.set(deps.heldLimit);
+  let heldLimitReached = false;
+  // Partitions whose chunk is between the look-up of its keys and its last change: nothing of theirs is let go then.
+  const chunking = new Set<number>();
+  // Partitions this instance applied events of.
+  const appliedPartitions = new Set<number>();
+  /**
+   * What memory lets go of in `partition` (see HeldState.trim), counted: before each of its chunks, and once a write
+   * ends (its states may be let go of now, and the partition may get no more events for a while).
+   */
+  function trimHeld(partition: number): void {
+    if (chunking.has(partition)) return;
+    const released = held.trim(partition);
+    metrics.sinkIntegrationsHeld.set(held.size);
+    if (released === 0) return;
+    metrics.sinkIntegrationsLetGo.inc(released);
+    if (heldLimitReached) return;
+    heldLimitReached = true;
+    log.warn({ limit: deps.heldLimit }, 'the sink holds as many integrations as APIGW_SINK_HELD_INTEGRATIONS allows: it lets go of the ones held longest and reads them back from ClickHouse when their events come, which is slower; raise it (and the heap) to hold the whole inventory');
+  }
   const completeSnapshot = createSnapshotCompletion({
     held, reads, store, codec, topic, admin: () => admin!, read: readOrStartOver, write: writeRetry, metrics, log,
   });
@@ -157,7 +179,8 @@ export function createSink(deps: SinkDeps) {
     startOversInRow = 0;
     metrics.sinkWriteSeconds.observe((performance.now() - started) / 1000);
     for (const [operation, count] of block.historyOperations) metrics.historyRows.inc({ operation }, count);
-    for (const state of block.deletions) held.letGo(state.kafka_partition, state);
+    held.written(block.states);
+    for (const partition of appliedPartitions) trimHeld(partition);
     log.debug({ history: block.history.count, current: block.current.count, apis: block.apis.count, ms: Math.round(performance.now() - started) }, 'wrote a block');
   }, deps.soleWriter ? SOLE_WRITER_BLOCK : {});
   let activeBatches = 0;
@@ -363,23 +386,29 @@ export function createSink(deps: SinkDeps) {
         if (!isRunning() || isStale()) return;
         const decoded = await decodeAll(batch.messages.slice(start, start + CHUNK), batch.partition);
         let rows = emptyBlock();
-        held.dropDeleted(batch.partition);
-        await held.ensureLoaded(decoded.filter(({ change }) => change.op !== 'SNAPSHOT_COMPLETE').map(({ change }) => change), batch.partition, rows);
-        for (const { message, change, image } of decoded) {
-          const offset = Number(message.offset);
-          reads.consumed(batch.partition, offset, Number(message.timestamp));
-          if (change.op === 'SNAPSHOT_COMPLETE') {
-            written = batcher.add(rows);
-            rows = emptyBlock();
-            // Rejected only by a failed write, which the sink has logged: the batch fails, and the sink starts over.
-            await batcher.durable().catch(() => {
-              throw startingOver('a write failed for good');
-            });
-            await completeSnapshot(change, batch.partition, offset, rows, codec.keySchemaId(message.key!));
-          } else {
-            const outcome = held.apply(change, batch.partition, offset, rows, image);
-            outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+        appliedPartitions.add(batch.partition);
+        trimHeld(batch.partition);
+        chunking.add(batch.partition);
+        try {
+          await held.ensureLoaded(decoded.filter(({ change }) => change.op !== 'SNAPSHOT_COMPLETE').map(({ change }) => change), batch.partition, rows);
+          for (const { message, change, image } of decoded) {
+            const offset = Number(message.offset);
+            reads.consumed(batch.partition, offset, Number(message.timestamp));
+            if (change.op === 'SNAPSHOT_COMPLETE') {
+              written = batcher.add(rows);
+              rows = emptyBlock();
+              // Rejected only by a failed write, which the sink has logged: the batch fails, and the sink starts over.
+              await batcher.durable().catch(() => {
+                throw startingOver('a write failed for good');
+              });
+              await completeSnapshot(change, batch.partition, offset, rows, codec.keySchemaId(message.key!));
+            } else {
+              const outcome = held.apply(change, batch.partition, offset, rows, image);
+              outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+            }
           }
+        } finally {
+          chunking.delete(batch.partition);
         }
         written = batcher.add(rows);
         await yieldToEngine();

@@ -157,8 +157,11 @@ export interface RowBlock {
   apis: RowLines;
   attributions: RowLines;
   historyOperations: Map<string, number>;
-  /** The states these rows delete: once the rows are written, the tables hold them and memory need not. */
-  deletions: AppliedState[];
+  /**
+   * The states whose rows these are (a state once per row it has here): once they are written, the tables hold those
+   * states, and memory may let go of them (HeldState.written).
+   */
+  states: AppliedState[];
 }
 
 /** The columns of each table that hold JSON text: the history's after-image, and the current state's maps. */
@@ -170,7 +173,7 @@ export const emptyBlock = (): RowBlock => ({
   apis: new RowLines(),
   attributions: new RowLines(),
   historyOperations: new Map(),
-  deletions: [],
+  states: [],
 });
 
 /** Gives a written block's chunks back for reuse (see RowLines.release). */
@@ -193,7 +196,7 @@ export function appendBlock(block: RowBlock, other: RowBlock): void {
   block.apis.append(other.apis);
   block.attributions.append(other.attributions);
   for (const [operation, count] of other.historyOperations) countOperation(block, operation, count);
-  for (const state of other.deletions) block.deletions.push(state);
+  for (const state of other.states) block.states.push(state);
 }
 
 export const blockSize = (block: RowBlock) => block.history.count + block.current.count + block.apis.count + block.attributions.count;

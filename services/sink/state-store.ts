@@ -102,6 +102,13 @@ export function createStateStore({ client, database }: { client: ClickHouseClien
         byArn.set(state.arn, state);
         repairs.push(toCurrentRow(state));
       }
+      // A version whose principal a CloudTrail event already recorded keeps it (see attributionOf).
+      const attributed = await queryRows<{ arn: string; version: string }>(client,
+        `SELECT arn, max(version) AS version FROM ${attributions} WHERE ${where} GROUP BY arn`, params);
+      for (const { arn, version } of attributed) {
+        const state = byArn.get(arn);
+        if (state?.version === Number(version)) state.attributed = true;
+      }
       return { states: [...byArn.values()], repairs };
     },
 

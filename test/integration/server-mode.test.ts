@@ -4,10 +4,8 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Producer } from 'kafkajs';
-import { createChangeEmitter, type ChangeEmitter, type Observation } from '../../services/shared/change-emitter.js';
+import type { ChangeEmitter, Observation } from '../../services/shared/change-emitter.js';
 import { openClickHouse, queryRows, type ClickHouseClient } from '../../services/shared/clickhouse.js';
-import { createChangeCodec } from '../../services/shared/codec.js';
-import { createLogger } from '../../services/shared/logger.js';
 import { sleep } from '../../services/shared/retry.js';
 import { mapIntegration } from '../../services/shared/integration-model.js';
 import { ensureTopics, withAdmin } from '../../services/shared/kafka.js';
@@ -15,7 +13,7 @@ import { STACK_DIR } from '../../stack/layout.js';
 import { queryJson, startApigwStream } from '../support/cli.js';
 import { cloudTrailSource, snapshotSource } from '../support/changes.js';
 import { startClickHouseServer, stopClickHouseServer } from '../support/clickhouse-server-process.js';
-import { freePort, plainKafka, registryUrl, testEnvironment, uniqueName, waitFor } from '../support/harness.js';
+import { freePort, openEmitter, plainKafka, testEnvironment, uniqueName, waitFor } from '../support/harness.js';
 
 const ACCOUNT = '123456789012';
 const REGION = 'ca-west-1';
@@ -72,11 +70,7 @@ describe('a ClickHouse server shared by two sinks (CLICKHOUSE_URL=http://…)', 
     env = testEnvironment({ region: REGION, partitions: PARTITIONS, extra: { CLICKHOUSE_URL: url, LOG_LEVEL: 'fatal' } });
     client = await openClickHouse(env.config.clickhouse);
     await withAdmin(plainKafka(), (admin) => ensureTopics(admin, env.config.topic, PARTITIONS));
-    const codec = createChangeCodec({ registryUrl, topic: env.config.topic });
-    await codec.register();
-    producer = plainKafka().producer({ idempotent: true });
-    await producer.connect();
-    emitter = createChangeEmitter({ producer, codec, topic: env.config.topic, partitionCount: PARTITIONS, logger: createLogger('warn'), metrics: env.metrics });
+    ({ producer, emitter } = await openEmitter(env, PARTITIONS));
   });
   after(async () => {
     for (const sink of sinks) sink.child.kill('SIGKILL');

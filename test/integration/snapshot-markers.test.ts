@@ -2,11 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Producer } from 'kafkajs';
 import type { Pipeline } from '../../cli/pipeline.js';
-import { createChangeEmitter, type ChangeEmitter } from '../../services/shared/change-emitter.js';
-import { createChangeCodec } from '../../services/shared/codec.js';
+import type { ChangeEmitter } from '../../services/shared/change-emitter.js';
 import { mapIntegration, type ChangeSource } from '../../services/shared/integration-model.js';
-import { createLogger } from '../../services/shared/logger.js';
-import { plainKafka, registryUrl, rows, testEnvironment } from '../support/harness.js';
+import { openEmitter, rows, testEnvironment } from '../support/harness.js';
 
 const ACCOUNT = '210987654321';
 const REGIONS = ['sa-east-1', 'eu-south-1'];
@@ -67,11 +65,7 @@ describe('completion markers: two regions under one snapshot id, and snapshots t
 
   before(async () => {
     pipeline = await env.open({ sink: true });
-    const codec = createChangeCodec({ registryUrl, topic: env.config.topic });
-    await codec.register();
-    producer = plainKafka().producer({ idempotent: true });
-    await producer.connect();
-    emitter = createChangeEmitter({ producer, codec, topic: env.config.topic, partitionCount: 1, logger: createLogger('warn'), metrics: env.metrics });
+    ({ producer, emitter } = await openEmitter(env, 1));
     await snapshot(emitter, 'markers-1');
     await pipeline.sink!.waitForCatchUp();
   });

@@ -3,9 +3,11 @@ import { rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { ApiGatewayV2Client } from '@aws-sdk/client-apigatewayv2';
-import { Kafka, logLevel, type Message } from 'kafkajs';
+import { Kafka, logLevel, type Message, type Producer } from 'kafkajs';
 import { openPipeline, type Pipeline, type PipelineParts } from '../../cli/pipeline.js';
+import { createChangeEmitter, type ChangeEmitter } from '../../services/shared/change-emitter.js';
 import { queryRows } from '../../services/shared/clickhouse.js';
+import { createChangeCodec } from '../../services/shared/codec.js';
 import { loadConfig, stackPorts, type Config } from '../../services/shared/config.js';
 import { createLogger } from '../../services/shared/logger.js';
 import { createMetrics } from '../../services/shared/metrics.js';
@@ -132,6 +134,19 @@ export function testEnvironment(options: { region: string; partitions?: number; 
       await deleteTopicsStartingWith(brokers, config.topic);
     },
   };
+}
+
+/**
+ * The listener's emitter on the environment's topic of `partitionCount` partitions, with the schemas registered: a
+ * test's feed. The caller disconnects the producer.
+ */
+export async function openEmitter(env: ReturnType<typeof testEnvironment>, partitionCount: number): Promise<{ producer: Producer; emitter: ChangeEmitter }> {
+  const codec = createChangeCodec({ registryUrl, topic: env.config.topic });
+  await codec.register();
+  const producer = plainKafka().producer({ idempotent: true });
+  await producer.connect();
+  const emitter = createChangeEmitter({ producer, codec, topic: env.config.topic, partitionCount, logger: createLogger('warn'), metrics: env.metrics });
+  return { producer, emitter };
 }
 
 export async function rows<T = Record<string, unknown>>(pipeline: Pipeline, query: string, params: Record<string, unknown> = {}): Promise<T[]> {

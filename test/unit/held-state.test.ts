@@ -17,7 +17,7 @@ const PARTITION = 0;
  * Held state over tables kept in memory: `tables` is what they hold per ARN, as a write of the state would leave it.
  * `write` stands for the sink's write of a block: it puts the block's states in the tables and lets go of its deletions.
  */
-function heldOverTables(firstOffset = 0) {
+function heldOverTables(firstOffset = 0, limit?: number) {
   let nextOffset = firstOffset;
   const tables = new Map<string, AppliedState>();
   const store = {
@@ -27,20 +27,23 @@ function heldOverTables(firstOffset = 0) {
       states: arns.flatMap((arn) => (tables.has(arn) ? [structuredClone(tables.get(arn)!)] : [])), repairs: [],
     }),
   } as unknown as StateStore;
-  const held = createHeldState({ store, reads: new ReadTracker(), read: (query) => query(), log: createLogger('silent') });
+  const held = createHeldState({ store, reads: new ReadTracker(), read: (query) => query(), log: createLogger('silent'), limit });
 
-  /** Applies `changes` as one chunk of the partition's batch does, at the partition's next offsets; returns the chunk's rows. */
-  async function chunk(...changes: IntegrationChange[]): Promise<{ rows: RowBlock; outcomes: string[] }> {
+  /**
+   * Applies `changes` as one chunk of the partition's batch does, at the partition's next offsets; returns the chunk's
+   * rows, and how many integrations it let go of first.
+   */
+  async function chunk(...changes: IntegrationChange[]): Promise<{ rows: RowBlock; outcomes: string[]; letGo: number }> {
     const rows = emptyBlock();
-    held.dropDeleted(PARTITION);
+    const letGo = held.trim(PARTITION);
     await held.ensureLoaded(changes, PARTITION, rows);
     const outcomes = changes.map((change) => held.apply(change, PARTITION, nextOffset++, rows));
-    return { rows, outcomes };
+    return { rows, outcomes, letGo };
   }
 
   function write(rows: RowBlock, arns: string[]): void {
     for (const arn of arns) tables.set(arn, structuredClone(held.state(arn)!));
-    for (const state of rows.deletions) held.letGo(state.kafka_partition, state);
+    held.written(rows.states);
   }
 
   return { held, tables, chunk, write };
@@ -88,6 +91,33 @@ describe('what the sink holds of the tables', () => {
     await chunk();
     assert.equal(held.size, 1, 'the state read back for the late event is let go again');
     assert.equal(held.state(created('i1').arn), undefined);
+  });
+
+  it('above its limit, lets go of the integrations held longest once written, and reads one back when its event comes', async () => {
+    const { held, chunk, write } = heldOverTables(0, 2);
+    const first = await chunk(created('i1'), created('i2'), created('i3'));
+    write(first.rows, ['i1', 'i2', 'i3'].map((id) => created(id).arn));
+    const next = await chunk(created('i4'));
+    assert.equal(next.letGo, 1);
+    assert.equal(held.state(created('i1').arn), undefined, 'the one held longest');
+    assert.equal(held.size, 3, 'the limit, and the chunk after it');
+
+    const update = integrationChange({ region: REGION, apiId: 'a1', integrationId: 'i1', source: cloudTrailSource('u1'), eventTime: 3_000, timeout: 9_000 });
+    const changed = await chunk(update);
+    assert.deepEqual(changed.outcomes, ['changed']);
+    assert.equal(held.state(update.arn)?.version, 2, 'read back from the tables: an update of version 1, not a new integration');
+    assert.equal(changed.rows.history.count, 1);
+  });
+
+  it('never lets go of an integration whose rows wait for their write, however far above its limit', async () => {
+    const { held, chunk, write } = heldOverTables(0, 1);
+    const waiting = await chunk(created('i1'), created('i2'));
+    const more = await chunk(created('i3'));
+    assert.equal(more.letGo, 0);
+    assert.equal(held.size, 3);
+    write(waiting.rows, [created('i1').arn, created('i2').arn]);
+    assert.equal((await chunk()).letGo, 2, 'i3 still waits');
+    assert.ok(held.state(created('i3').arn));
   });
 
   it('writes an API row only when the API is new or changed', async () => {
