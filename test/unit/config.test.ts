@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { getHeapStatistics } from 'node:v8';
 import { describeConfig, loadConfig, parseClickHouseUrl, unreadVariables } from '../../services/shared/config.js';
 import { ConfigError } from '../../services/shared/errors.js';
 
@@ -98,6 +99,11 @@ describe('configuration', () => {
     });
   });
 
+  it('holds as many integrations in the sink as half the heap takes at 4 KiB each, unless told', () => {
+    assert.equal(loadConfig({}).sinkHeldIntegrations, Math.floor(getHeapStatistics().heap_size_limit / 8192));
+    assert.equal(loadConfig({ APIGW_SINK_HELD_INTEGRATIONS: '250000' }).sinkHeldIntegrations, 250_000);
+  });
+
   it('names the range a number is out of, or not a number of', () => {
     const refused = (env: Record<string, string>): string => {
       try {
@@ -111,6 +117,7 @@ describe('configuration', () => {
     assert.equal(refused({ APIGW_TOPIC_PARTITIONS: '2.5' }), 'APIGW_TOPIC_PARTITIONS: expected a whole number of partitions from 1 to 1000, got "2.5"');
     assert.equal(refused({ APIGW_LISTENER_POLL_SECONDS: 'soon' }), 'APIGW_LISTENER_POLL_SECONDS: expected a number of seconds, at least 0.1, got "soon"');
     assert.equal(refused({ APIGW_METRICS_PORT: '99999' }), 'APIGW_METRICS_PORT: expected a TCP port from 0 to 65535, got "99999"');
+    assert.equal(refused({ APIGW_SINK_HELD_INTEGRATIONS: '0' }), 'APIGW_SINK_HELD_INTEGRATIONS: expected a whole number of integrations, at least 1, got "0"');
     assert.equal(refused({ APIGW_METRICS_HOST: 'metrics.internal' }), 'APIGW_METRICS_HOST: expected an IP address to listen on, such as 0.0.0.0 (every interface) or 127.0.0.1, got "metrics.internal"');
   });
 
