@@ -116,9 +116,12 @@ const handle = (request: IncomingMessage, response: ServerResponse) => {
   });
 };
 const { CLICKHOUSE_TEST_TLS_KEY: tlsKey, CLICKHOUSE_TEST_TLS_CERT: tlsCert } = process.env;
+// Query parameters travel in the URL: a server takes URLs of up to 1 MiB (its http_max_uri_size), node's 16 KiB of
+// headers in all. The sink's look-up of a chunk's 200 keys is ~20 KiB.
+const limits = { maxHeaderSize: 1024 * 1024 + 64 * 1024 };
 const server = tlsKey && tlsCert
-  ? createTlsServer({ key: readFileSync(tlsKey), cert: readFileSync(tlsCert) }, handle)
-  : createServer(handle);
+  ? createTlsServer({ key: readFileSync(tlsKey), cert: readFileSync(tlsCert), ...limits }, handle)
+  : createServer(limits, handle);
 server.listen(Number(port), '127.0.0.1', () => process.stdout.write(`listening ${(server.address() as AddressInfo).port}\n`));
 // Clients keep their connections open between requests: a server that stops drops them, as a restarting one does.
 const close = () => {
