@@ -9,9 +9,9 @@ import type { StateStore } from './state-store.js';
 export interface HeldStateDeps {
   store: StateStore;
   /**
-   * The most integrations held at once. Beyond it, a partition's next chunk lets go of its integrations held longest
-   * whose rows are written; an event that comes for one of them reads it back from the tables first (`ensureLoaded`),
-   * as after a restart. @default no limit
+   * The most integrations held at once. Beyond it, `trim` lets go of a partition's integrations held longest whose
+   * rows are written; an event that comes for one of them reads it back from the tables first (`ensureLoaded`), as
+   * after a restart. @default no limit
    */
   limit?: number;
   /** Records which read saw each change applied (see ReadTracker.see). */
@@ -31,16 +31,16 @@ export interface IntegrationKey {
 const sameApi = (a: ApiInfo, b: ApiInfo) => a.name === b.name && a.protocol_type === b.protocol_type && a.api_endpoint === b.api_endpoint;
 
 /**
+ * Integrations looked at, at most, per integration let go of at the limit: the ones held longest may belong to other
+ * partitions or wait for their writes, and a trim must not scan the whole map to find its own.
+ */
+const SCAN_PER_LET_GO = 16;
+
+/**
  * What the sink holds in memory of the tables, for the partitions it owns: the state applied per integration, which
  * APIs the API table holds, and which integrations the tables hold at all. Applying a change updates it and adds the
  * rows the change needs to a block; what it lacks is read from the tables on first use.
  */
-/**
- * Integrations looked at, at most, per integration a chunk lets go of: the ones held longest may belong to other
- * partitions or wait for their writes, and a chunk must not scan the whole map to find its own.
- */
-const SCAN_PER_LET_GO = 16;
-
 export function createHeldState({ store, reads, read, log, limit = Infinity }: HeldStateDeps) {
   // What was applied per integration ARN. A deleted integration's state is dropped once its deletion is written (see
   // letGo), so the map holds the live inventory, not every integration ever deleted.

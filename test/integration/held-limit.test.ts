@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Producer } from 'kafkajs';
 import type { Pipeline } from '../../cli/pipeline.js';
 import type { ChangeEmitter, Observation } from '../../services/shared/change-emitter.js';
-import { mapIntegration } from '../../services/shared/integration-model.js';
+import { integrationArn, mapIntegration } from '../../services/shared/integration-model.js';
 import { cloudTrailSource, snapshotSource } from '../support/changes.js';
 import { openEmitter, rows, testEnvironment } from '../support/harness.js';
 
@@ -32,6 +32,14 @@ const changes = (version: number): Observation[] => Array.from({ length: INTEGRA
   api: { name: `held-${apiId(i)}`, protocol_type: 'HTTP', api_endpoint: null },
   after: mapIntegration(REGION, apiId(i), { IntegrationId: integrationId(i), IntegrationType: 'HTTP_PROXY', TimeoutInMillis: timeoutOf(version) }),
 }));
+
+/** One integration `id` of api0 with `timeout`, as a snapshot or the listener saw it at `at`. */
+const observed = (id: string, at: { event: number; read: number }, source: Observation['source'], timeout = 3_000): Observation => ({
+  account_id: ACCOUNT, region: REGION, api_id: 'api0', integration_id: id, op: source.type === 'SNAPSHOT' ? 'SNAPSHOT' : 'CREATE',
+  event_time: at.event, observed_at: at.read, source, position: source.cloudtrail_event_id ?? source.snapshot_id!,
+  api: { name: 'held-api0', protocol_type: 'HTTP', api_endpoint: null },
+  after: mapIntegration(REGION, 'api0', { IntegrationId: id, IntegrationType: 'HTTP_PROXY', TimeoutInMillis: timeout }),
+});
 
 const metric = async (name: string) => Number((await env.metrics.registry.getSingleMetric(name)!.get()).values.reduce((sum, { value }) => sum + value, 0));
 
@@ -86,5 +94,30 @@ describe(`a sink that may hold ${HELD} of ${INTEGRATIONS} integrations (APIGW_SI
     assert.ok(letGo >= INTEGRATIONS - VANISHED - HELD, `it let go of most of the inventory: ${letGo}`);
     const held = await metric('apigw_stream_sink_integrations_held');
     assert.ok(held <= HELD, `once its writes are done, it holds no more than its limit: ${held}`);
+  });
+
+  it('records who made a version a snapshot saw first once, though the sink let go of it in between', async () => {
+    const snapshotAt = BASE_TIME + 20 * 60_000;
+    const alice = `arn:aws:iam::${ACCOUNT}:user/alice`;
+    const carol = `arn:aws:iam::${ACCOUNT}:user/carol`;
+    const read = { event: snapshotAt, read: snapshotAt };
+    await emitter.emit([observed('int-attr', read, snapshotSource('held-attr')), observed('int-attr-2', read, snapshotSource('held-attr'))]);
+    // CloudTrail shows alice's call before the snapshot's read, late: her principal goes to the snapshot's version.
+    await emitter.emit([observed('int-attr', { event: snapshotAt - 30_000, read: snapshotAt + 10_000 }, cloudTrailSource('attr-alice', alice))]);
+    // Integrations made after it: the sink lets go of it, the one held longest.
+    await emitter.emit(Array.from({ length: 4 * HELD }, (_, i) => observed(`int-fill-${i}`, { event: snapshotAt + 20_000, read: snapshotAt + 20_000 }, snapshotSource('held-fill'))));
+    await pipeline.sink!.waitForCatchUp();
+    // Another event before the snapshot's read that shows the same state: read back with the version, it names nobody.
+    // (Carol's beside it makes its write another block than alice's: the same block again would be dropped as a retry.)
+    await emitter.emit([
+      observed('int-attr', { event: snapshotAt - 20_000, read: snapshotAt + 30_000 }, cloudTrailSource('attr-bob', `arn:aws:iam::${ACCOUNT}:user/bob`)),
+      observed('int-attr-2', { event: snapshotAt - 20_000, read: snapshotAt + 30_000 }, cloudTrailSource('attr-carol', carol)),
+    ]);
+    await pipeline.sink!.waitForCatchUp();
+
+    const principals = await rows<{ arn: string; version: string; principal_arn: string }>(pipeline,
+      `SELECT arn, version, principal_arn FROM ${env.table('aws_apigatewayv2_api_integrations_attributions')} FINAL WHERE arn IN {arns:Array(String)} ORDER BY arn`,
+      { arns: ['int-attr', 'int-attr-2'].map((id) => integrationArn(REGION, 'api0', id)) });
+    assert.deepEqual(principals.map((row) => [row.arn.split('/').at(-1), String(row.version), row.principal_arn]), [['int-attr', '1', alice], ['int-attr-2', '1', carol]]);
   });
 });
