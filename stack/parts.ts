@@ -5,6 +5,17 @@ import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
 import { APICURIO_VERSION, CACHE_DIR, KAFKA_VERSION, MOTO_VERSION, PROJECT_ROOT, RUN_DIR } from './layout.js';
 import { httpOk, portOpen, run, startDetached } from './processes.js';
 
+/**
+ * A random cluster id as Kafka makes them (its Uuid.randomUuid): the base64url of a UUID, never one starting with
+ * '-', which the storage tool's argument parser takes for an option (one id in 64: a stack start failed on it).
+ */
+function kafkaClusterId(): string {
+  for (;;) {
+    const id = Buffer.from(randomUUID().replaceAll('-', ''), 'hex').toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
+}
+
 export interface StackPart {
   name: string;
   port: number;
@@ -125,7 +136,7 @@ export function kafkaPart(ports: { kafka: number; kafkaController: number; kafka
       const scramStamp = join(logs, '.scram-users');
       if (existsSync(join(logs, 'meta.properties')) && !existsSync(scramStamp)) rmSync(logs, { recursive: true, force: true });
       if (!existsSync(join(logs, 'meta.properties'))) {
-        const clusterId = Buffer.from(randomUUID().replaceAll('-', ''), 'hex').toString('base64url');
+        const clusterId = kafkaClusterId();
         const scramUsers = SCRAM_MECHANISMS.flatMap((mechanism) => ['--add-scram', `${mechanism}=[name=${STACK_SASL_USER.username},password=${STACK_SASL_USER.password}]`]);
         run('java', java(['kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', properties, ...scramUsers]));
         writeFileSync(scramStamp, new Date().toISOString());
