@@ -82,14 +82,17 @@ export function createStateStore({ client, database }: { client: ClickHouseClien
       const params = { ...scope, arns };
       const currentRows = await queryRows<Record<string, unknown>>(client,
         `SELECT * FROM ${current} WHERE ${where} ORDER BY version DESC LIMIT 1 BY arn`, params);
-      const latestHistory = await queryRows<Record<string, unknown>>(client,
-        `SELECT arn, argMax(tuple(*), version) AS latest FROM ${history} WHERE ${where} GROUP BY arn`, params);
       const byArn = new Map(currentRows.map((row) => [String(row.arn), fromCurrent(row)]));
+      // History's versions first, two narrow columns: its whole rows (the after-images) only where it is ahead.
+      const historyVersions = await queryRows<{ arn: string; version: string }>(client,
+        `SELECT arn, max(version) AS version FROM ${history} WHERE ${where} GROUP BY arn`, params);
+      const ahead = historyVersions.filter(({ arn, version }) => (byArn.get(arn)?.version ?? -1) < Number(version)).map(({ arn }) => arn);
+      const latestHistory = ahead.length === 0 ? [] : await queryRows<Record<string, unknown>>(client,
+        `SELECT arn, argMax(tuple(*), version) AS latest FROM ${history} WHERE ${where} GROUP BY arn`, { ...scope, arns: ahead });
       const repairs: CurrentRow[] = [];
       for (const { latest } of latestHistory as { latest: unknown[] }[]) {
         const h = Object.fromEntries(HISTORY_COLUMNS.map((name, index) => [name, latest[index]]));
         const known = byArn.get(String(h.arn));
-        if (known && known.version >= Number(h.version)) continue;
         const after = h.after ? JSON.parse(String(h.after)) : (known?.after ?? null);
         const state: AppliedState = {
           arn: String(h.arn), account_id: String(h.account_id), region: String(h.region), aws_api_id: String(h.aws_api_id),

@@ -96,6 +96,32 @@ describe(`a sink that may hold ${HELD} of ${INTEGRATIONS} integrations (APIGW_SI
     assert.ok(held <= HELD, `once its writes are done, it holds no more than its limit: ${held}`);
   });
 
+  it('repairs a current row left behind its history when it reads the integration back', async () => {
+    const at = BASE_TIME + 30 * 60_000;
+    const arn = integrationArn(REGION, 'api0', 'int-repair');
+    await emitter.emit([observed('int-repair', { event: at, read: at }, snapshotSource('held-repair'))]);
+    await emitter.emit([observed('int-repair', { event: at + 1_000, read: at + 1_000 }, cloudTrailSource('repair-update'), 4_000)]);
+    await pipeline.sink!.waitForCatchUp();
+    // A write interrupted between history and current state: version 2 is in history only.
+    await pipeline.clickhouse!.command({ query: `ALTER TABLE ${CURRENT} DELETE WHERE arn = {arn:String} AND version = 2 SETTINGS mutations_sync = 2`, query_params: { arn } });
+    await emitter.emit(Array.from({ length: 4 * HELD }, (_, i) => observed(`int-fill-r${i}`, { event: at + 2_000, read: at + 2_000 }, snapshotSource('held-fill-r'))));
+    await pipeline.sink!.waitForCatchUp();
+    // Let go of, it is read back for this re-read: from history, and its current row written again. (Another
+    // integration beside it makes its write another block than version 2's: the same block again would be dropped as
+    // a retry, and a version 2 made again would not show.)
+    await emitter.emit([
+      observed('int-repair', { event: at + 3_000, read: at + 3_000 }, snapshotSource('held-repair-2'), 4_000),
+      observed('int-repair-beside', { event: at + 3_000, read: at + 3_000 }, snapshotSource('held-repair-2')),
+    ]);
+    await pipeline.sink!.waitForCatchUp();
+
+    const current = await rows<{ version: string; timeout_in_millis: number }>(pipeline,
+      `SELECT version, timeout_in_millis FROM ${CURRENT} FINAL WHERE arn = {arn:String}`, { arn });
+    assert.deepEqual(current.map((row) => [String(row.version), row.timeout_in_millis]), [['2', 4_000]]);
+    const versions = await rows<{ version: string }>(pipeline, `SELECT version FROM ${HISTORY} WHERE arn = {arn:String} ORDER BY version`, { arn });
+    assert.deepEqual(versions.map((row) => String(row.version)), ['1', '2'], 'the re-read made no version');
+  });
+
   it('records who made a version a snapshot saw first once, though the sink let go of it in between', async () => {
     const snapshotAt = BASE_TIME + 20 * 60_000;
     const alice = `arn:aws:iam::${ACCOUNT}:user/alice`;
