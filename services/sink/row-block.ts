@@ -158,8 +158,8 @@ export interface RowBlock {
   attributions: RowLines;
   historyOperations: Map<string, number>;
   /**
-   * The states whose rows these are (a state once per row it has here): once they are written, the tables hold those
-   * states, and memory may let go of them (HeldState.written).
+   * The states whose rows these are (a state once per change or repair of it here): once they are written, the
+   * tables hold those states, and memory may let go of them (HeldState.written).
    */
   states: AppliedState[];
 }
