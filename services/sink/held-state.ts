@@ -66,7 +66,7 @@ export function createHeldState({ store, reads, read, log, limit = Infinity }: H
 
   /** `rows` hold rows of `state`: it stays in memory until they are written (see written). */
   function carry(rows: RowBlock, state: AppliedState): void {
-    state.pendingWrites = (state.pendingWrites ?? 0) + 1;
+    state.pendingWrites += 1;
     rows.states.push(state);
   }
 
@@ -175,7 +175,7 @@ export function createHeldState({ store, reads, read, log, limit = Infinity }: H
     /** The rows of `states` (a block's) are written: deleted ones are let go of by their partition's next chunk. */
     written(states: AppliedState[]): void {
       for (const state of states) {
-        state.pendingWrites! -= 1;
+        state.pendingWrites -= 1;
         if (state.deleted) letGo(state.kafka_partition, state);
       }
     },

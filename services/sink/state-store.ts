@@ -66,6 +66,7 @@ export function createStateStore({ client, database }: { client: ClickHouseClien
       last_snapshot_id: String(row.last_snapshot_id),
       kafka_partition: Number(row.kafka_partition),
       kafka_offset: Number(row.kafka_offset),
+      pendingWrites: 0,
     };
   }
 
@@ -100,7 +101,7 @@ export function createStateStore({ client, database }: { client: ClickHouseClien
           content_hash: h.operation === 'DELETE' ? '' : sha256(String(h.after)), event_time: toMillis(h.event_time),
           observed_at: toMillis(h.observed_at), source_type: String(h.source_type),
           source_id: String(h.cloudtrail_event_id ?? h.snapshot_id ?? ''), last_snapshot_id: String(h.snapshot_id ?? known?.last_snapshot_id ?? ''),
-          kafka_partition: Number(h.kafka_partition), kafka_offset: Number(h.kafka_offset),
+          kafka_partition: Number(h.kafka_partition), kafka_offset: Number(h.kafka_offset), pendingWrites: 0,
         };
         byArn.set(state.arn, state);
         repairs.push(toCurrentRow(state));
