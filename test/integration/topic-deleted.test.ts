@@ -269,7 +269,9 @@ describe("the topic's retention deletes events the sink has not written", { time
       await expireBefore(expiredUpTo);
       await changeAndSnapshot(6161);
       // It starts over again and again (with backoff) while the table is away: it says so once.
-      await waitFor('a start-over after the records were deleted', async () => expiredWarnings().length > 0, 60_000);
+      await waitFor('a start-over after the records were deleted', async () => expiredWarnings().length > 0, 60_000).catch((error: Error) => {
+        throw new Error(`${error.message}; the sink said:\n${said.slice(-30).join('\n')}`);
+      });
     } finally {
       await sink!.clickhouse!.command({ query: `ATTACH TABLE ${history}` });
     }
