@@ -149,7 +149,6 @@ export function createSink(deps: SinkDeps) {
   function trimHeld(partition: number): void {
     if (chunking.has(partition)) return;
     const released = held.trim(partition);
-    metrics.sinkIntegrationsHeld.set(held.size);
     if (released === 0) return;
     metrics.sinkIntegrationsLetGo.inc(released);
     if (heldLimitReached) return;
@@ -181,6 +180,7 @@ export function createSink(deps: SinkDeps) {
     for (const [operation, count] of block.historyOperations) metrics.historyRows.inc({ operation }, count);
     held.written(block.states);
     for (const partition of appliedPartitions) trimHeld(partition);
+    metrics.sinkIntegrationsHeld.set(held.size);
     log.debug({ history: block.history.count, current: block.current.count, apis: block.apis.count, ms: Math.round(performance.now() - started) }, 'wrote a block');
   }, deps.soleWriter ? SOLE_WRITER_BLOCK : {});
   let activeBatches = 0;
