@@ -146,15 +146,23 @@ async function createClickHouse(target: ClickHouseTarget, log: ReturnType<typeof
  */
 async function openEmbedded(path: string): Promise<ChdbConnection> {
   // The holder is looked for before the engine is asked (which would print its own refusal on stderr), and again
-  // after it refused: only then is its failure a held directory.
+  // after it refused: only then is its failure a held directory, which openClickHouse waits out.
   refuseHeldDirectory(path);
   const [{ Session }, { createChdbConnection }] = await Promise.all([import('chdb'), import('chdb/connection')]);
+  const startEngine = () => new Session(path, { connectionArgs: [`--config-file=${ENGINE_CONFIG}`] });
   let starter: InstanceType<typeof Session>;
   try {
-    starter = new Session(path, { connectionArgs: [`--config-file=${ENGINE_CONFIG}`] });
+    starter = startEngine();
   } catch (error) {
     refuseHeldDirectory(path);
-    throw error;
+    // A short-lived holder (a `query`) may have made the engine refuse and let go before the look above: a held
+    // directory leaves no trace once let go, so one more start tells it from a directory the engine cannot open.
+    try {
+      starter = startEngine();
+    } catch {
+      refuseHeldDirectory(path);
+      throw error;
+    }
   }
   try {
     return createChdbConnection({ path });
