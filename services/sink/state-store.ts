@@ -138,12 +138,12 @@ export function createStateStore({ client, database }: { client: ClickHouseClien
      */
     async handOver(moves: { arn: string; partition: number }[]): Promise<void> {
       if (moves.length === 0) return;
-      await client.command({
-        query: `INSERT INTO ${current}
+      // query(), not command(): only query() sends long parameters in the body (see createClickHouse); the moves may
+      // be every integration of a partition.
+      await queryRows(client, `INSERT INTO ${current}
           SELECT * REPLACE (toInt32(transform(arn, {arns:Array(String)}, {partitions:Array(Int32)}, kafka_partition)) AS kafka_partition, toInt64(-1) AS kafka_offset)
           FROM ${current} FINAL WHERE arn IN {arns:Array(String)}`,
-        query_params: { arns: moves.map((move) => move.arn), partitions: moves.map((move) => move.partition) },
-      });
+      { arns: moves.map((move) => move.arn), partitions: moves.map((move) => move.partition) });
     },
 
     /** Every integration ARN the tables hold: the sink looks up only these, never a key it is seeing first. */

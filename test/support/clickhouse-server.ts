@@ -1,8 +1,10 @@
 /**
  * A ClickHouse server for tests: the real engine (chDB) behind ClickHouse's HTTP interface, as much of it as
  * `@clickhouse/client` uses: `/ping`; a query in the body, or in `query` with the body as its data (an insert);
- * `database`, `default_format`, `param_*` query parameters and settings in the URL; errors as the server writes them
- * (status 500, `Code: N. DB::Exception: …`). No ClickHouse server binary of a version that reads our DDL is in the
+ * `database`, `default_format`, `param_*` query parameters and settings in the URL; a multipart/form-data body of
+ * the query and its `param_*` parameters; errors as the server writes them (status 500, `Code: N. DB::Exception: …`).
+ * It takes 8 KiB of request line and headers, as a proxy in front of a server does (nginx's default): a server
+ * itself takes URLs of up to 1 MiB. No ClickHouse server binary of a version that reads our DDL is in the
  * registries this project installs from, and the sink's server mode (several instances sharing the tables, batches
  * that end only once written) is otherwise untested.
  *
@@ -37,19 +39,24 @@ const [dataDir, port, insertDelayMs = '0'] = process.argv.slice(2);
 if (!dataDir || !port) throw new Error('usage: clickhouse-server.ts <data directory> <port> [insert delay in ms]');
 const session = new Session(dataDir);
 
-async function body(request: IncomingMessage): Promise<string> {
+/** The request's statement, and its query parameters when the body is a form (the statement its `query` part). */
+async function body(request: IncomingMessage): Promise<{ text: string; params: [string, string][] }> {
   const chunks: Buffer[] = [];
   for await (const chunk of request) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  const type = request.headers['content-type'] ?? '';
+  if (!type.startsWith('multipart/form-data')) return { text: Buffer.concat(chunks).toString('utf8'), params: [] };
+  const form = await new Response(Buffer.concat(chunks), { headers: { 'content-type': type } }).formData();
+  const params = [...form].flatMap(([name, value]) => (name.startsWith('param_') ? [[name, String(value)] as [string, string]] : []));
+  return { text: String(form.get('query') ?? ''), params };
 }
 
 /** Runs one request's statement with its settings and parameters; returns its output. */
-async function execute(url: URL, text: string): Promise<Uint8Array> {
+async function execute(url: URL, { text, params }: { text: string; params: [string, string][] }): Promise<Uint8Array> {
   const query = url.searchParams.get('query');
   const statement = query === null ? text : `${query}\n${text}`;
   const prefix: string[] = [`USE ${url.searchParams.get('database') ?? 'default'}`];
   const settings: string[] = [];
-  for (const [name, value] of url.searchParams) {
+  for (const [name, value] of [...url.searchParams, ...params]) {
     const setting = name.startsWith('param_') ? name : NOT_SETTINGS.has(name) ? undefined : name;
     if (setting === undefined) continue;
     if (!identifier.test(setting)) throw new Error(`Code: 115. DB::Exception: Unknown setting ${setting}. (UNKNOWN_SETTING)`);
@@ -90,15 +97,15 @@ async function answer(request: IncomingMessage, response: ServerResponse): Promi
     response.end('Ok.\n');
     return;
   }
-  const text = await body(request);
+  const sent = await body(request);
   const { user, password } = credentials(request);
   if (requiredUser !== undefined && (user !== requiredUser || password !== requiredPassword)) {
     refuse(response, 403, `Code: 516. DB::Exception: ${user}: Authentication failed: password is incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)`);
     return;
   }
   // Held back before it takes its turn: what other requests read meanwhile does not hold it yet.
-  if (/^\s*INSERT\b/i.test(url.searchParams.get('query') ?? text)) await sleep(Number(insertDelayMs));
-  const run = queue.then(() => execute(url, text));
+  if (/^\s*INSERT\b/i.test(url.searchParams.get('query') ?? sent.text)) await sleep(Number(insertDelayMs));
+  const run = queue.then(() => execute(url, sent));
   queue = run.catch(() => undefined);
   try {
     const output = await run;
@@ -116,9 +123,8 @@ const handle = (request: IncomingMessage, response: ServerResponse) => {
   });
 };
 const { CLICKHOUSE_TEST_TLS_KEY: tlsKey, CLICKHOUSE_TEST_TLS_CERT: tlsCert } = process.env;
-// Query parameters travel in the URL: a server takes URLs of up to 1 MiB (its http_max_uri_size), node's 16 KiB of
-// headers in all. The sink's look-up of a chunk's 200 keys is ~20 KiB.
-const limits = { maxHeaderSize: 1024 * 1024 + 64 * 1024 };
+// Past it, node answers 431 with no body, as nginx answers 414 or 400.
+const limits = { maxHeaderSize: 8 * 1024 };
 const server = tlsKey && tlsCert
   ? createTlsServer({ key: readFileSync(tlsKey), cert: readFileSync(tlsCert), ...limits }, handle)
   : createServer(limits, handle);
