@@ -61,7 +61,10 @@ export async function ensureTopics(
   const missing = [topic, dlqTopic(topic)].filter((name) => !listed.has(name));
   if (!listed.has(topic)) await createTopicsWithLeaders(admin, [{ topic, numPartitions: partitions, replicationFactor: -1 }]);
   if (!listed.has(dlqTopic(topic))) {
-    await createTopicsWithLeaders(admin, [{ topic: dlqTopic(topic), numPartitions: 1, replicationFactor: -1, configEntries: await roomForDeadLetters(admin, topic) }]);
+    // Kept until someone deletes them: a dead letter is an event the tables lack until it is redriven, and a
+    // retention would delete it whether it was or not.
+    const configEntries = [{ name: 'retention.ms', value: '-1' }, ...await roomForDeadLetters(admin, topic)];
+    await createTopicsWithLeaders(admin, [{ topic: dlqTopic(topic), numPartitions: 1, replicationFactor: -1, configEntries }]);
   }
   const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
   return { partitions: metadata.topics[0]!.partitions.length, created: missing };

@@ -80,6 +80,13 @@ interface Decoded {
 
 const yieldToEngine = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** A topic's `retention.ms` in hours; 'forever' for -1. */
+function hoursOf(retentionMs: string | undefined): number | 'forever' | undefined {
+  const ms = Number(retentionMs ?? NaN);
+  if (!Number.isFinite(ms)) return undefined;
+  return ms < 0 ? 'forever' : Math.round(ms / 36e5);
+}
+
 /**
  * Consumes change events in batches and materializes them in ClickHouse. Offsets are committed only after
  * ClickHouse has the rows; a message that cannot be decoded or applied goes to the dead-letter topic.
@@ -267,10 +274,29 @@ export function createSink(deps: SinkDeps) {
         log.warn({ topic, cleanupPolicy: policy },
           'the topic is compacted: it keeps only the last event of each integration, so a sink behind it misses the changes between, and history with them; apigw-stream makes its topic with cleanup.policy=delete');
       }
-      const retentionMs = Number(settings.get('retention.ms'));
-      return Number.isFinite(retentionMs) ? { retentionHours: retentionMs < 0 ? 'forever' : Math.round(retentionMs / 36e5) } : {};
+      const retentionHours = hoursOf(settings.get('retention.ms'));
+      return retentionHours === undefined ? {} : { retentionHours };
     } catch (error) {
       log.debug({ err: describeError(error) }, 'could not read the topic\'s settings');
+      return {};
+    }
+  }
+
+  /**
+   * The dead-letter topic's retention, for the start-up line; a warning when it has one: it deletes dead letters
+   * whether they were redriven or not (apigw-stream makes the topic with none).
+   */
+  async function readDeadLetterRetention(): Promise<{ deadLetterRetentionHours?: number | 'forever' }> {
+    const deadLetterTopic = dlqTopic(topic);
+    try {
+      const hours = hoursOf((await topicSettings(admin!, deadLetterTopic, ['retention.ms'])).get('retention.ms'));
+      if (typeof hours === 'number') {
+        log.warn({ deadLetterTopic, retentionHours: hours },
+          `the dead-letter topic deletes dead letters after ${hours} hours, redriven or not: redrive within that time, or set its retention.ms to -1 (apigw-stream makes it so)`);
+      }
+      return hours === undefined ? {} : { deadLetterRetentionHours: hours };
+    } catch (error) {
+      log.debug({ err: describeError(error) }, 'could not read the dead-letter topic\'s settings');
       return {};
     }
   }
@@ -443,7 +469,7 @@ export function createSink(deps: SinkDeps) {
       admin = kafka.admin();
       await admin.connect();
       await noteExpiredOffsets();
-      const retention = await readTopicSettings();
+      const retention = { ...await readTopicSettings(), ...await readDeadLetterRetention() };
       dlqProducer = createIdempotentProducer(kafka);
       await dlqProducer.connect();
       const restarts = createConsumerRestarts({

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { DeleteIntegrationCommand, UpdateIntegrationCommand } from '@aws-sdk/client-apigatewayv2';
 import kafkajs from 'kafkajs';
 import type { Pipeline } from '../../cli/pipeline.js';
-import { ensureTopics, withAdmin } from '../../services/shared/kafka.js';
+import { dlqTopic, ensureTopics, topicSettings, withAdmin } from '../../services/shared/kafka.js';
 import { sleep } from '../../services/shared/retry.js';
 import { PROJECT_ROOT } from '../../stack/layout.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
@@ -297,20 +297,32 @@ describe("the topic's retention deletes events the sink has not written", { time
     await assertLost({ from: next, upTo: expiredUpTo, countedBefore: counted, applied: 8181, lost: 7171 });
   });
 
-  it('a sink says the topic\'s retention as it starts, and warns when the topic is compacted', async () => {
+  it('a sink says the topic\'s retention and its dead-letter topic\'s as it starts, and warns when the topic is compacted or dead letters expire', async () => {
+    const deadLetterTopic = dlqTopic(env.config.topic);
+    // Made by apigw-stream: dead letters are kept until someone deletes them.
+    assert.equal((await withAdmin(plainKafka(), (admin) => topicSettings(admin, deadLetterTopic, ['retention.ms']))).get('retention.ms'), '-1');
+
     await sink!.close();
     sink = undefined;
     await withAdmin(plainKafka(), (admin) => admin.alterConfigs({
       validateOnly: false,
-      resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: env.config.topic, configEntries: [
-        { name: 'cleanup.policy', value: 'compact,delete' }, { name: 'retention.ms', value: String(3 * 24 * 3600_000) },
-      ] }],
+      resources: [
+        { type: kafkajs.ConfigResourceTypes.TOPIC, name: env.config.topic, configEntries: [
+          { name: 'cleanup.policy', value: 'compact,delete' }, { name: 'retention.ms', value: String(3 * 24 * 3600_000) },
+        ] },
+        { type: kafkajs.ConfigResourceTypes.TOPIC, name: deadLetterTopic, configEntries: [{ name: 'retention.ms', value: String(2 * 24 * 3600_000) }] },
+      ],
     }));
     said.length = 0;
     sink = await env.open({ sink: true });
-    const lines = said.map((line) => JSON.parse(line) as { level: number; msg: string; retentionHours?: number; cleanupPolicy?: string });
-    assert.deepEqual(lines.filter((line) => line.msg === 'sink started').map((line) => line.retentionHours), [72]);
+    const lines = said.map((line) => JSON.parse(line) as {
+      level: number; msg: string; retentionHours?: number; deadLetterRetentionHours?: number; cleanupPolicy?: string; deadLetterTopic?: string;
+    });
+    const started = lines.filter((line) => line.msg === 'sink started');
+    assert.deepEqual(started.map((line) => [line.retentionHours, line.deadLetterRetentionHours]), [[72, 48]]);
     const compacted = lines.filter((line) => line.msg.startsWith('the topic is compacted'));
     assert.deepEqual(compacted.map((line) => [line.level, line.cleanupPolicy]), [[40, 'compact,delete']], said.join('\n'));
+    const expiring = lines.filter((line) => line.msg.startsWith('the dead-letter topic deletes dead letters after 48 hours'));
+    assert.deepEqual(expiring.map((line) => [line.level, line.deadLetterTopic, line.retentionHours]), [[40, deadLetterTopic, 48]], said.join('\n'));
   });
 });
