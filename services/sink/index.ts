@@ -82,7 +82,7 @@ const yieldToEngine = () => new Promise<void>((resolve) => setImmediate(resolve)
 
 /** A topic's `retention.ms` in hours; 'forever' for -1. */
 function hoursOf(retentionMs: string | undefined): number | 'forever' | undefined {
-  const ms = Number(retentionMs ?? NaN);
+  const ms = Number(retentionMs);
   if (!Number.isFinite(ms)) return undefined;
   return ms < 0 ? 'forever' : Math.round(ms / 36e5);
 }
