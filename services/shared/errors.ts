@@ -91,7 +91,14 @@ export function isRetriable(error: unknown): boolean {
   return false;
 }
 
+/**
+ * An error in one line, for a log or a message: its first line. An HTML page in its place (a proxy's error page, or
+ * a URL that is not the service's: clients make the body of a refusal the message) says only `<html>` there: its
+ * title says what happened.
+ */
 export function describeError(error: unknown): string {
-  if (error instanceof Error) return error.message.split('\n')[0]!.trim() || error.name;
-  return String(error);
+  if (!(error instanceof Error)) return String(error);
+  const title = /^\s*<(?:!doctype|html)\b[^]*?<title>([^<]*)<\/title>/i.exec(error.message)?.[1]?.trim();
+  if (title) return `an HTML page answered: ${title}`;
+  return error.message.split('\n')[0]!.trim() || error.name;
 }

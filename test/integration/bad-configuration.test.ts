@@ -33,6 +33,14 @@ const occupied = createServer();
 await new Promise<void>((resolve) => occupied.listen(0, '127.0.0.1', resolve));
 const busyPort = String((occupied.address() as AddressInfo).port);
 
+// A proxy in front of a ClickHouse server that is down: nginx's error page for every request.
+const badGateway = createServer((_request, response) => {
+  response.writeHead(502, { 'Content-Type': 'text/html' });
+  response.end('<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n');
+});
+await new Promise<void>((resolve) => badGateway.listen(0, '127.0.0.1', resolve));
+const badGatewayUrl = `http://127.0.0.1:${(badGateway.address() as AddressInfo).port}`;
+
 // The emulator assumes any role and lists an organization's accounts to anyone; in front of it, an AWS that refuses
 // both, as it does a role whose trust policy does not name the caller, and credentials outside the management account.
 const refusingSts = await startFaultProxy(motoEndpoint, (request): Fault => {
@@ -51,6 +59,7 @@ const refusingSts = await startFaultProxy(motoEndpoint, (request): Fault => {
 describe('bad configuration stops with one line naming the problem, and writes nothing', { timeout: 180_000 }, () => {
   after(async () => {
     occupied.close();
+    badGateway.close();
     await refusingSts.close();
     await stopClickHouseServer(clickHouseServer);
     rmSync(clickHouseServerDir, { recursive: true, force: true });
@@ -61,6 +70,11 @@ describe('bad configuration stops with one line naming the problem, and writes n
     { name: 'a malformed CLICKHOUSE_URL', variable: 'CLICKHOUSE_URL', env: { CLICKHOUSE_URL: 'clickhouse//nohost:8123' } },
     // The ClickHouse client's own log lines (a hint about timeouts, the failed request) stay out of it.
     { name: 'a ClickHouse server that does not answer', variable: 'CLICKHOUSE_URL', env: { CLICKHOUSE_URL: 'http://127.0.0.1:1' }, commands: ['run', 'sink'] },
+    // Its error page is the client's error message: the page's title says what happened, not its first line.
+    {
+      name: 'a proxy in front of ClickHouse that answers with its error page', variable: 'CLICKHOUSE_URL', commands: ['run', 'sink'], status: 3,
+      env: { CLICKHOUSE_URL: badGatewayUrl }, says: `ClickHouse does not answer at ${badGatewayUrl} (an HTML page answered: 502 Bad Gateway)`,
+    },
     // A configuration error (exit 2): the same path will not do at the next start either.
     { name: 'a CLICKHOUSE_URL naming a file', variable: 'CLICKHOUSE_URL', env: { CLICKHOUSE_URL: `chdb://${process.execPath}` }, commands: ['run', 'sink'], status: 2 },
     // Seen only at the first statement before, after the topic was made and the schemas registered.
@@ -114,6 +128,7 @@ describe('bad configuration stops with one line naming the problem, and writes n
         assert.equal(result.stdout, '', 'prints nothing on stdout');
         assert.equal(result.stderr.split('\n').length, 1, `one line on stderr, got:\n${result.stderr}`);
         assert.match(result.stderr, new RegExp(testCase.variable), 'names the variable');
+        if (testCase.says) assert.ok(result.stderr.includes(testCase.says), result.stderr);
         assert.doesNotMatch(result.stderr, /not-the-password/, 'never shows a password');
         assert.equal(await topicExists(topic), false, 'creates no topic');
         assert.deepEqual(await subjects(), subjectsBefore, 'registers no schema');

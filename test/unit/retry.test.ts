@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isRetriable } from '../../services/shared/errors.js';
+import { describeError, isRetriable } from '../../services/shared/errors.js';
 import { RetriesExhaustedError, createRetry } from '../../services/shared/retry.js';
 
 const fast = { initialDelayMs: 1, maxDelayMs: 2 };
@@ -51,5 +51,18 @@ describe('error classification', () => {
     assert.equal(isRetriable({ code: 'CHDB_QUERY', clickhouseCode: 252 }), true, 'the embedded engine\'s TOO_MANY_PARTS');
     assert.equal(isRetriable({ code: 'CHDB_QUERY', clickhouseCode: 60 }), false, 'the embedded engine\'s UNKNOWN_TABLE');
     assert.equal(isRetriable({ name: 'KafkaJSNumberOfRetriesExceeded', retriable: false }), false);
+  });
+});
+
+describe('describing errors', () => {
+  it('gives the first line of the message, and the error\'s name when it has none', () => {
+    assert.equal(describeError(new Error('Code: 60. DB::Exception: Unknown table\nStack trace: …')), 'Code: 60. DB::Exception: Unknown table');
+    assert.equal(describeError(new TypeError('')), 'TypeError');
+    assert.equal(describeError('a string'), 'a string');
+  });
+  it('gives an HTML page\'s title, where a proxy\'s error page stands in for an answer', () => {
+    const page = '<!DOCTYPE html>\n<html>\n<head><title> 504 Gateway Time-out </title></head>\n<body><h1>504</h1></body>\n</html>';
+    assert.equal(describeError(new Error(page)), 'an HTML page answered: 504 Gateway Time-out');
+    assert.equal(describeError(new Error('a message that quotes <title>x</title>')), 'a message that quotes <title>x</title>');
   });
 });
