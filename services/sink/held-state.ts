@@ -51,17 +51,28 @@ export function createHeldState({ store, reads, read, log, limit = Infinity }: H
   const apiStored = new Map<string, ApiInfo>();
   // Which keys the tables hold: read once per group assignment (with the API rows), and grown with every key
   // applied, never shrunk (a key written while the read ran must not look new). A key seen for the first time
-  // needs no look-up, which on a growing inventory is most of them.
-  const inTables = new Set<string>();
+  // needs no look-up, which on a growing inventory is most of them. Kept for at most `limit` keys, as many as the
+  // integrations held: past that, memory would grow with the inventory again, and every key not held is looked up
+  // (undefined), as the integrations let go of are anyway.
+  let inTables: Set<string> | undefined = new Set<string>();
   let tablesRead: Promise<void> | undefined;
 
   function readTables(): Promise<void> {
     return (async () => {
-      const [arns, apis] = await read(() => Promise.all([store.storedArns(), store.apiInfo()]));
-      for (const arn of arns) inTables.add(arn);
+      const keep = inTables !== undefined;
+      const [arns, apis] = await read(() => Promise.all([keep ? store.storedArns(limit + 1) : undefined, store.apiInfo()]));
+      for (const arn of arns ?? []) inTables?.add(arn);
+      trimKeys();
       for (const api of apis) apiStored.set(api.api_id, api);
-      log.info({ integrations: arns.size, apis: apis.length }, 'read which integrations the tables hold');
+      log.info({ integrations: inTables?.size, apis: apis.length }, 'read which integrations the tables hold');
     })();
+  }
+
+  /** Stops keeping the keys the tables hold once there are more than `limit`. */
+  function trimKeys(): void {
+    if (!inTables || inTables.size <= limit) return;
+    inTables = undefined;
+    log.info({ limit }, 'the tables hold more integrations than the sink holds: it no longer keeps their keys, and looks up every key it does not hold');
   }
 
   /** `rows` hold rows of `state`: it stays in memory until they are written (see written). */
@@ -107,7 +118,10 @@ export function createHeldState({ store, reads, read, log, limit = Infinity }: H
     if (result.current || result.attribution) carry(rows, result.state);
     if (result.current) {
       rows.current.add(result.current);
-      inTables.add(change.arn);
+      if (inTables && !inTables.has(change.arn)) {
+        inTables.add(change.arn);
+        trimKeys();
+      }
     }
     if (result.history) {
       rows.history.add(result.history, `${change.arn}@${result.state.version}`);
@@ -151,7 +165,7 @@ export function createHeldState({ store, reads, read, log, limit = Infinity }: H
       await (tablesRead ??= readTables());
       const missing = new Map<string, { scope: { account_id: string; region: string }; arns: Set<string> }>();
       for (const { account_id, region, arn } of keys) {
-        if (applied.has(arn) || !inTables.has(arn)) continue;
+        if (applied.has(arn) || (inTables && !inTables.has(arn))) continue;
         const scopeKey = `${account_id}/${region}`;
         if (!missing.has(scopeKey)) missing.set(scopeKey, { scope: { account_id, region }, arns: new Set() });
         missing.get(scopeKey)!.arns.add(arn);

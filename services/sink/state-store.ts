@@ -146,9 +146,14 @@ export function createStateStore({ client, database }: { client: ClickHouseClien
       { arns: moves.map((move) => move.arn), partitions: moves.map((move) => move.partition) });
     },
 
-    /** Every integration ARN the tables hold: the sink looks up only these, never a key it is seeing first. */
-    async storedArns(): Promise<Set<string>> {
-      const rows = await queryRows<{ arn: string }>(client, `SELECT DISTINCT arn FROM ${history} UNION DISTINCT SELECT DISTINCT arn FROM ${current}`);
+    /**
+     * The integration ARNs the tables hold, `atMost` of them when there are more: the sink looks up only these, never
+     * a key it is seeing first.
+     */
+    async storedArns(atMost: number): Promise<Set<string>> {
+      const rows = await queryRows<{ arn: string }>(client,
+        `SELECT arn FROM (SELECT DISTINCT arn FROM ${history} UNION DISTINCT SELECT DISTINCT arn FROM ${current}) LIMIT {atMost:UInt64}`,
+        { atMost: Number.isFinite(atMost) ? atMost : Number.MAX_SAFE_INTEGER });
       return new Set(rows.map((row) => row.arn));
     },
 

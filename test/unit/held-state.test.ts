@@ -21,7 +21,7 @@ function heldOverTables(firstOffset = 0, limit?: number) {
   let nextOffset = firstOffset;
   const tables = new Map<string, AppliedState>();
   const store = {
-    storedArns: async () => new Set(tables.keys()),
+    storedArns: async (atMost: number) => new Set([...tables.keys()].slice(0, atMost)),
     apiInfo: async () => [],
     load: async (_scope: unknown, arns: string[]) => ({
       states: arns.flatMap((arn) => (tables.has(arn) ? [structuredClone(tables.get(arn)!)] : [])), repairs: [],
@@ -107,6 +107,21 @@ describe('what the sink holds of the tables', () => {
     assert.deepEqual(changed.outcomes, ['changed']);
     assert.equal(held.state(update.arn)?.version, 2, 'read back from the tables: an update of version 1, not a new integration');
     assert.equal(changed.rows.history.count, 1);
+  });
+
+  it('with more integrations in the tables than its limit, keeps none of their keys: a key seen first is still new, one the tables hold an update', async () => {
+    const first = heldOverTables(0, 2);
+    const { rows } = await first.chunk(created('i1'), created('i2'), created('i3'));
+    first.write(rows, ['i1', 'i2', 'i3'].map((id) => created(id).arn));
+
+    const next = heldOverTables(3, 2);
+    for (const [arn, state] of first.tables) next.tables.set(arn, state);
+    const update = integrationChange({ region: REGION, apiId: 'a1', integrationId: 'i3', source: cloudTrailSource('u3'), eventTime: 3_000, timeout: 9_000 });
+    const changed = await next.chunk(update, created('i9'));
+    assert.deepEqual(changed.outcomes, ['changed', 'changed']);
+    assert.deepEqual([...changed.rows.historyOperations].sort(), [['CREATE', 1], ['UPDATE', 1]]);
+    assert.equal(next.held.state(update.arn)?.version, 2, 'read back from the tables');
+    assert.equal(next.held.state(created('i9').arn)?.version, 1, 'a new integration');
   });
 
   it('never lets go of an integration whose rows wait for their write, however far above its limit', async () => {
