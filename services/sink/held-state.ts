@@ -52,8 +52,8 @@ export function createHeldState({ store, reads, read, log, limit = Infinity }: H
   // Which keys the tables hold: read once per group assignment (with the API rows), and grown with every key
   // applied, never shrunk (a key written while the read ran must not look new). A key seen for the first time
   // needs no look-up, which on a growing inventory is most of them. Kept for at most `limit` keys, as many as the
-  // integrations held: past that, memory would grow with the inventory again, and every key not held is looked up
-  // (undefined), as the integrations let go of are anyway.
+  // integrations held; past that, undefined: memory would grow with the inventory again, so every key not held is
+  // looked up, as the integrations let go of are anyway.
   let inTables: Set<string> | undefined = new Set<string>();
   let tablesRead: Promise<void> | undefined;
 
