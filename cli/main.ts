@@ -177,8 +177,28 @@ program.command('listen')
     + 'the checkpoint is committed in the same Kafka transaction as the events')
   .action(() => runServices({ snapshot: false, listen: true, sink: false, once: false }));
 
+const SINK_HELP = `
+What it does when something fails:
+  A message it cannot decode goes to <APIGW_TOPIC>.dlq, with why in its headers, and the sink goes on. That topic, as
+  apigw-stream makes it, keeps dead letters until someone deletes them: \`apigw-stream tail --dead-letters\` shows
+  them, \`apigw-stream redrive\` sends back those that decode now.
+  A ClickHouse write or read that fails is tried again with backoff (APIGW_SINK_WRITE_RETRIES times); then the sink
+  starts over from its committed offsets, with backoff, and nothing is written twice.
+  Events the topic's retention deleted before the sink wrote them are named in a warning, per partition.
+
+What it holds:
+  The state of each live integration of its partitions (~2 KB each), up to APIGW_SINK_HELD_INTEGRATIONS; past it, it
+  lets go of the ones held longest and reads each back from ClickHouse when its next event comes.
+
+Seen from outside:
+  /metrics and /healthz on APIGW_METRICS_PORT; JSON log lines on stderr (LOG_LEVEL). SIGINT or SIGTERM: it stops
+  fetching, writes and commits what it applied, and exits 0 (after 20 s it leaves without what it did not
+  finish, which is done again after the next start).
+`;
+
 program.command('sink')
   .description('Consume the topic and materialize current state, APIs and history in ClickHouse; commits offsets only after ClickHouse has the rows')
+  .addHelpText('after', SINK_HELP)
   .action(() => runServices({ snapshot: false, listen: false, sink: true, once: false }));
 
 program.command('run')

@@ -34,6 +34,14 @@ describe('the command line explains itself', () => {
     }
   });
 
+  it('sink --help says what the sink does when something fails, what it holds, and how it stops', async () => {
+    const result = await apigwStream(['sink', '--help'], {});
+    assert.equal(result.status, 0);
+    for (const said of ['<APIGW_TOPIC>.dlq', 'apigw-stream redrive', 'APIGW_SINK_WRITE_RETRIES', 'APIGW_SINK_HELD_INTEGRATIONS', 'APIGW_METRICS_PORT', 'SIGTERM']) {
+      assert.ok(result.stdout.includes(said), `sink --help mentions ${said}:\n${result.stdout}`);
+    }
+  });
+
   it('a command line it cannot take is bad input: one line saying why, exit 2', async () => {
     for (const [args, said] of [
       [['query', 'current', '--format', 'xml'], "error: option '--format <format>' argument 'xml' is invalid. Allowed choices are table, json, csv."],
