@@ -469,7 +469,7 @@ export function createSink(deps: SinkDeps) {
       admin = kafka.admin();
       await admin.connect();
       await noteExpiredOffsets();
-      const retention = { ...await readTopicSettings(), ...await readDeadLetterRetention() };
+      const [topicRetention, deadLetterRetention] = await Promise.all([readTopicSettings(), readDeadLetterRetention()]);
       dlqProducer = createIdempotentProducer(kafka);
       await dlqProducer.connect();
       const restarts = createConsumerRestarts({
@@ -527,7 +527,7 @@ export function createSink(deps: SinkDeps) {
       await consumer.subscribe({ topic, fromBeginning: true });
       await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: PARTITIONS_IN_FLIGHT, eachBatch: handleBatch });
       running = true;
-      log.info({ topic, groupId: deps.groupId, ...retention }, 'sink started');
+      log.info({ topic, groupId: deps.groupId, ...topicRetention, ...deadLetterRetention }, 'sink started');
     },
 
     /** True when the group's committed offsets reach the end of every partition. */

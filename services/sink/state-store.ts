@@ -81,12 +81,14 @@ export function createStateStore({ client, database }: { client: ClickHouseClien
       // Not FINAL: FINAL drops rows whose is_deleted is 1, and the sink must know deletions too.
       const where = 'account_id = {account_id:String} AND region = {region:String} AND arn IN {arns:Array(String)}';
       const params = { ...scope, arns };
-      const currentRows = await queryRows<Record<string, unknown>>(client,
-        `SELECT * FROM ${current} WHERE ${where} ORDER BY version DESC LIMIT 1 BY arn`, params);
+      // History's versions, two narrow columns: its whole rows (the after-images) are read only where it is ahead.
+      // A version whose principal a CloudTrail event already recorded keeps it (see attributionOf).
+      const [currentRows, historyVersions, attributed] = await Promise.all([
+        queryRows<Record<string, unknown>>(client, `SELECT * FROM ${current} WHERE ${where} ORDER BY version DESC LIMIT 1 BY arn`, params),
+        queryRows<{ arn: string; version: string }>(client, `SELECT arn, max(version) AS version FROM ${history} WHERE ${where} GROUP BY arn`, params),
+        queryRows<{ arn: string; version: string }>(client, `SELECT arn, max(version) AS version FROM ${attributions} WHERE ${where} GROUP BY arn`, params),
+      ]);
       const byArn = new Map(currentRows.map((row) => [String(row.arn), fromCurrent(row)]));
-      // History's versions first, two narrow columns: its whole rows (the after-images) only where it is ahead.
-      const historyVersions = await queryRows<{ arn: string; version: string }>(client,
-        `SELECT arn, max(version) AS version FROM ${history} WHERE ${where} GROUP BY arn`, params);
       const ahead = historyVersions.filter(({ arn, version }) => (byArn.get(arn)?.version ?? -1) < Number(version)).map(({ arn }) => arn);
       const latestHistory = ahead.length === 0 ? [] : await queryRows<Record<string, unknown>>(client,
         `SELECT arn, argMax(tuple(*), version) AS latest FROM ${history} WHERE ${where} GROUP BY arn`, { ...scope, arns: ahead });
@@ -106,9 +108,6 @@ export function createStateStore({ client, database }: { client: ClickHouseClien
         byArn.set(state.arn, state);
         repairs.push(toCurrentRow(state));
       }
-      // A version whose principal a CloudTrail event already recorded keeps it (see attributionOf).
-      const attributed = await queryRows<{ arn: string; version: string }>(client,
-        `SELECT arn, max(version) AS version FROM ${attributions} WHERE ${where} GROUP BY arn`, params);
       for (const { arn, version } of attributed) {
         const state = byArn.get(arn);
         if (state?.version === Number(version)) state.attributed = true;

@@ -40,7 +40,7 @@ if (!dataDir || !port) throw new Error('usage: clickhouse-server.ts <data direct
 const session = new Session(dataDir);
 
 /** The request's statement, and its query parameters when the body is a form (the statement its `query` part). */
-async function body(request: IncomingMessage): Promise<{ text: string; params: [string, string][] }> {
+async function readStatement(request: IncomingMessage): Promise<{ text: string; params: [string, string][] }> {
   const chunks: Buffer[] = [];
   for await (const chunk of request) chunks.push(chunk as Buffer);
   const type = request.headers['content-type'] ?? '';
@@ -97,7 +97,7 @@ async function answer(request: IncomingMessage, response: ServerResponse): Promi
     response.end('Ok.\n');
     return;
   }
-  const sent = await body(request);
+  const sent = await readStatement(request);
   const { user, password } = credentials(request);
   if (requiredUser !== undefined && (user !== requiredUser || password !== requiredPassword)) {
     refuse(response, 403, `Code: 516. DB::Exception: ${user}: Authentication failed: password is incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)`);

@@ -14,12 +14,12 @@ const REGION = 'eu-west-1';
 const PARTITION = 0;
 
 /**
- * Held state over tables kept in memory: `tables` is what they hold per ARN, as a write of the state would leave it.
+ * Held state over tables kept in memory (`tables`, which another held state may share): what they hold per ARN, as
+ * a write of the state would leave it.
  * `write` stands for the sink's write of a block: it puts the block's states in the tables and lets go of its deletions.
  */
-function heldOverTables(firstOffset = 0, limit?: number) {
+function heldOverTables(firstOffset = 0, limit?: number, tables = new Map<string, AppliedState>()) {
   let nextOffset = firstOffset;
-  const tables = new Map<string, AppliedState>();
   const store = {
     storedArns: async (atMost: number) => new Set([...tables.keys()].slice(0, atMost)),
     apiInfo: async () => [],
@@ -63,8 +63,7 @@ describe('what the sink holds of the tables', () => {
     first.write(rows, [created('i1').arn]);
 
     // Another instance (or this one after a rebalance) holds nothing in memory, the same tables.
-    const next = heldOverTables(1);
-    for (const [arn, state] of first.tables) next.tables.set(arn, state);
+    const next = heldOverTables(1, undefined, first.tables);
     const reread = await next.chunk(created('i1', 's2'));
     assert.deepEqual(reread.outcomes, ['reread']);
     assert.equal(reread.rows.history.count + reread.rows.current.count, 0);
@@ -114,8 +113,7 @@ describe('what the sink holds of the tables', () => {
     const { rows } = await first.chunk(created('i1'), created('i2'), created('i3'));
     first.write(rows, ['i1', 'i2', 'i3'].map((id) => created(id).arn));
 
-    const next = heldOverTables(3, 2);
-    for (const [arn, state] of first.tables) next.tables.set(arn, state);
+    const next = heldOverTables(3, 2, first.tables);
     const update = integrationChange({ region: REGION, apiId: 'a1', integrationId: 'i3', source: cloudTrailSource('u3'), eventTime: 3_000, timeout: 9_000 });
     const changed = await next.chunk(update, created('i9'));
     assert.deepEqual(changed.outcomes, ['changed', 'changed']);
