@@ -2,6 +2,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { basicAuthHeader, type BasicAuth } from '../services/shared/basic-auth.js';
 import type { KafkaSecurity } from '../services/shared/config.js';
 import { DependencyError, describeError } from '../services/shared/errors.js';
+import { MskIamTokenError } from '../services/shared/msk-iam.js';
 
 /**
  * Start-up checks: each dependency answers before anything is written anywhere. `topic`: for a command that only
@@ -15,15 +16,20 @@ export async function checkKafka(brokers: string[], { security, topic }: { secur
     await admin.describeCluster();
     topics = topic ? await admin.listTopics() : [];
   } catch (error) {
-    if (security.sasl && (error as Error).name === 'KafkaJSSASLAuthenticationError') {
-      const { mechanism, username } = security.sasl;
-      throw new DependencyError('KAFKA_SASL_USERNAME', `the Kafka brokers at ${brokers.join(',')} refused the ${mechanism} credentials of "${username}" (${describeError(error)})`, error);
+    const { sasl } = security;
+    const refused = (error as Error).name === 'KafkaJSSASLAuthenticationError';
+    if (sasl && 'region' in sasl && (refused || error instanceof MskIamTokenError)) {
+      const what = refused ? `of access key ${sasl.signedWith} was refused by the Kafka brokers at ${brokers.join(',')}` : 'could not be made';
+      throw new DependencyError('KAFKA_SASL_MECHANISM', `the aws-msk-iam token for region ${sasl.region} ${what} (${describeError(error)}): check the AWS credentials, their kafka-cluster:Connect permission, and KAFKA_AWS_REGION`, error);
+    }
+    if (sasl && 'username' in sasl && refused) {
+      throw new DependencyError('KAFKA_SASL_USERNAME', `the Kafka brokers at ${brokers.join(',')} refused the ${sasl.mechanism} credentials of "${sasl.username}" (${describeError(error)})`, error);
     }
     if (security.ssl && /certificate/i.test(describeError(error))) {
       throw new DependencyError('KAFKA_SSL_CA_FILE', `the TLS certificate of the Kafka brokers at ${brokers.join(',')} is not trusted (${describeError(error)}): set KAFKA_SSL_CA_FILE to the CA that signs it`, error);
     }
     // A listener that expects SASL or TLS closes a connection that starts without it: say what was tried.
-    const tried = [security.ssl ? 'TLS' : 'no TLS', security.sasl ? `SASL ${security.sasl.mechanism}` : 'no SASL'].join(', ');
+    const tried = [security.ssl ? 'TLS' : 'no TLS', sasl ? `SASL ${'region' in sasl ? 'aws-msk-iam' : sasl.mechanism}` : 'no SASL'].join(', ');
     throw new DependencyError('KAFKA_BROKERS', `no Kafka broker answers at ${brokers.join(',')} with ${tried} (${describeError(error)})`, error);
   } finally {
     await admin.disconnect().catch(() => undefined);

@@ -1,7 +1,8 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
+import { Kafka, logLevel, type Mechanism, type SASLOptions } from 'kafkajs';
+import { mskIamSasl } from '../services/shared/msk-iam.js';
 import { APICURIO_VERSION, CACHE_DIR, KAFKA_VERSION, MOTO_VERSION, PROJECT_ROOT, RUN_DIR } from './layout.js';
 import { httpOk, portOpen, run, startDetached } from './processes.js';
 
@@ -49,6 +50,28 @@ export const STACK_SASL_USER = { username: 'apigw', password: 'apigw-secret' };
 
 const SCRAM_MECHANISMS = ['SCRAM-SHA-256', 'SCRAM-SHA-512'];
 
+/**
+ * The local broker's stand-in for Amazon MSK's IAM access control (OAUTHBEARER on the SASL listener,
+ * `stack/kafka/msk-iam`), for trying and testing KAFKA_SASL_MECHANISM=aws-msk-iam: the cluster's region and the one
+ * AWS access key it takes (the emulator takes it too). Its sessions last `STACK_MSK_IAM_SESSION_MS`, so clients
+ * re-authenticate within a test's time.
+ */
+export const STACK_MSK_IAM = { region: 'us-east-1', accessKeyId: 'AKIAAPIGWSTREAMSTACK', secretAccessKey: 'apigw-stream-stack-msk-secret' };
+export const STACK_MSK_IAM_SESSION_MS = 15_000;
+
+/** Compiles the stand-in's validator against the broker's jars, once per version of its source; returns its classes' directory. */
+function mskIamValidatorClasses(home: string, classpath: string): string {
+  const source = join(PROJECT_ROOT, 'stack/kafka/msk-iam/MskIamTokenValidator.java');
+  const version = createHash('sha256').update(readFileSync(source)).digest('hex').slice(0, 12);
+  const classes = join(home, 'msk-iam', version);
+  if (!existsSync(mavenStamp(classes))) {
+    rmSync(join(home, 'msk-iam'), { recursive: true, force: true });
+    run('javac', ['-d', classes, '-cp', classpath, source]);
+    writeFileSync(mavenStamp(classes), new Date().toISOString());
+  }
+  return classes;
+}
+
 const kafkaDataDir = (port: number) => join(RUN_DIR, `kafka-${port}`);
 
 /** The CA that signs the certificate of the local broker's TLS listener (APIGW_STACK_KAFKA_SSL_PORT), for KAFKA_SSL_CA_FILE. */
@@ -83,7 +106,7 @@ export function kafkaPart(ports: { kafka: number; kafkaController: number; kafka
   const libs = join(home, 'libs');
   const dataDir = kafkaDataDir(port);
   const classpath = `${libs}/*`;
-  const java = (args: string[]) => ['-Xms256m', '-Xmx768m', `-Dlog4j2.configurationFile=${join(PROJECT_ROOT, 'stack/kafka/log4j2.properties')}`, '-cp', classpath, ...args];
+  const java = (args: string[], cp = classpath) => ['-Xms256m', '-Xmx768m', `-Dlog4j2.configurationFile=${join(PROJECT_ROOT, 'stack/kafka/log4j2.properties')}`, '-cp', cp, ...args];
   return {
     name: 'kafka',
     port,
@@ -115,9 +138,12 @@ export function kafkaPart(ports: { kafka: number; kafkaController: number; kafka
         'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT',
         'ssl.keystore.type=PEM',
         `ssl.keystore.location=${keyStore}`,
-        'sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512',
+        'sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER',
         `listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${STACK_SASL_USER.username}="${STACK_SASL_USER.password}";`,
         ...SCRAM_MECHANISMS.map((mechanism) => `listener.name.sasl_plaintext.${mechanism.toLowerCase()}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;`),
+        `listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker" region="${STACK_MSK_IAM.region}" accessKeyId="${STACK_MSK_IAM.accessKeyId}" secretAccessKey="${STACK_MSK_IAM.secretAccessKey}";`,
+        'listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class=apigwstream.stack.MskIamTokenValidator',
+        `listener.name.sasl_plaintext.oauthbearer.connections.max.reauth.ms=${STACK_MSK_IAM_SESSION_MS}`,
         `log.dirs=${logs}`,
         'num.partitions=1',
         'offsets.topic.replication.factor=1',
@@ -141,7 +167,8 @@ export function kafkaPart(ports: { kafka: number; kafkaController: number; kafka
         run('java', java(['kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', properties, ...scramUsers]));
         writeFileSync(scramStamp, new Date().toISOString());
       }
-      return startDetached('java', java(['kafka.Kafka', properties]), { logFile: this.logFile, pidFile: this.pidFile });
+      const validator = mskIamValidatorClasses(home, classpath);
+      return startDetached('java', java(['kafka.Kafka', properties], `${classpath}:${validator}`), { logFile: this.logFile, pidFile: this.pidFile });
     },
     async lacks() {
       const closed: string[] = [];
@@ -150,6 +177,7 @@ export function kafkaPart(ports: { kafka: number; kafkaController: number; kafka
       }
       // A broker started by an older stack takes PLAIN only.
       if (closed.length === 0 && !(await brokerAnswers(saslPort, { mechanism: 'scram-sha-512', ...STACK_SASL_USER }))) closed.push(`SCRAM user ${STACK_SASL_USER.username} on ${saslPort}`);
+      if (closed.length === 0 && !(await brokerAnswers(saslPort, mskIamSasl(STACK_MSK_IAM.region, async () => STACK_MSK_IAM)))) closed.push(`MSK IAM stand-in on ${saslPort}`);
       return closed.length === 0 ? undefined : `no ${closed.join(' and no ')}`;
     },
     answers: async () => (await portOpen(port)) && brokerAnswers(port),
@@ -157,7 +185,7 @@ export function kafkaPart(ports: { kafka: number; kafkaController: number; kafka
 }
 
 /** Whether a broker answers a metadata request on `port` (with `sasl`, once it has authenticated). */
-async function brokerAnswers(port: number, sasl?: SASLOptions): Promise<boolean> {
+async function brokerAnswers(port: number, sasl?: SASLOptions | Mechanism): Promise<boolean> {
   const admin = new Kafka({ brokers: [`127.0.0.1:${port}`], sasl, logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 2000 }).admin();
   try {
     await admin.connect();

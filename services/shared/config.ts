@@ -4,6 +4,7 @@ import didYouMean from 'didyoumean2';
 import { z } from 'zod';
 import type { BasicAuth } from './basic-auth.js';
 import { ConfigError } from './errors.js';
+import { mskIamSasl, type MskIamSasl } from './msk-iam.js';
 
 /** How clients reach the brokers: SASL credentials and TLS, passed to kafkajs as they are. */
 export interface KafkaSecurity {
@@ -12,10 +13,12 @@ export interface KafkaSecurity {
   ssl?: true | { ca: string };
 }
 
-const SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
-type SaslMechanism = (typeof SASL_MECHANISMS)[number];
+const PASSWORD_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
+type PasswordMechanism = (typeof PASSWORD_MECHANISMS)[number];
+const SASL_MECHANISMS = [...PASSWORD_MECHANISMS, 'aws-msk-iam'] as const;
 // One member per mechanism, as kafkajs types its options.
-type SaslCredentials = { [M in SaslMechanism]: { mechanism: M; username: string; password: string } }[SaslMechanism];
+type PasswordCredentials = { [M in PasswordMechanism]: { mechanism: M; username: string; password: string } }[PasswordMechanism];
+type SaslCredentials = PasswordCredentials | MskIamSasl;
 
 export type ClickHouseTarget =
   | { kind: 'chdb'; path: string }
@@ -76,12 +79,17 @@ const schema = z.object({
   KAFKA_BROKERS: z.string().transform(csv).pipe(
     z.array(z.string().regex(HOST_PORT, 'expected comma-separated host:port (e.g. 127.0.0.1:9092)')).min(1, 'expected at least one host:port'),
   ),
-  /** SASL mechanism for the brokers: plain, scram-sha-256 or scram-sha-512. @default none */
-  KAFKA_SASL_MECHANISM: z.string().toLowerCase().pipe(z.enum(SASL_MECHANISMS, 'expected plain, scram-sha-256 or scram-sha-512')).optional(),
-  /** SASL user name; with KAFKA_SASL_MECHANISM. */
+  /**
+   * SASL mechanism for the brokers: plain, scram-sha-256 or scram-sha-512 (with a user name and password), or
+   * aws-msk-iam (Amazon MSK's IAM access control, with the AWS credentials). @default none
+   */
+  KAFKA_SASL_MECHANISM: z.string().toLowerCase().pipe(z.enum(SASL_MECHANISMS, 'expected plain, scram-sha-256, scram-sha-512 or aws-msk-iam')).optional(),
+  /** SASL user name; with KAFKA_SASL_MECHANISM plain or scram-*. */
   KAFKA_SASL_USERNAME: z.string().optional(),
-  /** SASL password; with KAFKA_SASL_MECHANISM. */
+  /** SASL password; with KAFKA_SASL_MECHANISM plain or scram-*. */
   KAFKA_SASL_PASSWORD: z.string().optional(),
+  /** The MSK cluster's region, which KAFKA_SASL_MECHANISM=aws-msk-iam signs its tokens for. @default AWS_REGION */
+  KAFKA_AWS_REGION: z.string().regex(AWS_REGION, 'expected an AWS region name such as us-east-1').optional(),
   /** TLS to the brokers. @default false */
   KAFKA_SSL: z.enum(['true', 'false'], 'expected true or false').transform((value) => value === 'true'),
   /** PEM file of the CAs that sign the brokers' certificates (turns TLS on). @default the system's CAs */
@@ -297,6 +305,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     KAFKA_SASL_MECHANISM: pick('KAFKA_SASL_MECHANISM'),
     KAFKA_SASL_USERNAME: pick('KAFKA_SASL_USERNAME'),
     KAFKA_SASL_PASSWORD: pick('KAFKA_SASL_PASSWORD'),
+    KAFKA_AWS_REGION: pick('KAFKA_AWS_REGION'),
     KAFKA_SSL: pick('KAFKA_SSL', 'false'),
     KAFKA_SSL_CA_FILE: pick('KAFKA_SSL_CA_FILE'),
     SCHEMA_REGISTRY_URL: pick('SCHEMA_REGISTRY_URL', `http://127.0.0.1:${ports.registry}/apis/ccompat/v7`),
@@ -344,7 +353,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   checkOneAccountSource(v);
   return {
     kafkaBrokers: v.KAFKA_BROKERS,
-    kafkaSecurity: kafkaSecurity(v),
+    kafkaSecurity: kafkaSecurity(v, pick('AWS_REGION', pick('AWS_DEFAULT_REGION'))),
     ...registryTarget(v.SCHEMA_REGISTRY_URL),
     clickhouse: clickHouseTarget(v.CLICKHOUSE_URL, v.CLICKHOUSE_CA_FILE),
     clickhouseDatabase: v.CLICKHOUSE_DATABASE,
@@ -394,17 +403,30 @@ function registryTarget(raw: string): Pick<Config, 'schemaRegistryUrl' | 'schema
   return { schemaRegistryUrl: url, schemaRegistryAuth: username ? { username, password } : undefined };
 }
 
-/** SASL needs all three of its variables, and a CA file must be readable; both are checked before anything connects. */
-function kafkaSecurity(v: z.infer<typeof schema>): KafkaSecurity {
+/**
+ * SASL needs all three of its variables (MSK IAM a region instead of a user), and a CA file must be readable; both
+ * are checked before anything connects.
+ */
+function kafkaSecurity(v: z.infer<typeof schema>, awsRegion: string | undefined): KafkaSecurity {
   const security: KafkaSecurity = {};
   const { KAFKA_SASL_MECHANISM: mechanism, KAFKA_SASL_USERNAME: username, KAFKA_SASL_PASSWORD: password } = v;
-  if (mechanism) {
+  if (mechanism === 'aws-msk-iam') {
+    if (username !== undefined || password !== undefined) {
+      const variable = username !== undefined ? 'KAFKA_SASL_USERNAME' : 'KAFKA_SASL_PASSWORD';
+      throw new ConfigError(variable, 'set, but KAFKA_SASL_MECHANISM=aws-msk-iam signs with the AWS credentials, not a user name and password: unset it');
+    }
+    const region = v.KAFKA_AWS_REGION ?? awsRegion;
+    if (!region) throw new ConfigError('KAFKA_AWS_REGION', 'KAFKA_SASL_MECHANISM=aws-msk-iam needs the cluster\'s region: set KAFKA_AWS_REGION (or AWS_REGION)');
+    security.sasl = mskIamSasl(region);
+  } else if (mechanism) {
     if (!username) throw new ConfigError('KAFKA_SASL_USERNAME', `KAFKA_SASL_MECHANISM=${mechanism} needs a user name`);
     if (password === undefined) throw new ConfigError('KAFKA_SASL_PASSWORD', `KAFKA_SASL_MECHANISM=${mechanism} needs a password`);
     security.sasl = { mechanism, username, password };
   } else if (username !== undefined || password !== undefined) {
     const variable = username !== undefined ? 'KAFKA_SASL_USERNAME' : 'KAFKA_SASL_PASSWORD';
     throw new ConfigError('KAFKA_SASL_MECHANISM', `${variable} is set, but no mechanism: set KAFKA_SASL_MECHANISM to plain, scram-sha-256 or scram-sha-512`);
+  } else if (v.KAFKA_AWS_REGION) {
+    throw new ConfigError('KAFKA_SASL_MECHANISM', 'KAFKA_AWS_REGION is set, but no mechanism signs for it: set KAFKA_SASL_MECHANISM to aws-msk-iam');
   }
   if (v.KAFKA_SSL_CA_FILE) {
     security.ssl = { ca: readCaFile('KAFKA_SSL_CA_FILE', v.KAFKA_SSL_CA_FILE) };
@@ -412,6 +434,12 @@ function kafkaSecurity(v: z.infer<typeof schema>): KafkaSecurity {
     security.ssl = true;
   }
   return security;
+}
+
+/** How a start line shows the SASL in use: its mechanism and whose it is, never a secret. */
+function saslShown(sasl: SaslCredentials | undefined): Record<string, string> {
+  if (!sasl) return {};
+  return 'region' in sasl ? { sasl: 'aws-msk-iam', region: sasl.region } : { sasl: sasl.mechanism, user: sasl.username };
 }
 
 /**
@@ -462,7 +490,7 @@ export function describeConfig(config: Config, parts: { snapshot: boolean; liste
     ? { organizationRole: config.awsOrganization.roleName, units: config.awsOrganization.units, excluded: config.awsOrganization.excludedAccounts }
     : config.awsRoles.length > 0 ? config.awsRoles.map((role) => role.accountId) : 'the credentials\' own';
   return {
-    kafka: { brokers: config.kafkaBrokers, ...(sasl ? { sasl: sasl.mechanism, user: sasl.username } : {}), tls: ssl !== undefined },
+    kafka: { brokers: config.kafkaBrokers, ...saslShown(sasl), tls: ssl !== undefined },
     registry: config.schemaRegistryUrl,
     topic: config.topic,
     ...(parts.sink ? {
