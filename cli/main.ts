@@ -17,8 +17,10 @@ const ENVIRONMENT_HELP = `
 Configuration (environment variables):
   KAFKA_BROKERS                  comma-separated host:port           default 127.0.0.1:9092 (the local stack)
   KAFKA_SASL_MECHANISM           plain|scram-sha-256|scram-sha-512   default none
+                                 or aws-msk-iam (MSK IAM, AWS credentials)
   KAFKA_SASL_USERNAME            SASL user name                      default none
   KAFKA_SASL_PASSWORD            SASL password (never printed)       default none
+  KAFKA_AWS_REGION               MSK cluster's region (aws-msk-iam)  default AWS_REGION
   KAFKA_SSL                      true: TLS to the brokers            default false
   KAFKA_SSL_CA_FILE              PEM CAs of the brokers (TLS on)     default the system's CAs
   SCHEMA_REGISTRY_URL            registry URL (user:password@ ok)    default the local stack's Apicurio

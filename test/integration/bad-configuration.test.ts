@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { applySchema, openClickHouse } from '../../services/shared/clickhouse.js';
 import { STACK_DIR } from '../../stack/layout.js';
-import { STACK_SASL_USER } from '../../stack/parts.js';
+import { STACK_MSK_IAM, STACK_SASL_USER } from '../../stack/parts.js';
 import { apigwStream } from '../support/cli.js';
 import { startClickHouseServer, stopClickHouseServer } from '../support/clickhouse-server-process.js';
 import { assumeRoleDenied, startFaultProxy, type Fault } from '../support/fault-proxy.js';
@@ -27,6 +27,11 @@ async function subjects(): Promise<string[]> {
 // A ClickHouse server that takes one user's credentials, and refuses others (except at /ping, as a server does).
 const clickHouseServerDir = join(STACK_DIR, 'test-data', uniqueName('badconf-server'));
 const { server: clickHouseServer, port: clickHousePort } = await startClickHouseServer(clickHouseServerDir, { user: { name: 'apigw', password: 'the-password' } });
+
+// A home with no AWS configuration in it, for a start that finds no AWS credentials at all.
+const emptyHome = join(STACK_DIR, 'test-data', uniqueName('badconf-home'));
+mkdirSync(emptyHome, { recursive: true });
+const mskIam = { KAFKA_BROKERS: saslBrokers.join(','), KAFKA_SASL_MECHANISM: 'aws-msk-iam', KAFKA_AWS_REGION: STACK_MSK_IAM.region };
 
 // A port another process holds.
 const occupied = createServer();
@@ -63,6 +68,7 @@ describe('bad configuration stops with one line naming the problem, and writes n
     await refusingSts.close();
     await stopClickHouseServer(clickHouseServer);
     rmSync(clickHouseServerDir, { recursive: true, force: true });
+    rmSync(emptyHome, { recursive: true, force: true });
   });
   const cases = [
     { name: 'an unparsable KAFKA_BROKERS', variable: 'KAFKA_BROKERS', env: { KAFKA_BROKERS: 'kafka:not-a-port,,' } },
@@ -94,6 +100,18 @@ describe('bad configuration stops with one line naming the problem, and writes n
       env: { KAFKA_BROKERS: saslBrokers.join(','), KAFKA_SASL_MECHANISM: 'scram-sha-512', KAFKA_SASL_USERNAME: STACK_SASL_USER.username, KAFKA_SASL_PASSWORD: 'not-the-password' },
     },
     { name: 'a TLS certificate no trusted CA signs', variable: 'KAFKA_SSL_CA_FILE', env: { KAFKA_BROKERS: tlsBrokers.join(','), KAFKA_SSL: 'true' }, commands: ['run'] },
+    // kafkajs's own OAUTHBEARER took the broker's refusal for success, and the start failed on a closed connection.
+    {
+      name: 'an MSK IAM token the brokers refuse', variable: 'KAFKA_SASL_MECHANISM', commands: ['run', 'sink'], status: 3,
+      env: { ...mskIam, AWS_ACCESS_KEY_ID: STACK_MSK_IAM.accessKeyId, AWS_SECRET_ACCESS_KEY: 'not-the-password' },
+      says: `the aws-msk-iam token for region ${STACK_MSK_IAM.region} of access key ${STACK_MSK_IAM.accessKeyId} was refused by the Kafka brokers at ${saslBrokers.join(',')}`,
+    },
+    {
+      name: 'MSK IAM without AWS credentials', variable: 'KAFKA_SASL_MECHANISM', commands: ['sink'], status: 3,
+      env: { ...mskIam, AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_EC2_METADATA_DISABLED: 'true', HOME: emptyHome },
+      says: `the aws-msk-iam token for region ${STACK_MSK_IAM.region} could not be made`,
+    },
+    { name: 'MSK IAM with a password', variable: 'KAFKA_SASL_PASSWORD', env: { ...mskIam, KAFKA_SASL_PASSWORD: 'not-the-password' }, commands: ['snapshot'], status: 2 },
     { name: 'a SASL listener reached without SASL', variable: 'KAFKA_BROKERS', env: { KAFKA_BROKERS: saslBrokers.join(',') }, commands: ['run'] },
     { name: 'a SASL mechanism without a password', variable: 'KAFKA_SASL_PASSWORD', env: { KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'apigw' }, commands: ['sink'] },
     {

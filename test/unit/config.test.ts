@@ -67,6 +67,34 @@ describe('configuration', () => {
     });
   });
 
+  it('takes Amazon MSK IAM with the cluster\'s region (AWS_REGION by default) and no user, and shows it so', () => {
+    const msk = (env: NodeJS.ProcessEnv) => loadConfig({ KAFKA_SASL_MECHANISM: 'AWS-MSK-IAM', ...env });
+    const region = (env: NodeJS.ProcessEnv) => {
+      const { sasl } = msk(env).kafkaSecurity;
+      return sasl && 'region' in sasl ? [sasl.mechanism, sasl.region] : undefined;
+    };
+    assert.deepEqual(region({ KAFKA_AWS_REGION: 'eu-west-1', AWS_REGION: 'us-east-1' }), ['oauthbearer', 'eu-west-1']);
+    assert.deepEqual(region({ AWS_REGION: 'ap-south-1' }), ['oauthbearer', 'ap-south-1']);
+    assert.deepEqual(region({ AWS_DEFAULT_REGION: 'sa-east-1' }), ['oauthbearer', 'sa-east-1']);
+    assert.deepEqual(describeConfig(msk({ AWS_REGION: 'ap-south-1' }), { snapshot: false, listen: false, sink: true }).kafka,
+      { brokers: ['127.0.0.1:9092'], sasl: 'aws-msk-iam', region: 'ap-south-1', tls: false });
+    const refusal = (env: NodeJS.ProcessEnv) => {
+      try {
+        loadConfig(env);
+        return undefined;
+      } catch (error) {
+        return [(error as ConfigError).variable, (error as Error).message];
+      }
+    };
+    assert.deepEqual(refusal({ KAFKA_SASL_MECHANISM: 'aws-msk-iam' }),
+      ['KAFKA_AWS_REGION', 'KAFKA_AWS_REGION: KAFKA_SASL_MECHANISM=aws-msk-iam needs the cluster\'s region: set KAFKA_AWS_REGION (or AWS_REGION)']);
+    assert.deepEqual(refusal({ KAFKA_SASL_MECHANISM: 'aws-msk-iam', AWS_REGION: 'us-east-1', KAFKA_SASL_PASSWORD: 'hunter2' }),
+      ['KAFKA_SASL_PASSWORD', 'KAFKA_SASL_PASSWORD: set, but KAFKA_SASL_MECHANISM=aws-msk-iam signs with the AWS credentials, not a user name and password: unset it']);
+    assert.deepEqual(refusal({ KAFKA_AWS_REGION: 'us-east-1' }),
+      ['KAFKA_SASL_MECHANISM', 'KAFKA_SASL_MECHANISM: KAFKA_AWS_REGION is set, but no mechanism signs for it: set KAFKA_SASL_MECHANISM to aws-msk-iam']);
+    assert.equal(refusal({ KAFKA_SASL_MECHANISM: 'aws-msk-iam', KAFKA_AWS_REGION: 'us-east' })?.[0], 'KAFKA_AWS_REGION');
+  });
+
   it('never shows the SASL password in a refusal', () => {
     assert.throws(() => loadConfig({ KAFKA_SASL_USERNAME: 'apigw', KAFKA_SASL_PASSWORD: 'hunter2' }), (error: Error) => !error.message.includes('hunter2'));
   });
