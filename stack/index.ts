@@ -39,7 +39,7 @@ export async function stackUp(say: (line: string) => void, env: NodeJS.ProcessEn
       throw new Error(`${part.name}: port ${part.port} is in use by another program, which does not answer as ${part.name}; stop it, or give the stack other ports (APIGW_STACK_*_PORT)`);
     }
     if (ours) await stopPidFile(part.pidFile);
-    const pid = part.start();
+    const pid = part.start(say);
     say(`${part.name}: starting on port ${part.port} (pid ${pid}, log ${part.logFile})`);
     started.push({ part, pid });
   }

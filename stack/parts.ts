@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,8 +25,8 @@ export interface StackPart {
   endpoint: string;
   installed(): boolean;
   install(say: (line: string) => void): void;
-  /** Starts it detached and returns its pid. */
-  start(): number;
+  /** Starts it detached and returns its pid; `say` tells what it leaves out. */
+  start(say: (line: string) => void): number;
   answers(): Promise<boolean>;
   /** For a part that answers: what it lacks that this checkout's start gives it (one started by an older checkout). */
   lacks?(): Promise<string | undefined>;
@@ -58,6 +59,9 @@ const SCRAM_MECHANISMS = ['SCRAM-SHA-256', 'SCRAM-SHA-512'];
  */
 export const STACK_MSK_IAM = { region: 'us-east-1', accessKeyId: 'AKIAAPIGWSTREAMSTACK', secretAccessKey: 'apigw-stream-stack-msk-secret' };
 export const STACK_MSK_IAM_SESSION_MS = 15_000;
+
+/** The stand-in is compiled at start, which takes a JDK; a machine with only a Java runtime runs the broker without it. */
+const hasJavac = () => spawnSync('javac', ['-version'], { stdio: 'ignore' }).status === 0;
 
 /** Compiles the stand-in's validator against the broker's jars, once per version of its source; returns its classes' directory. */
 function mskIamValidatorClasses(home: string, classpath: string): string {
@@ -122,11 +126,18 @@ export function kafkaPart(ports: { kafka: number; kafkaController: number; kafka
         `-Dkafka.version=${KAFKA_VERSION}`, `-DoutputDirectory=${libs}`, '-DincludeScope=runtime']);
       writeFileSync(mavenStamp(libs), new Date().toISOString());
     },
-    start() {
+    start(say) {
       const properties = join(dataDir, 'server.properties');
       const logs = join(dataDir, 'logs');
       mkdirSync(dataDir, { recursive: true });
       const keyStore = makeBrokerCertificate(stackTlsDir(port));
+      const validator = hasJavac() ? mskIamValidatorClasses(home, classpath) : undefined;
+      if (!validator) say('kafka: no javac (a JDK) on the PATH: its SASL listener starts without the stand-in for Amazon MSK\'s IAM check, so KAFKA_SASL_MECHANISM=aws-msk-iam cannot be tried against it');
+      const mskIam = validator ? [
+        `listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker" region="${STACK_MSK_IAM.region}" accessKeyId="${STACK_MSK_IAM.accessKeyId}" secretAccessKey="${STACK_MSK_IAM.secretAccessKey}";`,
+        'listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class=apigwstream.stack.MskIamTokenValidator',
+        `listener.name.sasl_plaintext.oauthbearer.connections.max.reauth.ms=${STACK_MSK_IAM_SESSION_MS}`,
+      ] : [];
       writeFileSync(properties, [
         'process.roles=broker,controller',
         'node.id=1',
@@ -138,12 +149,10 @@ export function kafkaPart(ports: { kafka: number; kafkaController: number; kafka
         'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT',
         'ssl.keystore.type=PEM',
         `ssl.keystore.location=${keyStore}`,
-        'sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER',
+        `sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512${validator ? ',OAUTHBEARER' : ''}`,
         `listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${STACK_SASL_USER.username}="${STACK_SASL_USER.password}";`,
         ...SCRAM_MECHANISMS.map((mechanism) => `listener.name.sasl_plaintext.${mechanism.toLowerCase()}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;`),
-        `listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker" region="${STACK_MSK_IAM.region}" accessKeyId="${STACK_MSK_IAM.accessKeyId}" secretAccessKey="${STACK_MSK_IAM.secretAccessKey}";`,
-        'listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class=apigwstream.stack.MskIamTokenValidator',
-        `listener.name.sasl_plaintext.oauthbearer.connections.max.reauth.ms=${STACK_MSK_IAM_SESSION_MS}`,
+        ...mskIam,
         `log.dirs=${logs}`,
         'num.partitions=1',
         'offsets.topic.replication.factor=1',
@@ -167,8 +176,7 @@ export function kafkaPart(ports: { kafka: number; kafkaController: number; kafka
         run('java', java(['kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', properties, ...scramUsers]));
         writeFileSync(scramStamp, new Date().toISOString());
       }
-      const validator = mskIamValidatorClasses(home, classpath);
-      return startDetached('java', java(['kafka.Kafka', properties], `${classpath}:${validator}`), { logFile: this.logFile, pidFile: this.pidFile });
+      return startDetached('java', java(['kafka.Kafka', properties], validator ? `${classpath}:${validator}` : classpath), { logFile: this.logFile, pidFile: this.pidFile });
     },
     async lacks() {
       const closed: string[] = [];
@@ -177,7 +185,7 @@ export function kafkaPart(ports: { kafka: number; kafkaController: number; kafka
       }
       // A broker started by an older stack takes PLAIN only.
       if (closed.length === 0 && !(await brokerAnswers(saslPort, { mechanism: 'scram-sha-512', ...STACK_SASL_USER }))) closed.push(`SCRAM user ${STACK_SASL_USER.username} on ${saslPort}`);
-      if (closed.length === 0 && !(await brokerAnswers(saslPort, mskIamSasl(STACK_MSK_IAM.region, async () => STACK_MSK_IAM)))) closed.push(`MSK IAM stand-in on ${saslPort}`);
+      if (closed.length === 0 && hasJavac() && !(await brokerAnswers(saslPort, mskIamSasl(STACK_MSK_IAM.region, async () => STACK_MSK_IAM)))) closed.push(`MSK IAM stand-in on ${saslPort}`);
       return closed.length === 0 ? undefined : `no ${closed.join(' and no ')}`;
     },
     answers: async () => (await portOpen(port)) && brokerAnswers(port),
