@@ -425,8 +425,9 @@ function kafkaSecurity(v: z.infer<typeof schema>, awsRegion: string | undefined)
   } else if (username !== undefined || password !== undefined) {
     const variable = username !== undefined ? 'KAFKA_SASL_USERNAME' : 'KAFKA_SASL_PASSWORD';
     throw new ConfigError('KAFKA_SASL_MECHANISM', `${variable} is set, but no mechanism: set KAFKA_SASL_MECHANISM to plain, scram-sha-256 or scram-sha-512`);
-  } else if (v.KAFKA_AWS_REGION) {
-    throw new ConfigError('KAFKA_SASL_MECHANISM', 'KAFKA_AWS_REGION is set, but no mechanism signs for it: set KAFKA_SASL_MECHANISM to aws-msk-iam');
+  }
+  if (v.KAFKA_AWS_REGION && mechanism !== 'aws-msk-iam') {
+    throw new ConfigError('KAFKA_SASL_MECHANISM', `KAFKA_AWS_REGION is set, but ${mechanism ? `${mechanism} does not sign for a region` : 'no mechanism signs for it'}: set KAFKA_SASL_MECHANISM to aws-msk-iam`);
   }
   if (v.KAFKA_SSL_CA_FILE) {
     security.ssl = { ca: readCaFile('KAFKA_SSL_CA_FILE', v.KAFKA_SSL_CA_FILE) };

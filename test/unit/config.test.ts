@@ -92,6 +92,8 @@ describe('configuration', () => {
       ['KAFKA_SASL_PASSWORD', 'KAFKA_SASL_PASSWORD: set, but KAFKA_SASL_MECHANISM=aws-msk-iam signs with the AWS credentials, not a user name and password: unset it']);
     assert.deepEqual(refusal({ KAFKA_AWS_REGION: 'us-east-1' }),
       ['KAFKA_SASL_MECHANISM', 'KAFKA_SASL_MECHANISM: KAFKA_AWS_REGION is set, but no mechanism signs for it: set KAFKA_SASL_MECHANISM to aws-msk-iam']);
+    assert.deepEqual(refusal({ KAFKA_AWS_REGION: 'us-east-1', KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'apigw', KAFKA_SASL_PASSWORD: 'hunter2' }),
+      ['KAFKA_SASL_MECHANISM', 'KAFKA_SASL_MECHANISM: KAFKA_AWS_REGION is set, but plain does not sign for a region: set KAFKA_SASL_MECHANISM to aws-msk-iam']);
     assert.equal(refusal({ KAFKA_SASL_MECHANISM: 'aws-msk-iam', KAFKA_AWS_REGION: 'us-east' })?.[0], 'KAFKA_AWS_REGION');
   });
 
