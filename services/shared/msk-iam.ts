@@ -72,15 +72,23 @@ function withLength(bytes: Buffer): Buffer {
 
 /**
  * OAUTHBEARER's one exchange (RFC 7628): the token goes in a client response. A broker that refuses it answers with a
- * challenge, its error as JSON, where one that takes it answers nothing. kafkajs's own OAUTHBEARER ignores that
- * answer, so a refused token looked accepted and the broker then closed the connection: "No brokers in the broker
- * pool", saying nothing of the token.
+ * challenge, its error as JSON, where one that takes it answers nothing (Apache Kafka's server; the Java client and
+ * Sarama, IBM/sarama#1428, read it so). kafkajs's own OAUTHBEARER ignores that answer, so a refused token looked
+ * accepted and the broker then closed the connection: "No brokers in the broker pool", saying nothing of the token.
+ * A broker that answers a refusal with an error code instead is reported the same way.
  */
 async function authenticate(saslAuthenticate: AuthenticationProviderArgs['saslAuthenticate'], token: string): Promise<void> {
-  const challenge = await saslAuthenticate<Buffer>({
-    request: { encode: () => withLength(Buffer.from(`n,,\u0001auth=Bearer ${token}\u0001\u0001`)) },
-    response: { decode: (raw) => raw.subarray(4), parse: (bytes) => bytes },
-  });
+  let challenge: Buffer | void;
+  try {
+    challenge = await saslAuthenticate<Buffer>({
+      request: { encode: () => withLength(Buffer.from(`n,,\u0001auth=Bearer ${token}\u0001\u0001`)) },
+      response: { decode: (raw) => raw.subarray(4), parse: (bytes) => bytes },
+    });
+  } catch (error) {
+    // A connection lost on the way stays what it is, for kafkajs to retry.
+    if ((error as { type?: string }).type !== 'SASL_AUTHENTICATION_FAILED') throw error;
+    throw new SaslAuthenticationError(`SASL OAUTHBEARER: the broker refused the token: ${(error as Error).message}`);
+  }
   if (challenge && challenge.length > 0) {
     throw new SaslAuthenticationError(`SASL OAUTHBEARER: the broker refused the token: ${challenge.toString('utf8')}`);
   }
