@@ -257,6 +257,8 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
     const visibleAt = Date.now() + 5000;
     const update = await changes.updateIntegration(PRINCIPALS.alice, { ApiId: apiId, IntegrationId: kept.integrationId, TimeoutInMillis: 4321 }, { visibleAt });
     const deletion = await changes.deleteIntegration(PRINCIPALS.bob, apiId, removed.integrationId, { visibleAt });
+    // The snapshot reads them in a later second than their events': the view dates each change by its event.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
     await pipeline.snapshotter!.runOnce();
     const versions = () => rows<{ integration_id: string; operation: string; source_type: string; principal_arn: string | null; cloudtrail_event_id: string | null }>(pipeline,
       `SELECT integration_id, operation, source_type, principal_arn, cloudtrail_event_id
@@ -272,7 +274,22 @@ describe('CloudTrail listener: every change once, with who made it', { timeout: 
     const [{ rows: historyRows }] = await rows<{ rows: string }>(pipeline,
       `SELECT count() AS rows FROM ${env.table('aws_apigatewayv2_api_integrations_history')} WHERE aws_api_id = {api:String}`, { api: apiId }) as [{ rows: string }];
     assert.equal(Number(historyRows), 4, 'two versions each: the events added none');
+    const times = await rows<{ integration_id: string; read: string; event: string; shown: string }>(pipeline,
+      `SELECT h.integration_id, toUnixTimestamp64Milli(h.event_time) AS read, toUnixTimestamp64Milli(a.event_time) AS event, toUnixTimestamp64Milli(v.event_time) AS shown
+         FROM ${env.table('aws_apigatewayv2_api_integrations_history')} AS h
+         JOIN ${env.table('aws_apigatewayv2_api_integrations_attributions')} AS a USING (arn, version)
+         JOIN ${env.table('aws_apigatewayv2_api_integrations_history_attributed')} AS v USING (arn, version)
+        WHERE h.aws_api_id = {api:String} AND h.version = 2 ORDER BY h.integration_id`, { api: apiId });
+    assert.equal(times.length, 2, JSON.stringify(times));
+    for (const { read, event, shown } of times) {
+      assert.equal(Number(shown), Number(event) + 999, 'dated by its CloudTrail event, at the end of its second');
+      assert.ok(Number(shown) < Number(read), `before the snapshot's read: ${JSON.stringify(times)}`);
+    }
     const drift = createDriftQueries({ client: pipeline.clickhouse!, database: env.config.clickhouseDatabase });
+    // What changed by the end of the changes' second: both, though the snapshot read them later.
+    const changedBy = await drift.changes(0, Math.max(...times.map((t) => Number(t.shown))), { api: apiId }, 10);
+    assert.deepEqual(changedBy.filter((c) => c.version === 2).map((c) => [c.operation, c.principal_arn]).sort(),
+      [['DELETE', PRINCIPALS.bob.arn], ['UPDATE', PRINCIPALS.alice.arn]]);
     const versionsOfKept = await drift.history(`${apiId}/${kept.integrationId}`);
     assert.deepEqual(versionsOfKept.map((v) => [v.version, v.source_type, v.principal_arn]), [[1, 'CLOUDTRAIL', PRINCIPALS.ci.arn], [2, 'SNAPSHOT', PRINCIPALS.alice.arn]]);
     const who = await drift.who(Date.now() - 60_000, Date.now());
