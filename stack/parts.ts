@@ -39,7 +39,8 @@ const MAVEN_DEPENDENCY_PLUGIN = 'org.apache.maven.plugins:maven-dependency-plugi
 // Apicurio's parent POM of 3.0.9 is not on Maven Central; 2.8's `copy` fetches the zip without reading it.
 const MAVEN_COPY_PLUGIN = 'org.apache.maven.plugins:maven-dependency-plugin:2.8';
 
-function mavenStamp(dir: string) {
+/** The file a finished install or build leaves in its directory: one cut short leaves none, and is done again. */
+function completedStamp(dir: string) {
   return join(dir, '.complete');
 }
 
@@ -68,10 +69,10 @@ function mskIamValidatorClasses(home: string, classpath: string): string {
   const source = join(PROJECT_ROOT, 'stack/kafka/msk-iam/MskIamTokenValidator.java');
   const version = createHash('sha256').update(readFileSync(source)).digest('hex').slice(0, 12);
   const classes = join(home, 'msk-iam', version);
-  if (!existsSync(mavenStamp(classes))) {
+  if (!existsSync(completedStamp(classes))) {
     rmSync(join(home, 'msk-iam'), { recursive: true, force: true });
     run('javac', ['-d', classes, '-cp', classpath, source]);
-    writeFileSync(mavenStamp(classes), new Date().toISOString());
+    writeFileSync(completedStamp(classes), new Date().toISOString());
   }
   return classes;
 }
@@ -118,13 +119,13 @@ export function kafkaPart(ports: { kafka: number; kafkaController: number; kafka
     startTimeoutMs: 90_000,
     logFile: join(RUN_DIR, `kafka-${port}.log`),
     pidFile: join(RUN_DIR, `kafka-${port}.pid`),
-    installed: () => existsSync(mavenStamp(libs)),
+    installed: () => existsSync(completedStamp(libs)),
     install(say) {
       say(`installing Apache Kafka ${KAFKA_VERSION} jars from Maven Central (once)`);
       rmSync(libs, { recursive: true, force: true });
       run('mvn', ['-B', '-q', '-f', join(PROJECT_ROOT, 'stack/kafka/pom.xml'), `${MAVEN_DEPENDENCY_PLUGIN}:copy-dependencies`,
         `-Dkafka.version=${KAFKA_VERSION}`, `-DoutputDirectory=${libs}`, '-DincludeScope=runtime']);
-      writeFileSync(mavenStamp(libs), new Date().toISOString());
+      writeFileSync(completedStamp(libs), new Date().toISOString());
     },
     start(say) {
       const properties = join(dataDir, 'server.properties');
@@ -216,14 +217,14 @@ export function registryPart(port: number): StackPart {
     startTimeoutMs: 120_000,
     logFile: join(RUN_DIR, `schema-registry-${port}.log`),
     pidFile: join(RUN_DIR, `schema-registry-${port}.pid`),
-    installed: () => existsSync(mavenStamp(home)),
+    installed: () => existsSync(completedStamp(home)),
     install(say) {
       say(`installing Apicurio Registry ${APICURIO_VERSION} from Maven Central (once)`);
       const download = join(CACHE_DIR, 'downloads');
       rmSync(home, { recursive: true, force: true });
       run('mvn', ['-B', '-q', `${MAVEN_COPY_PLUGIN}:copy`, `-Dartifact=io.apicurio:apicurio-registry-app:${APICURIO_VERSION}:zip:all`, `-DoutputDirectory=${download}`]);
       run('python3', ['-m', 'zipfile', '-e', join(download, `apicurio-registry-app-${APICURIO_VERSION}-all.zip`), home]);
-      writeFileSync(mavenStamp(home), new Date().toISOString());
+      writeFileSync(completedStamp(home), new Date().toISOString());
     },
     start() {
       return startDetached('java', ['-Xms128m', '-Xmx512m', '-jar', join(home, runnerJar()!)], {
