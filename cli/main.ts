@@ -55,7 +55,7 @@ Configuration (environment variables):
   APIGW_METRICS_HOST             address they are served on          default 127.0.0.1 (0.0.0.0: every interface)
   APIGW_QUERY_PORT               sink's local query API port         default a free one
   LOG_LEVEL                      fatal|error|warn|info|debug|trace   default info
-  APIGW_STACK_{KAFKA,KAFKA_CONTROLLER,KAFKA_SASL,KAFKA_SSL,REGISTRY,MOTO}_PORT   local stack ports (9092-9095, 8081, 5000)
+  APIGW_STACK_{KAFKA,KAFKA_CONTROLLER,KAFKA_SASL,KAFKA_SSL,KAFKA_SASL_SSL,REGISTRY,MOTO}_PORT   local stack ports (9092-9096, 8081, 5000)
 `;
 
 /**

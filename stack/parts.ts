@@ -105,8 +105,8 @@ function makeBrokerCertificate(dir: string): string {
   return keyStore;
 }
 
-export function kafkaPart(ports: { kafka: number; kafkaController: number; kafkaSasl: number; kafkaSsl: number }): StackPart {
-  const { kafka: port, kafkaController: controllerPort, kafkaSasl: saslPort, kafkaSsl: sslPort } = ports;
+export function kafkaPart(ports: { kafka: number; kafkaController: number; kafkaSasl: number; kafkaSsl: number; kafkaSaslSsl: number }): StackPart {
+  const { kafka: port, kafkaController: controllerPort, kafkaSasl: saslPort, kafkaSsl: sslPort, kafkaSaslSsl: saslSslPort } = ports;
   const home = join(CACHE_DIR, `kafka-${KAFKA_VERSION}`);
   const libs = join(home, 'libs');
   const dataDir = kafkaDataDir(port);
@@ -134,26 +134,30 @@ export function kafkaPart(ports: { kafka: number; kafkaController: number; kafka
       const keyStore = makeBrokerCertificate(stackTlsDir(port));
       const validator = hasJavac() ? mskIamValidatorClasses(home, classpath) : undefined;
       if (!validator) say('kafka: no javac (a JDK) on the PATH: its SASL listener starts without the stand-in for Amazon MSK\'s IAM check, so KAFKA_SASL_MECHANISM=aws-msk-iam cannot be tried against it');
-      const mskIam = validator ? [
-        `listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker" region="${STACK_MSK_IAM.region}" accessKeyId="${STACK_MSK_IAM.accessKeyId}" secretAccessKey="${STACK_MSK_IAM.secretAccessKey}";`,
-        'listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class=apigwstream.stack.MskIamTokenValidator',
-        `listener.name.sasl_plaintext.oauthbearer.connections.max.reauth.ms=${STACK_MSK_IAM_SESSION_MS}`,
-      ] : [];
+      // The same mechanisms on both SASL listeners, without TLS and with it (as MSK takes IAM: over TLS only).
+      const saslListener = (listener: string) => [
+        `listener.name.${listener}.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${STACK_SASL_USER.username}="${STACK_SASL_USER.password}";`,
+        ...SCRAM_MECHANISMS.map((mechanism) => `listener.name.${listener}.${mechanism.toLowerCase()}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;`),
+        ...(validator ? [
+          `listener.name.${listener}.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker" region="${STACK_MSK_IAM.region}" accessKeyId="${STACK_MSK_IAM.accessKeyId}" secretAccessKey="${STACK_MSK_IAM.secretAccessKey}";`,
+          `listener.name.${listener}.oauthbearer.sasl.server.callback.handler.class=apigwstream.stack.MskIamTokenValidator`,
+          `listener.name.${listener}.oauthbearer.connections.max.reauth.ms=${STACK_MSK_IAM_SESSION_MS}`,
+        ] : []),
+      ];
       writeFileSync(properties, [
         'process.roles=broker,controller',
         'node.id=1',
         `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-        `listeners=PLAINTEXT://127.0.0.1:${port},SASL_PLAINTEXT://127.0.0.1:${saslPort},SSL://127.0.0.1:${sslPort},CONTROLLER://127.0.0.1:${controllerPort}`,
-        `advertised.listeners=PLAINTEXT://127.0.0.1:${port},SASL_PLAINTEXT://127.0.0.1:${saslPort},SSL://127.0.0.1:${sslPort}`,
+        `listeners=PLAINTEXT://127.0.0.1:${port},SASL_PLAINTEXT://127.0.0.1:${saslPort},SSL://127.0.0.1:${sslPort},SASL_SSL://127.0.0.1:${saslSslPort},CONTROLLER://127.0.0.1:${controllerPort}`,
+        `advertised.listeners=PLAINTEXT://127.0.0.1:${port},SASL_PLAINTEXT://127.0.0.1:${saslPort},SSL://127.0.0.1:${sslPort},SASL_SSL://127.0.0.1:${saslSslPort}`,
         'controller.listener.names=CONTROLLER',
         'inter.broker.listener.name=PLAINTEXT',
-        'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT',
+        'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT',
         'ssl.keystore.type=PEM',
         `ssl.keystore.location=${keyStore}`,
         `sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512${validator ? ',OAUTHBEARER' : ''}`,
-        `listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${STACK_SASL_USER.username}="${STACK_SASL_USER.password}";`,
-        ...SCRAM_MECHANISMS.map((mechanism) => `listener.name.sasl_plaintext.${mechanism.toLowerCase()}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;`),
-        ...mskIam,
+        ...saslListener('sasl_plaintext'),
+        ...saslListener('sasl_ssl'),
         `log.dirs=${logs}`,
         'num.partitions=1',
         'offsets.topic.replication.factor=1',
@@ -181,7 +185,7 @@ export function kafkaPart(ports: { kafka: number; kafkaController: number; kafka
     },
     async lacks() {
       const closed: string[] = [];
-      for (const listener of [{ name: 'SASL', port: saslPort }, { name: 'TLS', port: sslPort }]) {
+      for (const listener of [{ name: 'SASL', port: saslPort }, { name: 'TLS', port: sslPort }, { name: 'SASL over TLS', port: saslSslPort }]) {
         if (!(await portOpen(listener.port))) closed.push(`${listener.name} listener on ${listener.port}`);
       }
       // A broker started by an older stack takes PLAIN only.

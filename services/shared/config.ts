@@ -36,6 +36,7 @@ const STACK_PORTS = {
   kafkaController: ['APIGW_STACK_KAFKA_CONTROLLER_PORT', 9093],
   kafkaSasl: ['APIGW_STACK_KAFKA_SASL_PORT', 9094],
   kafkaSsl: ['APIGW_STACK_KAFKA_SSL_PORT', 9095],
+  kafkaSaslSsl: ['APIGW_STACK_KAFKA_SASL_SSL_PORT', 9096],
   registry: ['APIGW_STACK_REGISTRY_PORT', 8081],
   moto: ['APIGW_STACK_MOTO_PORT', 5000],
 } as const;

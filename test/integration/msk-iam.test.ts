@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { UpdateIntegrationCommand } from '@aws-sdk/client-apigatewayv2';
-import { STACK_MSK_IAM, STACK_MSK_IAM_SESSION_MS } from '../../stack/parts.js';
+import { STACK_MSK_IAM, STACK_MSK_IAM_SESSION_MS, stackKafkaCaFile } from '../../stack/parts.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
 import { currentTimeouts, startApigwStream } from '../support/cli.js';
 import { startCloudTrailServer, type CloudTrailServer } from '../support/cloudtrail-server.js';
-import { awsClient, motoEndpoint, saslBrokers, testEnvironment, waitFor } from '../support/harness.js';
+import { awsClient, motoEndpoint, ports, saslTlsBrokers, testEnvironment, waitFor } from '../support/harness.js';
 
 const REGION = 'ca-central-1';
 const aws = awsClient(REGION);
@@ -22,7 +22,8 @@ describe('brokers behind Amazon MSK\'s IAM access control (the local stack\'s st
     env = testEnvironment({
       region: REGION,
       extra: {
-        KAFKA_BROKERS: saslBrokers.join(','), KAFKA_SASL_MECHANISM: 'aws-msk-iam', KAFKA_AWS_REGION: STACK_MSK_IAM.region,
+        // Over TLS, as MSK takes IAM access control (its port 9098).
+        KAFKA_BROKERS: saslTlsBrokers.join(','), KAFKA_SSL_CA_FILE: stackKafkaCaFile(ports.kafka), KAFKA_SASL_MECHANISM: 'aws-msk-iam', KAFKA_AWS_REGION: STACK_MSK_IAM.region,
         AWS_ACCESS_KEY_ID: STACK_MSK_IAM.accessKeyId, AWS_SECRET_ACCESS_KEY: STACK_MSK_IAM.secretAccessKey,
         AWS_ENDPOINT_URL_CLOUDTRAIL: trail.endpoint, APIGW_LISTENER_LOOKBACK_HOURS: '1', APIGW_SNAPSHOT_INTERVAL_SECONDS: '5', LOG_LEVEL: 'info',
       },
@@ -50,6 +51,6 @@ describe('brokers behind Amazon MSK\'s IAM access control (the local stack\'s st
     assert.equal(await exited, 0, `run exits 0 on SIGTERM; its log:\n${log().slice(-2000)}`);
     const complaints = log().split('\n').filter((line) => /"level":(40|50|60)/.test(line));
     assert.deepEqual(complaints, [], 'no warning or error: no connection was refused or closed under it');
-    assert.match(log(), /"sasl":"aws-msk-iam","region":"us-east-1"/, 'its start line says how it authenticates');
+    assert.match(log(), /"sasl":"aws-msk-iam","region":"us-east-1","tls":true/, 'its start line says how it authenticates');
   });
 });

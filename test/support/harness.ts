@@ -23,6 +23,8 @@ export const brokers = [`127.0.0.1:${ports.kafka}`];
 export const saslBrokers = [`127.0.0.1:${ports.kafkaSasl}`];
 /** Its TLS listener, whose certificate the stack's own CA signs (stackKafkaCaFile). */
 export const tlsBrokers = [`127.0.0.1:${ports.kafkaSsl}`];
+/** Its SASL listener over TLS (SASL_SSL), as Amazon MSK takes IAM access control. */
+export const saslTlsBrokers = [`127.0.0.1:${ports.kafkaSaslSsl}`];
 
 // moto accepts any credentials; the SDK only needs some.
 process.env.AWS_ACCESS_KEY_ID ??= 'test';
