@@ -1,6 +1,6 @@
 import { Kafka, logLevel } from 'kafkajs';
 import { basicAuthHeader, type BasicAuth } from '../services/shared/basic-auth.js';
-import type { KafkaSecurity } from '../services/shared/config.js';
+import { saslMechanismName, type KafkaSecurity } from '../services/shared/config.js';
 import { DependencyError, describeError } from '../services/shared/errors.js';
 import { MskIamTokenError } from '../services/shared/msk-iam.js';
 
@@ -29,7 +29,7 @@ export async function checkKafka(brokers: string[], { security, topic }: { secur
       throw new DependencyError('KAFKA_SSL_CA_FILE', `the TLS certificate of the Kafka brokers at ${brokers.join(',')} is not trusted (${describeError(error)}): set KAFKA_SSL_CA_FILE to the CA that signs it`, error);
     }
     // A listener that expects SASL or TLS closes a connection that starts without it: say what was tried.
-    const tried = [security.ssl ? 'TLS' : 'no TLS', sasl ? `SASL ${'region' in sasl ? 'aws-msk-iam' : sasl.mechanism}` : 'no SASL'].join(', ');
+    const tried = [security.ssl ? 'TLS' : 'no TLS', sasl ? `SASL ${saslMechanismName(sasl)}` : 'no SASL'].join(', ');
     throw new DependencyError('KAFKA_BROKERS', `no Kafka broker answers at ${brokers.join(',')} with ${tried} (${describeError(error)})`, error);
   } finally {
     await admin.disconnect().catch(() => undefined);

@@ -438,10 +438,15 @@ function kafkaSecurity(v: z.infer<typeof schema>, awsRegion: string | undefined)
   return security;
 }
 
+/** The KAFKA_SASL_MECHANISM value that gave these credentials (aws-msk-iam's kafkajs mechanism is oauthbearer). */
+export function saslMechanismName(sasl: SaslCredentials): string {
+  return 'region' in sasl ? 'aws-msk-iam' : sasl.mechanism;
+}
+
 /** How a start line shows the SASL in use: its mechanism and whose it is, never a secret. */
 function saslShown(sasl: SaslCredentials | undefined): Record<string, string> {
   if (!sasl) return {};
-  return 'region' in sasl ? { sasl: 'aws-msk-iam', region: sasl.region } : { sasl: sasl.mechanism, user: sasl.username };
+  return { sasl: saslMechanismName(sasl), ...('region' in sasl ? { region: sasl.region } : { user: sasl.username }) };
 }
 
 /**

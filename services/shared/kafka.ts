@@ -87,10 +87,17 @@ async function roomForDeadLetters(admin: Admin, topic: string): Promise<{ name: 
 // kafkajs's CommonJS exports, past what Node's named-export detection finds in its index.
 const { ConfigResourceTypes } = kafkajs;
 
+/** Settings of topics as the broker applies them (their own, or the broker's defaults), per topic, in one request. */
+export async function topicsSettings(admin: Admin, topics: string[], names: string[]): Promise<Map<string, Map<string, string>>> {
+  const { resources } = await admin.describeConfigs({
+    includeSynonyms: false, resources: topics.map((name) => ({ type: ConfigResourceTypes.TOPIC, name, configNames: names })),
+  });
+  return new Map(resources.map((resource) => [resource.resourceName, new Map(resource.configEntries.map((entry) => [entry.configName, entry.configValue]))]));
+}
+
 /** Settings of a topic as the broker applies them: its own, or the broker's defaults. */
 export async function topicSettings(admin: Admin, topic: string, names: string[]): Promise<Map<string, string>> {
-  const { resources } = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: names }] });
-  return new Map((resources[0]?.configEntries ?? []).map((entry) => [entry.configName, entry.configValue]));
+  return (await topicsSettings(admin, [topic], names)).get(topic) ?? new Map();
 }
 
 /** The largest record batch a topic takes (its `max.message.bytes`, the broker's default when not its own). */

@@ -4,7 +4,7 @@ import { createConsumerRestarts } from '../shared/consumer-restarts.js';
 import { ApigwError, PoisonMessageError, describeError } from '../shared/errors.js';
 import type { ServiceHealth } from '../shared/health.js';
 import type { IntegrationChange } from '../shared/integration-model.js';
-import { createIdempotentProducer, dlqTopic, groupPositions, topicSettings } from '../shared/kafka.js';
+import { createIdempotentProducer, dlqTopic, groupPositions, topicsSettings } from '../shared/kafka.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
 import { backoffDelay, createRetry, sleep } from '../shared/retry.js';
@@ -261,42 +261,33 @@ export function createSink(deps: SinkDeps) {
   }
 
   /**
-   * The topic's retention, for the start-up line: how long the sink may be away, or unable to write, before changes
-   * are lost (see `expired`). A compacted topic keeps only each key's last event: that loss needs no time at all.
-   * Notes whether it is compacted (see ExpiredOffsets).
+   * Both topics' retention, for the start-up line, read in one request. The topic's: how long the sink may be away,
+   * or unable to write, before changes are lost (see `expired`); a compacted topic keeps only each key's last event,
+   * a loss that needs no time at all (noted in `expired`). The dead-letter topic's: a warning when it has one, since it
+   * deletes dead letters whether they were redriven or not (apigw-stream makes the topic with none).
    */
-  async function readTopicSettings(): Promise<{ retentionHours?: number | 'forever' }> {
+  async function readRetention(): Promise<{ retentionHours?: number | 'forever'; deadLetterRetentionHours?: number | 'forever' }> {
+    const deadLetterTopic = dlqTopic(topic);
     try {
-      const settings = await topicSettings(admin!, topic, ['retention.ms', 'cleanup.policy']);
-      const policy = settings.get('cleanup.policy') ?? '';
+      const settings = await topicsSettings(admin!, [topic, deadLetterTopic], ['retention.ms', 'cleanup.policy']);
+      const policy = settings.get(topic)?.get('cleanup.policy') ?? '';
       expired.compacted = policy.includes('compact');
       if (expired.compacted) {
         log.warn({ topic, cleanupPolicy: policy },
           'the topic is compacted: it keeps only the last event of each integration, so a sink behind it misses the changes between, and history with them; apigw-stream makes its topic with cleanup.policy=delete');
       }
-      const retentionHours = hoursOf(settings.get('retention.ms'));
-      return retentionHours === undefined ? {} : { retentionHours };
-    } catch (error) {
-      log.debug({ err: describeError(error) }, 'could not read the topic\'s settings');
-      return {};
-    }
-  }
-
-  /**
-   * The dead-letter topic's retention, for the start-up line; a warning when it has one: it deletes dead letters
-   * whether they were redriven or not (apigw-stream makes the topic with none).
-   */
-  async function readDeadLetterRetention(): Promise<{ deadLetterRetentionHours?: number | 'forever' }> {
-    const deadLetterTopic = dlqTopic(topic);
-    try {
-      const hours = hoursOf((await topicSettings(admin!, deadLetterTopic, ['retention.ms'])).get('retention.ms'));
-      if (typeof hours === 'number') {
-        log.warn({ deadLetterTopic, retentionHours: hours },
-          `the dead-letter topic deletes dead letters after ${hours} hours, redriven or not: redrive within that time, or set its retention.ms to -1 (apigw-stream makes it so)`);
+      const retentionHours = hoursOf(settings.get(topic)?.get('retention.ms'));
+      const deadLetterRetentionHours = hoursOf(settings.get(deadLetterTopic)?.get('retention.ms'));
+      if (typeof deadLetterRetentionHours === 'number') {
+        log.warn({ deadLetterTopic, retentionHours: deadLetterRetentionHours },
+          `the dead-letter topic deletes dead letters after ${deadLetterRetentionHours} hours, redriven or not: redrive within that time, or set its retention.ms to -1 (apigw-stream makes it so)`);
       }
-      return hours === undefined ? {} : { deadLetterRetentionHours: hours };
+      return {
+        ...(retentionHours === undefined ? {} : { retentionHours }),
+        ...(deadLetterRetentionHours === undefined ? {} : { deadLetterRetentionHours }),
+      };
     } catch (error) {
-      log.debug({ err: describeError(error) }, 'could not read the dead-letter topic\'s settings');
+      log.debug({ err: describeError(error) }, 'could not read the topics\' settings');
       return {};
     }
   }
@@ -469,7 +460,7 @@ export function createSink(deps: SinkDeps) {
       admin = kafka.admin();
       await admin.connect();
       await noteExpiredOffsets();
-      const [topicRetention, deadLetterRetention] = await Promise.all([readTopicSettings(), readDeadLetterRetention()]);
+      const retention = await readRetention();
       dlqProducer = createIdempotentProducer(kafka);
       await dlqProducer.connect();
       const restarts = createConsumerRestarts({
@@ -527,7 +518,7 @@ export function createSink(deps: SinkDeps) {
       await consumer.subscribe({ topic, fromBeginning: true });
       await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: PARTITIONS_IN_FLIGHT, eachBatch: handleBatch });
       running = true;
-      log.info({ topic, groupId: deps.groupId, ...topicRetention, ...deadLetterRetention }, 'sink started');
+      log.info({ topic, groupId: deps.groupId, ...retention }, 'sink started');
     },
 
     /** True when the group's committed offsets reach the end of every partition. */
