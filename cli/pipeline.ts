@@ -4,18 +4,19 @@ import { applySchema, openClickHouse, type ClickHouseClient } from '../services/
 import { createChangeCodec } from '../services/shared/codec.js';
 import { requireRegions, type Config } from '../services/shared/config.js';
 import { describeError } from '../services/shared/errors.js';
-import { createIdempotentProducer, createKafka, ensureTopics, withAdmin } from '../services/shared/kafka.js';
+import { createIdempotentProducer, createKafka, dlqTopic, ensureTopics, withAdmin } from '../services/shared/kafka.js';
 import { keepTopics } from '../services/shared/topic-keeper.js';
 import type { Logger } from '../services/shared/logger.js';
 import type { Metrics } from '../services/shared/metrics.js';
 import type { CloudTrailListener } from '../services/cloudtrail-listener/index.js';
+import { checkpointTopic } from '../services/cloudtrail-listener/checkpoint-store.js';
 import { createSink, type Sink } from '../services/sink/index.js';
 import { createStateStore } from '../services/sink/state-store.js';
 import type { Snapshotter } from '../services/snapshotter/index.js';
 import { createDriftQueries } from '../services/query/drift-queries.js';
 import { announceEndpoint } from '../services/query/query-endpoint.js';
 import { listenForQueries } from '../services/query/query-server.js';
-import { checkKafka, checkRegistry } from './preflight.js';
+import { checkKafka, checkRegistry, type KafkaUse } from './preflight.js';
 
 /** Wires the services from configuration. Every dependency is checked before the first write. */
 export interface Pipeline {
@@ -52,12 +53,21 @@ export async function openPipeline(options: PipelineOptions): Promise<Pipeline> 
   }
 }
 
+/** The topics every part makes when missing, and the sink's group. */
+function kafkaUse(config: Config, parts: PipelineParts): KafkaUse {
+  const topics = [config.topic, ...(parts.sink ? [dlqTopic(config.topic)] : []), ...(parts.listen ? [checkpointTopic(config.topic)] : [])];
+  return {
+    topics: topics.map((name) => ({ name, variable: 'APIGW_TOPIC', creates: true })),
+    group: parts.sink ? { id: config.sinkGroupId, variable: 'APIGW_SINK_GROUP_ID' } : undefined,
+  };
+}
+
 /** Opens every part `options` asks for into `pipeline`, each with its closer in `closers` as soon as it is open. */
 async function openParts(options: PipelineOptions, pipeline: Pipeline, closers: (() => Promise<void>)[]): Promise<void> {
   const { config, logger, metrics } = options;
   const readsAws = options.snapshot || options.listen;
   if (readsAws) requireRegions(config);
-  await checkKafka(config.kafkaBrokers, { security: config.kafkaSecurity });
+  await checkKafka(config.kafkaBrokers, { security: config.kafkaSecurity, use: kafkaUse(config, options) });
   await checkRegistry(config.schemaRegistryUrl, config.schemaRegistryAuth);
   // The AWS SDK is loaded only by the commands that read AWS: a sink or a query starts without it. Their accounts
   // are checked here, before the engine makes its directory.

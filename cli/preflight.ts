@@ -1,42 +1,116 @@
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, logLevel, type Admin, type LogEntry } from 'kafkajs';
 import { basicAuthHeader, type BasicAuth } from '../services/shared/basic-auth.js';
 import { saslMechanismName, type KafkaSecurity } from '../services/shared/config.js';
 import { DependencyError, describeError } from '../services/shared/errors.js';
 import { MskIamTokenError } from '../services/shared/msk-iam.js';
 
+/** A topic a command uses: the variable that names it, and whether the command makes it when it is missing. */
+export interface TopicUse {
+  name: string;
+  variable: string;
+  creates: boolean;
+}
+
+/** The Kafka resources a command uses; what the brokers refuse of them stops it before it writes anything. */
+export interface KafkaUse {
+  topics: TopicUse[];
+  /** The consumer group it joins by a configured id. */
+  group?: { id: string; variable: string };
+}
+
 /**
- * Start-up checks: each dependency answers before anything is written anywhere. `topic`: for a command that only
- * reads it, the topic must exist.
+ * Start-up checks: each dependency answers before anything is written anywhere. `use`: the topics and group the
+ * command uses, checked for what the brokers tell without a write (a topic's Describe, and Create where it is
+ * missing; the group's Describe); a topic the command does not make must exist.
  */
-export async function checkKafka(brokers: string[], { security, topic }: { security: KafkaSecurity; topic?: string }): Promise<void> {
-  const admin = new Kafka({ brokers, ...security, logLevel: logLevel.NOTHING, connectionTimeout: 3000, retry: { retries: 2, initialRetryTime: 300 } }).admin();
-  let topics: string[];
+export async function checkKafka(brokers: string[], { security, use }: { security: KafkaSecurity; use?: KafkaUse }): Promise<void> {
+  // kafkajs reports a refused group coordinator look-up as "Failed to find group coordinator": its broker pool drops
+  // each broker's error. The refusal itself shows only in its debug log, where it is picked up.
+  const refusals = new Set<string>();
+  const logCreator = () => ({ log }: LogEntry) => {
+    const type = (log.error as { type?: unknown } | undefined)?.type;
+    if (typeof type === 'string' && type.endsWith('_AUTHORIZATION_FAILED')) refusals.add(type);
+  };
+  const admin = new Kafka({
+    brokers, ...security, logLevel: logLevel.DEBUG, logCreator, connectionTimeout: 3000, retry: { retries: 2, initialRetryTime: 300 },
+  }).admin();
   try {
-    await admin.connect();
-    await admin.describeCluster();
-    topics = topic ? await admin.listTopics() : [];
-  } catch (error) {
-    const { sasl } = security;
-    const refused = (error as Error).name === 'KafkaJSSASLAuthenticationError';
-    if (sasl && 'region' in sasl && (refused || error instanceof MskIamTokenError)) {
-      const what = refused ? `of access key ${sasl.signedWith} was refused by the Kafka brokers at ${brokers.join(',')}` : 'could not be made';
-      throw new DependencyError('KAFKA_SASL_MECHANISM', `the aws-msk-iam token for region ${sasl.region} ${what} (${describeError(error)}): check the AWS credentials, their kafka-cluster:Connect permission, and KAFKA_AWS_REGION`, error);
+    try {
+      await admin.connect();
+      await admin.describeCluster();
+    } catch (error) {
+      throw unreachable(error, brokers, security);
     }
-    if (sasl && 'username' in sasl && refused) {
-      throw new DependencyError('KAFKA_SASL_USERNAME', `the Kafka brokers at ${brokers.join(',')} refused the ${sasl.mechanism} credentials of "${sasl.username}" (${describeError(error)})`, error);
-    }
-    if (security.ssl && /certificate/i.test(describeError(error))) {
-      throw new DependencyError('KAFKA_SSL_CA_FILE', `the TLS certificate of the Kafka brokers at ${brokers.join(',')} is not trusted (${describeError(error)}): set KAFKA_SSL_CA_FILE to the CA that signs it`, error);
-    }
-    // A listener that expects SASL or TLS closes a connection that starts without it: say what was tried.
-    const tried = [security.ssl ? 'TLS' : 'no TLS', sasl ? `SASL ${saslMechanismName(sasl)}` : 'no SASL'].join(', ');
-    throw new DependencyError('KAFKA_BROKERS', `no Kafka broker answers at ${brokers.join(',')} with ${tried} (${describeError(error)})`, error);
+    if (use) await checkUse(admin, use, { brokers, security, refusals });
   } finally {
     await admin.disconnect().catch(() => undefined);
   }
-  if (topic && !topics.includes(topic)) {
-    throw new DependencyError('APIGW_TOPIC', `no topic ${topic} at ${brokers.join(',')}: nothing has produced to it yet (a \`snapshot\`, \`listen\` or \`run\` creates it)`);
+}
+
+/** Why no broker could be asked: refused credentials, an untrusted certificate, or no broker at all. */
+function unreachable(error: unknown, brokers: string[], security: KafkaSecurity): DependencyError {
+  const { sasl } = security;
+  const refused = (error as Error).name === 'KafkaJSSASLAuthenticationError';
+  if (sasl && 'region' in sasl && (refused || error instanceof MskIamTokenError)) {
+    const what = refused ? `of access key ${sasl.signedWith} was refused by the Kafka brokers at ${brokers.join(',')}` : 'could not be made';
+    return new DependencyError('KAFKA_SASL_MECHANISM', `the aws-msk-iam token for region ${sasl.region} ${what} (${describeError(error)}): check the AWS credentials, their kafka-cluster:Connect permission, and KAFKA_AWS_REGION`, error);
   }
+  if (sasl && 'username' in sasl && refused) {
+    return new DependencyError('KAFKA_SASL_USERNAME', `the Kafka brokers at ${brokers.join(',')} refused the ${sasl.mechanism} credentials of "${sasl.username}" (${describeError(error)})`, error);
+  }
+  if (security.ssl && /certificate/i.test(describeError(error))) {
+    return new DependencyError('KAFKA_SSL_CA_FILE', `the TLS certificate of the Kafka brokers at ${brokers.join(',')} is not trusted (${describeError(error)}): set KAFKA_SSL_CA_FILE to the CA that signs it`, error);
+  }
+  // A listener that expects SASL or TLS closes a connection that starts without it: say what was tried.
+  const tried = [security.ssl ? 'TLS' : 'no TLS', sasl ? `SASL ${saslMechanismName(sasl)}` : 'no SASL'].join(', ');
+  return new DependencyError('KAFKA_BROKERS', `no Kafka broker answers at ${brokers.join(',')} with ${tried} (${describeError(error)})`, error);
+}
+
+/** A broker's error code, as kafkajs names it; for a request about several topics, the first topic's. */
+const errorType = (error: unknown) => {
+  const { type, errors } = error as { type?: string; errors?: { type?: string }[] };
+  return type ?? errors?.[0]?.type;
+};
+
+/**
+ * Only what the brokers state stops the start: a refusal, or a topic the command needs and does not make. Anything
+ * else (a coordinator still loading, a slow answer) is left to the command's own retries.
+ */
+async function checkUse(admin: Admin, use: KafkaUse, context: { brokers: string[]; security: KafkaSecurity; refusals: Set<string> }): Promise<void> {
+  const refused = (variable: string, what: string, type: string, grant: string) => new DependencyError(variable,
+    `the Kafka brokers at ${context.brokers.join(',')} do not let ${principalOf(context.security)} ${what} (${type}): ${grant} (README, "Kafka ACLs", lists what each command needs)`);
+  const iam = context.security.sasl && 'region' in context.security.sasl;
+  // A topic the principal may not describe is left out of the listing, as a missing one is.
+  const listed = new Set(await admin.listTopics());
+  for (const topic of use.topics.filter(({ name }) => !listed.has(name))) {
+    const described = await admin.fetchTopicMetadata({ topics: [topic.name] }).then(() => 'exists', errorType);
+    if (described === 'TOPIC_AUTHORIZATION_FAILED') {
+      throw refused(topic.variable, `describe topic ${topic.name}`, described, iam ? `allow it kafka-cluster:DescribeTopic on the topic` : `grant it Describe on the topic`);
+    }
+    if (described !== 'UNKNOWN_TOPIC_OR_PARTITION') continue;
+    if (!topic.creates) {
+      throw new DependencyError(topic.variable, `no topic ${topic.name} at ${context.brokers.join(',')}: nothing has produced to it yet (a \`snapshot\`, \`listen\` or \`run\` creates it)`);
+    }
+    const creation = await admin.createTopics({ validateOnly: true, waitForLeaders: false, topics: [{ topic: topic.name }] }).then(() => 'allowed', errorType);
+    if (creation === 'TOPIC_AUTHORIZATION_FAILED') {
+      throw refused(topic.variable, `create topic ${topic.name}, which does not exist yet`, creation,
+        iam ? 'allow it kafka-cluster:CreateTopic on the topic' : 'grant it Create on the topic (or the cluster)');
+    }
+  }
+  if (use.group) {
+    const { id, variable } = use.group;
+    await admin.describeGroups([id]).catch(() => undefined);
+    if (context.refusals.has('GROUP_AUTHORIZATION_FAILED')) {
+      throw refused(variable, `use consumer group ${id}`, 'GROUP_AUTHORIZATION_FAILED', iam ? 'allow it kafka-cluster:DescribeGroup and AlterGroup on the group' : 'grant it Describe and Read on the group');
+    }
+  }
+}
+
+/** Whom the brokers authorize, as their ACLs (or IAM policies) name it. */
+function principalOf(security: KafkaSecurity): string {
+  const { sasl } = security;
+  if (!sasl) return 'User:ANONYMOUS (no SASL)';
+  return 'region' in sasl ? `the IAM identity of access key ${sasl.signedWith}` : `User:${sasl.username}`;
 }
 
 export async function checkRegistry(url: string, auth?: BasicAuth): Promise<void> {

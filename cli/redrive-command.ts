@@ -1,8 +1,11 @@
 import { Command } from 'commander';
-import { loadConfig } from '../services/shared/config.js';
+import { loadConfig, type Config } from '../services/shared/config.js';
 import { createLogger } from '../services/shared/logger.js';
 import { createProgress, type Progress } from '../services/shared/progress.js';
 import { emit, formatOption, type Format } from './output.js';
+
+/** The redrive's position is its own consumer group's, beside the sink's. */
+const redriveGroupId = (config: Config) => `${config.sinkGroupId}.redrive`;
 
 export function redriveCommand(): Command {
   return new Command('redrive')
@@ -18,7 +21,10 @@ export function redriveCommand(): Command {
       const [{ checkKafka, checkRegistry }, { createChangeCodec }, { createKafka, dlqTopic }, { redriveDeadLetters }] = await Promise.all([
         import('./preflight.js'), import('../services/shared/codec.js'), import('../services/shared/kafka.js'), import('../services/sink/dead-letters.js'),
       ]);
-      await checkKafka(config.kafkaBrokers, { security: config.kafkaSecurity, topic: dlqTopic(config.topic) });
+      await checkKafka(config.kafkaBrokers, {
+        security: config.kafkaSecurity,
+        use: { topics: [{ name: dlqTopic(config.topic), variable: 'APIGW_TOPIC', creates: false }], group: { id: redriveGroupId(config), variable: 'APIGW_SINK_GROUP_ID' } },
+      });
       await checkRegistry(config.schemaRegistryUrl, config.schemaRegistryAuth);
       // Its own log on stderr at the configured level: progress, and what it did, beside the table on stdout.
       const logger = createLogger(config.logLevel);
@@ -41,7 +47,7 @@ export function redriveCommand(): Command {
         kafka: createKafka({ brokers: config.kafkaBrokers, security: config.kafkaSecurity, clientId: 'apigw-stream-redrive', logger }),
         codec: createChangeCodec({ registryUrl: config.schemaRegistryUrl, registryAuth: config.schemaRegistryAuth, topic: config.topic }),
         topic: config.topic,
-        groupId: `${config.sinkGroupId}.redrive`,
+        groupId: redriveGroupId(config),
         dryRun: opts.dryRun === true,
         logger,
         signal: stopping.signal,

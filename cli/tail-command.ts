@@ -122,7 +122,7 @@ export function tailCommand(): Command {
         import('./preflight.js'), import('../services/shared/codec.js'), import('../services/shared/kafka.js'), import('../services/shared/consumer-restarts.js'),
       ]);
       const topic = opts.deadLetters ? dlqTopic(config.topic) : config.topic;
-      await checkKafka(config.kafkaBrokers, { security: config.kafkaSecurity, topic });
+      await checkKafka(config.kafkaBrokers, { security: config.kafkaSecurity, use: { topics: [{ name: topic, variable: 'APIGW_TOPIC', creates: false }] } });
       // Dead letters are shown without decoding: they are there because they could not be decoded.
       if (!opts.deadLetters) await checkRegistry(config.schemaRegistryUrl, config.schemaRegistryAuth);
       const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Kafka, logLevel, type Mechanism, type SASLOptions } from 'kafkajs';
+import kafkajs, { Kafka, logLevel, type Admin, type Mechanism, type SASLOptions } from 'kafkajs';
 import { mskIamSasl } from '../services/shared/msk-iam.js';
 import { APICURIO_VERSION, CACHE_DIR, KAFKA_VERSION, MOTO_VERSION, PROJECT_ROOT, RUN_DIR } from './layout.js';
 import { httpOk, portOpen, run, startDetached } from './processes.js';
@@ -168,6 +168,11 @@ export function kafkaPart(ports: { kafka: number; kafkaController: number; kafka
         'group.initial.rebalance.delay.ms=0',
         'auto.create.topics.enable=false',
         'delete.topic.enable=true',
+        // ACLs, for trying a principal that may not do everything: what no ACL names, everyone may do, and the
+        // listeners without SASL (the broker's own, the controller's, the tests' admin) may do anything.
+        'authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer',
+        'allow.everyone.if.no.acl.found=true',
+        'super.users=User:ANONYMOUS',
         '',
       ].join('\n'));
       // SCRAM credentials live in the cluster's metadata, which the broker's own jars write only when formatting:
@@ -191,18 +196,26 @@ export function kafkaPart(ports: { kafka: number; kafkaController: number; kafka
       // A broker started by an older stack takes PLAIN only.
       if (closed.length === 0 && !(await brokerAnswers(saslPort, { mechanism: 'scram-sha-512', ...STACK_SASL_USER }))) closed.push(`SCRAM user ${STACK_SASL_USER.username} on ${saslPort}`);
       if (closed.length === 0 && hasJavac() && !(await brokerAnswers(saslPort, mskIamSasl(STACK_MSK_IAM.region, async () => STACK_MSK_IAM)))) closed.push(`MSK IAM stand-in on ${saslPort}`);
+      // A broker without an authorizer answers a request for its ACLs with SECURITY_DISABLED.
+      if (closed.length === 0 && !(await brokerAnswers(port, undefined, listAcls))) closed.push('authorizer (ACLs)');
       return closed.length === 0 ? undefined : `no ${closed.join(' and no ')}`;
     },
     answers: async () => (await portOpen(port)) && brokerAnswers(port),
   };
 }
 
-/** Whether a broker answers a metadata request on `port` (with `sasl`, once it has authenticated). */
-async function brokerAnswers(port: number, sasl?: SASLOptions | Mechanism): Promise<boolean> {
+// kafkajs's CommonJS exports, past what Node's named-export detection finds in its index.
+const { AclResourceTypes, AclOperationTypes, AclPermissionTypes, ResourcePatternTypes } = kafkajs;
+const listAcls = (admin: Admin) => admin.describeAcls({
+  resourceType: AclResourceTypes.ANY, resourcePatternType: ResourcePatternTypes.ANY, operation: AclOperationTypes.ANY, permissionType: AclPermissionTypes.ANY,
+});
+
+/** Whether a broker answers `request` (a metadata request by default) on `port` (with `sasl`, once it has authenticated). */
+async function brokerAnswers(port: number, sasl?: SASLOptions | Mechanism, request: (admin: Admin) => Promise<unknown> = (admin) => admin.describeCluster()): Promise<boolean> {
   const admin = new Kafka({ brokers: [`127.0.0.1:${port}`], sasl, logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 2000 }).admin();
   try {
     await admin.connect();
-    await admin.describeCluster();
+    await request(admin);
     return true;
   } catch {
     return false;

@@ -28,7 +28,7 @@ function parseCheckpoint(value: Buffer): Checkpoint | string {
   return parsed.success ? parsed.data : z.prettifyError(parsed.error).replaceAll('\n', ' ');
 }
 
-function checkpointTopic(topic: string): string {
+export function checkpointTopic(topic: string): string {
   return `${topic}.listener-checkpoints`;
 }
 

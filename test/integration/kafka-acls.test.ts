@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { UpdateIntegrationCommand } from '@aws-sdk/client-apigatewayv2';
+import kafkajs, { type AclEntry, type Admin } from 'kafkajs';
+import { STACK_SASL_USER } from '../../stack/parts.js';
+import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
+import { apigwStream, currentTimeouts, startApigwStream } from '../support/cli.js';
+import { startCloudTrailServer, type CloudTrailServer } from '../support/cloudtrail-server.js';
+import { awsClient, motoEndpoint, plainKafka, registryUrl, saslBrokers, testEnvironment, waitFor } from '../support/harness.js';
+
+// kafkajs's CommonJS exports, past what Node's named-export detection finds in its index.
+const { AclResourceTypes, AclOperationTypes, AclPermissionTypes, ResourcePatternTypes } = kafkajs;
+
+const REGION = 'eu-north-1';
+const PRINCIPAL = `User:${STACK_SASL_USER.username}`;
+type Resource = keyof typeof AclResourceTypes;
+type Operation = keyof typeof AclOperationTypes;
+
+const allow = (resourceType: Resource, name: string, operations: Operation[], { prefixed = false, principal = PRINCIPAL } = {}): AclEntry[] =>
+  operations.map((operation) => ({
+    resourceType: AclResourceTypes[resourceType], resourceName: name,
+    resourcePatternType: prefixed ? ResourcePatternTypes.PREFIXED : ResourcePatternTypes.LITERAL,
+    principal, host: '*', operation: AclOperationTypes[operation], permissionType: AclPermissionTypes.ALLOW,
+  }));
+
+/**
+ * The stack's broker lets everyone do what no ACL names. An ACL of a principal no one is, on every topic, group,
+ * transactional id and the cluster, leaves the SASL user only what it is granted, as on a cluster that keeps ACLs.
+ */
+const LOCKDOWN = [
+  ...(['TOPIC', 'GROUP', 'TRANSACTIONAL_ID'] as const).flatMap((resource) => allow(resource, '*', ['DESCRIBE'], { principal: 'User:apigw-stream-no-one' })),
+  ...allow('CLUSTER', 'kafka-cluster', ['DESCRIBE'], { principal: 'User:apigw-stream-no-one' }),
+];
+
+/** What README's "Kafka ACLs" lists for `run`, for its topic (with the topics named after it) and its sink's group. */
+function runGrants(topic: string, group: string): AclEntry[] {
+  return [
+    ...allow('TOPIC', topic, ['DESCRIBE', 'CREATE', 'READ', 'WRITE', 'DESCRIBE_CONFIGS'], { prefixed: true }),
+    ...allow('GROUP', group, ['READ'], { prefixed: true }),
+    ...allow('GROUP', 'apigw-stream-checkpoint-reader-', ['READ'], { prefixed: true }),
+    ...allow('TRANSACTIONAL_ID', `apigw-stream-listener.${topic}.`, ['WRITE'], { prefixed: true }),
+  ];
+}
+
+async function withPlainAdmin<T>(work: (admin: Admin) => Promise<T>): Promise<T> {
+  const admin = plainKafka().admin();
+  await admin.connect();
+  try {
+    return await work(admin);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+const grant = (acl: AclEntry[]) => withPlainAdmin((admin) => admin.createAcls({ acl }));
+
+/** Every ACL of the SASL user and of the lock-down, whatever the resource: the other tests run without them. */
+const revokeAll = () => withPlainAdmin((admin) => admin.deleteAcls({
+  filters: [PRINCIPAL, 'User:apigw-stream-no-one'].map((principal) => ({
+    resourceType: AclResourceTypes.ANY, resourcePatternType: ResourcePatternTypes.ANY, principal, host: '*',
+    operation: AclOperationTypes.ANY, permissionType: AclPermissionTypes.ANY,
+  })),
+}));
+
+const subjects = async () => (await fetch(`${registryUrl}/subjects`)).json() as Promise<string[]>;
+
+describe('a Kafka principal held to ACLs (the local stack\'s authorizer)', { timeout: 240_000 }, () => {
+  const aws = awsClient(REGION);
+  const sasl = { KAFKA_BROKERS: saslBrokers.join(','), KAFKA_SASL_MECHANISM: 'scram-sha-512', KAFKA_SASL_USERNAME: STACK_SASL_USER.username, KAFKA_SASL_PASSWORD: STACK_SASL_USER.password };
+  let trail: CloudTrailServer;
+  let apis: SampleApi[];
+  const environments: ReturnType<typeof testEnvironment>[] = [];
+  const environment = (extra: Record<string, string> = {}) => {
+    const env = testEnvironment({ region: REGION, extra: { ...sasl, ...extra } });
+    environments.push(env);
+    return env;
+  };
+
+  before(async () => {
+    await revokeAll();
+    await grant(LOCKDOWN);
+    await resetEmulator(motoEndpoint);
+    apis = await seedSampleInventory(aws, { httpApis: 2, websocketApis: 1, prefix: 'acls' });
+    trail = await startCloudTrailServer();
+  });
+  after(async () => {
+    await revokeAll();
+    await trail?.close();
+    aws.destroy();
+    for (const env of environments) await env.cleanup();
+  });
+
+  it('`run` with the ACLs README lists for it: the snapshot and a CloudTrail change reach the tables, and nothing is refused', async () => {
+    // Snapshots an hour apart: the change comes through the listener, with its transactional checkpoints.
+    const env = environment({ AWS_ENDPOINT_URL_CLOUDTRAIL: trail.endpoint, APIGW_LISTENER_LOOKBACK_HOURS: '1', APIGW_LISTENER_POLL_SECONDS: '1', APIGW_SNAPSHOT_INTERVAL_SECONDS: '3600', LOG_LEVEL: 'info' });
+    await grant(runGrants(env.config.topic, env.config.sinkGroupId));
+    const { child: run, exited, log, withLog } = startApigwStream(['run'], env.env);
+    const integrations = apis.reduce((n, api) => n + api.integrationIds.length, 0);
+    try {
+      await waitFor('the first snapshot in the current-state table', async () => (await currentTimeouts(env.env))?.size === integrations, 90_000).catch(withLog);
+      const [api] = apis;
+      const change = { ApiId: api!.apiId, IntegrationId: api!.integrationIds[0], TimeoutInMillis: 4242 };
+      await aws.send(new UpdateIntegrationCommand(change));
+      trail.record({
+        region: REGION, eventName: 'UpdateIntegration', principal: { arn: 'arn:aws:iam::123456789012:user/alice' },
+        requestParameters: { apiId: change.ApiId, integrationId: change.IntegrationId, timeoutInMillis: change.TimeoutInMillis }, responseElements: null,
+      });
+      await waitFor('the listener to carry the change', async () => [...(await currentTimeouts(env.env))?.values() ?? []].includes(4242), 60_000).catch(withLog);
+    } finally {
+      run.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, `run exits 0 on SIGTERM; its log:\n${log().slice(-2000)}`);
+    const complaints = log().split('\n').filter((line) => /"level":(40|50|60)/.test(line));
+    assert.deepEqual(complaints, [], 'no warning or error: nothing was refused');
+  });
+
+  const refusals: { name: string; command: string; grants: (topic: string, group: string) => AclEntry[]; variable: string; says: (topic: string, group: string) => string }[] = [
+    {
+      name: 'ACLs for another topic prefix', command: 'run', variable: 'APIGW_TOPIC',
+      grants: (topic, group) => runGrants(`other.${topic}`, group),
+      says: (topic) => `do not let ${PRINCIPAL} describe topic ${topic} (TOPIC_AUTHORIZATION_FAILED): grant it Describe on the topic`,
+    },
+    {
+      name: 'a topic it may use but not create, which does not exist', command: 'snapshot', variable: 'APIGW_TOPIC',
+      grants: (topic, group) => runGrants(topic, group).filter(({ operation }) => operation !== AclOperationTypes.CREATE),
+      says: (topic) => `do not let ${PRINCIPAL} create topic ${topic}, which does not exist yet (TOPIC_AUTHORIZATION_FAILED): grant it Create on the topic (or the cluster)`,
+    },
+    {
+      name: 'no ACL for the sink\'s consumer group', command: 'sink', variable: 'APIGW_SINK_GROUP_ID',
+      grants: (topic) => runGrants(topic, 'another-group'),
+      says: (_topic, group) => `do not let ${PRINCIPAL} use consumer group ${group} (GROUP_AUTHORIZATION_FAILED): grant it Describe and Read on the group`,
+    },
+  ];
+  for (const refusal of refusals) {
+    it(`${refusal.command}: ${refusal.name}: one line naming ${refusal.variable}, and nothing written`, async () => {
+      const env = environment();
+      const { topic, sinkGroupId } = env.config;
+      await grant(refusal.grants(topic, sinkGroupId));
+      const subjectsBefore = await subjects();
+      const result = await apigwStream([refusal.command], env.env);
+      assert.equal(result.status, 3, result.stderr);
+      assert.equal(result.stderr.split('\n').length, 1, `one line on stderr, got:\n${result.stderr}`);
+      assert.ok(result.stderr.startsWith(`apigw-stream: ${refusal.variable}: the Kafka brokers at ${saslBrokers.join(',')} `), result.stderr);
+      assert.ok(result.stderr.includes(refusal.says(topic, sinkGroupId)), result.stderr);
+      const topics = await withPlainAdmin((admin) => admin.listTopics());
+      assert.deepEqual(topics.filter((name) => name.startsWith(topic)), [], 'creates no topic');
+      assert.deepEqual(await subjects(), subjectsBefore, 'registers no schema');
+      assert.equal(existsSync(env.config.clickhouse.kind === 'chdb' ? env.config.clickhouse.path : ''), false, 'creates no ClickHouse data');
+    });
+  }
+});
