@@ -14,8 +14,8 @@ export interface TopicUse {
 /** The Kafka resources a command uses; what the brokers refuse of them stops it before it writes anything. */
 export interface KafkaUse {
   topics: TopicUse[];
-  /** The consumer group it joins by a configured id. */
-  group?: { id: string; variable: string };
+  /** The consumer group it joins, and the variable that names it; `prefix`: a group of its own under that prefix. */
+  group?: { id: string; variable: string; prefix?: string };
 }
 
 /**
@@ -98,10 +98,12 @@ async function checkUse(admin: Admin, use: KafkaUse, context: { brokers: string[
     }
   }
   if (use.group) {
-    const { id, variable } = use.group;
+    const { id, variable, prefix } = use.group;
     await admin.describeGroups([id]).catch(() => undefined);
     if (context.refusals.has('GROUP_AUTHORIZATION_FAILED')) {
-      throw refused(variable, `use consumer group ${id}`, 'GROUP_AUTHORIZATION_FAILED', iam ? 'allow it kafka-cluster:DescribeGroup and AlterGroup on the group' : 'grant it Describe and Read on the group');
+      const groups = prefix ? `the groups prefixed ${prefix}` : 'the group';
+      throw refused(variable, `use consumer group ${id}`, 'GROUP_AUTHORIZATION_FAILED',
+        iam ? `allow it kafka-cluster:DescribeGroup and AlterGroup on ${groups}` : `grant it Describe and Read on ${groups}`);
     }
   }
 }

@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import type { KafkaMessage } from 'kafkajs';
 import type { ChangeCodec } from '../services/shared/codec.js';
 import { loadConfig } from '../services/shared/config.js';
-import { PoisonMessageError, describeError } from '../services/shared/errors.js';
+import { ApigwError, PoisonMessageError, describeError } from '../services/shared/errors.js';
 import type { IntegrationChange, IntegrationState } from '../services/shared/integration-model.js';
 import { createLogger } from '../services/shared/logger.js';
 import { fieldChanges } from '../services/query/field-changes.js';
@@ -24,6 +24,8 @@ interface TailOptions {
 type ChangeFilters = Pick<TailOptions, 'account' | 'region' | 'api' | 'integration' | 'changesOnly'>;
 
 /** Whether `after` is what this tail last saw of its integration: a re-read that changes nothing. */
+const TAIL_GROUP_PREFIX = 'apigw-stream-tail-';
+
 const unchanged = (previous: IntegrationState | null, after: IntegrationState | null) =>
   (previous === null || after === null ? previous === after : fieldChanges(previous, after).length === 0);
 
@@ -122,7 +124,12 @@ export function tailCommand(): Command {
         import('./preflight.js'), import('../services/shared/codec.js'), import('../services/shared/kafka.js'), import('../services/shared/consumer-restarts.js'),
       ]);
       const topic = opts.deadLetters ? dlqTopic(config.topic) : config.topic;
-      await checkKafka(config.kafkaBrokers, { security: config.kafkaSecurity, use: { topics: [{ name: topic, variable: 'APIGW_TOPIC', creates: false }] } });
+      // A group of its own, so that every tail reads the whole topic; it commits nothing.
+      const groupId = `${TAIL_GROUP_PREFIX}${process.pid}-${Date.now()}`;
+      await checkKafka(config.kafkaBrokers, {
+        security: config.kafkaSecurity,
+        use: { topics: [{ name: topic, variable: 'APIGW_TOPIC', creates: false }], group: { id: groupId, variable: 'KAFKA_SASL_USERNAME', prefix: TAIL_GROUP_PREFIX } },
+      });
       // Dead letters are shown without decoding: they are there because they could not be decoded.
       if (!opts.deadLetters) await checkRegistry(config.schemaRegistryUrl, config.schemaRegistryAuth);
       const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
@@ -135,7 +142,7 @@ export function tailCommand(): Command {
       const stopping = new AbortController();
       const restarts = createConsumerRestarts({ admin, topic, logger, signal: stopping.signal });
       const consumer = kafka.consumer({
-        groupId: `apigw-stream-tail-${process.pid}-${Date.now()}`,
+        groupId,
         readUncommitted: false,
         retry: { restartOnFailure: (error) => restarts.beforeRestart(error) },
       });
@@ -150,6 +157,11 @@ export function tailCommand(): Command {
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+      // kafkajs restarts a consumer after the errors it retries; after another (say, a Read the brokers refuse) it
+      // leaves it stopped, and the tail would wait for messages that never come.
+      const stoppedForGood = new Promise<Error>((resolve) => consumer.on(consumer.events.CRASH, ({ payload }) => {
+        if (!payload.restart && !stopping.signal.aborted) resolve(payload.error);
+      }));
       await consumer.run({
         autoCommit: false,
         eachMessage: ({ message, partition }) => print(message, partition),
@@ -158,5 +170,8 @@ export function tailCommand(): Command {
       if (since !== undefined) {
         for (const { partition, offset } of await admin.fetchTopicOffsetsByTimestamp(topic, since)) consumer.seek({ topic, partition, offset });
       }
+      const error = await stoppedForGood;
+      await admin.disconnect();
+      throw new ApigwError(`tail stopped consuming ${topic}: ${describeError(error)}`, { cause: error });
     });
 }

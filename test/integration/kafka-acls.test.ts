@@ -5,7 +5,7 @@ import { UpdateIntegrationCommand } from '@aws-sdk/client-apigatewayv2';
 import kafkajs, { type AclEntry, type Admin } from 'kafkajs';
 import { STACK_SASL_USER } from '../../stack/parts.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
-import { apigwStream, currentTimeouts, startApigwStream } from '../support/cli.js';
+import { apigwStream, currentTimeouts, startApigwStream, tailJson } from '../support/cli.js';
 import { startCloudTrailServer, type CloudTrailServer } from '../support/cloudtrail-server.js';
 import { awsClient, motoEndpoint, plainKafka, registryUrl, saslBrokers, testEnvironment, waitFor } from '../support/harness.js';
 
@@ -28,9 +28,10 @@ const allow = (resourceType: Resource, name: string, operations: Operation[], { 
  * The stack's broker lets everyone do what no ACL names. An ACL of a principal no one is, on every topic, group,
  * transactional id and the cluster, leaves the SASL user only what it is granted, as on a cluster that keeps ACLs.
  */
+const NO_ONE = 'User:apigw-stream-no-one';
 const LOCKDOWN = [
-  ...(['TOPIC', 'GROUP', 'TRANSACTIONAL_ID'] as const).flatMap((resource) => allow(resource, '*', ['DESCRIBE'], { principal: 'User:apigw-stream-no-one' })),
-  ...allow('CLUSTER', 'kafka-cluster', ['DESCRIBE'], { principal: 'User:apigw-stream-no-one' }),
+  ...(['TOPIC', 'GROUP', 'TRANSACTIONAL_ID'] as const).flatMap((resource) => allow(resource, '*', ['DESCRIBE'], { principal: NO_ONE })),
+  ...allow('CLUSTER', 'kafka-cluster', ['DESCRIBE'], { principal: NO_ONE }),
 ];
 
 /** What README's "Kafka ACLs" lists for `run`, for its topic (with the topics named after it) and its sink's group. */
@@ -55,9 +56,9 @@ async function withPlainAdmin<T>(work: (admin: Admin) => Promise<T>): Promise<T>
 
 const grant = (acl: AclEntry[]) => withPlainAdmin((admin) => admin.createAcls({ acl }));
 
-/** Every ACL of the SASL user and of the lock-down, whatever the resource: the other tests run without them. */
-const revokeAll = () => withPlainAdmin((admin) => admin.deleteAcls({
-  filters: [PRINCIPAL, 'User:apigw-stream-no-one'].map((principal) => ({
+/** Every ACL of `principals` (by default the SASL user's and the lock-down's), whatever the resource. */
+const revoke = (principals = [PRINCIPAL, NO_ONE]) => withPlainAdmin((admin) => admin.deleteAcls({
+  filters: principals.map((principal) => ({
     resourceType: AclResourceTypes.ANY, resourcePatternType: ResourcePatternTypes.ANY, principal, host: '*',
     operation: AclOperationTypes.ANY, permissionType: AclPermissionTypes.ANY,
   })),
@@ -78,22 +79,26 @@ describe('a Kafka principal held to ACLs (the local stack\'s authorizer)', { tim
   };
 
   before(async () => {
-    await revokeAll();
+    await revoke();
     await grant(LOCKDOWN);
     await resetEmulator(motoEndpoint);
     apis = await seedSampleInventory(aws, { httpApis: 2, websocketApis: 1, prefix: 'acls' });
     trail = await startCloudTrailServer();
   });
+  // The other tests run without them.
   after(async () => {
-    await revokeAll();
+    await revoke();
     await trail?.close();
     aws.destroy();
     for (const env of environments) await env.cleanup();
   });
 
+  // `run`'s, whose topic the tail reads after it.
+  let runEnv: ReturnType<typeof testEnvironment>;
+
   it('`run` with the ACLs README lists for it: the snapshot and a CloudTrail change reach the tables, and nothing is refused', async () => {
     // Snapshots an hour apart: the change comes through the listener, with its transactional checkpoints.
-    const env = environment({ AWS_ENDPOINT_URL_CLOUDTRAIL: trail.endpoint, APIGW_LISTENER_LOOKBACK_HOURS: '1', APIGW_LISTENER_POLL_SECONDS: '1', APIGW_SNAPSHOT_INTERVAL_SECONDS: '3600', LOG_LEVEL: 'info' });
+    const env = runEnv = environment({ AWS_ENDPOINT_URL_CLOUDTRAIL: trail.endpoint, APIGW_LISTENER_LOOKBACK_HOURS: '1', APIGW_LISTENER_POLL_SECONDS: '1', APIGW_SNAPSHOT_INTERVAL_SECONDS: '3600', LOG_LEVEL: 'info' });
     await grant(runGrants(env.config.topic, env.config.sinkGroupId));
     const { child: run, exited, log, withLog } = startApigwStream(['run'], env.env);
     const integrations = apis.reduce((n, api) => n + api.integrationIds.length, 0);
@@ -115,7 +120,25 @@ describe('a Kafka principal held to ACLs (the local stack\'s authorizer)', { tim
     assert.deepEqual(complaints, [], 'no warning or error: nothing was refused');
   });
 
-  const refusals: { name: string; command: string; grants: (topic: string, group: string) => AclEntry[]; variable: string; says: (topic: string, group: string) => string }[] = [
+  it('`tail` with the ACLs README lists for it prints the changes `run` produced', async () => {
+    const { topic } = runEnv.config;
+    await revoke([PRINCIPAL]);
+    await grant([...allow('TOPIC', topic, ['DESCRIBE', 'READ'], { prefixed: true }), ...allow('GROUP', 'apigw-stream-tail-', ['READ'], { prefixed: true })]);
+    const printed = await tailJson<{ op: string; region: string }>(['--from-beginning'], runEnv.env, 3);
+    assert.ok(printed.length >= 3 && printed.every(({ region }) => region === REGION), JSON.stringify(printed));
+  });
+
+  it('`tail` refused Read on the topic it may describe: stops with one line saying so, not a tail waiting for nothing', async () => {
+    const env = environment();
+    const { topic } = env.config;
+    await withPlainAdmin((admin) => admin.createTopics({ topics: [{ topic }] }));
+    await grant([...allow('TOPIC', topic, ['DESCRIBE']), ...allow('GROUP', 'apigw-stream-tail-', ['READ'], { prefixed: true })]);
+    const result = await apigwStream(['tail'], env.env, { timeoutMs: 30_000 });
+    assert.equal(result.status, 1, result.stderr);
+    assert.equal(result.stderr.split('\n').at(-1), `apigw-stream: tail stopped consuming ${topic}: Not authorized to access topics: [Topic authorization failed]`);
+  });
+
+  const refusals: { name: string; command: string; topicExists?: boolean; grants: (topic: string, group: string) => AclEntry[]; variable: string; says: (topic: string, group: string) => string }[] = [
     {
       name: 'ACLs for another topic prefix', command: 'run', variable: 'APIGW_TOPIC',
       grants: (topic, group) => runGrants(`other.${topic}`, group),
@@ -127,6 +150,11 @@ describe('a Kafka principal held to ACLs (the local stack\'s authorizer)', { tim
       says: (topic) => `do not let ${PRINCIPAL} create topic ${topic}, which does not exist yet (TOPIC_AUTHORIZATION_FAILED): grant it Create on the topic (or the cluster)`,
     },
     {
+      name: 'no ACL for its consumer groups', command: 'tail', variable: 'KAFKA_SASL_USERNAME', topicExists: true,
+      grants: (topic, group) => runGrants(topic, group),
+      says: () => `do not let ${PRINCIPAL} use consumer group apigw-stream-tail-`,
+    },
+    {
       name: 'no ACL for the sink\'s consumer group', command: 'sink', variable: 'APIGW_SINK_GROUP_ID',
       grants: (topic) => runGrants(topic, 'another-group'),
       says: (_topic, group) => `do not let ${PRINCIPAL} use consumer group ${group} (GROUP_AUTHORIZATION_FAILED): grant it Describe and Read on the group`,
@@ -136,7 +164,9 @@ describe('a Kafka principal held to ACLs (the local stack\'s authorizer)', { tim
     it(`${refusal.command}: ${refusal.name}: one line naming ${refusal.variable}, and nothing written`, async () => {
       const env = environment();
       const { topic, sinkGroupId } = env.config;
+      await revoke([PRINCIPAL]);
       await grant(refusal.grants(topic, sinkGroupId));
+      if (refusal.topicExists) await withPlainAdmin((admin) => admin.createTopics({ topics: [{ topic }] }));
       const subjectsBefore = await subjects();
       const result = await apigwStream([refusal.command], env.env);
       assert.equal(result.status, 3, result.stderr);
@@ -144,7 +174,7 @@ describe('a Kafka principal held to ACLs (the local stack\'s authorizer)', { tim
       assert.ok(result.stderr.startsWith(`apigw-stream: ${refusal.variable}: the Kafka brokers at ${saslBrokers.join(',')} `), result.stderr);
       assert.ok(result.stderr.includes(refusal.says(topic, sinkGroupId)), result.stderr);
       const topics = await withPlainAdmin((admin) => admin.listTopics());
-      assert.deepEqual(topics.filter((name) => name.startsWith(topic)), [], 'creates no topic');
+      assert.deepEqual(topics.filter((name) => name.startsWith(topic)), refusal.topicExists ? [topic] : [], 'creates no topic');
       assert.deepEqual(await subjects(), subjectsBefore, 'registers no schema');
       assert.equal(existsSync(env.config.clickhouse.kind === 'chdb' ? env.config.clickhouse.path : ''), false, 'creates no ClickHouse data');
     });
