@@ -197,6 +197,8 @@ export function createSink(deps: SinkDeps) {
   let inGroup = false;
   // Rejected when the consumer stopped for good: kafkajs restarts it after any error it retries, not after others.
   let stoppedForGood!: (error: Error) => void;
+  // Set with it: a consumer refused its group stops while consumer.run() is still starting it.
+  let stoppedError: Error | undefined;
   const failed = new Promise<never>((_, reject) => {
     stoppedForGood = reject;
   });
@@ -500,7 +502,8 @@ export function createSink(deps: SinkDeps) {
         if (payload.restart || stopping.signal.aborted) return;
         running = false;
         log.fatal({ err: describeError(payload.error) }, 'the sink\'s consumer stopped for good: nothing more is consumed');
-        stoppedForGood(new ApigwError(`the sink stopped consuming: ${describeError(payload.error)}`, { cause: payload.error }));
+        stoppedError = new ApigwError(`the sink stopped consuming: ${describeError(payload.error)}`, { cause: payload.error });
+        stoppedForGood(stoppedError);
       });
       consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
         inGroup = true;
@@ -517,6 +520,7 @@ export function createSink(deps: SinkDeps) {
       await consumer.connect();
       await consumer.subscribe({ topic, fromBeginning: true });
       await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: PARTITIONS_IN_FLIGHT, eachBatch: handleBatch });
+      if (stoppedError) throw stoppedError;
       running = true;
       log.info({ topic, groupId: deps.groupId, ...retention }, 'sink started');
     },

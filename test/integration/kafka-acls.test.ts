@@ -138,6 +138,17 @@ describe('a Kafka principal held to ACLs (the local stack\'s authorizer)', { tim
     assert.equal(result.stderr.split('\n').at(-1), `apigw-stream: tail stopped consuming ${topic}: Not authorized to access topics: [Topic authorization failed]`);
   });
 
+  it('`sink` refused Read on a group it may describe: stops with the refusal, and never says it started', async () => {
+    const env = environment({ LOG_LEVEL: 'info' });
+    const { topic, sinkGroupId } = env.config;
+    await revoke([PRINCIPAL]);
+    await grant([...runGrants(topic, 'another-group'), ...allow('GROUP', sinkGroupId, ['DESCRIBE'])]);
+    const result = await apigwStream(['sink'], env.env, { timeoutMs: 60_000 });
+    assert.equal(result.status, 1, result.stderr);
+    assert.ok(result.stderr.includes('apigw-stream: the sink stopped consuming: Not authorized to access group: Group authorization failed'), result.stderr);
+    assert.doesNotMatch(result.stderr, /"sink started"|error while closing/);
+  });
+
   const refusals: { name: string; command: string; topicExists?: boolean; grants: (topic: string, group: string) => AclEntry[]; variable: string; says: (topic: string, group: string) => string }[] = [
     {
       name: 'ACLs for another topic prefix', command: 'run', variable: 'APIGW_TOPIC',
