@@ -85,7 +85,7 @@ async function checkUse(admin: Admin, use: KafkaUse, context: { brokers: string[
   for (const topic of use.topics.filter(({ name }) => !listed.has(name))) {
     const described = await admin.fetchTopicMetadata({ topics: [topic.name] }).then(() => 'exists', errorType);
     if (described === 'TOPIC_AUTHORIZATION_FAILED') {
-      throw refused(topic.variable, `describe topic ${topic.name}`, described, iam ? `allow it kafka-cluster:DescribeTopic on the topic` : `grant it Describe on the topic`);
+      throw refused(topic.variable, `describe topic ${topic.name}`, described, iam ? 'allow it kafka-cluster:DescribeTopic on the topic' : 'grant it Describe on the topic');
     }
     if (described !== 'UNKNOWN_TOPIC_OR_PARTITION') continue;
     if (!topic.creates) {

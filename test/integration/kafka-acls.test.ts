@@ -3,11 +3,15 @@ import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { UpdateIntegrationCommand } from '@aws-sdk/client-apigatewayv2';
 import kafkajs, { type AclEntry, type Admin } from 'kafkajs';
-import { STACK_SASL_USER } from '../../stack/parts.js';
+import { STACK_MSK_IAM, STACK_SASL_USER } from '../../stack/parts.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
+import { createChangeCodec } from '../../services/shared/codec.js';
+import { dlqTopic } from '../../services/shared/kafka.js';
+import type { RedriveReport } from '../../services/sink/dead-letters.js';
+import { cloudTrailSource, integrationChange } from '../support/changes.js';
 import { apigwStream, currentTimeouts, startApigwStream, tailJson } from '../support/cli.js';
 import { startCloudTrailServer, type CloudTrailServer } from '../support/cloudtrail-server.js';
-import { awsClient, motoEndpoint, plainKafka, registryUrl, saslBrokers, testEnvironment, waitFor } from '../support/harness.js';
+import { awsClient, motoEndpoint, plainKafka, produce, registryUrl, saslBrokers, testEnvironment, waitFor } from '../support/harness.js';
 
 // kafkajs's CommonJS exports, past what Node's named-export detection finds in its index.
 const { AclResourceTypes, AclOperationTypes, AclPermissionTypes, ResourcePatternTypes } = kafkajs;
@@ -128,6 +132,21 @@ describe('a Kafka principal held to ACLs (the local stack\'s authorizer)', { tim
     assert.ok(printed.length >= 3 && printed.every(({ region }) => region === REGION), JSON.stringify(printed));
   });
 
+  it('`redrive` with the ACLs README lists for it: a dead letter that decodes goes back, one that does not stays', async () => {
+    const { topic, sinkGroupId } = runEnv.config;
+    const codec = createChangeCodec({ registryUrl, topic });
+    await codec.register();
+    const change = integrationChange({ region: REGION, apiId: 'acl1', integrationId: 'i-back', source: cloudTrailSource('ct-acls'), eventTime: Date.now() });
+    await produce(dlqTopic(topic), [await codec.encode(change, change), { key: 'not-avro', value: 'not avro either' }]);
+    await revoke([PRINCIPAL]);
+    await grant([...allow('TOPIC', topic, ['DESCRIBE', 'READ', 'WRITE'], { prefixed: true }), ...allow('GROUP', sinkGroupId, ['READ'], { prefixed: true })]);
+    const result = await apigwStream(['redrive', '--format', 'json'], runEnv.env);
+    assert.equal(result.status, 1, `one dead letter still fails: ${result.stderr}`);
+    const { counts } = JSON.parse(result.stdout) as RedriveReport;
+    assert.deepEqual(counts.map(({ outcome, messages }) => [outcome, messages]).sort(), [['sent back', 1], ['still failing', 1]]);
+    assert.doesNotMatch(result.stderr, /authoriz/i);
+  });
+
   it('`tail` refused Read on the topic it may describe: stops with one line saying so, not a tail waiting for nothing', async () => {
     const env = environment();
     const { topic } = env.config;
@@ -149,11 +168,17 @@ describe('a Kafka principal held to ACLs (the local stack\'s authorizer)', { tim
     assert.doesNotMatch(result.stderr, /"sink started"|error while closing/);
   });
 
-  const refusals: { name: string; command: string; topicExists?: boolean; grants: (topic: string, group: string) => AclEntry[]; variable: string; says: (topic: string, group: string) => string }[] = [
+  const refusals: { name: string; command: string; env?: Record<string, string>; topicExists?: boolean; grants: (topic: string, group: string) => AclEntry[]; variable: string; says: (topic: string, group: string) => string }[] = [
     {
       name: 'ACLs for another topic prefix', command: 'run', variable: 'APIGW_TOPIC',
       grants: (topic, group) => runGrants(`other.${topic}`, group),
       says: (topic) => `do not let ${PRINCIPAL} describe topic ${topic} (TOPIC_AUTHORIZATION_FAILED): grant it Describe on the topic`,
+    },
+    {
+      name: 'an MSK IAM identity with no grant for the topic', command: 'sink', variable: 'APIGW_TOPIC',
+      env: { KAFKA_SASL_MECHANISM: 'aws-msk-iam', KAFKA_SASL_USERNAME: '', KAFKA_SASL_PASSWORD: '', KAFKA_AWS_REGION: STACK_MSK_IAM.region, AWS_ACCESS_KEY_ID: STACK_MSK_IAM.accessKeyId, AWS_SECRET_ACCESS_KEY: STACK_MSK_IAM.secretAccessKey },
+      grants: (topic, group) => runGrants(topic, group),
+      says: (topic) => `do not let the IAM identity of access key ${STACK_MSK_IAM.accessKeyId} describe topic ${topic} (TOPIC_AUTHORIZATION_FAILED): allow it kafka-cluster:DescribeTopic on the topic`,
     },
     {
       name: 'a topic it may use but not create, which does not exist', command: 'snapshot', variable: 'APIGW_TOPIC',
@@ -173,7 +198,7 @@ describe('a Kafka principal held to ACLs (the local stack\'s authorizer)', { tim
   ];
   for (const refusal of refusals) {
     it(`${refusal.command}: ${refusal.name}: one line naming ${refusal.variable}, and nothing written`, async () => {
-      const env = environment();
+      const env = environment(refusal.env);
       const { topic, sinkGroupId } = env.config;
       await revoke([PRINCIPAL]);
       await grant(refusal.grants(topic, sinkGroupId));
