@@ -53,11 +53,13 @@ export async function openPipeline(options: PipelineOptions): Promise<Pipeline> 
   }
 }
 
-/** The topics every part makes when missing, and the sink's group. */
+/** The topics every part makes when missing, the one it writes first (a sink, its dead letters), and the sink's group. */
 function kafkaUse(config: Config, parts: PipelineParts): KafkaUse {
-  const topics = [config.topic, ...(parts.sink ? [dlqTopic(config.topic)] : []), ...(parts.listen ? [checkpointTopic(config.topic)] : [])];
+  const topics = [config.topic, ...(parts.sink ? [dlqTopic(config.topic)] : []), ...(parts.listen ? [checkpointTopic(config.topic)] : [])]
+    .map((name) => ({ name, variable: 'APIGW_TOPIC', creates: true }));
   return {
-    topics: topics.map((name) => ({ name, variable: 'APIGW_TOPIC', creates: true })),
+    topics,
+    writes: parts.snapshot || parts.listen ? topics[0] : topics[1],
     group: parts.sink ? { id: config.sinkGroupId, variable: 'APIGW_SINK_GROUP_ID' } : undefined,
   };
 }

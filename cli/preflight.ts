@@ -14,6 +14,11 @@ export interface TopicUse {
 /** The Kafka resources a command uses; what the brokers refuse of them stops it before it writes anything. */
 export interface KafkaUse {
   topics: TopicUse[];
+  /**
+   * A topic it produces to: its idempotent producers must be let in, which takes Write on some topic (or, before
+   * Kafka 3.0, IdempotentWrite on the cluster).
+   */
+  writes?: TopicUse;
   /** The consumer group it joins, and the variable that names it; `prefix`: a group of its own under that prefix. */
   group?: { id: string; variable: string; prefix?: string };
 }
@@ -31,9 +36,8 @@ export async function checkKafka(brokers: string[], { security, use }: { securit
     const type = (log.error as { type?: unknown } | undefined)?.type;
     if (typeof type === 'string' && type.endsWith('_AUTHORIZATION_FAILED')) refusals.add(type);
   };
-  const admin = new Kafka({
-    brokers, ...security, logLevel: logLevel.DEBUG, logCreator, connectionTimeout: 3000, retry: { retries: 2, initialRetryTime: 300 },
-  }).admin();
+  const kafka = new Kafka({ brokers, ...security, logLevel: logLevel.DEBUG, logCreator, connectionTimeout: 3000, retry: { retries: 2, initialRetryTime: 300 } });
+  const admin = kafka.admin();
   try {
     try {
       await admin.connect();
@@ -41,7 +45,7 @@ export async function checkKafka(brokers: string[], { security, use }: { securit
     } catch (error) {
       throw unreachable(error, brokers, security);
     }
-    if (use) await checkUse(admin, use, { brokers, security, refusals });
+    if (use) await checkUse(kafka, admin, use, { brokers, security, refusals });
   } finally {
     await admin.disconnect().catch(() => undefined);
   }
@@ -66,17 +70,17 @@ function unreachable(error: unknown, brokers: string[], security: KafkaSecurity)
   return new DependencyError('KAFKA_BROKERS', `no Kafka broker answers at ${brokers.join(',')} with ${tried} (${describeError(error)})`, error);
 }
 
-/** A broker's error code, as kafkajs names it; for a request about several topics, the first topic's. */
-const errorType = (error: unknown) => {
-  const { type, errors } = error as { type?: string; errors?: { type?: string }[] };
-  return type ?? errors?.[0]?.type;
+/** A broker's error code, as kafkajs names it: for a request about several topics the first topic's, and under kafkajs's wrappers. */
+const errorType = (error: unknown): string | undefined => {
+  const { type, errors, cause } = error as { type?: string; errors?: { type?: string }[]; cause?: unknown };
+  return type ?? errors?.[0]?.type ?? (cause ? errorType(cause) : undefined);
 };
 
 /**
  * Only what the brokers state stops the start: a refusal, or a topic the command needs and does not make. Anything
  * else (a coordinator still loading, a slow answer) is left to the command's own retries.
  */
-async function checkUse(admin: Admin, use: KafkaUse, context: { brokers: string[]; security: KafkaSecurity; refusals: Set<string> }): Promise<void> {
+async function checkUse(kafka: Kafka, admin: Admin, use: KafkaUse, context: { brokers: string[]; security: KafkaSecurity; refusals: Set<string> }): Promise<void> {
   const refused = (variable: string, what: string, type: string, grant: string) => new DependencyError(variable,
     `the Kafka brokers at ${context.brokers.join(',')} do not let ${principalOf(context.security)} ${what} (${type}): ${grant} (README, "Kafka ACLs", lists what each command needs)`);
   const iam = context.security.sasl && 'region' in context.security.sasl;
@@ -95,6 +99,15 @@ async function checkUse(admin: Admin, use: KafkaUse, context: { brokers: string[
     if (creation === 'TOPIC_AUTHORIZATION_FAILED') {
       throw refused(topic.variable, `create topic ${topic.name}, which does not exist yet`, creation,
         iam ? 'allow it kafka-cluster:CreateTopic on the topic' : 'grant it Create on the topic (or the cluster)');
+    }
+  }
+  if (use.writes) {
+    // Asks for a producer id, as the command's producers do when they connect: it writes nothing to a topic.
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, retry: { retries: 2, initialRetryTime: 300 } });
+    const admitted = await producer.connect().then(() => 'admitted', errorType).finally(() => producer.disconnect().catch(() => undefined));
+    if (admitted === 'CLUSTER_AUTHORIZATION_FAILED') {
+      const { name, variable } = use.writes;
+      throw refused(variable, 'write to any topic', admitted, iam ? `allow it kafka-cluster:WriteData on topic ${name}` : `grant it Write on topic ${name}`);
     }
   }
   if (use.group) {

@@ -23,7 +23,11 @@ export function redriveCommand(): Command {
       ]);
       await checkKafka(config.kafkaBrokers, {
         security: config.kafkaSecurity,
-        use: { topics: [{ name: dlqTopic(config.topic), variable: 'APIGW_TOPIC', creates: false }], group: { id: redriveGroupId(config), variable: 'APIGW_SINK_GROUP_ID' } },
+        use: {
+          topics: [{ name: dlqTopic(config.topic), variable: 'APIGW_TOPIC', creates: false }],
+          writes: { name: config.topic, variable: 'APIGW_TOPIC', creates: false },
+          group: { id: redriveGroupId(config), variable: 'APIGW_SINK_GROUP_ID' },
+        },
       });
       await checkRegistry(config.schemaRegistryUrl, config.schemaRegistryAuth);
       // Its own log on stderr at the configured level: progress, and what it did, beside the table on stdout.

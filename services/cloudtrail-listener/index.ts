@@ -6,7 +6,7 @@ import type { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
 import type { Admin, Kafka, Producer, Transaction } from 'kafkajs';
 import type { ChangeEmitter, Observation } from '../shared/change-emitter.js';
 import { scopeKey, scopeLabels, type AwsScope } from '../shared/aws-scope.js';
-import { describeError } from '../shared/errors.js';
+import { DependencyError, describeError } from '../shared/errors.js';
 import type { ServiceHealth } from '../shared/health.js';
 import { mapIntegration, type ApiInfo, type ChangeSource } from '../shared/integration-model.js';
 import { createIdempotentProducer } from '../shared/kafka.js';
@@ -245,7 +245,11 @@ export function createCloudTrailListener(deps: ListenerDeps) {
     };
     let transaction: Transaction | undefined;
     try {
-      transaction = await producers.get(scopeKey(scope))!.transaction();
+      transaction = await producers.get(scopeKey(scope))!.transaction().catch((error: unknown) => {
+        // kafkajs says "Failed to find group coordinator" both for brokers away and for a transactional id they
+        // refuse (its own log line before this one says which).
+        throw new DependencyError('Kafka', `could not begin a transaction as ${transactionalIdOf(scope)} (${describeError(error)}): the brokers did not answer, or refuse the principal Write on this transactional id`, error, { retriable: true });
+      });
       for (const emission of emissions) {
         await deps.emitter.emit(emission.observations, transaction);
         if (emission.scope) await deps.emitter.completeSnapshot(emission.scope, transaction);
@@ -267,8 +271,10 @@ export function createCloudTrailListener(deps: ListenerDeps) {
     return next;
   }
 
+  const transactionalIdOf = (scope: AwsScope) => `${deps.transactionalIdPrefix}.${scope.accountId}.${scope.region}`;
+
   async function connectProducer(scope: AwsScope): Promise<void> {
-    const producer = createIdempotentProducer(deps.kafka, { transactionalId: `${deps.transactionalIdPrefix}.${scope.accountId}.${scope.region}` });
+    const producer = createIdempotentProducer(deps.kafka, { transactionalId: transactionalIdOf(scope) });
     await producer.connect();
     producers.set(scopeKey(scope), producer);
   }
@@ -298,7 +304,7 @@ export function createCloudTrailListener(deps: ListenerDeps) {
         polls.failures++;
         metrics.listenerPollFailures.inc(scopeLabels(scope));
         const delayMs = Math.min(300_000, Math.max(1000, settings.pollSeconds * 1000) * 2 ** Math.min(polls.failures - 1, 10));
-        log.error({ ...scope, failures: polls.failures, delayMs, err: describeError(error) }, 'polling CloudTrail failed; retrying this region with backoff, other regions go on');
+        log.error({ ...scope, failures: polls.failures, delayMs, err: describeError(error) }, 'a poll of this region failed; retrying it with backoff, other regions go on');
         await sleep(delayMs, signal);
       }
       metrics.listenerCheckpointAge.set(scopeLabels(scope), (clock() - polls.checkpoint.window_end) / 1000);

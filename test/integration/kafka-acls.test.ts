@@ -147,6 +147,33 @@ describe('a Kafka principal held to ACLs (the local stack\'s authorizer)', { tim
     assert.doesNotMatch(result.stderr, /authoriz/i);
   });
 
+  it('`snapshot --once` refused Write on its topic (with Write on another): the region is incomplete, and says why', async () => {
+    const env = environment();
+    const { topic, sinkGroupId } = env.config;
+    await revoke([PRINCIPAL]);
+    await grant([...runGrants(topic, sinkGroupId).filter(({ operation }) => operation !== AclOperationTypes.WRITE), ...allow('TOPIC', `other.${topic}`, ['WRITE'])]);
+    const result = await apigwStream(['snapshot', '--once'], env.env);
+    assert.equal(result.status, 1, result.stderr);
+    assert.equal(result.stderr.split('\n').find((line) => line.startsWith('apigw-stream:')),
+      `apigw-stream: snapshot incomplete in ${REGION} (APIGW_TOPIC: the Kafka brokers refuse the principal Write on topic ${topic} (TOPIC_AUTHORIZATION_FAILED): grant it Write on the topic)`);
+  });
+
+  it('`listen` refused its transactional ids: each poll of the region says which id, and it goes on retrying', async () => {
+    const env = environment({ AWS_ENDPOINT_URL_CLOUDTRAIL: trail.endpoint, APIGW_LISTENER_POLL_SECONDS: '1', LOG_LEVEL: 'info' });
+    const { topic, sinkGroupId } = env.config;
+    await revoke([PRINCIPAL]);
+    await grant(runGrants(topic, sinkGroupId).filter(({ resourceType }) => resourceType !== AclResourceTypes.TRANSACTIONAL_ID));
+    const { child: listen, exited, log, withLog } = startApigwStream(['listen'], env.env);
+    try {
+      await waitFor('a poll refused its transaction', async () => log().includes('a poll of this region failed'), 30_000).catch(withLog);
+    } finally {
+      listen.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, log());
+    assert.match(log(), new RegExp(`could not begin a transaction as apigw-stream-listener\\.${topic.replaceAll('.', '\\.')}\\.\\d{12}\\.${REGION}`));
+    assert.match(log(), /Transactional Id authorization failed/);
+  });
+
   it('`tail` refused Read on the topic it may describe: stops with one line saying so, not a tail waiting for nothing', async () => {
     const env = environment();
     const { topic } = env.config;
@@ -179,6 +206,11 @@ describe('a Kafka principal held to ACLs (the local stack\'s authorizer)', { tim
       env: { KAFKA_SASL_MECHANISM: 'aws-msk-iam', KAFKA_SASL_USERNAME: '', KAFKA_SASL_PASSWORD: '', KAFKA_AWS_REGION: STACK_MSK_IAM.region, AWS_ACCESS_KEY_ID: STACK_MSK_IAM.accessKeyId, AWS_SECRET_ACCESS_KEY: STACK_MSK_IAM.secretAccessKey },
       grants: (topic, group) => runGrants(topic, group),
       says: (topic) => `do not let the IAM identity of access key ${STACK_MSK_IAM.accessKeyId} describe topic ${topic} (TOPIC_AUTHORIZATION_FAILED): allow it kafka-cluster:DescribeTopic on the topic`,
+    },
+    {
+      name: 'Write on no topic at all', command: 'snapshot', variable: 'APIGW_TOPIC',
+      grants: (topic, group) => runGrants(topic, group).filter(({ operation }) => operation !== AclOperationTypes.WRITE),
+      says: (topic) => `do not let ${PRINCIPAL} write to any topic (CLUSTER_AUTHORIZATION_FAILED): grant it Write on topic ${topic}`,
     },
     {
       name: 'a topic it may use but not create, which does not exist', command: 'snapshot', variable: 'APIGW_TOPIC',
