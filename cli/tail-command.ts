@@ -23,9 +23,9 @@ interface TailOptions {
 
 type ChangeFilters = Pick<TailOptions, 'account' | 'region' | 'api' | 'integration' | 'changesOnly'>;
 
-/** Whether `after` is what this tail last saw of its integration: a re-read that changes nothing. */
 const TAIL_GROUP_PREFIX = 'apigw-stream-tail-';
 
+/** Whether `after` is what this tail last saw of its integration: a re-read that changes nothing. */
 const unchanged = (previous: IntegrationState | null, after: IntegrationState | null) =>
   (previous === null || after === null ? previous === after : fieldChanges(previous, after).length === 0);
 
