@@ -97,7 +97,7 @@ describe('a Kafka principal held to ACLs (the local stack\'s authorizer)', { tim
     for (const env of environments) await env.cleanup();
   });
 
-  // `run`'s, whose topic the tail reads after it.
+  // `run`'s: `tail` and `redrive` read its topics after it.
   let runEnv: ReturnType<typeof testEnvironment>;
 
   it('`run` with the ACLs README lists for it: the snapshot and a CloudTrail change reach the tables, and nothing is refused', async () => {
