@@ -1,11 +1,10 @@
 import { CompressionTypes, type Producer } from 'kafkajs';
 import type { ChangeCodec } from './codec.js';
-import { DependencyError } from './errors.js';
 import {
   apiArn, eventId, integrationArn,
   type ApiInfo, type ChangeOp, type ChangeSource, type IntegrationChange, type IntegrationState, type SnapshotCompletion,
 } from './integration-model.js';
-import { inSends } from './kafka.js';
+import { inSends, namingWriteRefusal } from './kafka.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 
@@ -49,12 +48,6 @@ export function createChangeEmitter(deps: { producer: Producer; codec: ChangeCod
     return { ...rest, event_id: eventId(position, arn), arn, snapshot: null };
   }
 
-  // kafkajs's refusal names no topic and no remedy: this one does.
-  const namingRefusal = (error: unknown): never => {
-    if ((error as { type?: string }).type !== 'TOPIC_AUTHORIZATION_FAILED') throw error;
-    throw new DependencyError('APIGW_TOPIC', `the Kafka brokers refuse the principal Write on topic ${topic} (TOPIC_AUTHORIZATION_FAILED): grant it Write on the topic`, error);
-  };
-
   async function send(via: Sender, changes: IntegrationChange[], partition?: (change: IntegrationChange, index: number) => number): Promise<void> {
     for (let start = 0; start < changes.length; start += SEND_BATCH) {
       const chunk = changes.slice(start, start + SEND_BATCH);
@@ -70,7 +63,7 @@ export function createChangeEmitter(deps: { producer: Producer; codec: ChangeCod
           headers: { 'apigw.event_id': change.event_id, 'apigw.op': change.op, 'apigw.source': change.source.type },
         };
       }));
-      for (const part of inSends(messages)) await via.send({ topic, acks: -1, compression: CompressionTypes.None, messages: part }).catch(namingRefusal);
+      for (const part of inSends(messages)) await via.send({ topic, acks: -1, compression: CompressionTypes.None, messages: part }).catch(namingWriteRefusal(topic));
       for (const change of chunk) metrics.eventsProduced.inc({ source: change.source.type, op: change.op });
     }
   }

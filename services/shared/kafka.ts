@@ -1,5 +1,6 @@
 import kafkajs, { Kafka, Partitioners, logLevel, type Admin, type ITopicConfig, type LogEntry, type Message, type PartitionMetadata, type Producer } from 'kafkajs';
 import type { KafkaSecurity } from './config.js';
+import { DependencyError } from './errors.js';
 import type { Logger } from './logger.js';
 import { createRetry } from './retry.js';
 
@@ -28,6 +29,17 @@ export function createKafka(options: { brokers: string[]; security: KafkaSecurit
       log[target]({ namespace, ...rest }, message);
     },
   });
+}
+
+/**
+ * A send's handler of rejections: a refusal of Write on `topic` becomes one naming the topic and the grant (kafkajs's
+ * names neither); anything else is rethrown as it is.
+ */
+export function namingWriteRefusal(topic: string): (error: unknown) => never {
+  return (error) => {
+    if ((error as { type?: string }).type !== 'TOPIC_AUTHORIZATION_FAILED') throw error;
+    throw new DependencyError('APIGW_TOPIC', `the Kafka brokers refuse the principal Write on topic ${topic} (TOPIC_AUTHORIZATION_FAILED): grant it Write on the topic`, error);
+  };
 }
 
 export function dlqTopic(topic: string): string {

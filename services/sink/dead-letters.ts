@@ -1,7 +1,7 @@
 import type { IHeaders, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
 import type { ChangeCodec } from '../shared/codec.js';
 import { ApigwError, PoisonMessageError } from '../shared/errors.js';
-import { createIdempotentProducer, dlqTopic, groupPositions, inSends } from '../shared/kafka.js';
+import { createIdempotentProducer, dlqTopic, groupPositions, inSends, namingWriteRefusal } from '../shared/kafka.js';
 import type { Logger } from '../shared/logger.js';
 import { checkApplicable } from './change-applier.js';
 
@@ -32,14 +32,15 @@ export async function sendDeadLetters(
   try {
     await producer.send({ topic: deadLetterTopic, acks: -1, messages: letters });
   } catch (error) {
-    if (!tooLarge(error)) throw error;
+    if (!tooLarge(error)) namingWriteRefusal(deadLetterTopic)(error);
     if (letters.length > 1) {
       for (const letter of letters) await sendDeadLetters(producer, deadLetterTopic, [letter], onOmitted);
       return;
     }
     const [letter] = letters as [Message];
     const valueBytes = Buffer.byteLength(letter.value ?? '');
-    await producer.send({ topic: deadLetterTopic, acks: -1, messages: [{ ...letter, value: null, headers: { ...letter.headers, [VALUE_OMITTED]: String(valueBytes) } }] });
+    await producer.send({ topic: deadLetterTopic, acks: -1, messages: [{ ...letter, value: null, headers: { ...letter.headers, [VALUE_OMITTED]: String(valueBytes) } }] })
+      .catch(namingWriteRefusal(deadLetterTopic));
     onOmitted(letter, valueBytes);
   }
 }
@@ -208,7 +209,7 @@ export async function redriveDeadLetters(deps: RedriveDeps): Promise<RedriveRepo
           const { sendBack, again } = await sortOut(messages, batch.partition);
           const last = Number(messages.at(-1)!.offset);
           if (producer) {
-            for (const chunk of inSends(sendBack)) await producer.send({ topic: deps.topic, acks: -1, messages: chunk });
+            for (const chunk of inSends(sendBack)) await producer.send({ topic: deps.topic, acks: -1, messages: chunk }).catch(namingWriteRefusal(deps.topic));
             for (const chunk of inSends(again)) await sendDeadLetters(producer, deadLetterTopic, chunk, valueOmitted);
             await consumer.commitOffsets([{ topic: deadLetterTopic, partition: batch.partition, offset: String(last + 1) }]);
           }

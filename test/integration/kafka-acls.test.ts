@@ -158,6 +158,21 @@ describe('a Kafka principal held to ACLs (the local stack\'s authorizer)', { tim
       `apigw-stream: snapshot incomplete in ${REGION} (APIGW_TOPIC: the Kafka brokers refuse the principal Write on topic ${topic} (TOPIC_AUTHORIZATION_FAILED): grant it Write on the topic)`);
   });
 
+  it('`sink` refused Write on its dead-letter topic: stops at the message it could not dead-letter, naming the topic, and commits nothing', async () => {
+    const env = environment();
+    const { topic, sinkGroupId } = env.config;
+    await withPlainAdmin((admin) => admin.createTopics({ topics: [{ topic, numPartitions: 1 }] }));
+    await produce(topic, [{ key: 'not-avro', value: 'not avro either' }]);
+    await revoke([PRINCIPAL]);
+    await grant([...runGrants(topic, sinkGroupId).filter(({ operation }) => operation !== AclOperationTypes.WRITE), ...allow('TOPIC', `other.${topic}`, ['WRITE'])]);
+    const result = await apigwStream(['sink'], env.env);
+    assert.equal(result.status, 1, result.stderr);
+    assert.equal(result.stderr.split('\n').find((line) => line.startsWith('apigw-stream:')),
+      `apigw-stream: the sink stopped consuming: APIGW_TOPIC: the Kafka brokers refuse the principal Write on topic ${dlqTopic(topic)} (TOPIC_AUTHORIZATION_FAILED): grant it Write on the topic`);
+    const [committed] = await withPlainAdmin((admin) => admin.fetchOffsets({ groupId: sinkGroupId, topics: [topic] }));
+    assert.deepEqual(committed!.partitions.map(({ offset }) => offset), ['-1'], 'the message stays to be read again');
+  });
+
   it('`listen` refused its transactional ids: each poll of the region says which id, and it goes on retrying', async () => {
     const env = environment({ AWS_ENDPOINT_URL_CLOUDTRAIL: trail.endpoint, APIGW_LISTENER_POLL_SECONDS: '1', LOG_LEVEL: 'info' });
     const { topic, sinkGroupId } = env.config;
