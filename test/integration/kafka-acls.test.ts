@@ -124,6 +124,25 @@ describe('a Kafka principal held to ACLs (the local stack\'s authorizer)', { tim
     assert.deepEqual(complaints, [], 'no warning or error: nothing was refused');
   });
 
+  it('`snapshot --once`, then `sink`, each with the ACLs README lists for it: the snapshot reaches the tables', async () => {
+    const env = environment({ LOG_LEVEL: 'info' });
+    const { topic, sinkGroupId } = env.config;
+    await revoke([PRINCIPAL]);
+    await grant(allow('TOPIC', topic, ['DESCRIBE', 'CREATE', 'WRITE'], { prefixed: true }));
+    const snapshot = await apigwStream(['snapshot', '--once'], env.env);
+    assert.equal(snapshot.status, 0, snapshot.stderr);
+    await revoke([PRINCIPAL]);
+    await grant([...allow('TOPIC', topic, ['DESCRIBE', 'CREATE', 'READ', 'WRITE', 'DESCRIBE_CONFIGS'], { prefixed: true }), ...allow('GROUP', sinkGroupId, ['READ'], { prefixed: true })]);
+    const { child: sink, exited, log, withLog } = startApigwStream(['sink'], env.env);
+    try {
+      await waitFor('the snapshot in the current-state table', async () => (await currentTimeouts(env.env))?.size === apis.reduce((n, api) => n + api.integrationIds.length, 0), 60_000).catch(withLog);
+    } finally {
+      sink.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, log());
+    assert.deepEqual(log().split('\n').filter((line) => /"level":(40|50|60)/.test(line)), [], 'no warning or error: nothing was refused');
+  });
+
   it('`tail` with the ACLs README lists for it prints the changes `run` produced', async () => {
     const { topic } = runEnv.config;
     await revoke([PRINCIPAL]);
