@@ -502,7 +502,7 @@ export function createSink(deps: SinkDeps) {
         if (payload.restart || stopping.signal.aborted) return;
         running = false;
         log.fatal({ err: describeError(payload.error) }, 'the sink\'s consumer stopped for good: nothing more is consumed');
-        stoppedError = new ApigwError(`the sink stopped consuming: ${describeError(payload.error)}`, { cause: payload.error });
+        stoppedError = new ApigwError(`the sink stopped consuming ${topic}: ${describeError(payload.error)}`, { cause: payload.error });
         stoppedForGood(stoppedError);
       });
       consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {

@@ -187,7 +187,7 @@ describe('a Kafka principal held to ACLs (the local stack\'s authorizer)', { tim
     const result = await apigwStream(['sink'], env.env);
     assert.equal(result.status, 1, result.stderr);
     assert.equal(result.stderr.split('\n').find((line) => line.startsWith('apigw-stream:')),
-      `apigw-stream: the sink stopped consuming: APIGW_TOPIC: the Kafka brokers refuse the principal Write on topic ${dlqTopic(topic)} (TOPIC_AUTHORIZATION_FAILED): grant it Write on the topic`);
+      `apigw-stream: the sink stopped consuming ${topic}: APIGW_TOPIC: the Kafka brokers refuse the principal Write on topic ${dlqTopic(topic)} (TOPIC_AUTHORIZATION_FAILED): grant it Write on the topic`);
     const [committed] = await withPlainAdmin((admin) => admin.fetchOffsets({ groupId: sinkGroupId, topics: [topic] }));
     assert.deepEqual(committed!.partitions.map(({ offset }) => offset), ['-1'], 'the message stays to be read again');
   });
@@ -225,8 +225,36 @@ describe('a Kafka principal held to ACLs (the local stack\'s authorizer)', { tim
     await grant([...runGrants(topic, 'another-group'), ...allow('GROUP', sinkGroupId, ['DESCRIBE'])]);
     const result = await apigwStream(['sink'], env.env, { timeoutMs: 60_000 });
     assert.equal(result.status, 1, result.stderr);
-    assert.ok(result.stderr.includes('apigw-stream: the sink stopped consuming: Not authorized to access group: Group authorization failed'), result.stderr);
+    assert.ok(result.stderr.includes(`apigw-stream: the sink stopped consuming ${topic}: Not authorized to access group: Group authorization failed`), result.stderr);
     assert.doesNotMatch(result.stderr, /"sink started"|error while closing/);
+  });
+
+  it('`sink` refused Read on its topic: stops, naming the topic', async () => {
+    const env = environment();
+    const { topic, sinkGroupId } = env.config;
+    await revoke([PRINCIPAL]);
+    await grant(runGrants(topic, sinkGroupId).filter(({ resourceType, operation }) => resourceType !== AclResourceTypes.TOPIC || operation !== AclOperationTypes.READ));
+    const result = await apigwStream(['sink'], env.env, { timeoutMs: 60_000 });
+    assert.equal(result.status, 1, result.stderr);
+    assert.ok(result.stderr.includes(`apigw-stream: the sink stopped consuming ${topic}: Not authorized to access topics: [Topic authorization failed]`), result.stderr);
+  });
+
+  it('`redrive` refused Write on the topic it sends back to: one line naming it, and the dead letter stays to be redriven', async () => {
+    const env = environment();
+    const { topic, sinkGroupId } = env.config;
+    await withPlainAdmin((admin) => admin.createTopics({ topics: [{ topic }, { topic: dlqTopic(topic) }] }));
+    const codec = createChangeCodec({ registryUrl, topic });
+    await codec.register();
+    const change = integrationChange({ region: REGION, apiId: 'acl2', integrationId: 'i-back', source: cloudTrailSource('ct-acls-2'), eventTime: Date.now() });
+    await produce(dlqTopic(topic), [await codec.encode(change, change)]);
+    await revoke([PRINCIPAL]);
+    await grant([...allow('TOPIC', topic, ['DESCRIBE', 'READ'], { prefixed: true }), ...allow('TOPIC', `other.${topic}`, ['WRITE']), ...allow('GROUP', sinkGroupId, ['READ'], { prefixed: true })]);
+    const result = await apigwStream(['redrive', '--format', 'json'], env.env);
+    assert.equal(result.status, 3, result.stderr);
+    assert.equal(result.stderr.split('\n').find((line) => line.startsWith('apigw-stream:')),
+      `apigw-stream: APIGW_TOPIC: the Kafka brokers refuse the principal Write on topic ${topic} (TOPIC_AUTHORIZATION_FAILED): grant it Write on the topic`);
+    const [committed] = await withPlainAdmin((admin) => admin.fetchOffsets({ groupId: `${sinkGroupId}.redrive`, topics: [dlqTopic(topic)] }));
+    assert.deepEqual(committed!.partitions.map(({ offset }) => offset), ['-1'], 'the redrive commits nothing past it');
   });
 
   const refusals: { name: string; command: string; env?: Record<string, string>; topicExists?: boolean; grants: (topic: string, group: string) => AclEntry[]; variable: string; says: (topic: string, group: string) => string }[] = [
