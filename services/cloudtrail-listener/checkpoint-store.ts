@@ -54,9 +54,13 @@ export function createCheckpointStore({ kafka, admin, topic, logger }: { kafka: 
     },
 
     /**
-     * The last committed checkpoint of every region; call after the transactional producer connected (which aborts a
-     * dead instance's open transaction). A record that is not a checkpoint (written by something else) is skipped with
-     * a warning: its region resumes from the checkpoint before it, or, if compaction removed that, looks back.
+     * The last committed checkpoint of every region, as far as a read_committed read reaches. A dead instance's open
+     * transaction holds the topic's readable end back until this instance's first transaction with its id aborts it
+     * (or its timeout does); kafkajs reports the empty fetch there at the topic's end, so the read ends below it. A
+     * checkpoint committed after that point is not seen then: its region resumes from the one before and reads those
+     * events again, which the sink takes as states it already holds. A record that is not a checkpoint (written by
+     * something else) is skipped with a warning: its region resumes from the checkpoint before it, or, if compaction
+     * removed that, looks back.
      */
     async loadAll(timeoutMs = 60_000): Promise<Map<string, Checkpoint>> {
       const offsets = await admin.fetchTopicOffsets(name);

@@ -328,8 +328,8 @@ export function createCloudTrailListener(deps: ListenerDeps) {
     }
     const added = scopes.filter((scope) => !following.has(scopeKey(scope)));
     if (added.length === 0) return;
-    // One transactional producer per account and region, fencing any dead instance's, before its checkpoint is read
-    // (kept from an earlier try that failed after connecting it).
+    // One transactional producer per account and region (kept from an earlier try that failed after connecting it);
+    // its first transaction fences a dead instance's producer of the same id and aborts what that left open.
     for (const scope of added) if (!producers.has(scopeKey(scope))) await connectProducer(scope);
     const loaded = await deps.checkpoints.loadAll();
     for (const scope of added) {
