@@ -12,7 +12,8 @@ const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
 };
 
 // kafkajs logs every retried request at ERROR; those it recovers from are noise at our level, so they go to debug.
-const RECOVERABLE = /coordinator is (loading|not available)|There is no leader|Leadership election|not the correct coordinator|does not host this topic-partition|Response (Heartbeat|OffsetCommit)/;
+// So do refused DescribeConfigs requests: every caller goes on without the settings (a principal may lack it).
+const RECOVERABLE = /coordinator is (loading|not available)|There is no leader|Leadership election|not the correct coordinator|does not host this topic-partition|Response (Heartbeat|OffsetCommit|DescribeConfigs)/;
 
 export function createKafka(options: { brokers: string[]; security: KafkaSecurity; clientId: string; logger: Logger }): Kafka {
   const log = options.logger.child({ component: 'kafkajs' });

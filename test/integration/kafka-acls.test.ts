@@ -7,11 +7,12 @@ import { STACK_MSK_IAM, STACK_SASL_USER } from '../../stack/parts.js';
 import { resetEmulator, seedSampleInventory, type SampleApi } from '../../stack/sample-inventory.js';
 import { createChangeCodec } from '../../services/shared/codec.js';
 import { dlqTopic } from '../../services/shared/kafka.js';
+import { checkpointTopic } from '../../services/cloudtrail-listener/checkpoint-store.js';
 import type { RedriveReport } from '../../services/sink/dead-letters.js';
 import { cloudTrailSource, integrationChange } from '../support/changes.js';
 import { apigwStream, currentTimeouts, startApigwStream, tailJson } from '../support/cli.js';
 import { startCloudTrailServer, type CloudTrailServer } from '../support/cloudtrail-server.js';
-import { awsClient, motoEndpoint, plainKafka, produce, registryUrl, saslBrokers, testEnvironment, waitFor } from '../support/harness.js';
+import { awsClient, motoEndpoint, plainKafka, produce, registryUrl, saslBrokers, testEnvironment, topicMessages, waitFor } from '../support/harness.js';
 
 // kafkajs's CommonJS exports, past what Node's named-export detection finds in its index.
 const { AclResourceTypes, AclOperationTypes, AclPermissionTypes, ResourcePatternTypes } = kafkajs;
@@ -131,6 +132,7 @@ describe('a Kafka principal held to ACLs (the local stack\'s authorizer)', { tim
     await grant(allow('TOPIC', topic, ['DESCRIBE', 'CREATE', 'WRITE'], { prefixed: true }));
     const snapshot = await apigwStream(['snapshot', '--once'], env.env);
     assert.equal(snapshot.status, 0, snapshot.stderr);
+    assert.doesNotMatch(snapshot.stderr, /"level":(40|50|60)/, 'no warning or error: nothing was refused');
     await revoke([PRINCIPAL]);
     await grant([...allow('TOPIC', topic, ['DESCRIBE', 'CREATE', 'READ', 'WRITE', 'DESCRIBE_CONFIGS'], { prefixed: true }), ...allow('GROUP', sinkGroupId, ['READ'], { prefixed: true })]);
     const { child: sink, exited, log, withLog } = startApigwStream(['sink'], env.env);
@@ -138,6 +140,31 @@ describe('a Kafka principal held to ACLs (the local stack\'s authorizer)', { tim
       await waitFor('the snapshot in the current-state table', async () => (await currentTimeouts(env.env))?.size === apis.reduce((n, api) => n + api.integrationIds.length, 0), 60_000).catch(withLog);
     } finally {
       sink.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, log());
+    assert.deepEqual(log().split('\n').filter((line) => /"level":(40|50|60)/.test(line)), [], 'no warning or error: nothing was refused');
+  });
+
+  it('`listen` with the ACLs README lists for it: a CloudTrail change and its checkpoint reach their topics', async () => {
+    const env = environment({ AWS_ENDPOINT_URL_CLOUDTRAIL: trail.endpoint, APIGW_LISTENER_LOOKBACK_HOURS: '1', APIGW_LISTENER_POLL_SECONDS: '1', LOG_LEVEL: 'info' });
+    const { topic } = env.config;
+    await revoke([PRINCIPAL]);
+    await grant([
+      ...allow('TOPIC', topic, ['DESCRIBE', 'CREATE', 'WRITE', 'READ'], { prefixed: true }),
+      ...allow('GROUP', 'apigw-stream-checkpoint-reader-', ['READ'], { prefixed: true }),
+      ...allow('TRANSACTIONAL_ID', `apigw-stream-listener.${topic}.`, ['WRITE'], { prefixed: true }),
+    ]);
+    const [, api] = apis;
+    trail.record({
+      region: REGION, eventName: 'UpdateIntegration', principal: { arn: 'arn:aws:iam::123456789012:user/bob' },
+      requestParameters: { apiId: api!.apiId, integrationId: api!.integrationIds[0], description: 'listened' }, responseElements: null,
+    });
+    const { child: listen, exited, log, withLog } = startApigwStream(['listen'], env.env);
+    try {
+      await waitFor('a CloudTrail change on the topic', async () => (await topicMessages(topic)).some(({ headers }) => headers['apigw.source'] === 'CLOUDTRAIL'), 60_000).catch(withLog);
+      await waitFor('a checkpoint', async () => (await topicMessages(checkpointTopic(topic))).length > 0, 30_000).catch(withLog);
+    } finally {
+      listen.kill('SIGTERM');
     }
     assert.equal(await exited, 0, log());
     assert.deepEqual(log().split('\n').filter((line) => /"level":(40|50|60)/.test(line)), [], 'no warning or error: nothing was refused');
