@@ -55,11 +55,12 @@ export async function openPipeline(options: PipelineOptions): Promise<Pipeline> 
 
 /** The topics every part makes when missing, the one it writes first (a sink, its dead letters), and the sink's group. */
 function kafkaUse(config: Config, parts: PipelineParts): KafkaUse {
-  const topics = [config.topic, ...(parts.sink ? [dlqTopic(config.topic)] : []), ...(parts.listen ? [checkpointTopic(config.topic)] : [])]
-    .map((name) => ({ name, variable: 'APIGW_TOPIC', creates: true }));
+  const made = (name: string) => ({ name, variable: 'APIGW_TOPIC', creates: true });
+  const changes = made(config.topic);
+  const deadLetters = made(dlqTopic(config.topic));
   return {
-    topics,
-    writes: parts.snapshot || parts.listen ? topics[0] : topics[1],
+    topics: [changes, ...(parts.sink ? [deadLetters] : []), ...(parts.listen ? [made(checkpointTopic(config.topic))] : [])],
+    writes: parts.snapshot || parts.listen ? changes : deadLetters,
     group: parts.sink ? { id: config.sinkGroupId, variable: 'APIGW_SINK_GROUP_ID' } : undefined,
   };
 }

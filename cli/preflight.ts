@@ -2,6 +2,7 @@ import { Kafka, logLevel, type Admin, type LogEntry } from 'kafkajs';
 import { basicAuthHeader, type BasicAuth } from '../services/shared/basic-auth.js';
 import { saslMechanismName, type KafkaSecurity } from '../services/shared/config.js';
 import { DependencyError, describeError } from '../services/shared/errors.js';
+import { kafkaErrorType } from '../services/shared/kafka.js';
 import { MskIamTokenError } from '../services/shared/msk-iam.js';
 
 /** A topic a command uses: the variable that names it, and whether the command makes it when it is missing. */
@@ -70,12 +71,6 @@ function unreachable(error: unknown, brokers: string[], security: KafkaSecurity)
   return new DependencyError('KAFKA_BROKERS', `no Kafka broker answers at ${brokers.join(',')} with ${tried} (${describeError(error)})`, error);
 }
 
-/** A broker's error code, as kafkajs names it: for a request about several topics the first topic's, and under kafkajs's wrappers. */
-const errorType = (error: unknown): string | undefined => {
-  const { type, errors, cause } = error as { type?: string; errors?: { type?: string }[]; cause?: unknown };
-  return type ?? errors?.[0]?.type ?? (cause ? errorType(cause) : undefined);
-};
-
 /**
  * Only what the brokers state stops the start: a refusal, or a topic the command needs and does not make. Anything
  * else (a coordinator still loading, a slow answer) is left to the command's own retries.
@@ -83,40 +78,40 @@ const errorType = (error: unknown): string | undefined => {
 async function checkUse(kafka: Kafka, admin: Admin, use: KafkaUse, context: { brokers: string[]; security: KafkaSecurity; refusals: Set<string> }): Promise<void> {
   const refused = (variable: string, what: string, type: string, grant: string) => new DependencyError(variable,
     `the Kafka brokers at ${context.brokers.join(',')} do not let ${principalOf(context.security)} ${what} (${type}): ${grant} (README, "Kafka ACLs", lists what each command needs)`);
+  // What to grant: the ACL operation, or with aws-msk-iam the IAM action that stands for it (`aclAlso`: ACLs only).
   const iam = context.security.sasl && 'region' in context.security.sasl;
+  const grant = (operation: string, action: string, on: string, aclAlso = '') => (iam ? `allow it kafka-cluster:${action} on ${on}` : `grant it ${operation} on ${on}${aclAlso}`);
   // A topic the principal may not describe is left out of the listing, as a missing one is.
   const listed = new Set(await admin.listTopics());
   for (const topic of use.topics.filter(({ name }) => !listed.has(name))) {
-    const described = await admin.fetchTopicMetadata({ topics: [topic.name] }).then(() => 'exists', errorType);
+    const described = await admin.fetchTopicMetadata({ topics: [topic.name] }).then(() => 'exists', kafkaErrorType);
     if (described === 'TOPIC_AUTHORIZATION_FAILED') {
-      throw refused(topic.variable, `describe topic ${topic.name}`, described, iam ? 'allow it kafka-cluster:DescribeTopic on the topic' : 'grant it Describe on the topic');
+      throw refused(topic.variable, `describe topic ${topic.name}`, described, grant('Describe', 'DescribeTopic', 'the topic'));
     }
     if (described !== 'UNKNOWN_TOPIC_OR_PARTITION') continue;
     if (!topic.creates) {
       throw new DependencyError(topic.variable, `no topic ${topic.name} at ${context.brokers.join(',')}: nothing has produced to it yet (a \`snapshot\`, \`listen\` or \`run\` creates it)`);
     }
-    const creation = await admin.createTopics({ validateOnly: true, waitForLeaders: false, topics: [{ topic: topic.name }] }).then(() => 'allowed', errorType);
+    const creation = await admin.createTopics({ validateOnly: true, waitForLeaders: false, topics: [{ topic: topic.name }] }).then(() => 'allowed', kafkaErrorType);
     if (creation === 'TOPIC_AUTHORIZATION_FAILED') {
-      throw refused(topic.variable, `create topic ${topic.name}, which does not exist yet`, creation,
-        iam ? 'allow it kafka-cluster:CreateTopic on the topic' : 'grant it Create on the topic (or the cluster)');
+      throw refused(topic.variable, `create topic ${topic.name}, which does not exist yet`, creation, grant('Create', 'CreateTopic', 'the topic', ' (or the cluster)'));
     }
   }
   if (use.writes) {
     // Asks for a producer id, as the command's producers do when they connect: it writes nothing to a topic.
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, retry: { retries: 2, initialRetryTime: 300 } });
-    const admitted = await producer.connect().then(() => 'admitted', errorType).finally(() => producer.disconnect().catch(() => undefined));
+    const admitted = await producer.connect().then(() => 'admitted', kafkaErrorType).finally(() => producer.disconnect().catch(() => undefined));
     if (admitted === 'CLUSTER_AUTHORIZATION_FAILED') {
       const { name, variable } = use.writes;
-      throw refused(variable, 'write to any topic', admitted, iam ? `allow it kafka-cluster:WriteData on topic ${name}` : `grant it Write on topic ${name}`);
+      throw refused(variable, 'write to any topic', admitted, grant('Write', 'WriteData', `topic ${name}`));
     }
   }
   if (use.group) {
     const { id, variable, prefix } = use.group;
     await admin.describeGroups([id]).catch(() => undefined);
     if (context.refusals.has('GROUP_AUTHORIZATION_FAILED')) {
-      const groups = prefix ? `the groups prefixed ${prefix}` : 'the group';
       throw refused(variable, `use consumer group ${id}`, 'GROUP_AUTHORIZATION_FAILED',
-        iam ? `allow it kafka-cluster:DescribeGroup and AlterGroup on ${groups}` : `grant it Describe and Read on ${groups}`);
+        grant('Describe and Read', 'DescribeGroup and AlterGroup', prefix ? `the groups prefixed ${prefix}` : 'the group'));
     }
   }
 }

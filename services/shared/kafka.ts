@@ -33,12 +33,21 @@ export function createKafka(options: { brokers: string[]; security: KafkaSecurit
 }
 
 /**
+ * The broker's error code in a kafkajs error, as kafkajs names it (TOPIC_AUTHORIZATION_FAILED): kafkajs wraps some
+ * answers as the cause of its own errors, and one request's answers for several topics in an aggregate (the first).
+ */
+export function kafkaErrorType(error: unknown): string | undefined {
+  const { type, errors, cause } = (error ?? {}) as { type?: string; errors?: { type?: string }[]; cause?: unknown };
+  return type ?? errors?.[0]?.type ?? (cause ? kafkaErrorType(cause) : undefined);
+}
+
+/**
  * A send's handler of rejections: a refusal of Write on `topic` becomes one naming the topic and the grant (kafkajs's
  * names neither); anything else is rethrown as it is.
  */
 export function namingWriteRefusal(topic: string): (error: unknown) => never {
   return (error) => {
-    if ((error as { type?: string }).type !== 'TOPIC_AUTHORIZATION_FAILED') throw error;
+    if (kafkaErrorType(error) !== 'TOPIC_AUTHORIZATION_FAILED') throw error;
     throw new DependencyError('APIGW_TOPIC', `the Kafka brokers refuse the principal Write on topic ${topic} (TOPIC_AUTHORIZATION_FAILED): grant it Write on the topic`, error);
   };
 }

@@ -1,7 +1,7 @@
 import type { IHeaders, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
 import type { ChangeCodec } from '../shared/codec.js';
 import { ApigwError, PoisonMessageError } from '../shared/errors.js';
-import { createIdempotentProducer, dlqTopic, groupPositions, inSends, namingWriteRefusal } from '../shared/kafka.js';
+import { createIdempotentProducer, dlqTopic, groupPositions, inSends, kafkaErrorType, namingWriteRefusal } from '../shared/kafka.js';
 import type { Logger } from '../shared/logger.js';
 import { checkApplicable } from './change-applier.js';
 
@@ -54,13 +54,10 @@ export function logValueOmitted(log: Logger, deadLetterTopic: string): (letter: 
   };
 }
 
-/** The broker refused a send for its size (kafkajs wraps its answer as the cause of a non-retriable error). */
+/** The broker refused a send for its size. */
 function tooLarge(error: unknown): boolean {
-  for (let current = error; current instanceof Error; current = current.cause) {
-    const { type } = current as Error & { type?: string };
-    if (type === 'MESSAGE_TOO_LARGE' || type === 'RECORD_LIST_TOO_LARGE') return true;
-  }
-  return false;
+  const type = kafkaErrorType(error);
+  return type === 'MESSAGE_TOO_LARGE' || type === 'RECORD_LIST_TOO_LARGE';
 }
 
 /** What a redrive did with a dead letter. */

@@ -10,7 +10,7 @@ import { STACK_MSK_IAM, STACK_SASL_USER } from '../../stack/parts.js';
 import { apigwStream } from '../support/cli.js';
 import { startClickHouseServer, stopClickHouseServer } from '../support/clickhouse-server-process.js';
 import { assumeRoleDenied, startFaultProxy, type Fault } from '../support/fault-proxy.js';
-import { brokers, motoEndpoint, plainKafka, registryUrl, saslBrokers, tlsBrokers, uniqueName } from '../support/harness.js';
+import { brokers, motoEndpoint, plainKafka, registrySubjects, registryUrl, saslBrokers, tlsBrokers, uniqueName } from '../support/harness.js';
 
 async function topicExists(topic: string): Promise<boolean> {
   const admin = plainKafka().admin();
@@ -18,10 +18,6 @@ async function topicExists(topic: string): Promise<boolean> {
   const topics = await admin.listTopics();
   await admin.disconnect();
   return topics.includes(topic);
-}
-
-async function subjects(): Promise<string[]> {
-  return (await fetch(`${registryUrl}/subjects`)).json() as Promise<string[]>;
 }
 
 // A ClickHouse server that takes one user's credentials, and refuses others (except at /ping, as a server does).
@@ -131,7 +127,7 @@ describe('bad configuration stops with one line naming the problem, and writes n
       it(`${command}: ${testCase.name}`, async () => {
         const topic = `test.${uniqueName('badconf')}`;
         const dataDir = join(STACK_DIR, 'test-data', uniqueName('badconf'));
-        const subjectsBefore = await subjects();
+        const subjectsBefore = await registrySubjects();
         const result = await apigwStream([command], {
           KAFKA_BROKERS: brokers.join(','),
           SCHEMA_REGISTRY_URL: registryUrl,
@@ -149,7 +145,7 @@ describe('bad configuration stops with one line naming the problem, and writes n
         if (testCase.says) assert.ok(result.stderr.includes(testCase.says), result.stderr);
         assert.doesNotMatch(result.stderr, /not-the-password/, 'never shows a password');
         assert.equal(await topicExists(topic), false, 'creates no topic');
-        assert.deepEqual(await subjects(), subjectsBefore, 'registers no schema');
+        assert.deepEqual(await registrySubjects(), subjectsBefore, 'registers no schema');
         assert.equal(existsSync(dataDir), false, 'creates no ClickHouse data');
       });
     }

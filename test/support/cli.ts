@@ -41,6 +41,11 @@ export function startApigwStream(args: string[], env: NodeJS.ProcessEnv, { cwd }
   return { child, exited: new Promise<number | null>((resolve) => child.once('exit', resolve)), log: () => log, withLog };
 }
 
+/** The warning, error and fatal lines of a service's log: none, when nothing was refused or failed under it. */
+export function complaints(log: string): string[] {
+  return log.split('\n').filter((line) => /"level":(40|50|60)/.test(line));
+}
+
 /** Each live integration's timeout, as `query current` answers; undefined while nothing answers. */
 export async function currentTimeouts(env: NodeJS.ProcessEnv): Promise<Map<string, number | null> | undefined> {
   const result = await apigwStream(['query', 'current', '--format', 'json'], env);

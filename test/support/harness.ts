@@ -18,6 +18,8 @@ import { deleteTopicsStartingWith } from './topics.js';
 export const ports = stackPorts();
 export const motoEndpoint = motoPart(ports.moto).endpoint;
 export const registryUrl = registryPart(ports.registry).endpoint;
+/** The subjects the local registry holds: a start that stops before writing registers none. */
+export const registrySubjects = async () => (await fetch(`${registryUrl}/subjects`)).json() as Promise<string[]>;
 export const brokers = [`127.0.0.1:${ports.kafka}`];
 /** The local broker's SASL/PLAIN listener (see STACK_SASL_USER). */
 export const saslBrokers = [`127.0.0.1:${ports.kafkaSasl}`];
